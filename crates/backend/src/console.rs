@@ -1,0 +1,149 @@
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The guest's serial console: every byte goes to the log file; lines are watched for the
+/// kernel's panic message and kept as a short tail for error reports.
+#[derive(Debug)]
+pub struct ConsoleLog {
+    file: File,
+    path: PathBuf,
+    partial: Vec<u8>,
+    tail: Vec<String>,
+    panic_line: Option<String>,
+}
+
+const TAIL_LINES: usize = 20;
+/// Console lines longer than this are cut when kept in memory; the log file keeps them whole.
+const MAX_LINE: usize = 4096;
+
+impl ConsoleLog {
+    /// Creates (or truncates) the log file.
+    pub fn create(path: &Path) -> io::Result<ConsoleLog> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Ok(ConsoleLog {
+            file: File::create(path)?,
+            path: path.to_path_buf(),
+            partial: Vec::new(),
+            tail: Vec::new(),
+            panic_line: None,
+        })
+    }
+
+    /// Where the log is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes bytes as they arrive from the guest.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.end_line();
+            } else if self.partial.len() < MAX_LINE {
+                self.partial.push(byte);
+            }
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self) {
+        let line = String::from_utf8_lossy(&self.partial)
+            .trim_end_matches('\r')
+            .to_string();
+        self.partial.clear();
+        if self.panic_line.is_none() && is_panic_line(&line) {
+            self.panic_line = Some(strip_timestamp(&line).to_string());
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.remove(0);
+        }
+        self.tail.push(line);
+    }
+
+    /// The kernel's panic line, if one was seen.
+    pub fn panic_line(&self) -> Option<&str> {
+        self.panic_line.as_deref()
+    }
+
+    /// The last lines of the console, oldest first.
+    pub fn tail(&mut self) -> &[String] {
+        if !self.partial.is_empty() {
+            self.end_line();
+        }
+        &self.tail
+    }
+
+    /// The last non-empty console line.
+    pub fn last_line(&mut self) -> Option<String> {
+        self.tail()
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
+    }
+}
+
+fn is_panic_line(line: &str) -> bool {
+    line.contains("Kernel panic - not syncing") || line.contains("panic: ")
+}
+
+/// `[    1.234567] text` → `text`.
+fn strip_timestamp(line: &str) -> &str {
+    match line
+        .trim_start()
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+    {
+        Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest.trim_start(),
+        _ => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_line_is_found_across_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ConsoleLog::create(&dir.path().join("console.log")).unwrap();
+        log.write(b"[    0.1] booting\n[    2.5] Kernel pan")
+            .unwrap();
+        assert_eq!(log.panic_line(), None);
+        log.write(b"ic - not syncing: sysrq triggered crash\n")
+            .unwrap();
+        assert_eq!(
+            log.panic_line(),
+            Some("Kernel panic - not syncing: sysrq triggered crash")
+        );
+        let written = std::fs::read(log.path()).unwrap();
+        assert!(written.ends_with(b"sysrq triggered crash\n"));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines_and_the_unfinished_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ConsoleLog::create(&dir.path().join("c.log")).unwrap();
+        for i in 0..30 {
+            log.write(format!("line {i}\n").as_bytes()).unwrap();
+        }
+        log.write(b"partial").unwrap();
+        let tail = log.tail().to_vec();
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(tail.last().unwrap(), "partial");
+        assert_eq!(tail.first().unwrap(), "line 11");
+    }
+
+    #[test]
+    fn timestamps_are_stripped_only_when_they_are_timestamps() {
+        assert_eq!(
+            strip_timestamp("[   12.000001] Kernel panic"),
+            "Kernel panic"
+        );
+        assert_eq!(strip_timestamp("[not a stamp] x"), "[not a stamp] x");
+    }
+}

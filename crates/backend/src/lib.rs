@@ -1,0 +1,18 @@
+//! What every VM backend (QEMU now; vmlane's own KVM VMM and bhyve later) must provide, and the
+//! host side of a run that all of them share: the run directory, the console log, the framed
+//! port to the guest init, timeouts, signals, and turning all of that into an [`Outcome`].
+#![deny(missing_docs)]
+
+mod console;
+mod machine;
+mod rundir;
+mod session;
+mod signals;
+
+pub use console::ConsoleLog;
+pub use machine::{Backend, BackendError, Machine, RunningVm, Share, ShareTransport};
+pub use rundir::RunDir;
+pub use session::{run_session, Session, SessionError, Timings};
+pub use signals::StopSignals;
+
+pub use vmlane_spec::Outcome;

@@ -1,0 +1,103 @@
+use std::io;
+use std::path::PathBuf;
+
+/// How the host root reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareTransport {
+    /// virtio-9p, served by the VMM itself.
+    NineP,
+    /// virtio-fs, served by a virtiofsd helper.
+    VirtioFs,
+}
+
+/// A host directory shared read-only with the guest.
+#[derive(Debug, Clone)]
+pub struct Share {
+    /// The host directory.
+    pub host_dir: PathBuf,
+    /// The tag the guest mounts it by.
+    pub tag: String,
+    /// The transport.
+    pub transport: ShareTransport,
+}
+
+/// Everything a backend needs to start one VM; backends add no policy of their own on top.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// The kernel image to boot.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initrd: PathBuf,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Virtual CPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// Unix socket the backend connects the guest's serial console to.
+    pub console_socket: PathBuf,
+    /// Unix socket the backend connects the guest's `vmlane.0` virtio-serial port to.
+    pub port_socket: PathBuf,
+    /// The host root share, if any.
+    pub share: Option<Share>,
+    /// A private directory for the backend's own sockets and logs; removed after the run.
+    pub run_dir: PathBuf,
+}
+
+/// A failure to start or control a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A program the backend needs is not installed.
+    #[error("{program} is not installed: {hint}")]
+    MissingProgram {
+        /// The program.
+        program: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// Starting a process failed.
+    #[error("failed to start {program}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// A helper process failed before the VM could start.
+    #[error("{program} failed: {message}")]
+    Helper {
+        /// The program.
+        program: String,
+        /// What it said.
+        message: String,
+    },
+    /// Anything else with an I/O cause.
+    #[error("failed to {action}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A VM backend: starts a [`Machine`] and hands back a handle to it.
+pub trait Backend {
+    /// A short name for messages, e.g. `qemu`.
+    fn name(&self) -> &str;
+    /// Starts the VM. The sockets in `machine` are already listening when this is called.
+    fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError>;
+}
+
+/// A started VM. Dropping it must end the VM and every helper it started.
+pub trait RunningVm {
+    /// A file descriptor that becomes readable when the VM has exited (a pidfd), so the
+    /// session can wait on it together with the sockets.
+    fn exit_fd(&self) -> std::os::fd::RawFd;
+    /// Whether the VM has exited, and if so what the VMM said about why (its stderr).
+    fn try_wait(&mut self) -> io::Result<Option<String>>;
+    /// Ends the VM now, and waits for it and its helpers to be gone.
+    fn kill(&mut self);
+}

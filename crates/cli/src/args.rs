@@ -1,0 +1,153 @@
+//! Command-line flags, parsed but not yet checked against the machine.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use vmlane_spec::{Accel, ShareKind};
+
+/// Boot a kernel in a throwaway VM and run a command in it.
+#[derive(Debug, Parser)]
+#[command(name = "vmlane", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Boot a kernel, run CMD inside with the host's files visible, exit with CMD's exit code.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Kernel image (bzImage, vmlinux), kernel build tree, or the name or release of a cached
+    /// kernel. Default: $VMLANE_KERNEL, a build tree in the current directory, vmlane's kernel
+    /// cache, then the newest /boot/vmlinuz-*.
+    #[arg(short, long, value_name = "KERNEL")]
+    pub kernel: Option<PathBuf>,
+    /// Directory of the kernel's modules (a lib/modules/<release> directory or a build tree).
+    #[arg(long, value_name = "DIR")]
+    pub modules: Option<PathBuf>,
+    /// Set an environment variable for CMD (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(OsString, OsString)>,
+    /// Guest memory, in MiB or with a suffix (512M, 2G).
+    #[arg(short, long, value_name = "SIZE", default_value = "512M", value_parser = parse_memory)]
+    pub memory: u32,
+    /// Number of virtual CPUs.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: u32,
+    /// End the VM after this many seconds and exit 124.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// CPU accelerator: auto picks KVM only where it can boot stock kernels.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// How the host's files reach the guest.
+    #[arg(long, value_enum, default_value_t = ShareArg::Auto)]
+    pub share: ShareArg,
+    /// Extra kernel command-line arguments, appended after vmlane's own.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Vec<String>,
+    /// Write the guest console here (it is kept whenever a run fails even without this).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+    /// Say what vmlane chose and how long each phase took.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The command to run in the guest, and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl From<AccelArg> for Accel {
+    fn from(arg: AccelArg) -> Accel {
+        match arg {
+            AccelArg::Auto => Accel::Auto,
+            AccelArg::Kvm => Accel::Kvm,
+            AccelArg::Tcg => Accel::Tcg,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShareArg {
+    Auto,
+    #[value(name = "9p")]
+    NineP,
+    Virtiofs,
+}
+
+impl From<ShareArg> for ShareKind {
+    fn from(arg: ShareArg) -> ShareKind {
+        match arg {
+            ShareArg::Auto => ShareKind::Auto,
+            ShareArg::NineP => ShareKind::NineP,
+            ShareArg::Virtiofs => ShareKind::VirtioFs,
+        }
+    }
+}
+
+fn parse_env(value: &str) -> Result<(OsString, OsString), String> {
+    match value.split_once('=') {
+        Some((key, val)) if !key.is_empty() => Ok((key.into(), val.into())),
+        _ => Err(format!("expected KEY=VALUE, got `{value}`")),
+    }
+}
+
+fn parse_memory(value: &str) -> Result<u32, String> {
+    let upper = value.trim().to_ascii_uppercase();
+    let (number, factor) = match upper.strip_suffix('G') {
+        Some(n) => (n, 1024),
+        None => (upper.strip_suffix('M').unwrap_or(&upper), 1),
+    };
+    let mib = number
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("expected a size like 512M or 2G, got `{value}`"))?;
+    if mib < 128 {
+        return Err(format!(
+            "{mib} MiB is too little memory to boot; use at least 128M"
+        ));
+    }
+    Ok(mib)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_with_and_without_suffix() {
+        assert_eq!(parse_memory("512"), Ok(512));
+        assert_eq!(parse_memory("512M"), Ok(512));
+        assert_eq!(parse_memory("2g"), Ok(2048));
+        assert!(parse_memory("64M").unwrap_err().contains("at least"));
+        assert!(parse_memory("lots").is_err());
+    }
+
+    #[test]
+    fn env_needs_a_key() {
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("novalue").is_err());
+    }
+
+    #[test]
+    fn command_after_double_dash_is_kept_verbatim() {
+        let cli = Cli::try_parse_from(["vmlane", "run", "--", "printf", "%s\n", "a b", "-v", "$X"])
+            .unwrap();
+        let Command::Run(args) = cli.command;
+        assert_eq!(args.command, ["printf", "%s\n", "a b", "-v", "$X"]);
+        assert!(!args.verbose);
+    }
+}

@@ -1,0 +1,22 @@
+//! The `vmlane` command: flags in, exit code out. Everything else lives in the library crates.
+
+mod args;
+mod run;
+
+use clap::Parser;
+use std::process::ExitCode;
+use vmlane_spec::exit_code;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Run(run_args) => run::run(run_args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(error) => {
+            eprintln!("vmlane: error: {error:#}");
+            ExitCode::from(exit_code::VMLANE_FAILED as u8)
+        }
+    }
+}

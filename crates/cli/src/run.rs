@@ -1,0 +1,272 @@
+//! `vmlane run`: the run spec becomes a guest payload, a backend boots it, and the outcome
+//! becomes vmlane's exit code.
+
+use crate::args::RunArgs;
+use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use vmlane_backend::{
+    run_session, ConsoleLog, Machine, RunDir, Session, Share, ShareTransport, StopSignals,
+};
+use vmlane_kernel::{find_kernel, Kernel, Search};
+use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
+use vmlane_proto::{RunRequest, ShareMount};
+use vmlane_qemu::{kernel_cmdline, resolve_accel, HostKvm, QemuBackend};
+use vmlane_spec::{exit_code, GuestStatus, Outcome, RunSpec, ShareKind};
+
+const SHARE_TAG: &str = "vmlane-root";
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs the command and returns the exit code vmlane should exit with.
+pub fn run(args: RunArgs) -> Result<i32> {
+    let signals = StopSignals::register().context("failed to catch SIGINT and SIGTERM")?;
+    let clock = Instant::now();
+    let verbose = args.verbose;
+    let say = |what: &str| {
+        if verbose {
+            eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
+        }
+    };
+    let spec = run_spec(&args)?;
+
+    let kernel = find_kernel(&Search::new(
+        args.kernel.clone(),
+        args.modules.clone(),
+        spec.cwd.clone(),
+    ))?;
+    say(&format!(
+        "kernel {} ({})",
+        kernel.image.display(),
+        kernel.origin
+    ));
+
+    let (accel, notice) = resolve_accel(spec.accel, &HostKvm::probe(Path::new("/")));
+    if let Some(notice) = notice {
+        eprintln!("vmlane: {notice}");
+    }
+    let backend = QemuBackend::detect(accel)?;
+    say(&format!("accelerator {accel:?}"));
+
+    let modules = kernel
+        .modules
+        .as_deref()
+        .map(ModuleIndex::open)
+        .transpose()?;
+    let transport = choose_share(spec.share, modules.as_ref(), &backend, &kernel)?;
+    say(&format!("host root shared over {transport:?}"));
+
+    let wanted = backend.guest_modules(Some(transport));
+    let load = match &modules {
+        Some(index) => index.closure(&wanted)?,
+        None => Vec::new(),
+    };
+    let cache = vmlane_kernel::cache_dir();
+    let initrd = vmlane_payload::initramfs::build_cached(&cache, vmlane_payload::INIT, &load)?;
+    say(&format!(
+        "initramfs {} ({} modules)",
+        initrd.display(),
+        load.len()
+    ));
+    if let Some(signal) = signals.received() {
+        return Ok(exit_code::SIGNAL_BASE + signal);
+    }
+
+    let run_dir = RunDir::create().context("failed to create the run directory")?;
+    let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));
+    let mut console = ConsoleLog::create(&log_path)
+        .with_context(|| format!("failed to create the console log {}", log_path.display()))?;
+    let machine = Machine {
+        kernel: kernel.image.clone(),
+        initrd,
+        cmdline: kernel_cmdline(&args.append),
+        cpus: spec.cpus,
+        memory_mib: spec.memory_mib,
+        console_socket: run_dir.join("console.sock"),
+        port_socket: run_dir.join("port.sock"),
+        share: Some(Share {
+            host_dir: PathBuf::from("/"),
+            tag: SHARE_TAG.into(),
+            transport,
+        }),
+        run_dir: run_dir.path().to_path_buf(),
+    };
+    let request = run_request(&spec, transport);
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    let session = Session {
+        machine,
+        request,
+        timeout: spec.timeout,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        console: &mut console,
+        signals: &signals,
+    };
+    let result = run_session(&backend, session);
+    drop(stdout);
+    drop(run_dir);
+    let (outcome, timings) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("vmlane: console log: {}", log_path.display());
+            return Err(error.into());
+        }
+    };
+    if verbose {
+        for (name, at) in &timings.host {
+            say(&format!("{name} at {} ms", at.as_millis()));
+        }
+        for (name, at) in &timings.guest {
+            say(&format!(
+                "guest {name} at {} ms after its kernel started",
+                at.as_millis()
+            ));
+        }
+    }
+    report(&outcome, &mut console, args.log.is_some(), verbose);
+    Ok(outcome.exit_code())
+}
+
+fn run_spec(args: &RunArgs) -> Result<RunSpec> {
+    let cwd = std::env::current_dir().context("failed to read the current directory")?;
+    let mut spec = RunSpec::new(args.command.clone(), cwd);
+    spec.env = args.env.clone();
+    spec.cpus = args.cpus;
+    spec.memory_mib = args.memory;
+    spec.accel = args.accel.into();
+    spec.share = args.share.into();
+    spec.timeout = match args.timeout {
+        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+        Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
+        None => None,
+    };
+    Ok(spec)
+}
+
+/// Picks the share transport the kernel can mount: 9p needs no helper process, virtio-fs
+/// needs a virtiofsd on the host.
+fn choose_share(
+    requested: ShareKind,
+    modules: Option<&ModuleIndex>,
+    backend: &QemuBackend,
+    kernel: &Kernel,
+) -> Result<ShareTransport> {
+    let has = |names: &[&str]| match modules {
+        Some(index) => names
+            .iter()
+            .all(|name| index.status(name) != ModuleStatus::Absent),
+        // No module directory: everything the kernel has is built in; trust its config if known.
+        None => names.iter().all(|name| config_has(kernel, name)),
+    };
+    let nine_p = has(&["9p", "9pnet_virtio"]);
+    let virtiofs = has(&["virtiofs"]);
+    let have_virtiofsd = backend.virtiofsd.is_some();
+    match requested {
+        ShareKind::NineP if nine_p => Ok(ShareTransport::NineP),
+        ShareKind::NineP => bail!("the kernel {} has no 9p support; try --share virtiofs", kernel.image.display()),
+        ShareKind::VirtioFs if !virtiofs => {
+            bail!("the kernel {} has no virtio-fs support; try --share 9p", kernel.image.display())
+        }
+        ShareKind::VirtioFs | ShareKind::Auto if virtiofs && have_virtiofsd => Ok(ShareTransport::VirtioFs),
+        ShareKind::VirtioFs => bail!(
+            "virtio-fs needs virtiofsd on the host: install qemu-system-x86 (Debian 12 ships /usr/lib/qemu/virtiofsd) or `cargo install virtiofsd`"
+        ),
+        ShareKind::Auto if nine_p => Ok(ShareTransport::NineP),
+        ShareKind::Auto => bail!(
+            "the kernel {} can mount neither 9p nor virtio-fs{}, so the host's files cannot be shared",
+            kernel.image.display(),
+            if virtiofs { " (it has virtio-fs, but no virtiofsd is installed)" } else { "" }
+        ),
+    }
+}
+
+fn config_has(kernel: &Kernel, module: &str) -> bool {
+    let option = match module {
+        "9p" => "9P_FS",
+        "9pnet_virtio" => "NET_9P_VIRTIO",
+        "virtiofs" => "VIRTIO_FS",
+        _ => return true,
+    };
+    // Without a config file nothing is known; 9p is the usual built-in choice of small kernels.
+    kernel
+        .config_option(option)
+        .map_or(module != "virtiofs", |t| t != vmlane_kernel::Tristate::No)
+}
+
+fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {
+    let term = std::env::var_os("TERM").unwrap_or_else(|| "linux".into());
+    let mut env: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("TERM".into(), term),
+    ];
+    for (key, value) in &spec.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    let (fstype, options) = match transport {
+        ShareTransport::NineP => (
+            "9p",
+            "trans=virtio,version=9p2000.L,msize=512000,cache=loose",
+        ),
+        ShareTransport::VirtioFs => ("virtiofs", ""),
+    };
+    RunRequest {
+        argv: spec.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+            .collect(),
+        cwd: spec.cwd.as_os_str().as_bytes().to_vec(),
+        share: Some(ShareMount {
+            fstype: fstype.into(),
+            tag: SHARE_TAG.into(),
+            options: options.into(),
+        }),
+    }
+}
+
+fn default_log_path(cache: &Path) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    cache
+        .join("logs")
+        .join(format!("{stamp}-{}.console.log", std::process::id()))
+}
+
+/// Tells the user what went wrong, if anything, and decides whether the console log stays.
+fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verbose: bool) {
+    let clean = matches!(outcome, Outcome::Completed(GuestStatus::Exited(0)));
+    if !outcome.completed() {
+        eprintln!("vmlane: {outcome}");
+        if matches!(
+            outcome,
+            Outcome::TimedOut | Outcome::VmDied(_) | Outcome::InitFailed { .. }
+        ) {
+            for line in console
+                .tail()
+                .iter()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                eprintln!("vmlane: console: {line}");
+            }
+        }
+        eprintln!("vmlane: console log: {}", console.path().display());
+    } else if verbose {
+        eprintln!(
+            "vmlane: {outcome}; console log: {}",
+            console.path().display()
+        );
+    }
+    if clean && !log_requested {
+        let _ = std::fs::remove_file(console.path());
+    }
+}

@@ -1,0 +1,191 @@
+//! Shared helpers for the end-to-end tests: real kernels, real QEMU.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A Debian kernel unpacked into vmlane's cache by scripts/setup.
+#[derive(Debug, Clone)]
+pub struct TestKernel {
+    pub label: &'static str,
+    pub dir: PathBuf,
+}
+
+/// The kernels every end-to-end test runs against. Without them the tests say so and skip,
+/// unless `VMLANE_E2E_REQUIRED` is set (as in CI), where a missing kernel is a failure.
+pub fn kernels() -> Vec<TestKernel> {
+    let dir = vmlane_kernel::kernels_dir(&vmlane_kernel::cache_dir());
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let pick = |label: &'static str, wanted: fn(&str) -> bool| {
+        let mut matching: Vec<&String> = names.iter().filter(|n| wanted(n)).collect();
+        matching.sort();
+        matching.last().map(|name| TestKernel {
+            label,
+            dir: dir.join(name),
+        })
+    };
+    let found: Vec<TestKernel> = [
+        pick("debian-cloud", |n| n.ends_with("-cloud-amd64")),
+        pick("debian-generic", |n| {
+            n.ends_with("-amd64") && !n.ends_with("-cloud-amd64")
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if found.len() < 2 {
+        let message = format!(
+            "end-to-end tests need Debian's cloud and generic kernels in {} (run scripts/setup); found {:?}",
+            dir.display(),
+            names
+        );
+        if std::env::var_os("VMLANE_E2E_REQUIRED").is_some() {
+            panic!("{message}");
+        }
+        eprintln!("skipped: {message}");
+    }
+    if which("qemu-system-x86_64").is_none() {
+        let message = "end-to-end tests need qemu-system-x86_64 (run scripts/setup)";
+        if std::env::var_os("VMLANE_E2E_REQUIRED").is_some() {
+            panic!("{message}");
+        }
+        eprintln!("skipped: {message}");
+        return Vec::new();
+    }
+    found
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The accelerator the tests ask for explicitly, so no fallback notice lands on stderr.
+pub fn accel() -> &'static str {
+    match vmlane_qemu::HostKvm::probe(Path::new("/")) {
+        vmlane_qemu::HostKvm::Hardware => "kvm",
+        _ => "tcg",
+    }
+}
+
+/// One test's private world: a working directory and a runtime dir for vmlane's run dirs, so
+/// that leftovers (files, sockets, processes) can be attributed to this test alone.
+pub struct Sandbox {
+    pub root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let root = tempfile::Builder::new()
+            .prefix("e2e-")
+            .tempdir_in(base)
+            .expect("create sandbox");
+        std::fs::create_dir(root.path().join("work")).unwrap();
+        std::fs::create_dir(root.path().join("runtime")).unwrap();
+        Sandbox { root }
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.root.path().join("work")
+    }
+
+    pub fn runtime(&self) -> PathBuf {
+        self.root.path().join("runtime")
+    }
+
+    /// `vmlane run -k KERNEL --accel A [extra] -- argv`, in the sandbox's work dir.
+    pub fn command(&self, kernel: &TestKernel, extra: &[&str], argv: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vmlane"));
+        command
+            .arg("run")
+            .arg("-k")
+            .arg(&kernel.dir)
+            .args(["--accel", accel()])
+            .args(extra)
+            .arg("--")
+            .args(argv)
+            .current_dir(self.work())
+            .env("XDG_RUNTIME_DIR", self.runtime())
+            .env_remove("VMLANE_KERNEL");
+        command
+    }
+
+    pub fn run(&self, kernel: &TestKernel, extra: &[&str], argv: &[&str]) -> Output {
+        let output = self
+            .command(kernel, extra, argv)
+            .output()
+            .expect("start vmlane");
+        self.assert_nothing_left(kernel);
+        output
+    }
+
+    /// No run dir, socket or temp file, and no process that was started for this sandbox.
+    pub fn assert_nothing_left(&self, kernel: &TestKernel) {
+        let left: Vec<_> = std::fs::read_dir(self.runtime())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "[{}] left behind in the runtime dir: {left:?}",
+            kernel.label
+        );
+        let marker = self.runtime();
+        let marker = marker.to_string_lossy();
+        let survivors = processes_mentioning(&marker);
+        assert!(
+            survivors.is_empty(),
+            "[{}] processes left running: {survivors:?}",
+            kernel.label
+        );
+    }
+}
+
+/// Command lines of live processes that mention `needle` (QEMU's carry the run dir's path).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts the exit code and shows everything vmlane printed when it differs.
+pub fn assert_code(kernel: &TestKernel, output: &Output, expected: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(expected),
+        "[{}] exit code\nstdout: {}\nstderr: {}",
+        kernel.label,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}

@@ -1,0 +1,290 @@
+//! `vmlane run` end to end: Debian's stock kernels booted on real QEMU.
+
+mod common;
+
+use common::{assert_code, kernels, text, Sandbox};
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn exit_codes_pass_through_and_signal_death_is_128_plus_n() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        for (argv, expected) in [
+            (&["true"][..], 0),
+            (&["false"][..], 1),
+            (&["sh", "-c", "exit 7"][..], 7),
+            (&["sh", "-c", "kill -KILL $$"][..], 137),
+        ] {
+            let output = sandbox.run(&kernel, &[], argv);
+            assert_code(&kernel, &output, expected);
+        }
+    }
+}
+
+#[test]
+fn stdout_and_stderr_stay_apart_and_kernel_messages_stay_out() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let output = sandbox.run(
+            &kernel,
+            &[],
+            &["sh", "-c", "echo to-stdout; echo to-stderr >&2"],
+        );
+        assert_code(&kernel, &output, 0);
+        assert_eq!(text(&output.stdout), "to-stdout\n", "[{}]", kernel.label);
+        assert_eq!(text(&output.stderr), "to-stderr\n", "[{}]", kernel.label);
+    }
+}
+
+#[test]
+fn a_mebibyte_of_binary_output_arrives_byte_for_byte() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let blob: Vec<u8> = (0..1 << 20)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        std::fs::write(sandbox.work().join("blob.bin"), &blob).unwrap();
+        let output = sandbox.run(&kernel, &[], &["cat", "blob.bin"]);
+        assert_code(&kernel, &output, 0);
+        assert!(
+            output.stdout == blob,
+            "[{}] {} bytes came back, not the same",
+            kernel.label,
+            output.stdout.len()
+        );
+    }
+}
+
+#[test]
+fn argv_with_spaces_quotes_and_dollars_is_unchanged() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let output = sandbox.run(
+            &kernel,
+            &[],
+            &[
+                "printf", "[%s]\\n", "a b", "it's", "$HOME", "\"q\"", "", "*", "-e=1",
+            ],
+        );
+        assert_code(&kernel, &output, 0);
+        assert_eq!(
+            text(&output.stdout),
+            "[a b]\n[it's]\n[$HOME]\n[\"q\"]\n[]\n[*]\n[-e=1]\n",
+            "[{}]",
+            kernel.label
+        );
+    }
+}
+
+#[test]
+fn the_command_runs_in_the_current_directory_with_host_files_and_env() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        std::fs::write(sandbox.work().join("hello.txt"), "from the host\n").unwrap();
+        let output = sandbox.run(
+            &kernel,
+            &["-e", "GREETING=hi there"],
+            &[
+                "sh",
+                "-c",
+                "pwd; cat hello.txt; echo \"$GREETING\"; echo \"$HOME\"",
+            ],
+        );
+        assert_code(&kernel, &output, 0);
+        let expected = format!(
+            "{}\nfrom the host\nhi there\n/root\n",
+            sandbox.work().display()
+        );
+        assert_eq!(text(&output.stdout), expected, "[{}]", kernel.label);
+    }
+}
+
+#[test]
+fn files_written_in_the_guest_never_reach_the_host() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        std::fs::write(sandbox.work().join("existing.txt"), "original\n").unwrap();
+        let output = sandbox.run(
+            &kernel,
+            &[],
+            &["sh", "-c", "echo new > created.txt && echo changed > existing.txt && cat created.txt existing.txt"],
+        );
+        assert_code(&kernel, &output, 0);
+        assert_eq!(text(&output.stdout), "new\nchanged\n", "[{}]", kernel.label);
+        assert!(
+            !sandbox.work().join("created.txt").exists(),
+            "[{}] created.txt reached the host",
+            kernel.label
+        );
+        assert_eq!(
+            std::fs::read_to_string(sandbox.work().join("existing.txt")).unwrap(),
+            "original\n"
+        );
+    }
+}
+
+#[test]
+fn output_is_streamed_before_the_command_ends() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let mut child = sandbox
+            .command(
+                &kernel,
+                &[],
+                &["sh", "-c", "echo first; sleep 5; echo second"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let first_seen = Instant::now();
+        assert_eq!(line, "first\n", "[{}]", kernel.label);
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "[{}]", kernel.label);
+        assert_eq!(rest, "second\n");
+        assert!(
+            first_seen.elapsed() >= Duration::from_secs(4),
+            "[{}] the first line arrived only {:?} before the end",
+            kernel.label,
+            first_seen.elapsed()
+        );
+        sandbox.assert_nothing_left(&kernel);
+    }
+}
+
+#[test]
+fn timeout_ends_a_hung_vm_with_124() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let started = Instant::now();
+        let output = sandbox.run(&kernel, &["--timeout", "3"], &["sleep", "600"]);
+        assert_code(&kernel, &output, 124);
+        assert!(started.elapsed() < Duration::from_secs(60));
+        assert!(
+            text(&output.stderr).contains("timeout"),
+            "[{}] {}",
+            kernel.label,
+            text(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_end_the_vm_and_vmlane_exits_130_and_143() {
+    for kernel in kernels() {
+        for (signal, expected) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+            let sandbox = Sandbox::new();
+            let mut child = sandbox
+                .command(&kernel, &[], &["sleep", "600"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(1500));
+            // SAFETY: kill with a live child's pid and a valid signal number.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+            let started = Instant::now();
+            let status = child.wait().unwrap();
+            assert_eq!(
+                status.code(),
+                Some(expected),
+                "[{}] signal {signal}",
+                kernel.label
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "[{}] slow to stop",
+                kernel.label
+            );
+            sandbox.assert_nothing_left(&kernel);
+        }
+    }
+}
+
+#[test]
+fn a_guest_kernel_panic_fails_the_run_quoting_the_panic() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let started = Instant::now();
+        let output = sandbox.run(
+            &kernel,
+            &["--timeout", "120"],
+            &["sh", "-c", "echo c > /proc/sysrq-trigger; sleep 600"],
+        );
+        assert_code(&kernel, &output, 125);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("Kernel panic - not syncing"),
+            "[{}] {stderr}",
+            kernel.label
+        );
+        assert!(
+            stderr.contains("console log: "),
+            "[{}] {stderr}",
+            kernel.label
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "[{}] panic noticed only at {:?}",
+            kernel.label,
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn a_missing_kernel_is_a_clear_error_and_starts_no_vm() {
+    let sandbox = Sandbox::new();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(["run", "-k", "/nonexistent/bzImage", "--", "true"])
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("/nonexistent/bzImage"), "{stderr}");
+    assert_eq!(std::fs::read_dir(sandbox.runtime()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_file_that_is_not_a_kernel_is_a_clear_error_and_starts_no_vm() {
+    let sandbox = Sandbox::new();
+    let bogus = sandbox.work().join("bzImage");
+    std::fs::write(&bogus, "this is a text file, not a kernel\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .arg("run")
+        .arg("-k")
+        .arg(&bogus)
+        .args(["--", "true"])
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("not a kernel"), "{stderr}");
+    assert!(stderr.contains("bzImage"), "{stderr}");
+    assert_eq!(std::fs::read_dir(sandbox.runtime()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_missing_command_exits_127_with_a_message() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let output = sandbox.run(&kernel, &[], &["no-such-program-vmlane"]);
+        assert_code(&kernel, &output, 127);
+        assert!(
+            text(&output.stderr).contains("no-such-program-vmlane"),
+            "[{}]",
+            kernel.label
+        );
+    }
+}

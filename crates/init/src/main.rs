@@ -1,0 +1,47 @@
+//! vmlane's guest init. It runs as PID 1 from the initramfs; every step returns a [`Failure`]
+//! naming the step, which reaches the console and the host before the VM goes down.
+
+mod command;
+mod console;
+mod modules;
+mod mounts;
+mod port;
+mod sys;
+
+use console::Failure;
+use port::Port;
+use vmlane_proto::{GuestMessage, HostMessage};
+
+fn main() {
+    console::install_crash_reporting();
+    let mut port = None;
+    if let Err(failure) = run(&mut port) {
+        console::report(&failure, port.as_mut());
+        if let Some(port) = port.as_mut() {
+            port.wait_for_host_to_hang_up();
+        }
+    }
+    sys::power_off();
+}
+
+/// The whole life of the guest, one step a line.
+fn run(port_slot: &mut Option<Port>) -> Result<(), Failure> {
+    let mut marks = vec![("init started", sys::boot_ns())];
+    mounts::mount_early_filesystems()?;
+    modules::load_listed_modules()?;
+    marks.push(("modules loaded", sys::boot_ns()));
+    let port = port_slot.insert(Port::open()?);
+    for (name, boot_ns) in marks {
+        port.send(&GuestMessage::Mark {
+            name: name.into(),
+            boot_ns,
+        })?;
+    }
+    let HostMessage::Run(request) = port.receive()?;
+    mounts::enter_root(&request)?;
+    port.mark("root ready")?;
+    let status = command::run(&request, port)?;
+    port.send(&GuestMessage::Exit(status))?;
+    port.wait_for_host_to_hang_up();
+    Ok(())
+}

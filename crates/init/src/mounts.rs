@@ -1,0 +1,95 @@
+//! The guest's filesystems: the host root read-only under a tmpfs overlay, so the command sees
+//! the host's files and programs while nothing it writes reaches the host.
+
+use crate::console::{Failure, StepContext};
+use crate::sys::{self, mount};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use vmlane_proto::RunRequest;
+
+const LOWER: &str = "/vmlane/lower";
+const SCRATCH: &str = "/vmlane/rw";
+const ROOT: &str = "/vmlane/root";
+
+/// proc, sysfs and devtmpfs, needed to load modules and find the host port.
+pub fn mount_early_filesystems() -> Result<(), Failure> {
+    for (fstype, target) in [("proc", "/proc"), ("sysfs", "/sys"), ("devtmpfs", "/dev")] {
+        fs::create_dir_all(target).step(|| format!("create {target}"))?;
+        mount(fstype, target, Some(fstype), libc::MS_NOSUID, None)
+            .step(|| format!("mount {fstype} on {target}"))?;
+    }
+    Ok(())
+}
+
+/// Builds the overlay root, moves the early mounts into it, and enters it at the request's cwd.
+pub fn enter_root(request: &RunRequest) -> Result<(), Failure> {
+    let cwd = String::from_utf8_lossy(&request.cwd).into_owned();
+    if let Some(share) = &request.share {
+        mount_overlay_root(&share.fstype, &share.tag, &share.options)?;
+        for dir in ["/dev", "/proc", "/sys"] {
+            let target = format!("{ROOT}{dir}");
+            mount(dir, &target, None, libc::MS_MOVE, None)
+                .step(|| format!("move {dir} into the new root"))?;
+        }
+        mount_scratch_dirs(&cwd)?;
+        std::env::set_current_dir(ROOT).step(|| format!("enter {ROOT}"))?;
+        let dot = sys::cstring(".").expect("no NUL");
+        // SAFETY: `dot` is a valid C string; chroot only reads it.
+        sys::check(unsafe { libc::chroot(dot.as_ptr()) })
+            .step(|| "chroot into the overlay root".into())?;
+    }
+    let mut pts = fs::create_dir_all("/dev/pts").step(|| "create /dev/pts".into());
+    if pts.is_ok() {
+        pts = mount(
+            "devpts",
+            "/dev/pts",
+            Some("devpts"),
+            libc::MS_NOSUID,
+            Some("ptmxmode=0666"),
+        )
+        .step(|| "mount /dev/pts".into());
+    }
+    pts?;
+    std::env::set_current_dir(std::ffi::OsStr::from_bytes(&request.cwd))
+        .step(|| format!("enter the working directory {cwd}"))
+}
+
+fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Failure> {
+    for dir in [LOWER, SCRATCH, ROOT] {
+        fs::create_dir_all(dir).step(|| format!("create {dir}"))?;
+    }
+    mount(tag, LOWER, Some(fstype), libc::MS_RDONLY, Some(options))
+        .step(|| format!("mount the host root ({fstype} tag {tag})"))?;
+    mount("tmpfs", SCRATCH, Some("tmpfs"), 0, Some("mode=0755"))
+        .step(|| "mount the tmpfs for the overlay".into())?;
+    for dir in ["upper", "work"] {
+        fs::create_dir(format!("{SCRATCH}/{dir}")).step(|| format!("create {SCRATCH}/{dir}"))?;
+    }
+    let data = format!("lowerdir={LOWER},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work");
+    mount("overlay", ROOT, Some("overlay"), 0, Some(&data)).step(|| "mount the overlay root".into())
+}
+
+/// Fresh tmpfs on /tmp and /run, except where the command's own directory lives, which must
+/// stay visible.
+fn mount_scratch_dirs(cwd: &str) -> Result<(), Failure> {
+    for (dir, mode) in [
+        ("/tmp", "mode=1777"),
+        ("/run", "mode=0755"),
+        ("/dev/shm", "mode=1777"),
+    ] {
+        if cwd == dir || cwd.starts_with(&format!("{dir}/")) {
+            continue;
+        }
+        let target = format!("{ROOT}{dir}");
+        fs::create_dir_all(&target).step(|| format!("create {dir}"))?;
+        mount(
+            "tmpfs",
+            &target,
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(mode),
+        )
+        .step(|| format!("mount tmpfs on {dir}"))?;
+    }
+    Ok(())
+}

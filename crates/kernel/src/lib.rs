@@ -1,0 +1,68 @@
+//! Finding the kernel to boot and learning what it is: its image format, its release, where its
+//! modules and config are.
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod image;
+mod search;
+mod version;
+
+pub use config::Tristate;
+pub use error::KernelError;
+pub use image::{identify, ImageFormat};
+pub use search::{cache_dir, find_kernel, kernels_dir, Search};
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A kernel ready to boot.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    /// The file QEMU loads.
+    pub image: PathBuf,
+    /// What kind of image it is.
+    pub format: ImageFormat,
+    /// The kernel release (`uname -r`), when the image says.
+    pub release: Option<String>,
+    /// Its modules: a `lib/modules/<release>` directory or a build tree.
+    pub modules: Option<PathBuf>,
+    /// Its `.config`, when known.
+    pub config: Option<PathBuf>,
+    /// How it was chosen.
+    pub origin: Origin,
+}
+
+impl Kernel {
+    /// The value of `CONFIG_<name>` in the kernel's config, if the config is known.
+    pub fn config_option(&self, name: &str) -> Option<Tristate> {
+        config::lookup(self.config.as_deref()?, name)
+    }
+}
+
+/// Where a kernel was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `-k` on the command line.
+    Explicit,
+    /// `$VMLANE_KERNEL`.
+    Environment,
+    /// A kernel build tree in the current directory.
+    BuildTree,
+    /// vmlane's kernel cache.
+    Cache,
+    /// The host's `/boot`.
+    Boot,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Explicit => "given with -k",
+            Origin::Environment => "from $VMLANE_KERNEL",
+            Origin::BuildTree => "the build tree in the current directory",
+            Origin::Cache => "from vmlane's kernel cache",
+            Origin::Boot => "the host's newest /boot kernel",
+        })
+    }
+}

@@ -1,0 +1,16 @@
+//! The wire format between vmlane's host side and its guest init.
+//!
+//! One virtio-serial port carries everything in both directions, so the order in which the guest
+//! sends output and its exit status is the order the host sees them. Every frame is
+//! `[kind: u8][length: u32 LE][payload]`. This crate is the only place where the host parses bytes
+//! the guest controls, so decoding never panics and bounds every length.
+#![deny(missing_docs)]
+
+mod codec;
+mod message;
+
+pub use codec::{encode, DecodeError, Decoder, Frame, MAX_FRAME};
+pub use message::{GuestMessage, HostMessage, RunRequest, ShareMount};
+
+/// The name of the virtio-serial port the guest init looks for.
+pub const PORT_NAME: &str = "vmlane.0";

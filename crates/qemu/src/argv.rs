@@ -1,0 +1,294 @@
+//! The QEMU command line, as a pure function of the machine so it can be tested without QEMU.
+
+use crate::accel::AccelChoice;
+use std::ffi::OsString;
+use vmlane_backend::{Machine, ShareTransport};
+use vmlane_proto::PORT_NAME;
+
+/// Kernel arguments every run gets, each with the reason it is there.
+pub const KERNEL_ARGS: &[(&str, &str)] = &[
+    (
+        "console=ttyS0",
+        "kernel messages go to the serial port vmlane logs",
+    ),
+    (
+        "panic=-1",
+        "reboot at once on panic; QEMU's -no-reboot turns that into an exit",
+    ),
+    (
+        "reboot=t",
+        "reboot by triple fault: immediate on every machine type",
+    ),
+    ("rdinit=/init", "vmlane's init in the initramfs"),
+    ("8250.nr_uarts=1", "probe one serial port, not four"),
+    ("i8042.noaux", "no PS/2 mouse to probe"),
+    ("i8042.nokbd", "no PS/2 keyboard to probe"),
+    ("i8042.nopnp", "skip the PnP probe for the i8042"),
+    ("edd=off", "no BIOS disks to query"),
+    ("nokaslr", "stable addresses for logs and debuggers"),
+    (
+        "mitigations=off",
+        "speculative-execution mitigations cost boot time in a throwaway VM",
+    ),
+    ("audit=0", "no audit subsystem"),
+    ("apparmor=0", "no LSM setup for a throwaway VM"),
+    ("selinux=0", "no LSM setup for a throwaway VM"),
+    ("cryptomgr.notests", "skip crypto self-tests at boot"),
+    ("random.trust_cpu=on", "do not wait for entropy"),
+    (
+        "rcupdate.rcu_expedited=1",
+        "faster RCU grace periods during boot",
+    ),
+    (
+        "no_timer_check",
+        "skip the IO-APIC timer check, slow under emulation",
+    ),
+    (
+        "tsc=reliable",
+        "do not watchdog the TSC, which jitters under emulation",
+    ),
+];
+
+/// The kernel command line: vmlane's arguments, then the user's, which win where they clash.
+pub fn kernel_cmdline(extra: &[String]) -> String {
+    let mut words: Vec<&str> = KERNEL_ARGS.iter().map(|(arg, _)| *arg).collect();
+    words.extend(extra.iter().map(String::as_str));
+    words.join(" ")
+}
+
+/// Modules for the devices every run has: the virtio-serial port and the overlay root.
+pub const GUEST_MODULES_BASE: &[&str] = &["virtio_pci", "virtio_console", "overlay"];
+/// Modules for a 9p share.
+pub const GUEST_MODULES_9P: &[&str] = &["9pnet_virtio", "9p"];
+/// Modules for a virtio-fs share.
+pub const GUEST_MODULES_VIRTIOFS: &[&str] = &["virtiofs"];
+
+/// The whole QEMU argument list (without the program name).
+pub fn qemu_args(machine: &Machine, accel: AccelChoice) -> Vec<OsString> {
+    let mut args = Args::default();
+    args.push([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    add_machine(&mut args, machine, accel);
+    args.pair("-kernel", machine.kernel.as_os_str());
+    args.pair("-initrd", machine.initrd.as_os_str());
+    args.pair("-append", machine.cmdline.as_str());
+    add_console(&mut args, machine);
+    add_port(&mut args, machine);
+    add_share(&mut args, machine);
+    args.0
+}
+
+#[derive(Default)]
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn push<const N: usize>(&mut self, items: [&str; N]) {
+        self.0.extend(items.iter().map(OsString::from));
+    }
+
+    fn pair(&mut self, flag: &str, value: impl Into<OsString>) {
+        self.0.push(flag.into());
+        self.0.push(value.into());
+    }
+}
+
+/// q35 with every optional legacy device off. virtio-pci on q35 needs no ACPI-described
+/// virtio-mmio, which stock distro kernels would otherwise need, and never hung in the boot
+/// studies (QEMU's microvm with ACPI did, under TCG).
+fn add_machine(args: &mut Args, machine: &Machine, accel: AccelChoice) {
+    let (accel_name, cpu) = match accel {
+        AccelChoice::Kvm => ("kvm", "host"),
+        // kvm_pvm rejects the arch-capabilities MSR that `-cpu host` sets up.
+        AccelChoice::KvmPvm => ("kvm", "host,-arch-capabilities"),
+        AccelChoice::Tcg => ("tcg", "max"),
+    };
+    let memory_backend = machine
+        .share
+        .as_ref()
+        .is_some_and(|s| s.transport == ShareTransport::VirtioFs);
+    let mut machine_opts = format!("q35,accel={accel_name},smbus=off,sata=off,vmport=off,usb=off");
+    if memory_backend {
+        machine_opts.push_str(",memory-backend=mem");
+    }
+    args.pair("-machine", machine_opts);
+    args.pair("-cpu", cpu);
+    args.pair("-smp", machine.cpus.to_string());
+    args.pair("-m", format!("{}M", machine.memory_mib));
+    if memory_backend {
+        // vhost-user devices (virtiofsd) need guest memory they can map.
+        args.pair(
+            "-object",
+            format!(
+                "memory-backend-memfd,id=mem,size={}M,share=on",
+                machine.memory_mib
+            ),
+        );
+    }
+}
+
+fn add_console(args: &mut Args, machine: &Machine) {
+    args.pair(
+        "-chardev",
+        chardev_socket("console", &machine.console_socket),
+    );
+    args.pair("-serial", "chardev:console");
+}
+
+fn add_port(args: &mut Args, machine: &Machine) {
+    args.pair("-device", "virtio-serial-pci,id=vmlane-serial");
+    args.pair("-chardev", chardev_socket("port", &machine.port_socket));
+    args.pair(
+        "-device",
+        format!("virtserialport,bus=vmlane-serial.0,chardev=port,name={PORT_NAME}"),
+    );
+}
+
+fn add_share(args: &mut Args, machine: &Machine) {
+    let Some(share) = &machine.share else { return };
+    match share.transport {
+        ShareTransport::NineP => {
+            let mut fsdev = OsString::from(
+                "local,id=share,security_model=none,readonly=on,multidevs=remap,path=",
+            );
+            fsdev.push(escape_option(share.host_dir.as_os_str()));
+            args.pair("-fsdev", fsdev);
+            args.pair(
+                "-device",
+                format!("virtio-9p-pci,fsdev=share,mount_tag={}", share.tag),
+            );
+        }
+        ShareTransport::VirtioFs => {
+            args.pair(
+                "-chardev",
+                chardev_socket("share", &machine.run_dir.join("virtiofs.sock")),
+            );
+            args.pair(
+                "-device",
+                format!("vhost-user-fs-pci,chardev=share,tag={}", share.tag),
+            );
+        }
+    }
+}
+
+fn chardev_socket(id: &str, path: &std::path::Path) -> OsString {
+    let mut value = OsString::from(format!("socket,id={id},path="));
+    value.push(escape_option(path.as_os_str()));
+    value
+}
+
+/// QEMU splits option values on commas; a literal comma is written twice.
+fn escape_option(value: &std::ffi::OsStr) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = Vec::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        out.push(byte);
+        if byte == b',' {
+            out.push(b',');
+        }
+    }
+    OsString::from_vec(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use vmlane_backend::Share;
+
+    fn machine(share: Option<ShareTransport>) -> Machine {
+        Machine {
+            kernel: PathBuf::from("/k/vmlinuz"),
+            initrd: PathBuf::from("/c/initrd.cpio"),
+            cmdline: "console=ttyS0".into(),
+            cpus: 2,
+            memory_mib: 512,
+            console_socket: PathBuf::from("/run/x/console.sock"),
+            port_socket: PathBuf::from("/run/x,y/port.sock"),
+            share: share.map(|transport| Share {
+                host_dir: PathBuf::from("/"),
+                tag: "vmlane-root".into(),
+                transport,
+            }),
+            run_dir: PathBuf::from("/run/x"),
+        }
+    }
+
+    fn joined(args: &[OsString]) -> String {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn value_after<'a>(args: &'a [OsString], flag: &str) -> Vec<&'a OsString> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| &w[1])
+            .collect()
+    }
+
+    #[test]
+    fn tcg_uses_cpu_max_and_never_reboots() {
+        let args = qemu_args(&machine(None), AccelChoice::Tcg);
+        let text = joined(&args);
+        assert!(text.contains("-machine q35,accel=tcg"));
+        assert_eq!(value_after(&args, "-cpu"), ["max"]);
+        assert!(args.iter().any(|a| a == "-no-reboot"));
+        assert!(args.iter().any(|a| a == "-nodefaults"));
+        assert_eq!(value_after(&args, "-smp"), ["2"]);
+        assert_eq!(value_after(&args, "-m"), ["512M"]);
+    }
+
+    #[test]
+    fn pvm_kvm_avoids_the_arch_capabilities_msr() {
+        let args = qemu_args(&machine(None), AccelChoice::KvmPvm);
+        assert_eq!(value_after(&args, "-cpu"), ["host,-arch-capabilities"]);
+        assert!(joined(&args).contains("accel=kvm"));
+    }
+
+    #[test]
+    fn commas_in_socket_paths_are_escaped() {
+        let args = qemu_args(&machine(None), AccelChoice::Kvm);
+        assert!(value_after(&args, "-chardev")
+            .iter()
+            .any(|v| *v == "socket,id=port,path=/run/x,,y/port.sock"));
+    }
+
+    #[test]
+    fn port_is_named_for_the_guest_init() {
+        let text = joined(&qemu_args(&machine(None), AccelChoice::Tcg));
+        assert!(text.contains("virtserialport,bus=vmlane-serial.0,chardev=port,name=vmlane.0"));
+    }
+
+    #[test]
+    fn ninep_share_is_read_only_on_the_host() {
+        let args = qemu_args(&machine(Some(ShareTransport::NineP)), AccelChoice::Tcg);
+        let fsdev = value_after(&args, "-fsdev");
+        assert_eq!(fsdev.len(), 1);
+        assert!(fsdev[0].to_string_lossy().contains("readonly=on"));
+        assert!(joined(&args).contains("virtio-9p-pci,fsdev=share,mount_tag=vmlane-root"));
+        assert!(!joined(&args).contains("memory-backend"));
+    }
+
+    #[test]
+    fn virtiofs_share_gets_shared_memory() {
+        let args = qemu_args(&machine(Some(ShareTransport::VirtioFs)), AccelChoice::Tcg);
+        let text = joined(&args);
+        assert!(text.contains("memory-backend-memfd,id=mem,size=512M,share=on"));
+        assert!(text.contains(",memory-backend=mem"));
+        assert!(text.contains("vhost-user-fs-pci,chardev=share,tag=vmlane-root"));
+        assert!(text.contains("socket,id=share,path=/run/x/virtiofs.sock"));
+    }
+
+    #[test]
+    fn cmdline_panics_into_an_exit_and_keeps_user_args_last() {
+        let cmdline = kernel_cmdline(&["loglevel=8".to_string()]);
+        assert!(cmdline.starts_with("console=ttyS0 panic=-1 reboot=t "));
+        assert!(cmdline.ends_with(" loglevel=8"));
+    }
+}

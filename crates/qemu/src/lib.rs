@@ -1,0 +1,93 @@
+//! vmlane's QEMU backend. The command line is built by pure functions (tested without QEMU);
+//! this crate's other job is keeping QEMU and its virtiofsd helper from outliving a run.
+#![deny(missing_docs)]
+
+mod accel;
+mod argv;
+mod process;
+mod virtiofsd;
+
+pub use accel::{resolve_accel, AccelChoice, HostKvm};
+pub use argv::{
+    kernel_cmdline, qemu_args, GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_VIRTIOFS,
+    KERNEL_ARGS,
+};
+pub use virtiofsd::find_virtiofsd;
+
+use std::path::PathBuf;
+use vmlane_backend::{Backend, BackendError, Machine, RunningVm, ShareTransport};
+
+/// Starts VMs with `qemu-system-x86_64`.
+#[derive(Debug, Clone)]
+pub struct QemuBackend {
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// The accelerator, already resolved.
+    pub accel: AccelChoice,
+    /// The virtiofsd to serve virtio-fs shares with, if one is installed.
+    pub virtiofsd: Option<PathBuf>,
+}
+
+impl QemuBackend {
+    /// Finds QEMU on `PATH` and a virtiofsd where distributions install it.
+    pub fn detect(accel: AccelChoice) -> Result<QemuBackend, BackendError> {
+        let qemu =
+            find_program("qemu-system-x86_64").ok_or_else(|| BackendError::MissingProgram {
+                program: "qemu-system-x86_64".into(),
+                hint: "install it with `apt-get install qemu-system-x86` (or run scripts/setup)"
+                    .into(),
+            })?;
+        Ok(QemuBackend {
+            qemu,
+            accel,
+            virtiofsd: find_virtiofsd(),
+        })
+    }
+
+    /// The kernel modules the guest needs for this backend's devices and the given share.
+    pub fn guest_modules(&self, share: Option<ShareTransport>) -> Vec<&'static str> {
+        let mut modules = GUEST_MODULES_BASE.to_vec();
+        match share {
+            Some(ShareTransport::NineP) => modules.extend_from_slice(GUEST_MODULES_9P),
+            Some(ShareTransport::VirtioFs) => modules.extend_from_slice(GUEST_MODULES_VIRTIOFS),
+            None => {}
+        }
+        modules
+    }
+}
+
+impl Backend for QemuBackend {
+    fn name(&self) -> &str {
+        "qemu"
+    }
+
+    fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError> {
+        let virtiofsd = match &machine.share {
+            Some(share) if share.transport == ShareTransport::VirtioFs => {
+                let program = self.virtiofsd.as_ref().ok_or_else(|| BackendError::MissingProgram {
+                    program: "virtiofsd".into(),
+                    hint: "install qemu-system-x86 (Debian 12 ships /usr/lib/qemu/virtiofsd) or `cargo install virtiofsd`, or use --share 9p with a kernel that has 9p".into(),
+                })?;
+                Some(virtiofsd::spawn(program, share, machine)?)
+            }
+            _ => None,
+        };
+        let args = qemu_args(machine, self.accel);
+        let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;
+        Ok(Box::new(vm))
+    }
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}

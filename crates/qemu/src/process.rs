@@ -1,0 +1,138 @@
+//! QEMU as a child process that cannot outlive vmlane.
+
+use crate::virtiofsd::Virtiofsd;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use vmlane_backend::{BackendError, Machine, RunningVm};
+
+/// Asks the kernel to SIGKILL the calling child when vmlane dies, even by SIGKILL.
+pub fn die_with_parent() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A running QEMU and the helpers serving it.
+pub struct QemuVm {
+    child: Child,
+    pidfd: OwnedFd,
+    stderr_log: PathBuf,
+    virtiofsd: Option<Virtiofsd>,
+    exited: bool,
+}
+
+impl QemuVm {
+    /// Starts QEMU in its own process group, so a Ctrl-C at the terminal reaches vmlane, which
+    /// then ends the VM in order.
+    pub fn spawn(
+        qemu: &Path,
+        args: &[OsString],
+        machine: &Machine,
+        virtiofsd: Option<Virtiofsd>,
+    ) -> Result<QemuVm, BackendError> {
+        let stderr_log = machine.run_dir.join("qemu.log");
+        let stderr = File::create(&stderr_log).map_err(|source| BackendError::Io {
+            action: format!("create {}", stderr_log.display()),
+            source,
+        })?;
+        let mut command = Command::new(qemu);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .process_group(0);
+        // SAFETY: the closure only calls prctl in the forked child.
+        unsafe { command.pre_exec(die_with_parent) };
+        let child = command.spawn().map_err(|source| BackendError::Spawn {
+            program: qemu.display().to_string(),
+            source,
+        })?;
+        let pidfd = pidfd_open(child.id()).map_err(|source| BackendError::Io {
+            action: "watch the QEMU process".into(),
+            source,
+        })?;
+        Ok(QemuVm {
+            child,
+            pidfd,
+            stderr_log,
+            virtiofsd,
+            exited: false,
+        })
+    }
+
+    fn stop_helpers(&mut self) {
+        if let Some(helper) = self.virtiofsd.as_mut() {
+            let _ = helper.child.kill();
+            let _ = helper.child.wait();
+        }
+    }
+
+    fn read_logs(&self) -> String {
+        let mut said = String::new();
+        let _ = File::open(&self.stderr_log).and_then(|mut f| f.read_to_string(&mut said));
+        if let Some(helper) = &self.virtiofsd {
+            let mut helper_said = String::new();
+            let _ = File::open(&helper.log).and_then(|mut f| f.read_to_string(&mut helper_said));
+            if !helper_said.trim().is_empty() {
+                said.push_str("\nvirtiofsd: ");
+                said.push_str(helper_said.trim());
+            }
+        }
+        said
+    }
+}
+
+impl RunningVm for QemuVm {
+    fn exit_fd(&self) -> RawFd {
+        self.pidfd.as_raw_fd()
+    }
+
+    fn try_wait(&mut self) -> io::Result<Option<String>> {
+        match self.child.try_wait()? {
+            Some(status) => {
+                self.exited = true;
+                self.stop_helpers();
+                let said = self.read_logs();
+                Ok(Some(if said.trim().is_empty() && !status.success() {
+                    format!("QEMU exited with {status}")
+                } else {
+                    said
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn kill(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.exited = true;
+        }
+        self.stop_helpers();
+    }
+}
+
+impl Drop for QemuVm {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

@@ -1,0 +1,173 @@
+//! The virtiofsd helper that serves a virtio-fs share, started so that the host enforces
+//! read-only access: the guest's own mount flags are the guest's to change.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use vmlane_backend::{BackendError, Machine, Share};
+
+/// Where virtiofsd is installed: Rust's virtiofsd in PATH or /usr/libexec, QEMU's C one in
+/// /usr/lib/qemu (Debian 12).
+const CANDIDATES: &[&str] = &["/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"];
+
+/// The first virtiofsd found.
+pub fn find_virtiofsd() -> Option<PathBuf> {
+    crate::find_program("virtiofsd").or_else(|| {
+        CANDIDATES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| crate::is_executable(p))
+    })
+}
+
+/// The two command-line dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    /// The Rust virtiofsd: `--shared-dir`, `--readonly`.
+    Rust,
+    /// QEMU's C virtiofsd: `-o source=`, no read-only option.
+    C,
+}
+
+fn flavour(program: &Path) -> Flavour {
+    let help = Command::new(program)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output();
+    match help {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout).contains("--shared-dir")
+                || String::from_utf8_lossy(&out.stderr).contains("--shared-dir") =>
+        {
+            Flavour::Rust
+        }
+        _ => Flavour::C,
+    }
+}
+
+/// A running virtiofsd.
+pub struct Virtiofsd {
+    /// The process.
+    pub child: Child,
+    /// Where its messages go, for error reports.
+    pub log: PathBuf,
+}
+
+/// Starts virtiofsd on a socket vmlane listens on already, so QEMU can connect at once.
+pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiofsd, BackendError> {
+    let socket_path = machine.run_dir.join("virtiofs.sock");
+    let listener = UnixListener::bind(&socket_path).map_err(|source| BackendError::Io {
+        action: format!("listen on {}", socket_path.display()),
+        source,
+    })?;
+    let socket: OwnedFd = listener.into();
+    let fd = socket.as_raw_fd();
+    let flavour = flavour(program);
+    let log = machine.run_dir.join("virtiofsd.log");
+    let log_file = std::fs::File::create(&log).map_err(|source| BackendError::Io {
+        action: format!("create {}", log.display()),
+        source,
+    })?;
+    let mut command = Command::new(program);
+    let root_user = is_root();
+    match flavour {
+        Flavour::Rust => {
+            command
+                .arg(format!("--fd={fd}"))
+                .arg("--shared-dir")
+                .arg(&share.host_dir)
+                .args(["--readonly", "--cache", "auto"])
+                .args(["--sandbox", if root_user { "namespace" } else { "none" }]);
+        }
+        Flavour::C => {
+            let mut source = std::ffi::OsString::from("source=");
+            source.push(&share.host_dir);
+            command
+                .arg(format!("--fd={fd}"))
+                .arg("-o")
+                .arg(source)
+                .args(["-o", "cache=auto", "-o", "sandbox=chroot"]);
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    let must_isolate = flavour == Flavour::C;
+    // SAFETY: the closure runs in the forked child before exec and only makes system calls.
+    unsafe {
+        command.pre_exec(move || {
+            clear_cloexec(fd)?;
+            crate::process::die_with_parent()?;
+            match read_only_mount_namespace() {
+                Err(e) if must_isolate => Err(e),
+                _ => Ok(()),
+            }
+        });
+    }
+    let child = command.spawn().map_err(|source| BackendError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    drop(socket);
+    Ok(Virtiofsd { child, log })
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn clear_cloexec(fd: i32) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor this process owns.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Gives the helper its own view of every mount, all read-only, so nothing the guest asks for
+/// can write to the host. Other processes' mounts are unaffected.
+fn read_only_mount_namespace() -> std::io::Result<()> {
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let root = c"/";
+    // SAFETY: plain system calls with valid, NUL-terminated paths and a correctly sized struct.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) == -1
+            || libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) == -1
+            || libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                root.as_ptr(),
+                AT_RECURSIVE,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            ) == -1
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which CPU accelerator runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// Hardware KVM when it can boot stock kernels, otherwise TCG.
+    #[default]
+    Auto,
+    /// Force KVM, even where it is a software module such as `kvm_pvm`.
+    Kvm,
+    /// QEMU's Tiny Code Generator: slow but runs anywhere.
+    Tcg,
+}
+
+/// How the host's root filesystem reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareKind {
+    /// Whichever the kernel supports, virtio-fs first when a virtiofsd is installed.
+    #[default]
+    Auto,
+    /// virtio-9p served by QEMU itself: no helper process.
+    NineP,
+    /// virtio-fs served by a virtiofsd helper: faster and POSIX-correct.
+    VirtioFs,
+}
+
+/// One command to run in one throwaway VM.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The command and its arguments, passed to the guest byte for byte.
+    pub argv: Vec<OsString>,
+    /// Extra `KEY=VALUE` environment entries, applied over the defaults.
+    pub env: Vec<(OsString, OsString)>,
+    /// The directory the command starts in; the host path, visible in the guest unchanged.
+    pub cwd: PathBuf,
+    /// Number of virtual CPUs.
+    pub cpus: u32,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Wall-clock limit for the whole VM; `None` waits forever.
+    pub timeout: Option<Duration>,
+    /// The accelerator to ask for.
+    pub accel: Accel,
+    /// The shared-folder transport to ask for.
+    pub share: ShareKind,
+}
+
+impl RunSpec {
+    /// A spec for `argv` in `cwd` with vmlane's defaults for everything else.
+    pub fn new(argv: Vec<OsString>, cwd: PathBuf) -> Self {
+        RunSpec {
+            argv,
+            env: Vec::new(),
+            cwd,
+            cpus: 1,
+            memory_mib: 512,
+            timeout: None,
+            accel: Accel::Auto,
+            share: ShareKind::Auto,
+        }
+    }
+}
