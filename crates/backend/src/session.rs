@@ -295,7 +295,7 @@ impl Run<'_> {
         }
         while let Some(message) = self
             .decoder
-            .next::<GuestMessage>()
+            .next_message::<GuestMessage>()
             .map_err(SessionError::Protocol)?
         {
             if let Some(outcome) = self.on_message(message)? {

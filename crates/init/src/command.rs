@@ -57,7 +57,7 @@ pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure
 }
 
 fn c_strings(items: &[Vec<u8>]) -> io::Result<Vec<CString>> {
-    items.iter().map(sys::cstring_bytes).collect()
+    items.iter().map(|item| sys::cstring_bytes(item)).collect()
 }
 
 /// Where to look for the program: itself if it names a path, else each `PATH` entry.

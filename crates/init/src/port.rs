@@ -66,7 +66,7 @@ impl Port {
         loop {
             if let Some(message) = self
                 .decoder
-                .next::<HostMessage>()
+                .next_message::<HostMessage>()
                 .map_err(|e| Failure::new("read the run request", e))?
             {
                 return Ok(message);

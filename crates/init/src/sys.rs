@@ -72,6 +72,6 @@ pub fn power_off() -> ! {
 }
 
 /// Like [`cstring`], for raw bytes from the host.
-pub fn cstring_bytes(bytes: &Vec<u8>) -> io::Result<CString> {
+pub fn cstring_bytes(bytes: &[u8]) -> io::Result<CString> {
     cstring(OsStr::from_bytes(bytes))
 }

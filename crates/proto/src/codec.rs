@@ -75,7 +75,7 @@ impl Decoder {
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed.
-    pub fn next<M: Frame>(&mut self) -> Result<Option<M>, DecodeError> {
+    pub fn next_message<M: Frame>(&mut self) -> Result<Option<M>, DecodeError> {
         if self.failed {
             return Err(DecodeError::Malformed("stream already failed"));
         }
@@ -329,7 +329,7 @@ mod tests {
         // Feed one byte at a time: the host reads in arbitrary chunks.
         for (i, byte) in bytes.iter().enumerate() {
             decoder.push(std::slice::from_ref(byte));
-            let got = decoder.next::<M>().unwrap();
+            let got = decoder.next_message::<M>().unwrap();
             if i + 1 < bytes.len() {
                 assert!(got.is_none());
             } else {
@@ -383,11 +383,11 @@ mod tests {
         let mut decoder = Decoder::new();
         decoder.push(&[KIND_STDOUT, 0xff, 0xff, 0xff, 0xff]);
         assert_eq!(
-            decoder.next::<GuestMessage>(),
+            decoder.next_message::<GuestMessage>(),
             Err(DecodeError::TooLarge(u32::MAX as usize))
         );
         assert!(
-            decoder.next::<GuestMessage>().is_err(),
+            decoder.next_message::<GuestMessage>().is_err(),
             "a failed stream stays failed"
         );
     }
@@ -397,7 +397,7 @@ mod tests {
         let mut decoder = Decoder::new();
         decoder.push(&[99, 0, 0, 0, 0]);
         assert_eq!(
-            decoder.next::<GuestMessage>(),
+            decoder.next_message::<GuestMessage>(),
             Err(DecodeError::UnknownKind(99))
         );
 
@@ -407,7 +407,7 @@ mod tests {
         let mut decoder = Decoder::new();
         decoder.push(&frame);
         assert!(matches!(
-            decoder.next::<GuestMessage>(),
+            decoder.next_message::<GuestMessage>(),
             Err(DecodeError::Malformed(_))
         ));
     }
@@ -419,7 +419,7 @@ mod tests {
         let mut decoder = Decoder::new();
         decoder.push(&frame);
         assert!(matches!(
-            decoder.next::<HostMessage>(),
+            decoder.next_message::<HostMessage>(),
             Err(DecodeError::Malformed(_))
         ));
     }
@@ -431,7 +431,7 @@ mod tests {
             let mut decoder = Decoder::new();
             for chunk in chunks {
                 decoder.push(&chunk);
-                while let Ok(Some(_)) = decoder.next::<GuestMessage>() {}
+                while let Ok(Some(_)) = decoder.next_message::<GuestMessage>() {}
             }
         }
 
@@ -439,7 +439,7 @@ mod tests {
         fn output_roundtrips(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
             let mut decoder = Decoder::new();
             decoder.push(&encode(&GuestMessage::Stdout(data.clone())));
-            prop_assert_eq!(decoder.next::<GuestMessage>().unwrap(), Some(GuestMessage::Stdout(data)));
+            prop_assert_eq!(decoder.next_message::<GuestMessage>().unwrap(), Some(GuestMessage::Stdout(data)));
         }
     }
 }
