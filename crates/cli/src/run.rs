@@ -125,6 +125,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
             ));
         }
     }
+    if let Some(kib) = peak_memory_kib() {
+        say(&format!("peak memory {kib} KiB"));
+    }
     report(&outcome, &mut console, args.log.is_some(), verbose);
     Ok(outcome.exit_code())
 }
@@ -269,4 +272,11 @@ fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verb
     if clean && !log_requested {
         let _ = std::fs::remove_file(console.path());
     }
+}
+
+/// The high-water mark of vmlane's own resident memory (QEMU is a separate process).
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

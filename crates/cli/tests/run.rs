@@ -288,3 +288,81 @@ fn a_missing_command_exits_127_with_a_message() {
         );
     }
 }
+
+#[test]
+fn ninep_share_works_where_the_kernel_has_9p_and_is_refused_where_it_has_not() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        std::fs::write(sandbox.work().join("hello.txt"), "over 9p\n").unwrap();
+        let output = sandbox.run(
+            &kernel,
+            &["--share", "9p"],
+            &["sh", "-c", "cat hello.txt; echo x > new.txt"],
+        );
+        if kernel.label == "debian-cloud" {
+            assert_code(&kernel, &output, 125);
+            assert!(
+                text(&output.stderr).contains("no 9p support"),
+                "{}",
+                text(&output.stderr)
+            );
+        } else {
+            assert_code(&kernel, &output, 0);
+            assert_eq!(text(&output.stdout), "over 9p\n");
+            assert!(!sandbox.work().join("new.txt").exists());
+        }
+    }
+}
+
+#[test]
+fn a_failing_init_step_names_the_step_and_fails_the_run() {
+    // /dev is the guest's own devtmpfs, so a working directory under the host's /dev/shm does
+    // not exist in the guest: entering it is the step that fails.
+    let host_dir = tempfile::Builder::new()
+        .prefix("vmlane-e2e-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let output = sandbox
+            .command(&kernel, &[], &["true"])
+            .current_dir(host_dir.path())
+            .output()
+            .unwrap();
+        sandbox.assert_nothing_left(&kernel);
+        assert_code(&kernel, &output, 125);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("failed to enter the working directory"),
+            "[{}] {stderr}",
+            kernel.label
+        );
+        assert!(
+            stderr.contains("console log: "),
+            "[{}] {stderr}",
+            kernel.label
+        );
+    }
+}
+
+#[test]
+fn an_early_sigint_before_the_vm_is_up_still_cleans_up() {
+    for kernel in kernels().into_iter().take(1) {
+        let sandbox = Sandbox::new();
+        let mut child = sandbox
+            .command(&kernel, &[], &["true"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: kill with a live child's pid and a valid signal number.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let status = child.wait().unwrap();
+        assert!(
+            matches!(status.code(), Some(130) | Some(0)),
+            "[{}] {status:?}",
+            kernel.label
+        );
+        sandbox.assert_nothing_left(&kernel);
+    }
+}

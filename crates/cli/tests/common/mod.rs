@@ -151,23 +151,28 @@ impl Sandbox {
     }
 }
 
-/// Command lines of live processes that mention `needle` (QEMU's carry the run dir's path).
+/// Command lines of live processes whose command line or environment mentions `needle`:
+/// vmlane's helpers inherit the sandbox's `XDG_RUNTIME_DIR`, so even an orphaned virtiofsd
+/// is attributed to the test that started it.
 pub fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if !entry
+        let is_pid = entry
             .file_name()
             .to_string_lossy()
             .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
+            .all(|b| b.is_ascii_digit());
+        if !is_pid {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let read = |name: &str| {
+            std::fs::read(entry.path().join(name))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        };
+        let (Ok(cmdline), Ok(environ)) = (read("cmdline"), read("environ")) else {
             continue;
         };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(needle) {
+        if cmdline.contains(needle) || environ.contains(needle) {
             found.push(cmdline);
         }
     }
