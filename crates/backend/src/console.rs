@@ -11,9 +11,12 @@ pub struct ConsoleLog {
     partial: Vec<u8>,
     tail: Vec<String>,
     panic_line: Option<String>,
+    logged: u64,
 }
 
 const TAIL_LINES: usize = 20;
+/// A guest flooding its console must not fill the host's disk; the log stops here.
+const MAX_LOG_BYTES: u64 = 64 << 20;
 /// Console lines longer than this are cut when kept in memory; the log file keeps them whole.
 const MAX_LINE: usize = 4096;
 
@@ -29,6 +32,7 @@ impl ConsoleLog {
             partial: Vec::new(),
             tail: Vec::new(),
             panic_line: None,
+            logged: 0,
         })
     }
 
@@ -39,7 +43,16 @@ impl ConsoleLog {
 
     /// Takes bytes as they arrive from the guest.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
+        let room = MAX_LOG_BYTES.saturating_sub(self.logged);
+        if room > 0 {
+            let kept = &bytes[..bytes.len().min(room as usize)];
+            self.file.write_all(kept)?;
+            self.logged += kept.len() as u64;
+            if self.logged == MAX_LOG_BYTES {
+                self.file
+                    .write_all(b"\n[vmlane: console log truncated at 64 MiB]\n")?;
+            }
+        }
         for &byte in bytes {
             if byte == b'\n' {
                 self.end_line();
@@ -136,6 +149,24 @@ mod tests {
         assert_eq!(tail.len(), TAIL_LINES);
         assert_eq!(tail.last().unwrap(), "partial");
         assert_eq!(tail.first().unwrap(), "line 11");
+    }
+
+    #[test]
+    fn a_flooding_guest_cannot_grow_the_log_past_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ConsoleLog::create(&dir.path().join("flood.log")).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..(MAX_LOG_BYTES >> 20) + 3 {
+            log.write(&chunk).unwrap();
+        }
+        log.write(b"\nKernel panic - not syncing: late\n").unwrap();
+        let size = std::fs::metadata(log.path()).unwrap().len();
+        assert!(size < MAX_LOG_BYTES + 100, "{size}");
+        assert_eq!(
+            log.panic_line(),
+            Some("Kernel panic - not syncing: late"),
+            "still watched"
+        );
     }
 
     #[test]

@@ -135,6 +135,7 @@ enum Ready {
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+const MAX_GUEST_MARKS: usize = 64;
 
 impl Run<'_> {
     fn mark(&mut self, name: &str) {
@@ -307,12 +308,14 @@ impl Run<'_> {
 
     fn on_message(&mut self, message: GuestMessage) -> Result<Option<Outcome>, SessionError> {
         match message {
-            GuestMessage::Mark { name, boot_ns } => {
+            // A bounded number: the guest decides how many it sends.
+            GuestMessage::Mark { name, boot_ns } if self.timings.guest.len() < MAX_GUEST_MARKS => {
                 self.timings
                     .guest
                     .push((name.clone(), Duration::from_nanos(boot_ns)));
                 self.mark(&format!("guest: {name}"));
             }
+            GuestMessage::Mark { .. } => {}
             GuestMessage::Stdout(data) => {
                 if let Some(outcome) = forward(self.stdout, &data)? {
                     return Ok(Some(outcome));
@@ -396,3 +399,6 @@ fn forward(out: &mut dyn Write, data: &[u8]) -> Result<Option<Outcome>, SessionE
         Err(e) => Err(io_err("write the command's output")(e)),
     }
 }
+
+#[cfg(test)]
+mod tests;

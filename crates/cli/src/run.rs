@@ -192,10 +192,11 @@ fn config_has(kernel: &Kernel, module: &str) -> bool {
         "virtiofs" => "VIRTIO_FS",
         _ => return true,
     };
-    // Without a config file nothing is known; 9p is the usual built-in choice of small kernels.
+    // Without modules only built-in support counts. Without a config file nothing is known;
+    // 9p is the usual built-in choice of small kernels.
     kernel
         .config_option(option)
-        .map_or(module != "virtiofs", |t| t != vmlane_kernel::Tristate::No)
+        .map_or(module != "virtiofs", |t| t == vmlane_kernel::Tristate::Yes)
 }
 
 fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {
@@ -236,9 +237,31 @@ fn default_log_path(cache: &Path) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    cache
-        .join("logs")
-        .join(format!("{stamp}-{}.console.log", std::process::id()))
+    let dir = cache.join("logs");
+    prune_logs(&dir, KEPT_LOGS);
+    dir.join(format!("{stamp}-{}.console.log", std::process::id()))
+}
+
+/// Console logs of failed runs are kept, but only the newest few hundred.
+const KEPT_LOGS: usize = 200;
+
+fn prune_logs(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    if logs.len() <= keep {
+        return;
+    }
+    // Names start with a millisecond timestamp of equal width, so they sort by age.
+    logs.sort();
+    for old in &logs[..logs.len() - keep] {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 /// Tells the user what went wrong, if anything, and decides whether the console log stays.
@@ -279,4 +302,33 @@ fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        for stamp in 1000..1010 {
+            std::fs::write(dir.path().join(format!("{stamp}-1.console.log")), "x").unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), "kept").unwrap();
+        prune_logs(dir.path(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "1007-1.console.log",
+                "1008-1.console.log",
+                "1009-1.console.log",
+                "notes.txt"
+            ]
+        );
+    }
 }

@@ -1,0 +1,283 @@
+//! The session against a scripted guest: no hypervisor, real sockets.
+
+use super::*;
+use crate::machine::Machine;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use vmlane_proto::{encode, GuestMessage, HostMessage};
+use vmlane_spec::GuestStatus;
+
+/// What the fake guest does once connected.
+#[derive(Clone, Default)]
+struct Script {
+    console: Vec<u8>,
+    port: Vec<u8>,
+    /// After writing, the "VM" exits (as after a panic or a reboot).
+    exit_after: bool,
+}
+
+struct FakeBackend {
+    script: Script,
+    request: Arc<Mutex<Vec<u8>>>,
+}
+
+struct FakeVm {
+    exit_read: OwnedFd,
+    exited: Arc<Mutex<bool>>,
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded; the descriptors are ours.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+impl Backend for FakeBackend {
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError> {
+        let (exit_read, exit_write) = pipe();
+        let exited = Arc::new(Mutex::new(false));
+        let (script, request, machine) =
+            (self.script.clone(), self.request.clone(), machine.clone());
+        std::thread::spawn(move || {
+            let mut console = UnixStream::connect(&machine.console_socket).unwrap();
+            let mut port = UnixStream::connect(&machine.port_socket).unwrap();
+            console.write_all(&script.console).unwrap();
+            let mut decoder = Decoder::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = port.read(&mut buf).unwrap();
+                request.lock().unwrap().extend_from_slice(&buf[..n]);
+                decoder.push(&buf[..n]);
+                if decoder.next_message::<HostMessage>().unwrap().is_some() {
+                    break;
+                }
+            }
+            let _ = port.write_all(&script.port);
+            if script.exit_after {
+                drop((console, port));
+                let mut exit = std::fs::File::from(exit_write);
+                exit.write_all(b"x").unwrap();
+            } else {
+                // Stay up until the session ends the run.
+                std::thread::sleep(Duration::from_secs(30));
+            }
+        });
+        Ok(Box::new(FakeVm { exit_read, exited }))
+    }
+}
+
+impl RunningVm for FakeVm {
+    fn exit_fd(&self) -> RawFd {
+        self.exit_read.as_raw_fd()
+    }
+
+    fn try_wait(&mut self) -> io::Result<Option<String>> {
+        *self.exited.lock().unwrap() = true;
+        Ok(Some(String::new()))
+    }
+
+    fn kill(&mut self) {
+        *self.exited.lock().unwrap() = true;
+    }
+}
+
+struct Ran {
+    result: Result<(Outcome, Timings), SessionError>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    request: Vec<u8>,
+}
+
+fn run(script: Script, timeout: Option<Duration>) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let machine = Machine {
+        kernel: PathBuf::from("/k"),
+        initrd: PathBuf::from("/i"),
+        cmdline: String::new(),
+        cpus: 1,
+        memory_mib: 128,
+        console_socket: dir.path().join("console.sock"),
+        port_socket: dir.path().join("port.sock"),
+        share: None,
+        run_dir: dir.path().to_path_buf(),
+    };
+    let request = RunRequest {
+        argv: vec![b"true".to_vec()],
+        env: vec![],
+        cwd: b"/".to_vec(),
+        share: None,
+    };
+    let backend = FakeBackend {
+        script,
+        request: Arc::default(),
+    };
+    let mut console = ConsoleLog::create(&dir.path().join("console.log")).unwrap();
+    let signals = StopSignals::register().unwrap();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let result = run_session(
+        &backend,
+        Session {
+            machine,
+            request,
+            timeout,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+            console: &mut console,
+            signals: &signals,
+        },
+    );
+    let request = backend.request.lock().unwrap().clone();
+    Ran {
+        result,
+        stdout,
+        stderr,
+        request,
+    }
+}
+
+fn frames(messages: &[GuestMessage]) -> Vec<u8> {
+    messages.iter().flat_map(encode).collect()
+}
+
+#[test]
+fn output_goes_to_its_own_stream_and_the_exit_frame_ends_the_run() {
+    let ran = run(
+        Script {
+            port: frames(&[
+                GuestMessage::Mark {
+                    name: "init started".into(),
+                    boot_ns: 5,
+                },
+                GuestMessage::Stdout(b"out\n".to_vec()),
+                GuestMessage::Stderr(b"err\n".to_vec()),
+                GuestMessage::Exit(GuestStatus::Exited(7)),
+                GuestMessage::Stdout(b"after the end".to_vec()),
+            ]),
+            ..Script::default()
+        },
+        None,
+    );
+    let (outcome, timings) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(7)));
+    assert_eq!(ran.stdout, b"out\n");
+    assert_eq!(ran.stderr, b"err\n");
+    assert_eq!(
+        timings.guest,
+        [("init started".to_string(), Duration::from_nanos(5))]
+    );
+    let mut decoder = Decoder::new();
+    decoder.push(&ran.request);
+    let HostMessage::Run(sent) = decoder.next_message::<HostMessage>().unwrap().unwrap();
+    assert_eq!(sent.argv, [b"true".to_vec()]);
+}
+
+#[test]
+fn init_failure_is_reported_with_its_step() {
+    let ran = run(
+        Script {
+            port: frames(&[GuestMessage::Failed {
+                step: "mount /proc".into(),
+                message: "EPERM".into(),
+            }]),
+            ..Script::default()
+        },
+        None,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::InitFailed {
+            step: "mount /proc".into(),
+            message: "EPERM".into()
+        }
+    );
+}
+
+#[test]
+fn a_vm_that_exits_after_a_panic_is_a_kernel_panic() {
+    let ran = run(
+        Script {
+            console:
+                b"[ 1.0] booting\n[ 2.0] Kernel panic - not syncing: VFS: Unable to mount root\n"
+                    .to_vec(),
+            exit_after: true,
+            ..Script::default()
+        },
+        None,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::KernelPanic("Kernel panic - not syncing: VFS: Unable to mount root".into())
+    );
+}
+
+#[test]
+fn a_vm_that_exits_silently_quotes_its_last_console_line() {
+    let ran = run(
+        Script {
+            console: b"last words\n".to_vec(),
+            exit_after: true,
+            ..Script::default()
+        },
+        None,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::VmDied(Some("last words".into()))
+    );
+}
+
+#[test]
+fn output_sent_just_before_the_vm_exits_still_counts() {
+    let ran = run(
+        Script {
+            port: frames(&[
+                GuestMessage::Stdout(b"x".to_vec()),
+                GuestMessage::Exit(GuestStatus::Signaled(9)),
+            ]),
+            exit_after: true,
+            ..Script::default()
+        },
+        None,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Completed(GuestStatus::Signaled(9))
+    );
+    assert_eq!(ran.stdout, b"x");
+}
+
+#[test]
+fn a_hung_guest_times_out() {
+    let started = std::time::Instant::now();
+    let ran = run(Script::default(), Some(Duration::from_millis(300)));
+    assert_eq!(ran.result.unwrap().0, Outcome::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn garbage_from_the_guest_is_a_protocol_error_not_a_panic() {
+    let ran = run(
+        Script {
+            port: vec![0xee, 1, 0, 0, 0, 0],
+            ..Script::default()
+        },
+        None,
+    );
+    assert!(matches!(ran.result, Err(SessionError::Protocol(_))));
+    let ran = run(
+        Script {
+            port: vec![17, 0xff, 0xff, 0xff, 0x7f],
+            ..Script::default()
+        },
+        None,
+    );
+    assert!(matches!(ran.result, Err(SessionError::Protocol(_))));
+}
