@@ -17,6 +17,63 @@ pub struct Cli {
 pub enum Command {
     /// Boot a kernel, run CMD inside with the host's files visible, exit with CMD's exit code.
     Run(RunArgs),
+    /// Build, list and remove the kernels in vmlane's cache.
+    #[command(subcommand)]
+    Kernel(KernelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KernelCommand {
+    /// Build a kernel from a source tree into the cache, with everything a test VM needs
+    /// built in. Rebuilding an unchanged tree with the same options is instant.
+    Build(KernelBuildArgs),
+    /// List the kernels in the cache.
+    List,
+    /// Remove kernels from the cache.
+    Rm {
+        /// Cache names, as `vmlane kernel list` shows them.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KernelBuildArgs {
+    /// The source tree (default: the current directory). Never written to.
+    #[arg(value_name = "SRC")]
+    pub source: Option<PathBuf>,
+    /// Build Debian's packaged source (linux-source), installing it if needed.
+    #[arg(long, conflicts_with_all = ["source", "freebsd"])]
+    pub debian: bool,
+    /// Build a FreeBSD kernel from this FreeBSD source tree.
+    #[arg(long, value_name = "SRC", conflicts_with = "source")]
+    pub freebsd: Option<PathBuf>,
+    /// FreeBSD kernel config.
+    #[arg(
+        long,
+        value_name = "KERNCONF",
+        default_value = "FIRECRACKER",
+        requires = "freebsd"
+    )]
+    pub conf: String,
+    /// Turn an option on (`-e KASAN` or `-e CONFIG_KASAN`).
+    #[arg(short = 'e', long = "enable", value_name = "CONFIG_X")]
+    pub enable: Vec<String>,
+    /// Build an option as a module.
+    #[arg(short = 'm', long = "module", value_name = "CONFIG_X")]
+    pub module: Vec<String>,
+    /// Turn an option off.
+    #[arg(short = 'd', long = "disable", value_name = "CONFIG_X")]
+    pub disable: Vec<String>,
+    /// Merge this config fragment on top of vmlane's.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Build with clang and LLVM's tools (LLVM=1).
+    #[arg(long)]
+    pub clang: bool,
+    /// Parallel jobs (default: the number of CPUs).
+    #[arg(short, long)]
+    pub jobs: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +101,10 @@ pub struct RunArgs {
     /// CPU accelerator: auto picks KVM only where it can boot stock kernels.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
+    /// QEMU machine type: auto picks microvm for kernels with virtio-mmio command-line
+    /// devices built in (vmlane's own builds), q35 for the rest.
+    #[arg(long, value_enum, default_value_t = MachineArg::Auto)]
+    pub machine: MachineArg,
     /// How the host's files reach the guest.
     #[arg(long, value_enum, default_value_t = ShareArg::Auto)]
     pub share: ShareArg,
@@ -76,6 +137,13 @@ impl From<AccelArg> for Accel {
             AccelArg::Tcg => Accel::Tcg,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MachineArg {
+    Auto,
+    Q35,
+    Microvm,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -146,7 +214,9 @@ mod tests {
     fn command_after_double_dash_is_kept_verbatim() {
         let cli = Cli::try_parse_from(["vmlane", "run", "--", "printf", "%s\n", "a b", "-v", "$X"])
             .unwrap();
-        let Command::Run(args) = cli.command;
+        let Command::Run(args) = cli.command else {
+            panic!("not a run")
+        };
         assert_eq!(args.command, ["printf", "%s\n", "a b", "-v", "$X"]);
         assert!(!args.verbose);
     }

@@ -1,6 +1,7 @@
 //! The `vmlane` command: flags in, exit code out. Everything else lives in the library crates.
 
 mod args;
+mod kernel;
 mod run;
 
 use clap::Parser;
@@ -11,6 +12,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(run_args),
+        args::Command::Kernel(command) => kernel::kernel(command),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -1,7 +1,7 @@
 //! `vmlane run`: the run spec becomes a guest payload, a backend boots it, and the outcome
 //! becomes vmlane's exit code.
 
-use crate::args::RunArgs;
+use crate::args::{MachineArg, RunArgs};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use vmlane_backend::{
     run_session, ConsoleLog, Machine, RunDir, Session, Share, ShareTransport, StopSignals,
 };
-use vmlane_kernel::{find_kernel, Kernel, Search};
+use vmlane_kernel::{find_kernel, Kernel, Search, Tristate};
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_proto::{RunRequest, ShareMount};
-use vmlane_qemu::{kernel_cmdline, resolve_accel, HostKvm, QemuBackend};
+use vmlane_qemu::{kernel_cmdline, resolve_accel, HostKvm, MachineKind, QemuBackend};
 use vmlane_spec::{exit_code, GuestStatus, Outcome, RunSpec, ShareKind};
 
 const SHARE_TAG: &str = "vmlane-root";
@@ -46,8 +46,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(notice) = notice {
         eprintln!("vmlane: {notice}");
     }
-    let backend = QemuBackend::detect(accel)?;
-    say(&format!("accelerator {accel:?}"));
+    let machine_kind = choose_machine(args.machine, &kernel);
+    let backend = QemuBackend::detect(accel, machine_kind)?;
+    say(&format!("accelerator {accel:?}, machine {machine_kind:?}"));
 
     let modules = kernel
         .modules
@@ -185,6 +186,23 @@ fn choose_share(
     }
 }
 
+/// microvm boots fastest but only kernels that take virtio-mmio devices from the command line
+/// can see its devices; everything else gets q35 and virtio-pci.
+fn choose_machine(requested: MachineArg, kernel: &Kernel) -> MachineKind {
+    match requested {
+        MachineArg::Q35 => MachineKind::Q35,
+        MachineArg::Microvm => MachineKind::Microvm,
+        MachineArg::Auto => {
+            let built_in = |option| kernel.config_option(option) == Some(Tristate::Yes);
+            if built_in("VIRTIO_MMIO") && built_in("VIRTIO_MMIO_CMDLINE_DEVICES") {
+                MachineKind::Microvm
+            } else {
+                MachineKind::Q35
+            }
+        }
+    }
+}
+
 fn config_has(kernel: &Kernel, module: &str) -> bool {
     let option = match module {
         "9p" => "9P_FS",
@@ -196,7 +214,7 @@ fn config_has(kernel: &Kernel, module: &str) -> bool {
     // 9p is the usual built-in choice of small kernels.
     kernel
         .config_option(option)
-        .map_or(module != "virtiofs", |t| t == vmlane_kernel::Tristate::Yes)
+        .map_or(module != "virtiofs", |t| t == Tristate::Yes)
 }
 
 fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {

@@ -2,6 +2,7 @@
 //! modules and config are.
 #![deny(missing_docs)]
 
+pub mod build;
 mod config;
 mod error;
 mod image;

@@ -1,6 +1,7 @@
 //! The QEMU command line, as a pure function of the machine so it can be tested without QEMU.
 
 use crate::accel::AccelChoice;
+use crate::machine::MachineKind;
 use std::ffi::OsString;
 use vmlane_backend::{Machine, ShareTransport};
 use vmlane_proto::PORT_NAME;
@@ -56,15 +57,16 @@ pub fn kernel_cmdline(extra: &[String]) -> String {
     words.join(" ")
 }
 
-/// Modules for the devices every run has: the virtio-serial port and the overlay root.
-pub const GUEST_MODULES_BASE: &[&str] = &["virtio_pci", "virtio_console", "overlay"];
+/// Modules for the devices every run has besides their transport: the virtio-serial port and
+/// the overlay root.
+pub const GUEST_MODULES_BASE: &[&str] = &["virtio_console", "overlay"];
 /// Modules for a 9p share.
 pub const GUEST_MODULES_9P: &[&str] = &["9pnet_virtio", "9p"];
 /// Modules for a virtio-fs share.
 pub const GUEST_MODULES_VIRTIOFS: &[&str] = &["virtiofs"];
 
 /// The whole QEMU argument list (without the program name).
-pub fn qemu_args(machine: &Machine, accel: AccelChoice) -> Vec<OsString> {
+pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Vec<OsString> {
     let mut args = Args::default();
     args.push([
         "-nodefaults",
@@ -73,13 +75,13 @@ pub fn qemu_args(machine: &Machine, accel: AccelChoice) -> Vec<OsString> {
         "none",
         "-no-reboot",
     ]);
-    add_machine(&mut args, machine, accel);
+    add_machine(&mut args, machine, kind, accel);
     args.pair("-kernel", machine.kernel.as_os_str());
     args.pair("-initrd", machine.initrd.as_os_str());
     args.pair("-append", machine.cmdline.as_str());
     add_console(&mut args, machine);
-    add_port(&mut args, machine);
-    add_share(&mut args, machine);
+    add_port(&mut args, machine, kind);
+    add_share(&mut args, machine, kind);
     args.0
 }
 
@@ -97,10 +99,7 @@ impl Args {
     }
 }
 
-/// q35 with every optional legacy device off. virtio-pci on q35 needs no ACPI-described
-/// virtio-mmio, which stock distro kernels would otherwise need, and never hung in the boot
-/// studies (QEMU's microvm with ACPI did, under TCG).
-fn add_machine(args: &mut Args, machine: &Machine, accel: AccelChoice) {
+fn add_machine(args: &mut Args, machine: &Machine, kind: MachineKind, accel: AccelChoice) {
     let (accel_name, cpu) = match accel {
         AccelChoice::Kvm => ("kvm", "host"),
         // kvm_pvm rejects the arch-capabilities MSR that `-cpu host` sets up.
@@ -111,7 +110,7 @@ fn add_machine(args: &mut Args, machine: &Machine, accel: AccelChoice) {
         .share
         .as_ref()
         .is_some_and(|s| s.transport == ShareTransport::VirtioFs);
-    let mut machine_opts = format!("q35,accel={accel_name},smbus=off,sata=off,vmport=off,usb=off");
+    let mut machine_opts = format!("{},accel={accel_name}", kind.qemu_machine());
     if memory_backend {
         machine_opts.push_str(",memory-backend=mem");
     }
@@ -139,8 +138,11 @@ fn add_console(args: &mut Args, machine: &Machine) {
     args.pair("-serial", "chardev:console");
 }
 
-fn add_port(args: &mut Args, machine: &Machine) {
-    args.pair("-device", "virtio-serial-pci,id=vmlane-serial");
+fn add_port(args: &mut Args, machine: &Machine, kind: MachineKind) {
+    args.pair(
+        "-device",
+        format!("virtio-serial-{},id=vmlane-serial", kind.transport()),
+    );
     args.pair("-chardev", chardev_socket("port", &machine.port_socket));
     args.pair(
         "-device",
@@ -148,7 +150,7 @@ fn add_port(args: &mut Args, machine: &Machine) {
     );
 }
 
-fn add_share(args: &mut Args, machine: &Machine) {
+fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
     let Some(share) = &machine.share else { return };
     match share.transport {
         ShareTransport::NineP => {
@@ -159,7 +161,11 @@ fn add_share(args: &mut Args, machine: &Machine) {
             args.pair("-fsdev", fsdev);
             args.pair(
                 "-device",
-                format!("virtio-9p-pci,fsdev=share,mount_tag={}", share.tag),
+                format!(
+                    "virtio-9p-{},fsdev=share,mount_tag={}",
+                    kind.transport(),
+                    share.tag
+                ),
             );
         }
         ShareTransport::VirtioFs => {
@@ -169,7 +175,11 @@ fn add_share(args: &mut Args, machine: &Machine) {
             );
             args.pair(
                 "-device",
-                format!("vhost-user-fs-pci,chardev=share,tag={}", share.tag),
+                format!(
+                    "vhost-user-fs-{},chardev=share,tag={}",
+                    kind.transport(),
+                    share.tag
+                ),
             );
         }
     }
@@ -234,7 +244,7 @@ mod tests {
 
     #[test]
     fn tcg_uses_cpu_max_and_never_reboots() {
-        let args = qemu_args(&machine(None), AccelChoice::Tcg);
+        let args = qemu_args(&machine(None), MachineKind::Q35, AccelChoice::Tcg);
         let text = joined(&args);
         assert!(text.contains("-machine q35,accel=tcg"));
         assert_eq!(value_after(&args, "-cpu"), ["max"]);
@@ -246,14 +256,14 @@ mod tests {
 
     #[test]
     fn pvm_kvm_avoids_the_arch_capabilities_msr() {
-        let args = qemu_args(&machine(None), AccelChoice::KvmPvm);
+        let args = qemu_args(&machine(None), MachineKind::Q35, AccelChoice::KvmPvm);
         assert_eq!(value_after(&args, "-cpu"), ["host,-arch-capabilities"]);
         assert!(joined(&args).contains("accel=kvm"));
     }
 
     #[test]
     fn commas_in_socket_paths_are_escaped() {
-        let args = qemu_args(&machine(None), AccelChoice::Kvm);
+        let args = qemu_args(&machine(None), MachineKind::Q35, AccelChoice::Kvm);
         assert!(value_after(&args, "-chardev")
             .iter()
             .any(|v| *v == "socket,id=port,path=/run/x,,y/port.sock"));
@@ -261,13 +271,21 @@ mod tests {
 
     #[test]
     fn port_is_named_for_the_guest_init() {
-        let text = joined(&qemu_args(&machine(None), AccelChoice::Tcg));
+        let text = joined(&qemu_args(
+            &machine(None),
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+        ));
         assert!(text.contains("virtserialport,bus=vmlane-serial.0,chardev=port,name=vmlane.0"));
     }
 
     #[test]
     fn ninep_share_is_read_only_on_the_host() {
-        let args = qemu_args(&machine(Some(ShareTransport::NineP)), AccelChoice::Tcg);
+        let args = qemu_args(
+            &machine(Some(ShareTransport::NineP)),
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+        );
         let fsdev = value_after(&args, "-fsdev");
         assert_eq!(fsdev.len(), 1);
         assert!(fsdev[0].to_string_lossy().contains("readonly=on"));
@@ -277,12 +295,30 @@ mod tests {
 
     #[test]
     fn virtiofs_share_gets_shared_memory() {
-        let args = qemu_args(&machine(Some(ShareTransport::VirtioFs)), AccelChoice::Tcg);
+        let args = qemu_args(
+            &machine(Some(ShareTransport::VirtioFs)),
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+        );
         let text = joined(&args);
         assert!(text.contains("memory-backend-memfd,id=mem,size=512M,share=on"));
         assert!(text.contains(",memory-backend=mem"));
         assert!(text.contains("vhost-user-fs-pci,chardev=share,tag=vmlane-root"));
         assert!(text.contains("socket,id=share,path=/run/x/virtiofs.sock"));
+    }
+
+    #[test]
+    fn microvm_puts_devices_on_mmio_without_acpi() {
+        let args = qemu_args(
+            &machine(Some(ShareTransport::NineP)),
+            MachineKind::Microvm,
+            AccelChoice::Tcg,
+        );
+        let text = joined(&args);
+        assert!(text.contains("-machine microvm,acpi=off,"), "{text}");
+        assert!(text.contains("virtio-serial-device,id=vmlane-serial"));
+        assert!(text.contains("virtio-9p-device,fsdev=share"));
+        assert!(!text.contains("-pci"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod accel;
 mod argv;
+mod machine;
 mod process;
 mod virtiofsd;
 
@@ -12,6 +13,7 @@ pub use argv::{
     kernel_cmdline, qemu_args, GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_VIRTIOFS,
     KERNEL_ARGS,
 };
+pub use machine::MachineKind;
 pub use virtiofsd::find_virtiofsd;
 
 use std::path::PathBuf;
@@ -26,11 +28,13 @@ pub struct QemuBackend {
     pub accel: AccelChoice,
     /// The virtiofsd to serve virtio-fs shares with, if one is installed.
     pub virtiofsd: Option<PathBuf>,
+    /// The machine type.
+    pub machine: MachineKind,
 }
 
 impl QemuBackend {
     /// Finds QEMU on `PATH` and a virtiofsd where distributions install it.
-    pub fn detect(accel: AccelChoice) -> Result<QemuBackend, BackendError> {
+    pub fn detect(accel: AccelChoice, machine: MachineKind) -> Result<QemuBackend, BackendError> {
         let qemu =
             find_program("qemu-system-x86_64").ok_or_else(|| BackendError::MissingProgram {
                 program: "qemu-system-x86_64".into(),
@@ -41,12 +45,14 @@ impl QemuBackend {
             qemu,
             accel,
             virtiofsd: find_virtiofsd(),
+            machine,
         })
     }
 
     /// The kernel modules the guest needs for this backend's devices and the given share.
     pub fn guest_modules(&self, share: Option<ShareTransport>) -> Vec<&'static str> {
-        let mut modules = GUEST_MODULES_BASE.to_vec();
+        let mut modules = vec![self.machine.transport_module()];
+        modules.extend_from_slice(GUEST_MODULES_BASE);
         match share {
             Some(ShareTransport::NineP) => modules.extend_from_slice(GUEST_MODULES_9P),
             Some(ShareTransport::VirtioFs) => modules.extend_from_slice(GUEST_MODULES_VIRTIOFS),
@@ -72,7 +78,7 @@ impl Backend for QemuBackend {
             }
             _ => None,
         };
-        let args = qemu_args(machine, self.accel);
+        let args = qemu_args(machine, self.machine, self.accel);
         let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;
         Ok(Box::new(vm))
     }

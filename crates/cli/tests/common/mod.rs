@@ -1,4 +1,6 @@
 //! Shared helpers for the end-to-end tests: real kernels, real QEMU.
+// Each test binary uses its own part of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,7 +24,8 @@ pub fn kernels() -> Vec<TestKernel> {
                 .collect()
         })
         .unwrap_or_default();
-    let pick = |label: &'static str, wanted: fn(&str) -> bool| {
+    let built_by_vmlane = |name: &str| dir.join(name).join("vmlane-build").is_file();
+    let pick = |label: &'static str, wanted: &dyn Fn(&str) -> bool| {
         let mut matching: Vec<&String> = names.iter().filter(|n| wanted(n)).collect();
         matching.sort();
         matching.last().map(|name| TestKernel {
@@ -31,17 +34,18 @@ pub fn kernels() -> Vec<TestKernel> {
         })
     };
     let found: Vec<TestKernel> = [
-        pick("debian-cloud", |n| n.ends_with("-cloud-amd64")),
-        pick("debian-generic", |n| {
+        pick("debian-cloud", &|n| n.ends_with("-cloud-amd64")),
+        pick("debian-generic", &|n| {
             n.ends_with("-amd64") && !n.ends_with("-cloud-amd64")
         }),
+        pick("vmlane-built", &|n| built_by_vmlane(n)),
     ]
     .into_iter()
     .flatten()
     .collect();
-    if found.len() < 2 {
+    if found.len() < 3 {
         let message = format!(
-            "end-to-end tests need Debian's cloud and generic kernels in {} (run scripts/setup); found {:?}",
+            "end-to-end tests need Debian's cloud and generic kernels and a vmlane-built kernel in {} (run scripts/setup); found {:?}",
             dir.display(),
             names
         );

@@ -1,0 +1,383 @@
+//! `vmlane kernel`: build kernels into the cache, list them, remove them.
+
+use crate::args::{KernelBuildArgs, KernelCommand};
+use anyhow::{bail, Context, Result};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use vmlane_kernel::build::{
+    build_linux, check_freebsd_source, freebsd_build_commands, parse_config, FreeBsdBuild,
+    FreeBsdHost, LinuxBuild, Progress, Setting,
+};
+use vmlane_kernel::{cache_dir, kernels_dir};
+
+pub fn kernel(command: KernelCommand) -> Result<i32> {
+    match command {
+        KernelCommand::Build(args) => build(args),
+        KernelCommand::List => list(),
+        KernelCommand::Rm { names } => remove(&names),
+    }
+}
+
+fn build(args: KernelBuildArgs) -> Result<i32> {
+    let cache = cache_dir();
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    if let Some(source) = &args.freebsd {
+        return build_freebsd(source, &args.conf, &cache, jobs);
+    }
+    let source = match (&args.source, args.debian) {
+        (_, true) => debian_source(&cache)?,
+        (Some(source), false) => source.clone(),
+        (None, false) => std::env::current_dir().context("failed to read the current directory")?,
+    };
+    let request = LinuxBuild {
+        source,
+        extra: extra_settings(&args)?,
+        clang: args.clang,
+        jobs,
+    };
+    let mut progress = TerminalProgress::new();
+    let started = std::time::Instant::now();
+    let built = build_linux(&request, &cache, &mut progress);
+    progress.finish();
+    let built = built?;
+    if built.cached {
+        eprintln!(
+            "vmlane: {} is already built (unchanged source and options)",
+            built.name
+        );
+    } else {
+        eprintln!("vmlane: built {} in {:.0?}", built.name, started.elapsed());
+    }
+    println!("{}", built.name);
+    Ok(0)
+}
+
+/// `-e`, `-m`, `-d` and `--config`, in that order of precedence from low to high.
+fn extra_settings(args: &KernelBuildArgs) -> Result<Vec<Setting>> {
+    let mut settings = Vec::new();
+    if let Some(file) = &args.config {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("failed to read {}", file.display()))?;
+        settings.extend(parse_config(&text));
+    }
+    for (names, value) in [
+        (&args.enable, "y"),
+        (&args.module, "m"),
+        (&args.disable, "n"),
+    ] {
+        settings.extend(names.iter().map(|name| Setting::new(name, value)));
+    }
+    Ok(settings)
+}
+
+/// Debian's `linux-source` tarball, unpacked once into the cache.
+fn debian_source(cache: &Path) -> Result<PathBuf> {
+    let tarball = find_debian_tarball();
+    let tarball = match tarball {
+        Some(tarball) => tarball,
+        None => {
+            eprintln!("vmlane: installing Debian's linux-source package");
+            let status = Command::new("apt-get")
+                .args(["install", "-y", "-qq", "linux-source"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .context("failed to run apt-get")?;
+            if !status.success() {
+                bail!("`apt-get install linux-source` failed; run it as root, then try again");
+            }
+            find_debian_tarball()
+                .context("linux-source is installed but /usr/src has no linux-source-*.tar.xz")?
+        }
+    };
+    let stem = tarball
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .trim_end_matches(".tar.xz")
+        .to_string();
+    let sources = cache.join("src");
+    let tree = sources.join(&stem);
+    if tree.join(".vmlane-unpacked").is_file() {
+        return Ok(tree);
+    }
+    std::fs::create_dir_all(&sources)?;
+    let _ = std::fs::remove_dir_all(&tree);
+    eprintln!(
+        "vmlane: unpacking {} into {}",
+        tarball.display(),
+        sources.display()
+    );
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&sources)
+        .status()?;
+    if !status.success() {
+        bail!("failed to unpack {}", tarball.display());
+    }
+    std::fs::write(tree.join(".vmlane-unpacked"), "")?;
+    Ok(tree)
+}
+
+fn find_debian_tarball() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("linux-source-") && name.ends_with(".tar.xz")
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Result<i32> {
+    check_freebsd_source(source).map_err(|why| {
+        anyhow::anyhow!("{} is not a FreeBSD source tree ({why})", source.display())
+    })?;
+    let host = if cfg!(target_os = "freebsd") {
+        FreeBsdHost::FreeBsd
+    } else {
+        FreeBsdHost::Linux { llvm_bin: newest_llvm_bin().context("building FreeBSD on Linux needs clang and lld: apt-get install clang-19 lld-19 bmake libarchive-dev flex")? }
+    };
+    let build = FreeBsdBuild {
+        source: source.to_path_buf(),
+        kernconf: kernconf.to_string(),
+        objdir: cache.join("freebsd-obj"),
+        jobs,
+    };
+    let (commands, kernel) = freebsd_build_commands(&build, &host);
+    for command in commands {
+        eprintln!(
+            "vmlane: {} {}",
+            command.program.display(),
+            command
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let status = Command::new(&command.program)
+            .args(&command.args)
+            .envs(command.env.iter().cloned())
+            .status()
+            .with_context(|| format!("failed to start {}", command.program.display()))?;
+        if !status.success() {
+            bail!("{} failed ({status})", command.program.display());
+        }
+    }
+    println!("{}", kernel.display());
+    Ok(0)
+}
+
+fn newest_llvm_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("llvm-"))
+                && p.join("bin/ld.lld").exists()
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|p| p.join("bin"))
+}
+
+fn list() -> Result<i32> {
+    let dir = kernels_dir(&cache_dir());
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !is_partial(p))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if entries.is_empty() {
+        eprintln!(
+            "vmlane: no kernels in {} (run scripts/setup or vmlane kernel build)",
+            dir.display()
+        );
+        return Ok(0);
+    }
+    entries.sort();
+    println!(
+        "{:<40} {:<24} {:>9}  {:<16}  config",
+        "NAME", "RELEASE", "SIZE", "ADDED"
+    );
+    for path in entries {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let release = release_of(&path).unwrap_or_else(|| "?".into());
+        let size = dir_size(&path);
+        let added = path
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(format_time)
+            .unwrap_or_default();
+        println!(
+            "{name:<40} {release:<24} {:>7} MB  {added:<16}  {}",
+            size >> 20,
+            config_summary(&path)
+        );
+    }
+    Ok(0)
+}
+
+fn is_partial(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+fn release_of(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir.join("boot"))
+        .ok()?
+        .flatten()
+        .find_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("vmlinuz-")
+                .map(str::to_string)
+        })
+}
+
+fn config_summary(dir: &Path) -> String {
+    match std::fs::read_to_string(dir.join("vmlane-build")) {
+        Ok(info) => {
+            let field = |key: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let mut summary = format!(
+                "vmlane minimal, {}",
+                if field("clang=") == "true" {
+                    "clang"
+                } else {
+                    "gcc"
+                }
+            );
+            let extra = field("extra=");
+            if !extra.is_empty() {
+                summary.push_str(&format!(", {extra}"));
+            }
+            summary
+        }
+        Err(_) => "packaged (modules)".into(),
+    }
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn format_time(time: std::time::SystemTime) -> String {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    let mut tm: libc::tm = unsafe_zeroed_tm();
+    // SAFETY: both pointers are valid for the call.
+    unsafe { libc::localtime_r(&secs, &mut tm) };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
+}
+
+fn unsafe_zeroed_tm() -> libc::tm {
+    // SAFETY: libc::tm is plain data; all-zero is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+fn remove(names: &[String]) -> Result<i32> {
+    let cache = cache_dir();
+    let dir = kernels_dir(&cache);
+    for name in names {
+        let path = dir.join(name);
+        if name.contains('/') || name.starts_with('.') || !path.is_dir() {
+            bail!(
+                "no kernel named {name} in {} (see vmlane kernel list)",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&path)
+            .with_context(|| format!("failed to remove {}", path.display()))?;
+        // A vmlane build's object tree is named by the key at the end of the kernel's name.
+        if let Some(key) = name.rsplit('-').next().filter(|k| k.len() == 12) {
+            let _ = std::fs::remove_dir_all(cache.join("builds").join(key));
+        }
+        eprintln!("vmlane: removed {name}");
+    }
+    Ok(0)
+}
+
+/// A one-line progress display on a terminal; plain step lines otherwise.
+struct TerminalProgress {
+    bar: Option<indicatif::ProgressBar>,
+    step: String,
+    lines: u64,
+}
+
+impl TerminalProgress {
+    fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        TerminalProgress {
+            bar,
+            step: String::new(),
+            lines: 0,
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn line(&mut self, step: &str, line: &str) {
+        self.lines += 1;
+        if step != self.step {
+            self.step = step.to_string();
+            if self.bar.is_none() {
+                eprintln!("vmlane: {step}");
+            }
+        }
+        if let Some(bar) = &self.bar {
+            let shown: String = line.trim().chars().take(70).collect();
+            bar.set_message(format!("{step} [{} lines] {shown}", self.lines));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `vmlane kernel`: the kernel scripts/setup built is cached, listed, and found again at once.
+
+mod common;
+
+use common::text;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn vmlane(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(args)
+        .output()
+        .expect("start vmlane")
+}
+
+#[test]
+fn an_unchanged_rebuild_is_a_cache_hit_and_the_kernel_is_listed() {
+    let kernels = common::kernels();
+    let Some(built) = kernels.iter().find(|k| k.label == "vmlane-built") else {
+        eprintln!("skipped: no vmlane-built kernel (scripts/setup builds one)");
+        return;
+    };
+    let name = built
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let started = Instant::now();
+    let output = vmlane(&["kernel", "build", "--debian"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), name);
+    assert!(
+        text(&output.stderr).contains("already built"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let list = vmlane(&["kernel", "list"]);
+    assert_eq!(list.status.code(), Some(0));
+    let listing = text(&list.stdout);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("{name} not in:\n{listing}"));
+    assert!(line.contains("vmlane minimal"), "{line}");
+    assert!(listing.contains("packaged (modules)"), "{listing}");
+}
+
+#[test]
+fn removing_an_unknown_kernel_is_an_error() {
+    let output = vmlane(&["kernel", "rm", "no-such-kernel"]);
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        text(&output.stderr).contains("no kernel named no-such-kernel"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn building_from_a_directory_that_is_not_a_kernel_tree_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vmlane(&["kernel", "build", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        text(&output.stderr).contains("is not a Linux source tree"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -1,0 +1,39 @@
+//! The QEMU machine types vmlane boots, and what each means for devices and guest drivers.
+
+/// A QEMU machine type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineKind {
+    /// q35 with its optional legacy devices off, devices on virtio-pci: what stock distro
+    /// kernels need (their virtio-mmio cannot take devices from the command line).
+    Q35,
+    /// microvm without ACPI or PCI, devices on virtio-mmio announced on the kernel command
+    /// line: the fastest boot, for kernels with `VIRTIO_MMIO_CMDLINE_DEVICES`.
+    Microvm,
+}
+
+impl MachineKind {
+    /// The `-machine` value before the accelerator.
+    pub fn qemu_machine(self) -> &'static str {
+        match self {
+            MachineKind::Q35 => "q35,smbus=off,sata=off,vmport=off,usb=off",
+            // The PIT, PIC and RTC let the kernel calibrate its clocks under TCG.
+            MachineKind::Microvm => "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=on",
+        }
+    }
+
+    /// The suffix of virtio device names on this machine's transport.
+    pub fn transport(self) -> &'static str {
+        match self {
+            MachineKind::Q35 => "pci",
+            MachineKind::Microvm => "device",
+        }
+    }
+
+    /// The guest driver for that transport.
+    pub fn transport_module(self) -> &'static str {
+        match self {
+            MachineKind::Q35 => "virtio_pci",
+            MachineKind::Microvm => "virtio_mmio",
+        }
+    }
+}
