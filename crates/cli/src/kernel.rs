@@ -9,7 +9,7 @@ use vmlane_kernel::build::{
     build_linux, check_freebsd_source, freebsd_build_commands, parse_config, FreeBsdBuild,
     FreeBsdHost, LinuxBuild, Progress, Setting,
 };
-use vmlane_kernel::{cache_dir, kernels_dir};
+use vmlane_kernel::{cache_dir, compare_releases, kernels_dir};
 
 pub fn kernel(command: KernelCommand) -> Result<i32> {
     match command {
@@ -124,17 +124,27 @@ fn debian_source(cache: &Path) -> Result<PathBuf> {
 }
 
 fn find_debian_tarball() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
+    last_entry(Path::new("/usr/src"), |path| {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        name.starts_with("linux-source-") && name.ends_with(".tar.xz")
+    })
+}
+
+/// The entry of `dir` with the highest version in its name among those `keep` accepts
+/// (`llvm-19` over `llvm-9`).
+fn last_entry(dir: &Path, keep: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.starts_with("linux-source-") && name.ends_with(".tar.xz")
-        })
-        .collect();
-    found.sort();
-    found.pop()
+        .filter(|p| keep(p))
+        .max_by(|a, b| compare_releases(&name(a), &name(b)))
 }
 
 fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Result<i32> {
@@ -178,18 +188,12 @@ fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Resu
 }
 
 fn newest_llvm_bin() -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("llvm-"))
-                && p.join("bin/ld.lld").exists()
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|p| p.join("bin"))
+    let llvm = last_entry(Path::new("/usr/lib"), |path| {
+        path.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("llvm-"))
+            && path.join("bin/ld.lld").exists()
+    })?;
+    Some(llvm.join("bin"))
 }
 
 fn list() -> Result<i32> {

@@ -13,7 +13,7 @@ use vmlane_backend::{
 use vmlane_kernel::{find_kernel, Kernel, Search, Tristate};
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_proto::{RunRequest, ShareMount};
-use vmlane_qemu::{kernel_cmdline, resolve_accel, HostKvm, MachineKind, QemuBackend};
+use vmlane_qemu::{kernel_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend};
 use vmlane_spec::{exit_code, GuestStatus, Outcome, RunSpec, ShareKind};
 
 const SHARE_TAG: &str = "vmlane-root";
@@ -166,23 +166,31 @@ fn choose_share(
     };
     let nine_p = has(&["9p", "9pnet_virtio"]);
     let virtiofs = has(&["virtiofs"]);
-    let have_virtiofsd = backend.virtiofsd.is_some();
+    let virtiofs_problem = if backend.virtiofsd.is_none() {
+        Some("no virtiofsd is installed (Debian 12: qemu-system-x86 ships /usr/lib/qemu/virtiofsd; or `cargo install virtiofsd`)")
+    } else if backend.machine == MachineKind::Microvm && backend.accel == AccelChoice::Tcg {
+        // Measured: the guest's first request on a vhost-user-fs-device never completes.
+        Some("vhost-user devices on QEMU's microvm do not work under TCG (use --machine q35)")
+    } else {
+        None
+    };
+    let image = kernel.image.display();
     match requested {
         ShareKind::NineP if nine_p => Ok(ShareTransport::NineP),
-        ShareKind::NineP => bail!("the kernel {} has no 9p support; try --share virtiofs", kernel.image.display()),
+        ShareKind::NineP => bail!("the kernel {image} has no 9p support; try --share virtiofs"),
         ShareKind::VirtioFs if !virtiofs => {
-            bail!("the kernel {} has no virtio-fs support; try --share 9p", kernel.image.display())
+            bail!("the kernel {image} has no virtio-fs support; try --share 9p")
         }
-        ShareKind::VirtioFs | ShareKind::Auto if virtiofs && have_virtiofsd => Ok(ShareTransport::VirtioFs),
-        ShareKind::VirtioFs => bail!(
-            "virtio-fs needs virtiofsd on the host: install qemu-system-x86 (Debian 12 ships /usr/lib/qemu/virtiofsd) or `cargo install virtiofsd`"
-        ),
+        ShareKind::VirtioFs => match virtiofs_problem {
+            None => Ok(ShareTransport::VirtioFs),
+            Some(problem) => bail!("cannot share over virtio-fs: {problem}"),
+        },
+        ShareKind::Auto if virtiofs && virtiofs_problem.is_none() => Ok(ShareTransport::VirtioFs),
         ShareKind::Auto if nine_p => Ok(ShareTransport::NineP),
-        ShareKind::Auto => bail!(
-            "the kernel {} can mount neither 9p nor virtio-fs{}, so the host's files cannot be shared",
-            kernel.image.display(),
-            if virtiofs { " (it has virtio-fs, but no virtiofsd is installed)" } else { "" }
-        ),
+        ShareKind::Auto => match (virtiofs, virtiofs_problem) {
+            (true, Some(problem)) => bail!("the kernel {image} has no 9p, and virtio-fs cannot be used: {problem}"),
+            _ => bail!("the kernel {image} can mount neither 9p nor virtio-fs, so the host's files cannot be shared"),
+        },
     }
 }
 
@@ -325,6 +333,85 @@ fn peak_memory_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kernel with no modules directory and this config.
+    fn kernel_with_config(dir: &Path, config: &str) -> Kernel {
+        let path = dir.join("config");
+        std::fs::write(&path, config).unwrap();
+        Kernel {
+            image: dir.join("vmlinux"),
+            format: vmlane_kernel::ImageFormat::Elf { pvh: true },
+            release: Some("6.1.192".into()),
+            modules: None,
+            config: Some(path),
+            origin: vmlane_kernel::Origin::Cache,
+        }
+    }
+
+    fn backend(machine: MachineKind, accel: AccelChoice, virtiofsd: bool) -> QemuBackend {
+        QemuBackend {
+            qemu: "qemu-system-x86_64".into(),
+            accel,
+            virtiofsd: virtiofsd.then(|| "/usr/lib/qemu/virtiofsd".into()),
+            machine,
+        }
+    }
+
+    const MINIMAL: &str = "CONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\nCONFIG_9P_FS=y\nCONFIG_NET_9P_VIRTIO=y\nCONFIG_VIRTIO_FS=y\n";
+
+    #[test]
+    fn kernels_with_command_line_mmio_devices_get_microvm() {
+        let dir = tempfile::tempdir().unwrap();
+        let minimal = kernel_with_config(dir.path(), MINIMAL);
+        assert_eq!(
+            choose_machine(MachineArg::Auto, &minimal),
+            MachineKind::Microvm
+        );
+        assert_eq!(choose_machine(MachineArg::Q35, &minimal), MachineKind::Q35);
+        let distro = kernel_with_config(
+            dir.path(),
+            "CONFIG_VIRTIO_MMIO=m\n# CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is not set\n",
+        );
+        assert_eq!(choose_machine(MachineArg::Auto, &distro), MachineKind::Q35);
+    }
+
+    #[test]
+    fn microvm_under_tcg_shares_over_9p_and_refuses_virtiofs() {
+        let dir = tempfile::tempdir().unwrap();
+        let minimal = kernel_with_config(dir.path(), MINIMAL);
+        let tcg_microvm = backend(MachineKind::Microvm, AccelChoice::Tcg, true);
+        assert_eq!(
+            choose_share(ShareKind::Auto, None, &tcg_microvm, &minimal).unwrap(),
+            ShareTransport::NineP
+        );
+        let error = choose_share(ShareKind::VirtioFs, None, &tcg_microvm, &minimal)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("microvm"), "{error}");
+        let kvm_microvm = backend(MachineKind::Microvm, AccelChoice::Kvm, true);
+        assert_eq!(
+            choose_share(ShareKind::Auto, None, &kvm_microvm, &minimal).unwrap(),
+            ShareTransport::VirtioFs
+        );
+    }
+
+    #[test]
+    fn module_only_support_without_modules_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = kernel_with_config(
+            dir.path(),
+            "CONFIG_9P_FS=m\nCONFIG_NET_9P_VIRTIO=m\nCONFIG_VIRTIO_FS=m\n",
+        );
+        let error = choose_share(
+            ShareKind::Auto,
+            None,
+            &backend(MachineKind::Q35, AccelChoice::Tcg, true),
+            &kernel,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("neither 9p nor virtio-fs"), "{error}");
+    }
 
     #[test]
     fn pruning_keeps_the_newest_logs() {

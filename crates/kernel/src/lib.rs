@@ -13,6 +13,7 @@ pub use config::Tristate;
 pub use error::KernelError;
 pub use image::{identify, ImageFormat};
 pub use search::{cache_dir, find_kernel, kernels_dir, Search};
+pub use version::compare as compare_releases;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -30,101 +30,43 @@ impl Setting {
 }
 
 /// Options vmlane turns on, grouped by what needs them.
+#[rustfmt::skip]
 const FRAGMENT: &[(&str, &[&str])] = &[
-    (
-        "a 64-bit SMP guest with a serial console",
-        &[
-            "64BIT",
-            "SMP",
-            "PRINTK",
-            "PRINTK_TIME",
-            "TTY",
-            "SERIAL_8250",
-            "SERIAL_8250_CONSOLE",
-            "KALLSYMS",
-            "BUG",
-            "MAGIC_SYSRQ",
-            "X86_MPPARSE",
-            "X86_X2APIC",
-        ],
-    ),
-    (
-        "the PVH entry and paravirtual clocks under KVM",
-        &["HYPERVISOR_GUEST", "PARAVIRT", "KVM_GUEST", "PVH"],
-    ),
-    (
-        "virtio devices on mmio (from the command line) and on pci",
-        &[
-            "PCI",
-            "VIRTIO_MENU",
-            "VIRTIO",
-            "VIRTIO_PCI",
-            "VIRTIO_MMIO",
-            "VIRTIO_MMIO_CMDLINE_DEVICES",
-            "VIRTIO_CONSOLE",
-            "BLOCK",
-            "BLK_DEV",
-            "VIRTIO_BLK",
-            "HW_RANDOM",
-            "HW_RANDOM_VIRTIO",
-        ],
-    ),
-    (
-        "vmlane's init and the programs it runs",
-        &[
-            "BLK_DEV_INITRD",
-            "BINFMT_ELF",
-            "BINFMT_SCRIPT",
-            "MULTIUSER",
-            "FUTEX",
-            "EPOLL",
-            "SIGNALFD",
-            "TIMERFD",
-            "EVENTFD",
-            "SHMEM",
-            "AIO",
-            "IO_URING",
-            "FILE_LOCKING",
-            "POSIX_TIMERS",
-            "SYSVIPC",
-            "PROC_SYSCTL",
-            "INOTIFY_USER",
-            "UNIX98_PTYS",
-            "FHANDLE",
-        ],
-    ),
-    (
-        "the host root share under a tmpfs overlay",
-        &[
-            "NET",
-            "INET",
-            "UNIX",
-            "NET_9P",
-            "NET_9P_VIRTIO",
-            "NETWORK_FILESYSTEMS",
-            "9P_FS",
-            "FUSE_FS",
-            "VIRTIO_FS",
-            "OVERLAY_FS",
-            "TMPFS",
-            "PROC_FS",
-            "SYSFS",
-            "DEVTMPFS",
-            "EXT4_FS",
-        ],
-    ),
-    (
-        "debugging filesystems",
-        &["DEBUG_FS", "FTRACE", "FUNCTION_TRACER", "BPF_SYSCALL"],
-    ),
+    ("a 64-bit SMP guest with a serial console", &[
+        "64BIT", "SMP", "PRINTK", "PRINTK_TIME", "TTY", "SERIAL_8250", "SERIAL_8250_CONSOLE",
+        "KALLSYMS", "BUG", "MAGIC_SYSRQ", "X86_MPPARSE", "X86_X2APIC",
+    ]),
+    ("the PVH entry and paravirtual clocks under KVM", &[
+        "HYPERVISOR_GUEST", "PARAVIRT", "KVM_GUEST", "PVH",
+    ]),
+    ("virtio devices on mmio (from the command line) and on pci", &[
+        "PCI", "VIRTIO_MENU", "VIRTIO", "VIRTIO_PCI", "VIRTIO_MMIO", "VIRTIO_MMIO_CMDLINE_DEVICES",
+        "VIRTIO_CONSOLE", "BLOCK", "BLK_DEV", "VIRTIO_BLK", "HW_RANDOM", "HW_RANDOM_VIRTIO",
+    ]),
+    ("vmlane's init and the programs it runs", &[
+        "BLK_DEV_INITRD", "BINFMT_ELF", "BINFMT_SCRIPT", "MULTIUSER", "FUTEX", "EPOLL", "SIGNALFD",
+        "TIMERFD", "EVENTFD", "SHMEM", "AIO", "IO_URING", "FILE_LOCKING", "POSIX_TIMERS",
+        "SYSVIPC", "PROC_SYSCTL", "INOTIFY_USER", "UNIX98_PTYS", "FHANDLE",
+    ]),
+    ("the host root share under a tmpfs overlay", &[
+        "NET", "INET", "UNIX", "NET_9P", "NET_9P_VIRTIO", "NETWORK_FILESYSTEMS", "9P_FS",
+        "FUSE_FS", "VIRTIO_FS", "OVERLAY_FS", "TMPFS", "TMPFS_XATTR", "PROC_FS", "SYSFS",
+        "DEVTMPFS", "EXT4_FS",
+    ]),
+    // The function tracer patches every traced call site at boot, a quarter second under
+    // emulation; `-e FUNCTION_TRACER` brings it back.
+    ("debugging filesystems", &["DEBUG_FS", "FTRACE", "ENABLE_DEFAULT_TRACERS", "BPF_SYSCALL"]),
 ];
 
-/// The fragment as settings, every option `=y`.
+/// Options vmlane turns off: a test VM does not need them and they cost boot time.
+const OFF: &[&str] = &["IPV6"];
+
+/// The fragment as settings.
 pub fn vmlane_fragment() -> Vec<Setting> {
-    FRAGMENT
+    let on = FRAGMENT
         .iter()
-        .flat_map(|(_, names)| names.iter().map(|n| Setting::new(n, "y")))
-        .collect()
+        .flat_map(|(_, names)| names.iter().map(|n| Setting::new(n, "y")));
+    on.chain(OFF.iter().map(|n| Setting::new(n, "n"))).collect()
 }
 
 /// Parses `.config` text into settings; comment lines `# CONFIG_X is not set` count as `n`.
