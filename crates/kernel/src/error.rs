@@ -1,29 +1,37 @@
+use crate::Origin;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// What to do when nothing is found.
+const HOW_TO_GET_ONE: &str = "run scripts/setup to fetch Debian's kernel into the cache, or pass -k PATH to a bzImage, vmlinux or kernel build tree";
 
 /// Why no kernel could be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
     /// Nothing was found anywhere; lists each place and why it did not qualify.
-    #[error("no kernel found. Looked at:\n{}\nRun scripts/setup to fetch Debian's kernel into the cache, or pass -k PATH to a bzImage, vmlinux or kernel build tree.", .looked.iter().map(|l| format!("  - {l}")).collect::<Vec<_>>().join("\n"))]
+    #[error("no kernel found; looked at:\n{}\n{HOW_TO_GET_ONE}", .looked.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"))]
     NotFound {
-        /// One line per place looked.
+        /// One line per place looked, with why it failed.
         looked: Vec<String>,
     },
-    /// `-k` named a path that does not exist and no cached kernel of that name.
-    #[error("kernel {path} does not exist and is not the name or release of a cached kernel (cached: {})", if .cached.is_empty() { "none; run scripts/setup".to_string() } else { .cached.join(", ") })]
+    /// `-k` or `$VMLANE_KERNEL` named a path that does not exist and no cached kernel.
+    #[error("kernel {path} ({origin}) does not exist and is not the name, release or release prefix of a cached kernel; {}", cached_list(.kernels_dir, .cached))]
     NoSuchKernel {
         /// What was asked for.
         path: PathBuf,
-        /// The names of cached kernels.
+        /// Who asked for it.
+        origin: Origin,
+        /// Where cached kernels live.
+        kernels_dir: PathBuf,
+        /// The cached kernels, as `name` or `name (release)`.
         cached: Vec<String>,
     },
-    /// The file exists but is not a bootable kernel.
+    /// The file or directory exists but is not something vmlane can boot.
     #[error("{path} is not a kernel: {reason}")]
     NotAKernel {
-        /// The file.
+        /// The file or directory.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What it is instead, or what is wrong with it.
         reason: String,
     },
     /// The file could not be read.
@@ -31,7 +39,7 @@ pub enum KernelError {
     Unreadable {
         /// The file.
         path: PathBuf,
-        /// A fix, when one is known.
+        /// A fix, when one is known, starting with a separator.
         hint: String,
         /// Why.
         #[source]
@@ -40,12 +48,68 @@ pub enum KernelError {
 }
 
 impl KernelError {
-    pub(crate) fn unreadable(path: PathBuf, source: io::Error) -> KernelError {
+    /// An unreadable file, with the fix when it is a matter of permissions (Ubuntu installs
+    /// `/boot/vmlinuz-*` readable by root only).
+    pub(crate) fn unreadable(path: &Path, source: io::Error) -> KernelError {
         let hint = if source.kind() == io::ErrorKind::PermissionDenied {
-            " (permission denied: copy it somewhere readable, or `sudo chmod a+r` it)".to_string()
+            format!(
+                ": permission denied; make it readable with `sudo chmod a+r {}`, or run scripts/setup to put a kernel in vmlane's cache",
+                path.display()
+            )
         } else {
             String::new()
         };
-        KernelError::Unreadable { path, hint, source }
+        KernelError::Unreadable {
+            path: path.to_path_buf(),
+            hint,
+            source,
+        }
+    }
+
+    pub(crate) fn not_a_kernel(path: &Path, reason: &str) -> KernelError {
+        KernelError::NotAKernel {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+fn cached_list(kernels_dir: &Path, cached: &[String]) -> String {
+    if cached.is_empty() {
+        format!(
+            "no kernels are cached in {} (run scripts/setup to fetch one)",
+            kernels_dir.display()
+        )
+    } else {
+        format!(
+            "cached kernels in {}: {}",
+            kernels_dir.display(),
+            cached.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_denied_names_the_file_and_the_fix() {
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        let error = KernelError::unreadable(Path::new("/boot/vmlinuz-6.8.0-1-generic"), denied);
+        let text = error.to_string();
+        assert!(
+            text.contains("cannot read kernel /boot/vmlinuz-6.8.0-1-generic"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sudo chmod a+r /boot/vmlinuz-6.8.0-1-generic"),
+            "{text}"
+        );
+        assert!(std::error::Error::source(&error).is_some());
+
+        let missing = io::Error::from(io::ErrorKind::NotFound);
+        let text = KernelError::unreadable(Path::new("/x"), missing).to_string();
+        assert_eq!(text, "cannot read kernel /x");
     }
 }

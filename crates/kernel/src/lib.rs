@@ -2,17 +2,24 @@
 //! modules and config are.
 #![deny(missing_docs)]
 
+mod bare;
+mod boot;
 pub mod build;
+mod cache;
 mod config;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod image;
 mod search;
+mod tree;
 mod version;
 
+pub use cache::{cache_dir, kernels_dir};
 pub use config::Tristate;
 pub use error::KernelError;
 pub use image::{identify, ImageFormat};
-pub use search::{cache_dir, find_kernel, kernels_dir, Search};
+pub use search::{find_kernel, Search};
 pub use version::compare as compare_releases;
 
 use std::fmt;
@@ -21,13 +28,13 @@ use std::path::PathBuf;
 /// A kernel ready to boot.
 #[derive(Debug, Clone)]
 pub struct Kernel {
-    /// The file QEMU loads.
+    /// The file QEMU gets with `-kernel`.
     pub image: PathBuf,
     /// What kind of image it is.
     pub format: ImageFormat,
-    /// The kernel release (`uname -r`), when the image says.
+    /// The kernel release (`uname -r`), when known.
     pub release: Option<String>,
-    /// Its modules: a `lib/modules/<release>` directory or a build tree.
+    /// Its modules: a `lib/modules/<release>` directory or a build tree's root.
     pub modules: Option<PathBuf>,
     /// Its `.config`, when known.
     pub config: Option<PathBuf>,
@@ -36,13 +43,14 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// The value of `CONFIG_<name>` in the kernel's config, if the config is known.
+    /// The value of `CONFIG_<name>` in the kernel's config; `None` when the config is unknown
+    /// or unreadable. An option the config does not mention is [`Tristate::No`].
     pub fn config_option(&self, name: &str) -> Option<Tristate> {
         config::lookup(self.config.as_deref()?, name)
     }
 }
 
-/// Where a kernel was found.
+/// How a kernel was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// `-k` on the command line.

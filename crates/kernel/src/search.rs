@@ -1,22 +1,23 @@
 //! Where kernels are looked for, in order: `-k`, `$VMLANE_KERNEL`, a build tree in the current
 //! directory, vmlane's kernel cache, the host's `/boot`.
 
+use crate::cache::{self, kernels_dir};
 use crate::error::KernelError;
-use crate::image::{identify, ImageFormat};
-use crate::version;
-use crate::{Kernel, Origin};
+use crate::{bare, boot, tree, Kernel, Origin};
+use std::io;
 use std::path::{Path, PathBuf};
 
-/// The places to look, with the host's defaults filled in by [`Search::new`].
+/// The places to look, with the host's defaults filled in by [`Search::new`]; tests and callers
+/// may point any of them elsewhere.
 #[derive(Debug, Clone)]
 pub struct Search {
-    /// `-k`.
+    /// `-k`: an image, a build tree, or a cached kernel's name, release or release prefix.
     pub explicit: Option<PathBuf>,
-    /// `--modules`.
+    /// `--modules`: overrides the modules directory found with the kernel.
     pub modules: Option<PathBuf>,
-    /// `$VMLANE_KERNEL`.
+    /// `$VMLANE_KERNEL`, taking the same forms as `-k`.
     pub env_kernel: Option<PathBuf>,
-    /// The current directory, checked for a build tree.
+    /// The current directory: checked for a build tree, and what relative paths are taken from.
     pub cwd: PathBuf,
     /// vmlane's cache root; kernels live in its `kernels/`.
     pub cache_dir: PathBuf,
@@ -27,7 +28,8 @@ pub struct Search {
 }
 
 impl Search {
-    /// A search with this host's defaults.
+    /// A search with this host's defaults: `$VMLANE_KERNEL`, [`cache_dir`](crate::cache_dir),
+    /// `/boot` and `/lib/modules`.
     pub fn new(explicit: Option<PathBuf>, modules: Option<PathBuf>, cwd: PathBuf) -> Search {
         Search {
             explicit,
@@ -36,340 +38,141 @@ impl Search {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             cwd,
-            cache_dir: cache_dir(),
+            cache_dir: cache::cache_dir(),
             boot_dir: PathBuf::from("/boot"),
             system_modules: PathBuf::from("/lib/modules"),
         }
     }
+
+    fn resolve(&self, path: &Path) -> PathBuf {
+        self.cwd.join(path)
+    }
 }
 
-/// vmlane's cache: `$VMLANE_CACHE_DIR`, else `$XDG_CACHE_HOME/vmlane`, else `~/.cache/vmlane`.
-pub fn cache_dir() -> PathBuf {
-    let var = |name| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("VMLANE_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("vmlane")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/vmlane")))
-        .unwrap_or_else(|| PathBuf::from("/tmp/vmlane-cache"))
-}
-
-/// Where cached kernels live under a cache root.
-pub fn kernels_dir(cache: &Path) -> PathBuf {
-    cache.join("kernels")
-}
-
-/// Finds the kernel to boot.
+/// Finds the kernel to boot, or says everywhere it looked.
 pub fn find_kernel(search: &Search) -> Result<Kernel, KernelError> {
     let mut kernel = locate(search)?;
     if let Some(modules) = &search.modules {
-        kernel.modules = Some(modules.clone());
+        let modules = search.resolve(modules);
+        if kernel.config.is_none() {
+            kernel.config = bare::modules_config(&modules);
+        }
+        kernel.modules = Some(modules);
     }
     Ok(kernel)
 }
 
 fn locate(search: &Search) -> Result<Kernel, KernelError> {
-    if let Some(path) = &search.explicit {
-        return named(path, search, Origin::Explicit);
+    if let Some(wanted) = &search.explicit {
+        return named(wanted, search, Origin::Explicit);
     }
     let mut looked = Vec::new();
     match &search.env_kernel {
-        Some(path) => return named(path, search, Origin::Environment),
+        Some(wanted) => return named(wanted, search, Origin::Environment),
         None => looked.push("$VMLANE_KERNEL: not set".to_string()),
     }
-    if is_build_tree(&search.cwd) {
-        return from_build_tree(&search.cwd, Origin::BuildTree);
+
+    if tree::is_build_tree(&search.cwd) {
+        return tree::kernel(&search.cwd, Origin::BuildTree);
     }
-    looked.push(format!(
-        "{}: not a kernel build tree (no arch/x86/boot/bzImage)",
-        search.cwd.display()
-    ));
-    let cached = cached_kernels(&search.cache_dir);
-    if let Some(newest) = cached.iter().max_by_key(|k| k.modified) {
-        return from_cache_entry(newest);
+    looked.push(format!("{}: no {}", search.cwd.display(), tree::BZIMAGE));
+
+    let kernels = kernels_dir(&search.cache_dir);
+    match cache::entries(&search.cache_dir) {
+        Ok(entries) => match cache::newest(&entries) {
+            Some(entry) => return entry.kernel(Origin::Cache),
+            None => looked.push(format!("{}: empty or missing", kernels.display())),
+        },
+        Err(e) => looked.push(format!("{}: cannot read it ({e})", kernels.display())),
     }
-    looked.push(format!(
-        "{}: no cached kernels",
-        kernels_dir(&search.cache_dir).display()
-    ));
-    match newest_boot_image(&search.boot_dir) {
-        Some(image) => return from_image(&image, search, Origin::Boot),
-        None => looked.push(format!("{}: no vmlinuz-*", search.boot_dir.display())),
+
+    match boot::newest_image(&search.boot_dir) {
+        Ok(Some(image)) => return bare::kernel(&image, &search.system_modules, Origin::Boot),
+        Ok(None) => looked.push(format!("{}: no vmlinuz-*", search.boot_dir.display())),
+        Err(e) => looked.push(format!(
+            "{}: cannot read it ({e})",
+            search.boot_dir.display()
+        )),
     }
     Err(KernelError::NotFound { looked })
 }
 
-/// `-k` or `$VMLANE_KERNEL`: a path to an image or build tree, or a cached kernel's name.
-fn named(path: &Path, search: &Search, origin: Origin) -> Result<Kernel, KernelError> {
-    if path.is_dir() {
-        if is_build_tree(path) {
-            return from_build_tree(path, origin);
-        }
-        if let Some(entry) = CacheEntry::read(path) {
-            return from_cache_entry(&entry).map(|k| Kernel { origin, ..k });
-        }
-        return Err(KernelError::NotAKernel {
-            path: path.to_path_buf(),
-            reason: "a directory that is neither a kernel build tree (arch/x86/boot/bzImage) nor a cached kernel (boot/vmlinuz-*)".into(),
-        });
+/// `-k` or `$VMLANE_KERNEL`: a path to an image or a build tree (relative to the search's
+/// current directory), or else the name, release or release prefix of a cached kernel.
+fn named(wanted: &Path, search: &Search, origin: Origin) -> Result<Kernel, KernelError> {
+    let path = search.resolve(wanted);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_dir() => directory(&path, origin),
+        Ok(_) => bare::kernel(&path, &search.system_modules, origin),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => cached(wanted, search, origin),
+        Err(e) => Err(KernelError::unreadable(&path, e)),
     }
-    if path.exists() {
-        return from_image(path, search, origin);
+}
+
+fn directory(dir: &Path, origin: Origin) -> Result<Kernel, KernelError> {
+    if tree::is_build_tree(dir) {
+        return tree::kernel(dir, origin);
     }
-    let cached = cached_kernels(&search.cache_dir);
-    let wanted = path.to_string_lossy();
-    let exact = cached
-        .iter()
-        .find(|k| k.name == wanted || k.release == wanted);
-    let by_prefix = || {
-        cached
-            .iter()
-            .filter(|k| version::matches_prefix(&k.release, &wanted))
-            .max_by(|a, b| version::compare(&a.release, &b.release))
+    if let Some(entry) = cache::CacheEntry::read(dir) {
+        return entry.kernel(origin);
+    }
+    let reason = if tree::is_unbuilt_source(dir) {
+        "a kernel source tree with no arch/x86/boot/bzImage; build it first (make, or vmlane kernel build)"
+    } else {
+        "a directory that is neither a kernel build tree (no arch/x86/boot/bzImage) nor a cached kernel (no boot/vmlinuz-*)"
     };
-    match exact.or_else(by_prefix) {
-        Some(entry) => from_cache_entry(entry).map(|k| Kernel { origin, ..k }),
+    Err(KernelError::not_a_kernel(dir, reason))
+}
+
+fn cached(wanted: &Path, search: &Search, origin: Origin) -> Result<Kernel, KernelError> {
+    let entries = cache::entries(&search.cache_dir).unwrap_or_default();
+    let name = wanted.to_string_lossy();
+    // A name never has a slash; anything with one was meant as a path.
+    let found = (!name.contains('/'))
+        .then(|| cache::lookup(&entries, &name))
+        .flatten();
+    match found {
+        Some(entry) => entry.kernel(origin),
         None => Err(KernelError::NoSuchKernel {
-            path: path.to_path_buf(),
-            cached: cached.iter().map(|k| k.name.clone()).collect(),
+            path: wanted.to_path_buf(),
+            origin,
+            kernels_dir: kernels_dir(&search.cache_dir),
+            cached: entries.iter().map(cache::CacheEntry::label).collect(),
         }),
     }
-}
-
-fn is_build_tree(dir: &Path) -> bool {
-    dir.join("arch/x86/boot/bzImage").is_file()
-}
-
-fn from_build_tree(tree: &Path, origin: Origin) -> Result<Kernel, KernelError> {
-    let image = tree.join("arch/x86/boot/bzImage");
-    let (format, header_release) = identify(&image)?;
-    let release = std::fs::read_to_string(tree.join("include/config/kernel.release"))
-        .ok()
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .or(header_release);
-    let config = Some(tree.join(".config")).filter(|c| c.is_file());
-    Ok(Kernel {
-        image,
-        format,
-        release,
-        modules: Some(tree.to_path_buf()),
-        config,
-        origin,
-    })
-}
-
-fn from_image(image: &Path, search: &Search, origin: Origin) -> Result<Kernel, KernelError> {
-    let (format, release) = identify(image)?;
-    if format == (ImageFormat::Elf { pvh: false }) {
-        return Err(KernelError::NotAKernel {
-            path: image.to_path_buf(),
-            reason:
-                "an ELF vmlinux without a PVH entry note, which QEMU cannot boot; use the bzImage"
-                    .into(),
-        });
-    }
-    let beside = |prefix: &str| {
-        let release = release.as_ref()?;
-        Some(image.parent()?.join(format!("{prefix}{release}"))).filter(|p| p.exists())
-    };
-    let modules = release
-        .as_ref()
-        .map(|r| search.system_modules.join(r))
-        .filter(|dir| dir.is_dir());
-    Ok(Kernel {
-        image: image.to_path_buf(),
-        format,
-        config: beside("config-"),
-        release,
-        modules,
-        origin,
-    })
-}
-
-/// One kernel in the cache: `<name>/boot/vmlinuz-<release>`, maybe `vmlinux-<release>` and
-/// `config-<release>`, and `<name>/lib/modules/<release>/`.
-#[derive(Debug, Clone)]
-struct CacheEntry {
-    name: String,
-    dir: PathBuf,
-    release: String,
-    modified: std::time::SystemTime,
-}
-
-impl CacheEntry {
-    fn read(dir: &Path) -> Option<CacheEntry> {
-        let boot = std::fs::read_dir(dir.join("boot")).ok()?;
-        let release = boot
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_prefix("vmlinuz-")
-                    .map(str::to_string)
-            })
-            .max_by(|a, b| version::compare(a, b))?;
-        Some(CacheEntry {
-            name: dir.file_name()?.to_string_lossy().into_owned(),
-            dir: dir.to_path_buf(),
-            release,
-            modified: dir.metadata().and_then(|m| m.modified()).ok()?,
-        })
-    }
-}
-
-fn cached_kernels(cache: &Path) -> Vec<CacheEntry> {
-    let Ok(entries) = std::fs::read_dir(kernels_dir(cache)) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| CacheEntry::read(&e.path()))
-        .collect()
-}
-
-/// Prefers the extracted vmlinux: it boots at its PVH entry without decompressing.
-fn from_cache_entry(entry: &CacheEntry) -> Result<Kernel, KernelError> {
-    let boot = entry.dir.join("boot");
-    let vmlinux = boot.join(format!("vmlinux-{}", entry.release));
-    let vmlinuz = boot.join(format!("vmlinuz-{}", entry.release));
-    let image = if vmlinux.is_file() { vmlinux } else { vmlinuz };
-    let (format, _) = identify(&image)?;
-    let modules = Some(entry.dir.join("lib/modules").join(&entry.release)).filter(|d| d.is_dir());
-    let config = Some(boot.join(format!("config-{}", entry.release))).filter(|c| c.is_file());
-    Ok(Kernel {
-        image,
-        format,
-        release: Some(entry.release.clone()),
-        modules,
-        config,
-        origin: Origin::Cache,
-    })
-}
-
-fn newest_boot_image(boot: &Path) -> Option<PathBuf> {
-    let entries = std::fs::read_dir(boot).ok()?;
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            name.strip_prefix("vmlinuz-")
-                .map(|r| (r.to_string(), e.path()))
-        })
-        .max_by(|a, b| version::compare(&a.0, &b.0))
-        .map(|(_, path)| path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::tests::{fake_bzimage, fake_vmlinux};
+    use crate::fixtures::{fake_bzimage, Host};
+    use crate::{ImageFormat, Tristate};
     use std::fs;
-
-    struct Host {
-        root: tempfile::TempDir,
-    }
-
-    impl Host {
-        fn new() -> Host {
-            let host = Host {
-                root: tempfile::tempdir().unwrap(),
-            };
-            for dir in ["cwd", "cache", "boot", "lib/modules"] {
-                fs::create_dir_all(host.path(dir)).unwrap();
-            }
-            host
-        }
-
-        fn path(&self, rel: &str) -> PathBuf {
-            self.root.path().join(rel)
-        }
-
-        fn search(&self) -> Search {
-            Search {
-                explicit: None,
-                modules: None,
-                env_kernel: None,
-                cwd: self.path("cwd"),
-                cache_dir: self.path("cache"),
-                boot_dir: self.path("boot"),
-                system_modules: self.path("lib/modules"),
-            }
-        }
-
-        fn cache_kernel(&self, name: &str, release: &str, with_vmlinux: bool) {
-            let dir = self.path(&format!("cache/kernels/{name}"));
-            fs::create_dir_all(dir.join("boot")).unwrap();
-            fs::create_dir_all(dir.join("lib/modules").join(release)).unwrap();
-            fs::write(
-                dir.join(format!("boot/vmlinuz-{release}")),
-                fake_bzimage(release),
-            )
-            .unwrap();
-            fs::write(
-                dir.join(format!("boot/config-{release}")),
-                "CONFIG_9P_FS=m\n",
-            )
-            .unwrap();
-            if with_vmlinux {
-                fs::write(
-                    dir.join(format!("boot/vmlinux-{release}")),
-                    fake_vmlinux(release, true),
-                )
-                .unwrap();
-            }
-        }
-
-        fn build_tree(&self, dir: &str) {
-            let tree = self.path(dir);
-            fs::create_dir_all(tree.join("arch/x86/boot")).unwrap();
-            fs::create_dir_all(tree.join("include/config")).unwrap();
-            fs::write(
-                tree.join("arch/x86/boot/bzImage"),
-                fake_bzimage("6.12.0-rc1"),
-            )
-            .unwrap();
-            fs::write(
-                tree.join("include/config/kernel.release"),
-                "6.12.0-rc1-dirty\n",
-            )
-            .unwrap();
-        }
-    }
 
     #[test]
     fn nothing_found_lists_every_place_and_how_to_get_a_kernel() {
         let host = Host::new();
-        let error = find_kernel(&host.search()).unwrap_err().to_string();
-        for expected in [
-            "$VMLANE_KERNEL: not set",
-            "no arch/x86/boot/bzImage",
-            "no cached kernels",
-            "no vmlinuz-*",
-            "scripts/setup",
-            "-k PATH",
-        ] {
-            assert!(
-                error.contains(expected),
-                "missing {expected:?} in:\n{error}"
-            );
-        }
+        let error = find_kernel(&host.search()).unwrap_err();
+        assert!(matches!(error, KernelError::NotFound { .. }));
+        let text = error.to_string();
+        let expected = [
+            "no kernel found; looked at:".to_string(),
+            "  $VMLANE_KERNEL: not set".to_string(),
+            format!("  {}: no arch/x86/boot/bzImage", host.path("cwd").display()),
+            format!("  {}: empty or missing", host.path("cache/kernels").display()),
+            format!("  {}: no vmlinuz-*", host.path("boot").display()),
+            "run scripts/setup to fetch Debian's kernel into the cache, or pass -k PATH to a bzImage, vmlinux or kernel build tree".to_string(),
+        ];
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
     }
 
     #[test]
     fn search_order_is_env_then_build_tree_then_cache_then_boot() {
         let host = Host::new();
-        fs::write(
-            host.path("boot/vmlinuz-5.10.0-1-amd64"),
-            fake_bzimage("5.10.0-1-amd64"),
-        )
-        .unwrap();
-        fs::create_dir_all(host.path("lib/modules/5.10.0-1-amd64")).unwrap();
+        host.boot_kernel("5.10.0-1-amd64");
         let found = find_kernel(&host.search()).unwrap();
         assert_eq!(found.origin, Origin::Boot);
-        assert_eq!(found.modules, Some(host.path("lib/modules/5.10.0-1-amd64")));
+        assert_eq!(found.image, host.path("boot/vmlinuz-5.10.0-1-amd64"));
 
         host.cache_kernel("6.1.0-56-amd64", "6.1.0-56-amd64", false);
         assert_eq!(find_kernel(&host.search()).unwrap().origin, Origin::Cache);
@@ -378,72 +181,161 @@ mod tests {
         let found = find_kernel(&host.search()).unwrap();
         assert_eq!(found.origin, Origin::BuildTree);
         assert_eq!(found.release.as_deref(), Some("6.12.0-rc1-dirty"));
-        assert_eq!(found.modules, Some(host.path("cwd")));
 
         let mut search = host.search();
         search.env_kernel = Some(host.path("boot/vmlinuz-5.10.0-1-amd64"));
-        assert_eq!(find_kernel(&search).unwrap().origin, Origin::Environment);
+        let found = find_kernel(&search).unwrap();
+        assert_eq!(found.origin, Origin::Environment);
+        assert_eq!(found.release.as_deref(), Some("5.10.0-1-amd64"));
+
+        search.explicit = Some("6.1.0-56-amd64".into());
+        let found = find_kernel(&search).unwrap();
+        assert_eq!(found.origin, Origin::Explicit);
+        assert_eq!(found.release.as_deref(), Some("6.1.0-56-amd64"));
     }
 
     #[test]
-    fn cached_kernel_prefers_its_vmlinux_and_knows_its_modules_and_config() {
+    fn modules_follow_where_the_kernel_came_from() {
         let host = Host::new();
-        host.cache_kernel("6.1.0-56-cloud-amd64", "6.1.0-56-cloud-amd64", true);
-        let found = find_kernel(&host.search()).unwrap();
-        assert_eq!(found.format, ImageFormat::Elf { pvh: true });
-        assert!(found.image.ends_with("boot/vmlinux-6.1.0-56-cloud-amd64"));
-        assert!(found
-            .modules
-            .as_ref()
-            .unwrap()
-            .ends_with("lib/modules/6.1.0-56-cloud-amd64"));
-        assert_eq!(found.config_option("9P_FS"), Some(crate::Tristate::Module));
+        host.boot_kernel("5.10.0-1-amd64");
+        fs::create_dir_all(host.path("lib/modules/5.10.0-1-amd64")).unwrap();
+        let boot = find_kernel(&host.search()).unwrap();
+        assert_eq!(boot.origin, Origin::Boot);
+        assert_eq!(boot.modules, Some(host.path("lib/modules/5.10.0-1-amd64")));
+        assert_eq!(boot.config, Some(host.path("boot/config-5.10.0-1-amd64")));
+
+        // An image elsewhere, named by -k or $VMLANE_KERNEL, uses the host's modules too.
+        let image = host.path("elsewhere/bzImage");
+        fs::create_dir_all(image.parent().unwrap()).unwrap();
+        fs::write(&image, fake_bzimage("5.10.0-1-amd64")).unwrap();
+        let mut search = host.search();
+        search.env_kernel = Some(image.clone());
+        let env = find_kernel(&search).unwrap();
+        assert_eq!(env.modules, Some(host.path("lib/modules/5.10.0-1-amd64")));
+        assert_eq!(env.config, None);
+        fs::write(&image, fake_bzimage("6.0.0-unknown")).unwrap();
+        assert_eq!(find_kernel(&search).unwrap().modules, None);
+
+        host.cache_kernel("deb", "6.1.0-56-cloud-amd64", false);
+        let cache = find_kernel(&host.search()).unwrap();
+        assert_eq!(
+            cache.modules,
+            Some(host.path("cache/kernels/deb/lib/modules/6.1.0-56-cloud-amd64"))
+        );
+        assert_eq!(cache.config_option("9P_FS"), Some(Tristate::Module));
+
+        let tree = host.build_tree("cwd");
+        let built = find_kernel(&host.search()).unwrap();
+        assert_eq!(built.modules, Some(tree.clone()));
+        assert_eq!(built.config, Some(tree.join(".config")));
+        assert_eq!(built.config_option("VIRTIO_MMIO"), Some(Tristate::Yes));
+
+        let mut search = host.search();
+        search.explicit = Some("deb".into());
+        search.modules = Some("mods".into());
+        let overridden = find_kernel(&search).unwrap();
+        assert_eq!(overridden.modules, Some(host.path("cwd/mods")));
+        assert!(overridden.config.is_some());
     }
 
     #[test]
-    fn explicit_name_or_release_prefix_picks_a_cached_kernel() {
+    fn without_choice_the_most_recently_added_cached_kernel_wins() {
+        let host = Host::new();
+        host.cache_kernel("newer-release", "6.12.0", false);
+        host.cache_kernel("older-release", "6.1.0", false);
+        let set_age = |name: &str, seconds_ago: u64| {
+            let dir = fs::File::open(host.path(&format!("cache/kernels/{name}"))).unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+            dir.set_modified(when).unwrap();
+        };
+        set_age("newer-release", 3600);
+        set_age("older-release", 60);
+        let found = find_kernel(&host.search()).unwrap();
+        assert_eq!(found.release.as_deref(), Some("6.1.0"));
+    }
+
+    #[test]
+    fn explicit_name_release_prefix_or_directory_picks_a_cached_kernel() {
         let host = Host::new();
         host.cache_kernel("a", "6.1.9", false);
         host.cache_kernel("b", "6.1.10", false);
         host.cache_kernel("c", "6.10.1", false);
         let mut search = host.search();
-        search.explicit = Some("6.1".into());
+        let mut pick = |wanted: PathBuf| {
+            search.explicit = Some(wanted);
+            find_kernel(&search).unwrap().release.unwrap()
+        };
+        assert_eq!(pick("6.1".into()), "6.1.10");
+        assert_eq!(pick("a".into()), "6.1.9");
+        assert_eq!(pick(host.path("cache/kernels/c")), "6.10.1");
+    }
+
+    #[test]
+    fn explicit_paths_are_taken_from_the_current_directory() {
+        let host = Host::new();
+        fs::write(host.path("cwd/bzImage"), fake_bzimage("6.6.6")).unwrap();
+        let mut search = host.search();
+        search.explicit = Some("bzImage".into());
+        let found = find_kernel(&search).unwrap();
+        assert_eq!(found.image, host.path("cwd/bzImage"));
+        assert_eq!(found.format, ImageFormat::BzImage);
+
+        let tree = host.build_tree("src/linux");
+        search.explicit = Some("../src/linux".into());
+        let found = find_kernel(&search).unwrap();
         assert_eq!(
-            find_kernel(&search).unwrap().release.as_deref(),
-            Some("6.1.10")
+            found.modules.as_deref(),
+            Some(host.path("cwd/../src/linux").as_path())
         );
-        search.explicit = Some("a".into());
-        assert_eq!(
-            find_kernel(&search).unwrap().release.as_deref(),
-            Some("6.1.9")
-        );
-        search.explicit = Some(host.path("cache/kernels/c"));
-        assert_eq!(
-            find_kernel(&search).unwrap().release.as_deref(),
-            Some("6.10.1")
-        );
+        assert!(found.image.ends_with("arch/x86/boot/bzImage"));
+        assert!(tree.is_dir());
     }
 
     #[test]
     fn explicit_missing_path_names_it_and_the_cached_kernels() {
         let host = Host::new();
-        host.cache_kernel("6.1.0-56-amd64", "6.1.0-56-amd64", false);
+        host.cache_kernel("debian", "6.1.0-56-amd64", false);
         let mut search = host.search();
         search.explicit = Some("/nonexistent/bzImage".into());
-        let error = find_kernel(&search).unwrap_err().to_string();
-        assert!(error.contains("/nonexistent/bzImage"), "{error}");
-        assert!(error.contains("6.1.0-56-amd64"), "{error}");
+        let error = find_kernel(&search).unwrap_err();
+        assert!(matches!(error, KernelError::NoSuchKernel { .. }), "{error}");
+        let text = error.to_string();
+        assert!(text.contains("/nonexistent/bzImage"), "{text}");
+        assert!(text.contains("debian (6.1.0-56-amd64)"), "{text}");
+
+        let mut search = Host::new().search();
+        search.env_kernel = Some("5.4".into());
+        let text = find_kernel(&search).unwrap_err().to_string();
+        assert!(text.contains("$VMLANE_KERNEL"), "{text}");
+        assert!(text.contains("no kernels are cached"), "{text}");
     }
 
     #[test]
-    fn explicit_modules_dir_wins() {
+    fn directories_that_are_not_kernels_say_what_is_missing() {
         let host = Host::new();
-        host.cache_kernel("k", "6.1.1", false);
         let mut search = host.search();
-        search.modules = Some(host.path("mods"));
-        assert_eq!(
-            find_kernel(&search).unwrap().modules,
-            Some(host.path("mods"))
-        );
+        search.explicit = Some(host.path("boot"));
+        let text = find_kernel(&search).unwrap_err().to_string();
+        assert!(text.contains("neither a kernel build tree"), "{text}");
+
+        fs::create_dir_all(host.path("src/arch/x86")).unwrap();
+        fs::write(host.path("src/Kconfig"), "").unwrap();
+        search.explicit = Some(host.path("src"));
+        let text = find_kernel(&search).unwrap_err().to_string();
+        assert!(text.contains("build it first"), "{text}");
+    }
+
+    #[test]
+    fn a_text_file_given_with_k_is_not_a_kernel() {
+        let host = Host::new();
+        fs::write(
+            host.path("cwd/bzImage"),
+            "this is a text file, not a kernel\n",
+        )
+        .unwrap();
+        let mut search = host.search();
+        search.explicit = Some("bzImage".into());
+        let error = find_kernel(&search).unwrap_err();
+        assert!(matches!(error, KernelError::NotAKernel { .. }), "{error}");
     }
 }

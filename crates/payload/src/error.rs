@@ -1,3 +1,4 @@
+use std::error::Error;
 use std::io;
 use std::path::PathBuf;
 
@@ -7,7 +8,7 @@ pub enum PayloadError {
     /// A file or directory could not be read or written.
     #[error("failed to {action} {path}")]
     Io {
-        /// What was being done.
+        /// What was being done, as a verb phrase ("read module").
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
@@ -15,25 +16,44 @@ pub enum PayloadError {
         #[source]
         source: io::Error,
     },
-    /// A module the guest needs is neither built in nor in the modules directory.
-    #[error("the kernel has no module {name} (not built in, not in {dir})")]
+    /// A module the guest needs is neither built into the kernel nor a loadable module.
+    #[error("module {name} is neither built into the kernel nor found in {dir}")]
     MissingModule {
-        /// The module.
+        /// The module, normalised (`-` written as `_`).
         name: String,
-        /// Where it was looked for.
+        /// The modules directory or build tree it was looked for in.
         dir: PathBuf,
     },
-    /// A module file could not be parsed.
-    #[error("module {path} is unreadable: {reason}")]
-    BadModule {
-        /// The file.
+    /// A compressed module could not be decompressed.
+    #[error("failed to decompress {format} module {path}")]
+    Decompress {
+        /// `xz`, `zstd` or `gzip`.
+        format: &'static str,
+        /// The module file.
         path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
+        /// What the decoder reported, boxed so the decoders stay out of this crate's interface.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// A module file is not an ELF object the parser accepts.
+    #[error("module {path} is not a valid ELF object")]
+    BadModule {
+        /// The module file.
+        path: PathBuf,
+        /// What the parser reported, boxed so the parser stays out of this crate's interface.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
+    },
+    /// A module has no `.modinfo` section, so its dependencies are unknown.
+    #[error("module {path} has no .modinfo section")]
+    NoModinfo {
+        /// The module file.
+        path: PathBuf,
     },
 }
 
 impl PayloadError {
+    /// Wraps an I/O error with what was being done and where, for use with `map_err`.
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

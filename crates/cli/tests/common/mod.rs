@@ -26,12 +26,16 @@ pub fn kernels() -> Vec<TestKernel> {
         .unwrap_or_default();
     let built_by_vmlane = |name: &str| dir.join(name).join("vmlane-build").is_file();
     let pick = |label: &'static str, wanted: &dyn Fn(&str) -> bool| {
-        let mut matching: Vec<&String> = names.iter().filter(|n| wanted(n)).collect();
-        matching.sort();
-        matching.last().map(|name| TestKernel {
-            label,
-            dir: dir.join(name),
-        })
+        // The newest of each kind, as `vmlane run` without -k would choose.
+        let modified = |name: &String| dir.join(name).metadata().and_then(|m| m.modified()).ok();
+        names
+            .iter()
+            .filter(|n| wanted(n))
+            .max_by_key(|n| modified(n))
+            .map(|name| TestKernel {
+                label,
+                dir: dir.join(name),
+            })
     };
     let found: Vec<TestKernel> = [
         pick("debian-cloud", &|n| n.ends_with("-cloud-amd64")),

@@ -5,7 +5,7 @@
 use super::fragment::{unmet, vmlane_fragment, Setting};
 use super::process::{run_logged, Progress};
 use super::BuildError;
-use crate::search::kernels_dir;
+use crate::cache::kernels_dir;
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,121 @@
+//! ELF vmlinux images: whether QEMU can enter them (the PVH note) and which release they are
+//! (the `Linux version` banner in their read-only data).
+
+use super::{read_up_to, release_word, RELEASE_MAX};
+use memchr::memmem::Finder;
+use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader};
+use object::{elf, Endianness, ReadCache};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+
+/// `XEN_ELFNOTE_PHYS32_ENTRY`: the 32-bit entry point QEMU uses to boot a vmlinux as PVH.
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+const BANNER: &[u8] = b"Linux version ";
+/// Offsets in `e_ident`.
+const EI_CLASS: usize = 4;
+const EI_DATA: usize = 5;
+/// How much of the file is read at a time while looking for the banner.
+pub(super) const CHUNK: usize = 1 << 20;
+
+/// Whether the head of a file is an ELF header.
+pub fn is_elf(head: &[u8]) -> bool {
+    head.starts_with(&elf::ELFMAG)
+}
+
+/// Rejects ELF files QEMU cannot boot as an x86-64 kernel, saying why.
+pub fn check_header(head: &[u8]) -> Result<(), String> {
+    match head.get(EI_CLASS) {
+        Some(&elf::ELFCLASS64) => {}
+        Some(&elf::ELFCLASS32) => {
+            return Err("a 32-bit ELF file; vmlane boots x86-64 kernels".into())
+        }
+        _ => return Err("an ELF file of unknown class".into()),
+    }
+    let Some(&[a, b]) = head.get(18..20) else {
+        return Err("a truncated ELF file".into());
+    };
+    let machine = match head.get(EI_DATA) {
+        Some(&elf::ELFDATA2MSB) => u16::from_be_bytes([a, b]),
+        _ => u16::from_le_bytes([a, b]),
+    };
+    if machine != elf::EM_X86_64 {
+        return Err(format!(
+            "an ELF file for another architecture (e_machine {machine}); vmlane boots x86-64 kernels"
+        ));
+    }
+    Ok(())
+}
+
+/// Looks for the PVH entry note in the note segments, then in the note sections (some linkers
+/// leave notes out of the segments). Reads only headers and notes, never the whole file.
+pub fn has_pvh_note(file: &File) -> Result<bool, object::Error> {
+    let data = ReadCache::new(file);
+    let header = elf::FileHeader64::<Endianness>::parse(&data)?;
+    let endian = header.endian()?;
+    for segment in header.program_headers(endian, &data)? {
+        if let Some(notes) = segment.notes(endian, &data)? {
+            if holds_pvh(notes, endian)? {
+                return Ok(true);
+            }
+        }
+    }
+    // Best effort: the segments are what QEMU reads, so a damaged section table is no reason
+    // to refuse the file.
+    let Ok(sections) = header.sections(endian, &data) else {
+        return Ok(false);
+    };
+    for section in sections.iter() {
+        if let Ok(Some(notes)) = section.notes(endian, &data) {
+            if holds_pvh(notes, endian).unwrap_or(false) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn holds_pvh(
+    mut notes: NoteIterator<'_, elf::FileHeader64<Endianness>>,
+    endian: Endianness,
+) -> Result<bool, object::Error> {
+    while let Some(note) = notes.next()? {
+        if note.name() == b"Xen" && note.n_type(endian) == XEN_ELFNOTE_PHYS32_ENTRY {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The release from the first `Linux version RELEASE ` banner whose release looks like one,
+/// reading the file a chunk at a time (the banner sits some 20 MB into a distro vmlinux).
+pub fn banner_release(file: &mut File) -> io::Result<Option<String>> {
+    let finder = Finder::new(BANNER);
+    // Enough of the previous chunk to hold a banner cut by the chunk boundary.
+    let keep = BANNER.len() + RELEASE_MAX;
+    file.seek(SeekFrom::Start(0))?;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut window: Vec<u8> = Vec::with_capacity(CHUNK + keep);
+    loop {
+        let n = read_up_to(file, &mut chunk)?;
+        let at_end = n < chunk.len();
+        window.extend_from_slice(&chunk[..n]);
+        let mut from = 0;
+        while let Some(found) = finder.find(&window[from..]) {
+            let start = from + found + BANNER.len();
+            let rest = &window[start..];
+            if rest.len() < RELEASE_MAX && !at_end {
+                // Cut off: the kept tail holds it, and the next round looks again.
+                break;
+            }
+            if let Some(release) = release_word(rest) {
+                return Ok(Some(release));
+            }
+            from = start;
+        }
+        if at_end {
+            return Ok(None);
+        }
+        let drop = window.len().saturating_sub(keep);
+        window.drain(..drop);
+    }
+}
