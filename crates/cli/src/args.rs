@@ -45,10 +45,15 @@ pub struct KernelBuildArgs {
     /// Build Debian's packaged source (linux-source), installing it if needed.
     #[arg(long, conflicts_with_all = ["source", "freebsd"])]
     pub debian: bool,
-    /// Build a FreeBSD kernel from this FreeBSD source tree.
-    #[arg(long, value_name = "SRC", conflicts_with = "source")]
+    /// Build a FreeBSD kernel (amd64, no modules) from this FreeBSD source tree, with FreeBSD's
+    /// own build system (tools/build/make.py and the host's clang and lld on Linux).
+    #[arg(
+        long,
+        value_name = "SRC",
+        conflicts_with_all = ["source", "enable", "module", "disable", "config", "clang"]
+    )]
     pub freebsd: Option<PathBuf>,
-    /// FreeBSD kernel config.
+    /// FreeBSD kernel config, a file in SRC/sys/amd64/conf.
     #[arg(
         long,
         value_name = "KERNCONF",
@@ -208,6 +213,25 @@ mod tests {
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("=x").is_err());
         assert!(parse_env("novalue").is_err());
+    }
+
+    #[test]
+    fn freebsd_builds_take_a_kernconf_and_refuse_linux_options() {
+        let cli = Cli::try_parse_from(["vmlane", "kernel", "build", "--freebsd", "/src"]).unwrap();
+        let Command::Kernel(KernelCommand::Build(args)) = cli.command else {
+            panic!("not a kernel build")
+        };
+        assert_eq!(args.conf, "FIRECRACKER");
+        for linux_only in [
+            &["-e", "KASAN"][..],
+            &["--clang"],
+            &["--config", "f"],
+            &["/linux"],
+        ] {
+            let mut argv = vec!["vmlane", "kernel", "build", "--freebsd", "/src"];
+            argv.extend_from_slice(linux_only);
+            assert!(Cli::try_parse_from(&argv).is_err(), "{linux_only:?}");
+        }
     }
 
     #[test]

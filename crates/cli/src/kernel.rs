@@ -5,9 +5,10 @@ use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 use vmlane_kernel::build::{
-    build_linux, check_freebsd_source, freebsd_build_commands, parse_config, FreeBsdBuild,
-    FreeBsdHost, LinuxBuild, Progress, Setting,
+    build_linux, newest_llvm_bin, parse_config, BuiltKernel, FreeBsdBuild, FreeBsdHost, LinuxBuild,
+    Progress, Setting,
 };
 use vmlane_kernel::{cache_dir, compare_releases, kernels_dir};
 
@@ -39,10 +40,14 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
         jobs,
     };
     let mut progress = TerminalProgress::new();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let built = build_linux(&request, &cache, &mut progress);
     progress.finish();
-    let built = built?;
+    announce(&built?, started)
+}
+
+/// Says what was built (or found) and prints its cache name, which `run -k` takes.
+fn announce(built: &BuiltKernel, started: Instant) -> Result<i32> {
     if built.cached {
         eprintln!(
             "vmlane: {} is already built (unchanged source and options)",
@@ -148,52 +153,55 @@ fn last_entry(dir: &Path, keep: impl Fn(&Path) -> bool) -> Option<PathBuf> {
 }
 
 fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Result<i32> {
-    check_freebsd_source(source).map_err(|why| {
-        anyhow::anyhow!("{} is not a FreeBSD source tree ({why})", source.display())
-    })?;
     let host = if cfg!(target_os = "freebsd") {
         FreeBsdHost::FreeBsd
     } else {
-        FreeBsdHost::Linux { llvm_bin: newest_llvm_bin().context("building FreeBSD on Linux needs clang and lld: apt-get install clang-19 lld-19 bmake libarchive-dev flex")? }
+        let llvm_bin = newest_llvm_bin(Path::new("/usr/lib"));
+        let missing = missing_linux_packages(llvm_bin.is_some());
+        if !missing.is_empty() {
+            bail!(
+                "building FreeBSD kernels on Linux needs: apt-get install {}",
+                missing.join(" ")
+            );
+        }
+        FreeBsdHost::Linux {
+            llvm_bin: llvm_bin.context("no /usr/lib/llvm-*/bin with clang and ld.lld")?,
+        }
     };
-    let build = FreeBsdBuild {
+    let request = FreeBsdBuild {
         source: source.to_path_buf(),
         kernconf: kernconf.to_string(),
-        objdir: cache.join("freebsd-obj"),
         jobs,
     };
-    let (commands, kernel) = freebsd_build_commands(&build, &host);
-    for command in commands {
-        eprintln!(
-            "vmlane: {} {}",
-            command.program.display(),
-            command
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        let status = Command::new(&command.program)
-            .args(&command.args)
-            .envs(command.env.iter().cloned())
-            .status()
-            .with_context(|| format!("failed to start {}", command.program.display()))?;
-        if !status.success() {
-            bail!("{} failed ({status})", command.program.display());
-        }
-    }
-    println!("{}", kernel.display());
-    Ok(0)
+    let mut progress = TerminalProgress::new();
+    let started = Instant::now();
+    let built = vmlane_kernel::build::build_freebsd(&request, &host, cache, &mut progress);
+    progress.finish();
+    announce(&built?, started)
 }
 
-fn newest_llvm_bin() -> Option<PathBuf> {
-    let llvm = last_entry(Path::new("/usr/lib"), |path| {
-        path.file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("llvm-"))
-            && path.join("bin/ld.lld").exists()
-    })?;
-    Some(llvm.join("bin"))
+/// The Debian packages FreeBSD's make.py needs that this host lacks, checked up front so a
+/// missing one is not found minutes into the bootstrap: LLVM for the kernel, a C compiler,
+/// libarchive and flex for the bootstrap tools.
+fn missing_linux_packages(has_llvm: bool) -> Vec<&'static str> {
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+    };
+    [
+        (has_llvm, "clang-19 lld-19 llvm-19"),
+        (on_path("cc") && on_path("c++"), "build-essential"),
+        (
+            Path::new("/usr/include/archive.h").is_file(),
+            "libarchive-dev",
+        ),
+        (on_path("lex") || on_path("flex"), "flex"),
+        (on_path("python3"), "python3"),
+    ]
+    .into_iter()
+    .filter(|(present, _)| !present)
+    .map(|(_, package)| package)
+    .collect()
 }
 
 fn list() -> Result<i32> {
@@ -214,16 +222,25 @@ fn list() -> Result<i32> {
         return Ok(0);
     }
     entries.sort();
+    let name_of = |path: &Path| {
+        path.file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    };
+    // FreeBSD names (`freebsd-15.1-RELEASE-p1-FIRECRACKER-<key>`) are longer than Linux ones.
+    let width = entries
+        .iter()
+        .map(|p| name_of(p).len())
+        .max()
+        .unwrap_or(0)
+        .max(40);
     println!(
-        "{:<40} {:<24} {:>9}  {:<16}  config",
+        "{:<width$} {:<24} {:>9}  {:<16}  config",
         "NAME", "RELEASE", "SIZE", "ADDED"
     );
     for path in entries {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = name_of(&path);
         let release = release_of(&path).unwrap_or_else(|| "?".into());
         let size = dir_size(&path);
         let added = path
@@ -232,7 +249,7 @@ fn list() -> Result<i32> {
             .map(format_time)
             .unwrap_or_default();
         println!(
-            "{name:<40} {release:<24} {:>7} MB  {added:<16}  {}",
+            "{name:<width$} {release:<24} {:>7} MB  {added:<16}  {}",
             size >> 20,
             config_summary(&path)
         );
@@ -245,8 +262,10 @@ fn is_partial(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
+/// A Linux kernel's release from its `boot/vmlinuz-<release>`; a FreeBSD kernel's from its
+/// build marker.
 fn release_of(dir: &Path) -> Option<String> {
-    std::fs::read_dir(dir.join("boot"))
+    let linux = std::fs::read_dir(dir.join("boot"))
         .ok()?
         .flatten()
         .find_map(|e| {
@@ -254,18 +273,30 @@ fn release_of(dir: &Path) -> Option<String> {
                 .to_string_lossy()
                 .strip_prefix("vmlinuz-")
                 .map(str::to_string)
-        })
+        });
+    linux.or_else(|| {
+        let info = std::fs::read_to_string(dir.join("vmlane-build")).ok()?;
+        (marker_field(&info, "os") == "freebsd")
+            .then(|| marker_field(&info, "release"))
+            .filter(|r| !r.is_empty())
+    })
+}
+
+/// A `key=value` line of a `vmlane-build` marker; empty when missing.
+fn marker_field(info: &str, key: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or("")
+        .to_string()
 }
 
 fn config_summary(dir: &Path) -> String {
     match std::fs::read_to_string(dir.join("vmlane-build")) {
+        Ok(info) if marker_field(&info, "os") == "freebsd" => {
+            format!("FreeBSD {}, no modules", marker_field(&info, "kernconf"))
+        }
         Ok(info) => {
-            let field = |key: &str| {
-                info.lines()
-                    .find_map(|l| l.strip_prefix(key))
-                    .unwrap_or("")
-                    .to_string()
-            };
+            let field = |key: &str| marker_field(&info, key.trim_end_matches('='));
             let mut summary = format!(
                 "vmlane minimal, {}",
                 if field("clang=") == "true" {
@@ -383,5 +414,61 @@ impl Progress for TerminalProgress {
             let shown: String = line.trim().chars().take(70).collect();
             bar.set_message(format!("{step} [{} lines] {shown}", self.lines));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cached(dir: &Path, files: &[(&str, &str)]) {
+        for (file, text) in files {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_freebsd_kernel_is_listed_with_its_release_and_config() {
+        let dir = tempfile::tempdir().unwrap();
+        cached(
+            dir.path(),
+            &[
+                ("boot/kernel/kernel", "elf"),
+                (
+                    "vmlane-build",
+                    "os=freebsd\nsource=/src\nrelease=15.1-RELEASE-p1\nkernconf=FIRECRACKER\n",
+                ),
+            ],
+        );
+        assert_eq!(release_of(dir.path()).as_deref(), Some("15.1-RELEASE-p1"));
+        assert_eq!(
+            config_summary(dir.path()),
+            "FreeBSD FIRECRACKER, no modules"
+        );
+    }
+
+    #[test]
+    fn linux_kernels_are_listed_as_before() {
+        let built = tempfile::tempdir().unwrap();
+        cached(
+            built.path(),
+            &[
+                ("boot/vmlinuz-6.1.192", "bz"),
+                (
+                    "vmlane-build",
+                    "source=/src\nclang=true\nextra=CONFIG_KASAN=y\n",
+                ),
+            ],
+        );
+        assert_eq!(release_of(built.path()).as_deref(), Some("6.1.192"));
+        assert_eq!(
+            config_summary(built.path()),
+            "vmlane minimal, clang, CONFIG_KASAN=y"
+        );
+        let packaged = tempfile::tempdir().unwrap();
+        cached(packaged.path(), &[("boot/vmlinuz-6.1.0-56-amd64", "bz")]);
+        assert_eq!(config_summary(packaged.path()), "packaged (modules)");
     }
 }

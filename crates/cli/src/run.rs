@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vmlane_backend::{
     run_session, ConsoleLog, Machine, RunDir, Session, Share, ShareTransport, StopSignals,
 };
-use vmlane_kernel::{find_kernel, Kernel, Search, Tristate};
+use vmlane_kernel::{find_kernel, ImageFormat, Kernel, Search, Tristate};
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_proto::{RunRequest, ShareMount};
 use vmlane_qemu::{kernel_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend};
@@ -36,6 +36,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         args.modules.clone(),
         spec.cwd.clone(),
     ))?;
+    refuse_freebsd(&kernel)?;
     say(&format!(
         "kernel {} ({})",
         kernel.image.display(),
@@ -81,7 +82,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let machine = Machine {
         kernel: kernel.image.clone(),
         initrd,
-        cmdline: kernel_cmdline(&args.append),
+        cmdline: kernel_cmdline(machine_kind, accel, &args.append),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
         console_socket: run_dir.join("console.sock"),
@@ -131,6 +132,18 @@ pub fn run(args: RunArgs) -> Result<i32> {
     }
     report(&outcome, &mut console, args.log.is_some(), verbose);
     Ok(outcome.exit_code())
+}
+
+/// Refuses a FreeBSD kernel (built with `vmlane kernel build --freebsd`, or given with -k)
+/// before anything tries to boot it as Linux.
+fn refuse_freebsd(kernel: &Kernel) -> Result<()> {
+    if kernel.format == ImageFormat::FreeBsd {
+        bail!(
+            "{} is a FreeBSD kernel: vmlane run boots Linux kernels; FreeBSD guests are not supported by run yet",
+            kernel.image.display()
+        );
+    }
+    Ok(())
 }
 
 fn run_spec(args: &RunArgs) -> Result<RunSpec> {
@@ -411,6 +424,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("neither 9p nor virtio-fs"), "{error}");
+    }
+
+    #[test]
+    fn freebsd_kernels_are_refused_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let linux = kernel_with_config(dir.path(), MINIMAL);
+        refuse_freebsd(&linux).unwrap();
+        let freebsd = Kernel {
+            image: dir.path().join("boot/kernel/kernel"),
+            format: vmlane_kernel::ImageFormat::FreeBsd,
+            release: Some("15.1-RELEASE-p1".into()),
+            modules: None,
+            config: None,
+            origin: vmlane_kernel::Origin::Cache,
+        };
+        let error = refuse_freebsd(&freebsd).unwrap_err().to_string();
+        assert!(error.contains("is a FreeBSD kernel"), "{error}");
+        assert!(error.contains("vmlane run boots Linux kernels"), "{error}");
+        assert!(error.contains("not supported by run yet"), "{error}");
+        assert_eq!(error.lines().count(), 1, "{error}");
     }
 
     #[test]

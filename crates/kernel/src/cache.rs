@@ -1,6 +1,7 @@
 //! vmlane's kernel cache: `kernels/<name>/boot/vmlinuz-<release>`, maybe `vmlinux-<release>`
 //! and `config-<release>` beside it, and `kernels/<name>/lib/modules/<release>/`, as
-//! scripts/setup unpacks Debian's packages and `vmlane kernel build` installs its builds.
+//! scripts/setup unpacks Debian's packages and `vmlane kernel build` installs its builds;
+//! FreeBSD kernels as `kernels/<name>/boot/kernel/kernel`, laid out as FreeBSD's `/boot` is.
 
 use crate::error::KernelError;
 use crate::image::{format_of, ImageFormat};
@@ -27,6 +28,42 @@ pub fn kernels_dir(cache: &Path) -> PathBuf {
     cache.join("kernels")
 }
 
+/// A cached FreeBSD kernel's image, relative to its directory.
+pub(crate) const FREEBSD_KERNEL: &str = "boot/kernel/kernel";
+/// What `vmlane kernel build` writes into each kernel it stores: `key=value` lines saying how
+/// it was built (a FreeBSD kernel's `release=` among them).
+pub(crate) const BUILD_MARKER: &str = "vmlane-build";
+
+/// Stores a kernel as `kernels/<name>`: `fill` writes it into a hidden staging directory that
+/// is renamed into place, with `marker` as its [`BUILD_MARKER`], only once complete, so a
+/// half-written kernel is never found. A kernel of the same name is replaced.
+pub(crate) fn store(
+    cache: &Path,
+    name: &str,
+    marker: &str,
+    fill: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<PathBuf> {
+    if name.is_empty() || name.starts_with('.') || name.contains('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} cannot name a cached kernel"),
+        ));
+    }
+    let kernels = kernels_dir(cache);
+    let dir = kernels.join(name);
+    let staging = kernels.join(format!(".{name}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)?;
+    let filled = fill(&staging).and_then(|()| std::fs::write(staging.join(BUILD_MARKER), marker));
+    if let Err(e) = filled {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&staging, &dir)?;
+    Ok(dir)
+}
+
 /// One kernel in the cache.
 #[derive(Debug, Clone)]
 pub(crate) struct CacheEntry {
@@ -34,6 +71,8 @@ pub(crate) struct CacheEntry {
     pub name: String,
     pub dir: PathBuf,
     pub release: String,
+    /// A FreeBSD kernel (`boot/kernel/kernel`) rather than a Linux one.
+    pub freebsd: bool,
     /// Newest is the default: the kernel most recently added.
     pub modified: SystemTime,
 }
@@ -46,20 +85,15 @@ impl CacheEntry {
         if name.starts_with('.') {
             return None;
         }
-        let release = std::fs::read_dir(dir.join("boot"))
-            .ok()?
-            .flatten()
-            .filter(|e| e.path().is_file())
-            .filter_map(|e| {
-                let file = e.file_name();
-                let release = file.to_str()?.strip_prefix("vmlinuz-")?;
-                (!release.is_empty()).then(|| release.to_string())
-            })
-            .max_by(|a, b| version::compare(a, b))?;
+        let (release, freebsd) = match linux_release(dir) {
+            Some(release) => (release, false),
+            None => (freebsd_release(dir, name)?, true),
+        };
         Some(CacheEntry {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             release,
+            freebsd,
             modified: dir.metadata().and_then(|m| m.modified()).ok()?,
         })
     }
@@ -76,6 +110,17 @@ impl CacheEntry {
     /// The kernel, preferring the extracted vmlinux when it has a PVH entry: QEMU boots it
     /// without running the bzImage's decompressor.
     pub fn kernel(&self, origin: Origin) -> Result<Kernel, KernelError> {
+        if self.freebsd {
+            // The layout says what it is: only `vmlane kernel build --freebsd` stores one.
+            return Ok(Kernel {
+                image: self.dir.join(FREEBSD_KERNEL),
+                format: ImageFormat::FreeBsd,
+                release: Some(self.release.clone()),
+                modules: None,
+                config: None,
+                origin,
+            });
+        }
         let boot = self.dir.join("boot");
         let vmlinux = boot.join(format!("vmlinux-{}", self.release));
         let vmlinuz = boot.join(format!("vmlinuz-{}", self.release));
@@ -100,6 +145,34 @@ impl CacheEntry {
     }
 }
 
+/// The newest `boot/vmlinuz-<release>`'s release.
+fn linux_release(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir.join("boot"))
+        .ok()?
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| {
+            let file = e.file_name();
+            let release = file.to_str()?.strip_prefix("vmlinuz-")?;
+            (!release.is_empty()).then(|| release.to_string())
+        })
+        .max_by(|a, b| version::compare(a, b))
+}
+
+/// A FreeBSD kernel's release, as its build marker records it (else its directory's name).
+fn freebsd_release(dir: &Path, name: &str) -> Option<String> {
+    if !dir.join(FREEBSD_KERNEL).is_file() {
+        return None;
+    }
+    let marker = std::fs::read_to_string(dir.join(BUILD_MARKER)).unwrap_or_default();
+    let release = marker
+        .lines()
+        .find_map(|line| line.strip_prefix("release="))
+        .filter(|r| !r.is_empty())
+        .unwrap_or(name);
+    Some(release.to_string())
+}
+
 /// The kernels in the cache; a missing cache is an empty one.
 pub(crate) fn entries(cache: &Path) -> io::Result<Vec<CacheEntry>> {
     let dir = kernels_dir(cache);
@@ -116,9 +189,13 @@ pub(crate) fn entries(cache: &Path) -> io::Result<Vec<CacheEntry>> {
     Ok(entries)
 }
 
-/// The default cached kernel: the one added last.
+/// The default cached kernel: the Linux kernel added last (`vmlane run` boots only Linux, so
+/// building a FreeBSD kernel does not change the default).
 pub(crate) fn newest(entries: &[CacheEntry]) -> Option<&CacheEntry> {
-    entries.iter().max_by_key(|e| e.modified)
+    entries
+        .iter()
+        .filter(|e| !e.freebsd)
+        .max_by_key(|e| e.modified)
 }
 
 /// The cached kernel `wanted` names: a directory name, a release, or a release prefix such as
@@ -211,5 +288,83 @@ mod tests {
         assert!(entries(Path::new("/nonexistent/vmlane-cache"))
             .unwrap()
             .is_empty());
+    }
+
+    /// A FreeBSD kernel stored as `vmlane kernel build --freebsd` stores one.
+    fn store_freebsd(cache: &Path, name: &str) -> PathBuf {
+        store(
+            cache,
+            name,
+            "os=freebsd\nrelease=15.1-RELEASE-p1\nkernconf=FIRECRACKER\n",
+            |dir| {
+                std::fs::create_dir_all(dir.join("boot/kernel"))?;
+                std::fs::write(
+                    dir.join(FREEBSD_KERNEL),
+                    crate::image::fake_freebsd_kernel(crate::image::FreeBsdMark::OsAbi),
+                )
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stored_kernel_appears_whole_with_its_marker() {
+        let host = Host::new();
+        let cache = host.path("cache");
+        let dir = store_freebsd(&cache, "freebsd-15.1-RELEASE-p1-FIRECRACKER-0123456789ab");
+        assert_eq!(
+            dir,
+            cache.join("kernels/freebsd-15.1-RELEASE-p1-FIRECRACKER-0123456789ab")
+        );
+        assert!(dir.join(FREEBSD_KERNEL).is_file());
+        let marker = std::fs::read_to_string(dir.join(BUILD_MARKER)).unwrap();
+        assert!(marker.contains("kernconf=FIRECRACKER"), "{marker}");
+        let left: Vec<_> = std::fs::read_dir(kernels_dir(&cache))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "no staging directory is left: {left:?}");
+    }
+
+    #[test]
+    fn a_failed_store_leaves_nothing_behind_and_keeps_the_old_kernel() {
+        let host = Host::new();
+        let cache = host.path("cache");
+        let name = "freebsd-15.1-RELEASE-p1-FIRECRACKER-0123456789ab";
+        let dir = store_freebsd(&cache, name);
+        let error = store(&cache, name, "", |staging| {
+            std::fs::write(staging.join("half"), "x")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(error.to_string(), "disk full");
+        assert!(dir.join(FREEBSD_KERNEL).is_file());
+        assert!(!kernels_dir(&cache)
+            .join(format!(".{name}.partial"))
+            .exists());
+        for bad in ["", ".hidden", "a/b"] {
+            assert!(store(&cache, bad, "", |_| Ok(())).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_cached_freebsd_kernel_is_found_by_name_but_never_the_default() {
+        let host = Host::new();
+        let cache = host.path("cache");
+        host.cache_kernel("6.1.0-56-amd64", "6.1.0-56-amd64", false);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let name = "freebsd-15.1-RELEASE-p1-FIRECRACKER-0123456789ab";
+        store_freebsd(&cache, name);
+        let entries = entries(&cache).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(newest(&entries).unwrap().name, "6.1.0-56-amd64");
+        let entry = lookup(&entries, name).unwrap();
+        assert_eq!(entry.release, "15.1-RELEASE-p1");
+        assert_eq!(entry.label(), format!("{name} (15.1-RELEASE-p1)"));
+        let kernel = entry.kernel(Origin::Explicit).unwrap();
+        assert_eq!(kernel.format, ImageFormat::FreeBsd);
+        assert!(kernel.image.ends_with(FREEBSD_KERNEL));
+        assert_eq!((kernel.modules, kernel.config), (None, None));
+        assert_eq!(lookup(&entries, "15.1").unwrap().name, name);
     }
 }

@@ -50,9 +50,42 @@ pub const KERNEL_ARGS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The kernel command line: vmlane's arguments, then the user's, which win where they clash.
-pub fn kernel_cmdline(extra: &[String]) -> String {
-    let mut words: Vec<&str> = KERNEL_ARGS.iter().map(|(arg, _)| *arg).collect();
+/// Kernel arguments under TCG only: work that is cheap on hardware and slow under emulation.
+pub const TCG_KERNEL_ARGS: &[(&str, &str)] = &[
+    (
+        "noapictimer",
+        "TCG has no TSC-deadline timer, so the kernel would spend ~200 ms calibrating the APIC timer; the PIT serves instead",
+    ),
+    (
+        "noreplace-smp",
+        "a one-CPU guest would rewrite every lock prefix, one text poke each",
+    ),
+];
+
+/// Kernel arguments on microvm only.
+pub const MICROVM_KERNEL_ARGS: &[(&str, &str)] = &[(
+    "pci=off",
+    "microvm has no PCI bus; probing for one costs boot time",
+)];
+
+/// The kernel command line: vmlane's arguments for this machine and accelerator, then the
+/// user's, which win where they clash.
+pub fn kernel_cmdline(kind: MachineKind, accel: AccelChoice, extra: &[String]) -> String {
+    let tcg = if accel == AccelChoice::Tcg {
+        TCG_KERNEL_ARGS
+    } else {
+        &[]
+    };
+    let microvm = if kind == MachineKind::Microvm {
+        MICROVM_KERNEL_ARGS
+    } else {
+        &[]
+    };
+    let mut words: Vec<&str> = [KERNEL_ARGS, tcg, microvm]
+        .into_iter()
+        .flatten()
+        .map(|(arg, _)| *arg)
+        .collect();
     words.extend(extra.iter().map(String::as_str));
     words.join(" ")
 }
@@ -326,8 +359,30 @@ mod tests {
 
     #[test]
     fn cmdline_panics_into_an_exit_and_keeps_user_args_last() {
-        let cmdline = kernel_cmdline(&["loglevel=8".to_string()]);
+        let cmdline = kernel_cmdline(
+            MachineKind::Q35,
+            AccelChoice::Kvm,
+            &["loglevel=8".to_string()],
+        );
         assert!(cmdline.starts_with("console=ttyS0 panic=-1 reboot=t "));
         assert!(cmdline.ends_with(" loglevel=8"));
+    }
+
+    #[test]
+    fn emulation_and_microvm_get_their_own_args() {
+        let words = |kind, accel| -> Vec<String> {
+            kernel_cmdline(kind, accel, &[])
+                .split(' ')
+                .map(String::from)
+                .collect()
+        };
+        let kvm_q35 = words(MachineKind::Q35, AccelChoice::Kvm);
+        assert!(!kvm_q35.iter().any(|w| w == "noapictimer" || w == "pci=off"));
+        let tcg_q35 = words(MachineKind::Q35, AccelChoice::Tcg);
+        assert!(tcg_q35.iter().any(|w| w == "noapictimer"));
+        assert!(!tcg_q35.iter().any(|w| w == "pci=off"));
+        let kvm_microvm = words(MachineKind::Microvm, AccelChoice::Kvm);
+        assert!(kvm_microvm.iter().any(|w| w == "pci=off"));
+        assert!(!kvm_microvm.iter().any(|w| w == "noreplace-smp"));
     }
 }

@@ -24,7 +24,16 @@ pub fn kernels() -> Vec<TestKernel> {
                 .collect()
         })
         .unwrap_or_default();
-    let built_by_vmlane = |name: &str| dir.join(name).join("vmlane-build").is_file();
+    // vmlane's Linux builds: FreeBSD kernels in the cache have the marker but no vmlinuz.
+    let built_by_vmlane = |name: &str| {
+        let entry = dir.join(name);
+        let has_vmlinuz = std::fs::read_dir(entry.join("boot")).is_ok_and(|files| {
+            files
+                .flatten()
+                .any(|f| f.file_name().to_string_lossy().starts_with("vmlinuz-"))
+        });
+        entry.join("vmlane-build").is_file() && has_vmlinuz
+    };
     let pick = |label: &'static str, wanted: &dyn Fn(&str) -> bool| {
         // The newest of each kind, as `vmlane run` without -k would choose.
         let modified = |name: &String| dir.join(name).metadata().and_then(|m| m.modified()).ok();

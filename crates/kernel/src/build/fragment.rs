@@ -36,6 +36,7 @@ const FRAGMENT: &[(&str, &[&str])] = &[
         "64BIT", "SMP", "PRINTK", "PRINTK_TIME", "TTY", "SERIAL_8250", "SERIAL_8250_CONSOLE",
         "KALLSYMS", "BUG", "MAGIC_SYSRQ", "X86_MPPARSE", "X86_X2APIC",
     ]),
+    ("the slab allocator distributions ship (tinyconfig picks SLOB)", &["SLUB"]),
     ("the PVH entry and paravirtual clocks under KVM", &[
         "HYPERVISOR_GUEST", "PARAVIRT", "KVM_GUEST", "PVH",
     ]),
@@ -58,8 +59,10 @@ const FRAGMENT: &[(&str, &[&str])] = &[
     ("debugging filesystems", &["DEBUG_FS", "FTRACE", "ENABLE_DEFAULT_TRACERS", "BPF_SYSCALL"]),
 ];
 
-/// Options vmlane turns off: a test VM does not need them and they cost boot time.
-const OFF: &[&str] = &["IPV6"];
+/// Options vmlane turns off: a test VM does not need them and they cost boot time (virtual
+/// terminals, 256 legacy BSD ptys and the VGA arbiter each take tens of milliseconds under
+/// emulation).
+const OFF: &[&str] = &["IPV6", "SLOB", "VT", "LEGACY_PTYS", "VGA_ARB"];
 
 /// The fragment as settings.
 pub fn vmlane_fragment() -> Vec<Setting> {

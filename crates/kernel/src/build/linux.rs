@@ -3,7 +3,9 @@
 //! lookup.
 
 use super::fragment::{unmet, vmlane_fragment, Setting};
+use super::llvm::Llvm;
 use super::process::{run_logged, Progress};
+use super::source::{canonical_bytes, hex, source_identity};
 use super::BuildError;
 use crate::cache::kernels_dir;
 use sha2::{Digest, Sha256};
@@ -18,7 +20,7 @@ pub struct LinuxBuild {
     pub source: PathBuf,
     /// Options on top of vmlane's fragment (`-e`, `-m`, `-d`, `--config`), applied last.
     pub extra: Vec<Setting>,
-    /// Build with LLVM (`LLVM=1`).
+    /// Build with LLVM: the unversioned tools on `PATH`, else the newest `/usr/lib/llvm-N`.
     pub clang: bool,
     /// Parallel jobs.
     pub jobs: u32,
@@ -41,7 +43,7 @@ pub struct BuiltKernel {
 pub fn make_args(
     source: &Path,
     build_dir: &Path,
-    clang: bool,
+    llvm: Option<&Llvm>,
     jobs: u32,
     targets: &[&str],
 ) -> Vec<OsString> {
@@ -49,8 +51,8 @@ pub fn make_args(
     let mut out = OsString::from("O=");
     out.push(build_dir);
     args.push(out);
-    if clang {
-        args.push("LLVM=1".into());
+    if let Some(llvm) = llvm {
+        args.push(llvm.make_arg());
     }
     args.push(format!("-j{jobs}").into());
     args.extend(targets.iter().map(OsString::from));
@@ -64,24 +66,39 @@ pub fn build_linux(
     progress: &mut dyn Progress,
 ) -> Result<BuiltKernel, BuildError> {
     check_source(&request.source)?;
+    let llvm = match request.clang {
+        true => Some(
+            Llvm::find(std::env::var_os("PATH").as_deref(), Path::new("/usr/lib"))
+                .ok_or(BuildError::NoLlvm)?,
+        ),
+        false => None,
+    };
     let mut wanted = vmlane_fragment();
     wanted.extend(request.extra.iter().cloned());
-    let key = cache_key(request, &wanted)?;
+    let objects_key = objects_key(request, &wanted, llvm.as_ref());
+    let key = cache_key(&objects_key, &request.source)?;
     let short = &key[..12];
     if let Some(found) = find_cached(cache, short) {
         return Ok(found);
     }
-    let build_dir = cache.join("builds").join(short);
-    std::fs::create_dir_all(&build_dir)
-        .map_err(BuildError::io(format!("create {}", build_dir.display())))?;
-    let log = build_dir.join("build.log");
+    // Objects are kept per tree, config and toolchain, so an edited tree rebuilds
+    // incrementally; the log goes with the cache key that `vmlane kernel rm` removes.
+    let build_dir = cache
+        .join("builds")
+        .join(format!("obj-{}", &objects_key[..12]));
+    let log_dir = cache.join("builds").join(short);
+    for dir in [&build_dir, &log_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(BuildError::io(format!("create {}", dir.display())))?;
+    }
+    let log = log_dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     let make = |targets: &[&str]| {
         let mut command = Command::new("make");
         command.args(make_args(
             &request.source,
             &build_dir,
-            request.clang,
+            llvm.as_ref(),
             request.jobs,
             targets,
         ));
@@ -118,64 +135,29 @@ fn check_source(source: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The source's identity, the settings asked for, and the toolchain. For a git tree the
-/// identity is HEAD plus the uncommitted diff; otherwise the newest modification time in it.
-fn cache_key(request: &LinuxBuild, wanted: &[Setting]) -> Result<String, BuildError> {
+/// The tree, the settings asked for and the toolchain: what the object directory is kept by.
+fn objects_key(request: &LinuxBuild, wanted: &[Setting], llvm: Option<&Llvm>) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"vmlane-linux-build-v1\0");
-    hash.update(
-        request
-            .source
-            .canonicalize()
-            .unwrap_or(request.source.clone())
-            .as_os_str()
-            .as_encoded_bytes(),
-    );
-    hash.update(source_identity(&request.source)?);
+    hash.update(b"vmlane-linux-build-v2\0");
+    hash.update(canonical_bytes(&request.source));
+    hash.update(b"\0");
     for setting in wanted {
         hash.update(setting.line().as_bytes());
         hash.update(b"\n");
     }
-    hash.update(if request.clang { b"clang" } else { b"gcc\0\0" });
-    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    match llvm {
+        Some(llvm) => hash.update(llvm.make_arg().as_encoded_bytes()),
+        None => hash.update(b"gcc"),
+    }
+    hex(&hash.finalize())
 }
 
-fn source_identity(source: &Path) -> Result<Vec<u8>, BuildError> {
-    if source.join(".git").exists() {
-        let git = |args: &[&str]| {
-            Command::new("git")
-                .arg("-C")
-                .arg(source)
-                .args(args)
-                .output()
-        };
-        if let (Ok(head), Ok(diff)) = (git(&["rev-parse", "HEAD"]), git(&["diff", "HEAD"])) {
-            if head.status.success() {
-                return Ok([head.stdout, diff.stdout].concat());
-            }
-        }
-    }
-    let newest =
-        newest_mtime(source).map_err(BuildError::io(format!("scan {}", source.display())))?;
-    Ok(newest.to_le_bytes().to_vec())
-}
-
-fn newest_mtime(dir: &Path) -> std::io::Result<u128> {
-    let mut newest = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            newest = newest.max(newest_mtime(&entry.path())?);
-        } else if kind.is_file() {
-            let modified = entry.metadata()?.modified()?;
-            let nanos = modified
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            newest = newest.max(nanos);
-        }
-    }
-    Ok(newest)
+/// The objects key plus the tree's contents: what a cached kernel is found by.
+fn cache_key(objects_key: &str, source: &Path) -> Result<String, BuildError> {
+    let mut hash = Sha256::new();
+    hash.update(objects_key.as_bytes());
+    hash.update(source_identity(source)?);
+    Ok(hex(&hash.finalize()))
 }
 
 fn append_settings(config: &Path, settings: &[Setting]) -> Result<(), BuildError> {
@@ -267,10 +249,11 @@ mod tests {
 
     #[test]
     fn make_runs_out_of_tree_with_the_chosen_toolchain() {
+        let llvm = Llvm::Dir(PathBuf::from("/usr/lib/llvm-19/bin"));
         let args = make_args(
             Path::new("/src/linux"),
             Path::new("/cache/builds/k"),
-            true,
+            Some(&llvm),
             4,
             &["bzImage"],
         );
@@ -284,13 +267,13 @@ mod tests {
                 "-C",
                 "/src/linux",
                 "O=/cache/builds/k",
-                "LLVM=1",
+                "LLVM=/usr/lib/llvm-19/bin/",
                 "-j4",
                 "bzImage"
             ]
         );
-        let gcc = make_args(Path::new("/s"), Path::new("/b"), false, 2, &["tinyconfig"]);
-        assert!(!gcc.iter().any(|a| a == "LLVM=1"));
+        let gcc = make_args(Path::new("/s"), Path::new("/b"), None, 2, &["tinyconfig"]);
+        assert!(!gcc.iter().any(|a| a.to_string_lossy().starts_with("LLVM=")));
     }
 
     #[test]
@@ -316,7 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn the_key_follows_source_settings_and_toolchain() {
+    fn objects_follow_tree_settings_and_toolchain_and_the_cache_also_contents() {
         let source = fake_source();
         let request = LinuxBuild {
             source: source.path().to_path_buf(),
@@ -325,22 +308,32 @@ mod tests {
             jobs: 2,
         };
         let wanted = vmlane_fragment();
-        let key = cache_key(&request, &wanted).unwrap();
-        assert_eq!(key, cache_key(&request, &wanted).unwrap(), "stable");
-        let clang = LinuxBuild {
-            clang: true,
-            ..request.clone()
-        };
-        assert_ne!(key, cache_key(&clang, &wanted).unwrap());
+        let objects = objects_key(&request, &wanted, None);
+        assert_eq!(objects, objects_key(&request, &wanted, None), "stable");
+        let llvm = Llvm::OnPath;
+        assert_ne!(objects, objects_key(&request, &wanted, Some(&llvm)));
         let mut flipped = wanted.clone();
         flipped.push(Setting::new("KASAN", "y"));
-        assert_ne!(key, cache_key(&request, &flipped).unwrap());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        std::fs::write(source.path().join("arch/x86/Kconfig"), "edited").unwrap();
+        assert_ne!(objects, objects_key(&request, &flipped, None));
+
+        let key = cache_key(&objects, source.path()).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        let edited = source.path().join("arch/x86/Kconfig");
+        std::fs::File::options()
+            .write(true)
+            .open(&edited)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
         assert_ne!(
             key,
-            cache_key(&request, &wanted).unwrap(),
+            cache_key(&objects, source.path()).unwrap(),
             "an edited tree rebuilds"
+        );
+        assert_eq!(
+            objects,
+            objects_key(&request, &wanted, None),
+            "in the same object directory"
         );
     }
 

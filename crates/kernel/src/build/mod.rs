@@ -4,13 +4,14 @@
 mod fragment;
 mod freebsd;
 mod linux;
+mod llvm;
 mod process;
+mod source;
 
 pub use fragment::{parse_config, unmet, vmlane_fragment, Setting};
-pub use freebsd::{
-    check_freebsd_source, freebsd_build_commands, BuildCommand, FreeBsdBuild, FreeBsdHost,
-};
+pub use freebsd::{build_freebsd, freebsd_build_commands, BuildCommand, FreeBsdBuild, FreeBsdHost};
 pub use linux::{build_linux, make_args, BuiltKernel, LinuxBuild};
+pub use llvm::{newest_versioned as newest_llvm_bin, Llvm};
 pub use process::Progress;
 
 use std::io;
@@ -28,6 +29,23 @@ pub enum BuildError {
         what: &'static str,
         /// What is missing.
         why: String,
+    },
+    /// The FreeBSD tree has no such kernel config.
+    #[error("no kernel config {conf:?} in {dir}; there: {}", .available.join(", "))]
+    NoKernelConfig {
+        /// The config asked for.
+        conf: String,
+        /// Where configs are looked for.
+        dir: PathBuf,
+        /// The configs there.
+        available: Vec<String>,
+    },
+    /// A directory of the source tree FreeBSD's make.py writes into on its first run is
+    /// read-only.
+    #[error("{dir} is not writable: the first FreeBSD build in vmlane's object directory bootstraps bmake with FreeBSD's make.py, which runs bmake's unit tests there (they remove the files they create); build once from a writable copy of the tree")]
+    NotWritable {
+        /// The directory.
+        dir: PathBuf,
     },
     /// The config lacks options vmlane or the user asked for.
     #[error("the kernel config does not have what was asked for; kconfig dropped:\n  {}\n(options often depend on others; full config: {config})", .unmet.join("\n  "))]
@@ -47,6 +65,9 @@ pub enum BuildError {
         /// The log.
         log: PathBuf,
     },
+    /// `--clang` without an LLVM toolchain to build with.
+    #[error("--clang needs clang, ld.lld and the llvm tools, unversioned on PATH or in /usr/lib/llvm-N/bin: apt-get install clang-19 lld-19 llvm-19")]
+    NoLlvm,
     /// I/O around the build.
     #[error("failed to {action}")]
     Io {

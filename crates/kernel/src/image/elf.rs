@@ -1,5 +1,5 @@
-//! ELF vmlinux images: whether QEMU can enter them (the PVH note) and which release they are
-//! (the `Linux version` banner in their read-only data).
+//! ELF kernel images: whether QEMU can enter them (the PVH note), which release they are (the
+//! version banner in their read-only data), and the note walk both this and FreeBSD's check use.
 
 use super::{read_up_to, release_word, RELEASE_MAX};
 use memchr::memmem::Finder;
@@ -10,7 +10,8 @@ use std::io::{self, Seek, SeekFrom};
 
 /// `XEN_ELFNOTE_PHYS32_ENTRY`: the 32-bit entry point QEMU uses to boot a vmlinux as PVH.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
-const BANNER: &[u8] = b"Linux version ";
+/// What a Linux kernel's version string starts with.
+pub const LINUX_BANNER: &[u8] = b"Linux version ";
 /// Offsets in `e_ident`.
 const EI_CLASS: usize = 4;
 const EI_DATA: usize = 5;
@@ -49,24 +50,34 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
 /// Looks for the PVH entry note in the note segments, then in the note sections (some linkers
 /// leave notes out of the segments). Reads only headers and notes, never the whole file.
 pub fn has_pvh_note(file: &File) -> Result<bool, object::Error> {
+    any_note(file, |name, n_type, _| {
+        name == b"Xen" && n_type == XEN_ELFNOTE_PHYS32_ENTRY
+    })
+}
+
+/// Whether `wanted(name, type, descriptor)` holds for a note in a note segment, else in a note
+/// section. Broken segments are an error; broken sections are not, since the segments are
+/// what QEMU reads, so a damaged section table is no reason to refuse the file.
+pub(super) fn any_note(
+    file: &File,
+    mut wanted: impl FnMut(&[u8], u32, &[u8]) -> bool,
+) -> Result<bool, object::Error> {
     let data = ReadCache::new(file);
     let header = elf::FileHeader64::<Endianness>::parse(&data)?;
     let endian = header.endian()?;
     for segment in header.program_headers(endian, &data)? {
         if let Some(notes) = segment.notes(endian, &data)? {
-            if holds_pvh(notes, endian)? {
+            if holds(notes, endian, &mut wanted)? {
                 return Ok(true);
             }
         }
     }
-    // Best effort: the segments are what QEMU reads, so a damaged section table is no reason
-    // to refuse the file.
     let Ok(sections) = header.sections(endian, &data) else {
         return Ok(false);
     };
     for section in sections.iter() {
         if let Ok(Some(notes)) = section.notes(endian, &data) {
-            if holds_pvh(notes, endian).unwrap_or(false) {
+            if holds(notes, endian, &mut wanted).unwrap_or(false) {
                 return Ok(true);
             }
         }
@@ -74,24 +85,30 @@ pub fn has_pvh_note(file: &File) -> Result<bool, object::Error> {
     Ok(false)
 }
 
-fn holds_pvh(
+fn holds(
     mut notes: NoteIterator<'_, elf::FileHeader64<Endianness>>,
     endian: Endianness,
+    wanted: &mut impl FnMut(&[u8], u32, &[u8]) -> bool,
 ) -> Result<bool, object::Error> {
     while let Some(note) = notes.next()? {
-        if note.name() == b"Xen" && note.n_type(endian) == XEN_ELFNOTE_PHYS32_ENTRY {
+        if wanted(note.name(), note.n_type(endian), note.desc()) {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-/// The release from the first `Linux version RELEASE ` banner whose release looks like one,
-/// reading the file a chunk at a time (the banner sits some 20 MB into a distro vmlinux).
-pub fn banner_release(file: &mut File) -> io::Result<Option<String>> {
-    let finder = Finder::new(BANNER);
+/// The release from the first `<banner>RELEASE ` (`Linux version 6.1.0 `) whose release looks
+/// like one and passes `accept`, reading the file a chunk at a time (the banner sits some 20 MB
+/// into a distro vmlinux).
+pub fn banner_release(
+    file: &mut File,
+    banner: &[u8],
+    accept: impl Fn(&str) -> bool,
+) -> io::Result<Option<String>> {
+    let finder = Finder::new(banner);
     // Enough of the previous chunk to hold a banner cut by the chunk boundary.
-    let keep = BANNER.len() + RELEASE_MAX;
+    let keep = banner.len() + RELEASE_MAX;
     file.seek(SeekFrom::Start(0))?;
     let mut chunk = vec![0u8; CHUNK];
     let mut window: Vec<u8> = Vec::with_capacity(CHUNK + keep);
@@ -101,13 +118,13 @@ pub fn banner_release(file: &mut File) -> io::Result<Option<String>> {
         window.extend_from_slice(&chunk[..n]);
         let mut from = 0;
         while let Some(found) = finder.find(&window[from..]) {
-            let start = from + found + BANNER.len();
+            let start = from + found + banner.len();
             let rest = &window[start..];
             if rest.len() < RELEASE_MAX && !at_end {
                 // Cut off: the kept tail holds it, and the next round looks again.
                 break;
             }
-            if let Some(release) = release_word(rest) {
+            if let Some(release) = release_word(rest).filter(|r| accept(r)) {
                 return Ok(Some(release));
             }
             from = start;

@@ -3,7 +3,11 @@
 
 mod bzimage;
 mod elf;
+mod freebsd;
 mod unknown;
+
+#[cfg(test)]
+pub(crate) use freebsd::{fake_kernel as fake_freebsd_kernel, Mark as FreeBsdMark};
 
 use crate::error::KernelError;
 use std::fs::File;
@@ -20,6 +24,9 @@ pub enum ImageFormat {
         /// Has the `XEN_ELFNOTE_PHYS32_ENTRY` note QEMU enters a PVH kernel by.
         pvh: bool,
     },
+    /// A FreeBSD kernel (ELF). Identified so that nothing boots it as Linux; `vmlane run`
+    /// refuses it for now.
+    FreeBsd,
 }
 
 /// How much of a file's start is enough to tell what it is.
@@ -28,7 +35,8 @@ const HEAD: usize = 0x400;
 /// Identifies an image and its release (`uname -r`).
 ///
 /// A bzImage's release comes from its boot header and may be missing; an ELF vmlinux must carry
-/// a `Linux version` banner, since that is what tells it from any other ELF file.
+/// a `Linux version` banner, since that is what tells it from any other ELF file. A FreeBSD
+/// kernel's release (`15.1-RELEASE-p1`) comes from its version string when it has one.
 pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelError> {
     let (mut file, head) = open(path)?;
     let unreadable = |e| KernelError::unreadable(path, e);
@@ -37,7 +45,15 @@ pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelErro
             let release = bzimage::release(&mut file, &head).map_err(unreadable)?;
             Ok((ImageFormat::BzImage, release))
         }
-        format @ ImageFormat::Elf { .. } => match elf::banner_release(&mut file).map_err(unreadable)? {
+        ImageFormat::FreeBsd => {
+            let release =
+                elf::banner_release(&mut file, freebsd::FREEBSD_BANNER, freebsd::is_release)
+                    .map_err(unreadable)?;
+            Ok((ImageFormat::FreeBsd, release))
+        }
+        format @ ImageFormat::Elf { .. } => match elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
+            .map_err(unreadable)?
+        {
             Some(release) => Ok((format, Some(release))),
             None => Err(KernelError::not_a_kernel(
                 path,
@@ -75,6 +91,9 @@ fn classify(path: &Path, head: &[u8], file: &File) -> Result<ImageFormat, Kernel
     }
     if elf::is_elf(head) {
         elf::check_header(head).map_err(|reason| KernelError::not_a_kernel(path, &reason))?;
+        if freebsd::is_freebsd(head, file) {
+            return Ok(ImageFormat::FreeBsd);
+        }
         let pvh = elf::has_pvh_note(file).map_err(|e| {
             KernelError::not_a_kernel(path, &format!("an ELF file with broken headers ({e})"))
         })?;
