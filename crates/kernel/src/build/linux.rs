@@ -3,6 +3,7 @@
 //! lookup.
 
 use super::fragment::{unmet, vmlane_fragment, Setting};
+use super::kconfig;
 use super::llvm::Llvm;
 use super::process::{run_logged, Progress};
 use super::source::{canonical_bytes, hex, source_identity};
@@ -66,6 +67,19 @@ pub fn build_linux(
     progress: &mut dyn Progress,
 ) -> Result<BuiltKernel, BuildError> {
     check_source(&request.source)?;
+    let known = kconfig::symbols(&request.source);
+    let unknown: Vec<String> = request
+        .extra
+        .iter()
+        .filter(|setting| !known.contains(&setting.name))
+        .map(|setting| format!("CONFIG_{}", setting.name))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(BuildError::UnknownOptions {
+            names: unknown,
+            tree: request.source.clone(),
+        });
+    }
     let llvm = match request.clang {
         true => Some(
             Llvm::find(std::env::var_os("PATH").as_deref(), Path::new("/usr/lib"))

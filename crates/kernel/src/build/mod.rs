@@ -3,6 +3,7 @@
 
 mod fragment;
 mod freebsd;
+mod kconfig;
 mod linux;
 mod llvm;
 mod process;
@@ -64,6 +65,14 @@ pub enum BuildError {
         quote: String,
         /// The log.
         log: PathBuf,
+    },
+    /// Options asked for that no Kconfig file in the tree defines.
+    #[error("no such config option in {tree}: {} (no Kconfig file there defines it; check the spelling)", .names.join(", "))]
+    UnknownOptions {
+        /// The options, as `CONFIG_NAME`.
+        names: Vec<String>,
+        /// The source tree.
+        tree: PathBuf,
     },
     /// `--clang` without an LLVM toolchain to build with.
     #[error("--clang needs clang, ld.lld and the llvm tools, unversioned on PATH or in /usr/lib/llvm-N/bin: apt-get install clang-19 lld-19 llvm-19")]
