@@ -20,6 +20,44 @@ pub enum Command {
     /// Build, list and remove the kernels in vmlane's cache.
     #[command(subcommand)]
     Kernel(KernelCommand),
+    /// Run a suite of tests (a TOML file or a directory of them) on one or more kernels and
+    /// check exit statuses, console lines, JSON-line events and kernel splats.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The suite: a .toml file or a directory of them.
+    #[arg(value_name = "SUITE")]
+    pub suite: PathBuf,
+    /// Run every test on this kernel, replacing the suite's kernels (repeatable).
+    #[arg(short, long = "kernel", value_name = "KERNEL")]
+    pub kernels: Vec<String>,
+    /// VMs at once. Default: from the CPU count and free memory.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
+    /// Run only share K of N of the (test, kernel) matrix, for CI machines side by side.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<String>,
+    /// What goes to stdout: a human summary, one JSON object per result, or JUnit XML.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+    /// Where each run's console log and output go. Default: ~/.cache/vmlane/results/<time>.
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+    /// Write the normalised console of each test with a golden file as its new golden file.
+    #[arg(long)]
+    pub bless: bool,
+    /// CPU accelerator for every run.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Human,
+    Json,
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]

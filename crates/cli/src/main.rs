@@ -2,7 +2,9 @@
 
 mod args;
 mod kernel;
+mod report;
 mod run;
+mod test;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(run_args),
         args::Command::Kernel(command) => kernel::kernel(command),
+        args::Command::Test(test_args) => test::test(test_args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

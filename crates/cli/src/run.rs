@@ -8,16 +8,43 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vmlane_backend::{
-    run_session, ConsoleLog, Machine, RunDir, Session, Share, ShareTransport, StopSignals,
+    run_session, ConsoleLog, Machine, RunDir, Session, Share, ShareTransport, StopSignals, Timings,
 };
 use vmlane_kernel::{find_kernel, ImageFormat, Kernel, Search, Tristate};
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_proto::{RunRequest, ShareMount};
-use vmlane_qemu::{kernel_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend};
-use vmlane_spec::{exit_code, GuestStatus, Outcome, RunSpec, ShareKind};
+use vmlane_qemu::{
+    host_tsc_khz, kernel_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend,
+};
+use vmlane_spec::{GuestStatus, Outcome, RunSpec, ShareKind};
 
 const SHARE_TAG: &str = "vmlane-root";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What one VM run needs besides its output streams: the run spec and how to find and boot
+/// its kernel. `vmlane run` and `vmlane test` both build one.
+pub struct Launch {
+    /// What to run and with what resources.
+    pub spec: RunSpec,
+    /// `-k`: image, build tree, or cached name/release.
+    pub kernel: Option<PathBuf>,
+    /// `--modules`.
+    pub modules: Option<PathBuf>,
+    /// `--machine`.
+    pub machine: MachineArg,
+    /// `--append`.
+    pub append: Vec<String>,
+}
+
+/// Where a launched run's output goes.
+pub struct Streams<'a> {
+    /// The command's stdout.
+    pub stdout: &'a mut dyn std::io::Write,
+    /// The command's stderr.
+    pub stderr: &'a mut dyn std::io::Write,
+    /// The guest console.
+    pub console: &'a mut ConsoleLog,
+}
 
 /// Runs the command and returns the exit code vmlane should exit with.
 pub fn run(args: RunArgs) -> Result<i32> {
@@ -29,11 +56,65 @@ pub fn run(args: RunArgs) -> Result<i32> {
             eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
         }
     };
-    let spec = run_spec(&args)?;
+    let launch = Launch {
+        spec: run_spec(&args)?,
+        kernel: args.kernel.clone(),
+        modules: args.modules.clone(),
+        machine: args.machine,
+        append: args.append.clone(),
+    };
+    let cache = vmlane_kernel::cache_dir();
+    let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));
+    let mut console = ConsoleLog::create(&log_path)
+        .with_context(|| format!("failed to create the console log {}", log_path.display()))?;
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    let streams = Streams {
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        console: &mut console,
+    };
+    let result = launch_vm(&launch, streams, &signals, &say);
+    drop(stdout);
+    let (outcome, timings) = match result {
+        Ok(done) => done,
+        Err(error) => {
+            if console.path().exists() {
+                eprintln!("vmlane: console log: {}", log_path.display());
+            }
+            return Err(error);
+        }
+    };
+    if verbose {
+        for (name, at) in &timings.host {
+            say(&format!("{name} at {} ms", at.as_millis()));
+        }
+        for (name, at) in &timings.guest {
+            say(&format!(
+                "guest {name} at {} ms after its kernel started",
+                at.as_millis()
+            ));
+        }
+    }
+    if let Some(kib) = peak_memory_kib() {
+        say(&format!("peak memory {kib} KiB"));
+    }
+    report(&outcome, &mut console, args.log.is_some(), verbose);
+    Ok(outcome.exit_code())
+}
 
+/// Finds the kernel, assembles the payload, boots the VM and runs the session to its end.
+/// `Ok(None)`-like early endings (a signal before the VM starts) come back as an outcome.
+pub fn launch_vm(
+    launch: &Launch,
+    streams: Streams<'_>,
+    signals: &StopSignals,
+    say: &dyn Fn(&str),
+) -> Result<(Outcome, Timings)> {
+    let spec = &launch.spec;
     let kernel = find_kernel(&Search::new(
-        args.kernel.clone(),
-        args.modules.clone(),
+        launch.kernel.clone(),
+        launch.modules.clone(),
         spec.cwd.clone(),
     ))?;
     refuse_freebsd(&kernel)?;
@@ -45,9 +126,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
 
     let (accel, notice) = resolve_accel(spec.accel, &HostKvm::probe(Path::new("/")));
     if let Some(notice) = notice {
-        eprintln!("vmlane: {notice}");
+        notice_once(&notice);
     }
-    let machine_kind = choose_machine(args.machine, &kernel);
+    let machine_kind = choose_machine(launch.machine, &kernel);
     let backend = QemuBackend::detect(accel, machine_kind)?;
     say(&format!("accelerator {accel:?}, machine {machine_kind:?}"));
 
@@ -72,17 +153,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
         load.len()
     ));
     if let Some(signal) = signals.received() {
-        return Ok(exit_code::SIGNAL_BASE + signal);
+        return Ok((Outcome::Interrupted(signal), Timings::default()));
     }
 
     let run_dir = RunDir::create().context("failed to create the run directory")?;
-    let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));
-    let mut console = ConsoleLog::create(&log_path)
-        .with_context(|| format!("failed to create the console log {}", log_path.display()))?;
     let machine = Machine {
         kernel: kernel.image.clone(),
         initrd,
-        cmdline: kernel_cmdline(machine_kind, accel, &args.append),
+        cmdline: kernel_cmdline(machine_kind, accel, host_tsc_khz(&cache), &launch.append),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
         console_socket: run_dir.join("console.sock"),
@@ -94,44 +172,24 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }),
         run_dir: run_dir.path().to_path_buf(),
     };
-    let request = run_request(&spec, transport);
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr();
     let session = Session {
         machine,
-        request,
+        request: run_request(spec, transport),
         timeout: spec.timeout,
-        stdout: &mut stdout,
-        stderr: &mut stderr,
-        console: &mut console,
-        signals: &signals,
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        console: streams.console,
+        signals,
     };
     let result = run_session(&backend, session);
-    drop(stdout);
     drop(run_dir);
-    let (outcome, timings) = match result {
-        Ok(done) => done,
-        Err(error) => {
-            eprintln!("vmlane: console log: {}", log_path.display());
-            return Err(error.into());
-        }
-    };
-    if verbose {
-        for (name, at) in &timings.host {
-            say(&format!("{name} at {} ms", at.as_millis()));
-        }
-        for (name, at) in &timings.guest {
-            say(&format!(
-                "guest {name} at {} ms after its kernel started",
-                at.as_millis()
-            ));
-        }
-    }
-    if let Some(kib) = peak_memory_kib() {
-        say(&format!("peak memory {kib} KiB"));
-    }
-    report(&outcome, &mut console, args.log.is_some(), verbose);
-    Ok(outcome.exit_code())
+    Ok(result?)
+}
+
+/// The accelerator notice is printed once per process, however many VMs it starts.
+fn notice_once(notice: &str) {
+    static PRINTED: std::sync::Once = std::sync::Once::new();
+    PRINTED.call_once(|| eprintln!("vmlane: {notice}"));
 }
 
 /// Refuses a FreeBSD kernel (built with `vmlane kernel build --freebsd`, or given with -k)

@@ -70,7 +70,15 @@ pub const MICROVM_KERNEL_ARGS: &[(&str, &str)] = &[(
 
 /// The kernel command line: vmlane's arguments for this machine and accelerator, then the
 /// user's, which win where they clash.
-pub fn kernel_cmdline(kind: MachineKind, accel: AccelChoice, extra: &[String]) -> String {
+///
+/// Under TCG, `host_tsc_khz` (from [`host_tsc_khz`](crate::host_tsc_khz)) becomes
+/// `tsc_early_khz=`, so the guest never has to calibrate the TSC against the emulated PIT.
+pub fn kernel_cmdline(
+    kind: MachineKind,
+    accel: AccelChoice,
+    host_tsc_khz: Option<u64>,
+    extra: &[String],
+) -> String {
     let tcg = if accel == AccelChoice::Tcg {
         TCG_KERNEL_ARGS
     } else {
@@ -81,12 +89,15 @@ pub fn kernel_cmdline(kind: MachineKind, accel: AccelChoice, extra: &[String]) -
     } else {
         &[]
     };
-    let mut words: Vec<&str> = [KERNEL_ARGS, tcg, microvm]
+    let mut words: Vec<String> = [KERNEL_ARGS, tcg, microvm]
         .into_iter()
         .flatten()
-        .map(|(arg, _)| *arg)
+        .map(|(arg, _)| arg.to_string())
         .collect();
-    words.extend(extra.iter().map(String::as_str));
+    if let (AccelChoice::Tcg, Some(khz)) = (accel, host_tsc_khz) {
+        words.push(format!("tsc_early_khz={khz}"));
+    }
+    words.extend(extra.iter().cloned());
     words.join(" ")
 }
 
@@ -362,7 +373,12 @@ mod tests {
         let cmdline = kernel_cmdline(
             MachineKind::Q35,
             AccelChoice::Kvm,
+            Some(2_445_404),
             &["loglevel=8".to_string()],
+        );
+        assert!(
+            !cmdline.contains("tsc_early_khz"),
+            "hardware KVM knows the TSC"
         );
         assert!(cmdline.starts_with("console=ttyS0 panic=-1 reboot=t "));
         assert!(cmdline.ends_with(" loglevel=8"));
@@ -371,7 +387,7 @@ mod tests {
     #[test]
     fn emulation_and_microvm_get_their_own_args() {
         let words = |kind, accel| -> Vec<String> {
-            kernel_cmdline(kind, accel, &[])
+            kernel_cmdline(kind, accel, Some(2_445_404), &[])
                 .split(' ')
                 .map(String::from)
                 .collect()
@@ -380,6 +396,7 @@ mod tests {
         assert!(!kvm_q35.iter().any(|w| w == "noapictimer" || w == "pci=off"));
         let tcg_q35 = words(MachineKind::Q35, AccelChoice::Tcg);
         assert!(tcg_q35.iter().any(|w| w == "noapictimer"));
+        assert!(tcg_q35.iter().any(|w| w == "tsc_early_khz=2445404"));
         assert!(!tcg_q35.iter().any(|w| w == "pci=off"));
         let kvm_microvm = words(MachineKind::Microvm, AccelChoice::Kvm);
         assert!(kvm_microvm.iter().any(|w| w == "pci=off"));

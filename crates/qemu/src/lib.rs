@@ -6,6 +6,7 @@ mod accel;
 mod argv;
 mod machine;
 mod process;
+mod tsc;
 mod virtiofsd;
 
 pub use accel::{resolve_accel, AccelChoice, HostKvm};
@@ -14,6 +15,7 @@ pub use argv::{
     KERNEL_ARGS,
 };
 pub use machine::MachineKind;
+pub use tsc::host_tsc_khz;
 pub use virtiofsd::find_virtiofsd;
 
 use std::path::PathBuf;

@@ -1,0 +1,284 @@
+//! `vmlane test`: suites run on a real kernel, with passing, failing, hanging and panicking
+//! tests, machine-readable reports, golden logs and CI sharding.
+
+mod common;
+
+use common::{text, Sandbox, TestKernel};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// vmlane's own kernel boots fastest; any kernel the e2e tests know works.
+fn test_kernel() -> Option<TestKernel> {
+    let mut kernels = common::kernels();
+    let index = kernels
+        .iter()
+        .position(|k| k.label == "vmlane-built")
+        .unwrap_or(0);
+    (!kernels.is_empty()).then(|| kernels.swap_remove(index))
+}
+
+fn kernel() -> Option<String> {
+    test_kernel().map(|k| k.dir.to_string_lossy().into_owned())
+}
+
+fn vmlane_test(suite: &Path, extra: &[&str]) -> Output {
+    vmlane_test_in(&Sandbox::new(), suite, extra)
+}
+
+/// `vmlane test` in the sandbox's runtime dir, so leftovers can be attributed.
+fn vmlane_test_in(sandbox: &Sandbox, suite: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .arg("test")
+        .arg(suite)
+        .args(["--accel", common::accel()])
+        .args(extra)
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .env_remove("VMLANE_KERNEL")
+        .output()
+        .expect("start vmlane")
+}
+
+fn json_results(output: &Output) -> Vec<Value> {
+    text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+fn by_test<'a>(results: &'a [Value], name: &str) -> &'a Value {
+    results
+        .iter()
+        .find(|r| r["test"] == name)
+        .unwrap_or_else(|| panic!("no result for {name}: {results:?}"))
+}
+
+fn write_suite(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("suite.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+const MIXED: &str = r#"
+[[test]]
+name = "passes"
+command = """printf '%s\n' 'hello' '{"kind":"probe","data":{"errno_name":"ENOTSUP","errno":95}}'"""
+expect.stdout = ["hello"]
+expect.events = [{ kind = "probe", data = { errno_name = "ENOTSUP" } }]
+expect.console = ["Linux version", "Run /init"]
+expect.console_in_order = true
+
+[[test]]
+name = "fails"
+command = "echo '{\"kind\":\"probe\",\"data\":{\"errno_name\":\"EINVAL\"}}'; exit 2"
+expect.events = [{ kind = "probe", data = { errno_name = "ENOTSUP" } }]
+expect.console = ["no such line in any console"]
+
+[[test]]
+name = "hangs"
+command = ["sleep", "600"]
+timeout = 4
+
+[[test]]
+name = "panics-unexpectedly"
+command = "echo c > /proc/sysrq-trigger"
+
+[[test]]
+name = "panics-as-declared"
+command = "echo c > /proc/sysrq-trigger"
+expect.splats = [{ kind = "panic", contains = "sysrq triggered crash" }]
+"#;
+
+#[test]
+fn every_outcome_is_reported_with_its_reasons_and_files() {
+    let Some(test_kernel) = test_kernel() else {
+        eprintln!("skipped: no kernel (run scripts/setup)");
+        return;
+    };
+    let kernel = test_kernel.dir.to_string_lossy().into_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), MIXED);
+    let results_dir = dir.path().join("results");
+    let sandbox = Sandbox::new();
+    let output = vmlane_test_in(
+        &sandbox,
+        &suite,
+        &[
+            "-k",
+            &kernel,
+            "-j",
+            "2",
+            "--format",
+            "json",
+            "--results",
+            results_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let results = json_results(&output);
+    assert_eq!(results.len(), 5, "{results:?}");
+
+    let passes = by_test(&results, "passes");
+    assert_eq!(passes["status"], "passed", "{passes}");
+    assert_eq!(passes["exit"], 0);
+    let stdout = std::fs::read_to_string(passes["stdout_path"].as_str().unwrap()).unwrap();
+    assert!(stdout.starts_with("hello\n"), "{stdout}");
+    let console = std::fs::read_to_string(passes["console_log"].as_str().unwrap()).unwrap();
+    assert!(console.contains("Linux version"));
+
+    let fails = by_test(&results, "fails");
+    assert_eq!(fails["status"], "failed");
+    let reasons = fails["reasons"].to_string();
+    assert!(reasons.contains("exit status 2, expected 0"), "{reasons}");
+    assert!(reasons.contains("ENOTSUP"), "{reasons}");
+    assert!(
+        reasons.contains("EINVAL"),
+        "the closest event is shown: {reasons}"
+    );
+    assert!(reasons.contains("no such line in any console"), "{reasons}");
+
+    let hangs = by_test(&results, "hangs");
+    assert_eq!(hangs["status"], "hang", "{hangs}");
+    assert!(hangs["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("no result within"));
+
+    let unexpected = by_test(&results, "panics-unexpectedly");
+    assert_eq!(unexpected["status"], "failed");
+    assert!(
+        unexpected["reasons"]
+            .to_string()
+            .contains("sysrq triggered crash"),
+        "{unexpected}"
+    );
+    assert!(!unexpected["splats"].as_array().unwrap().is_empty());
+
+    assert_eq!(by_test(&results, "panics-as-declared")["status"], "passed");
+    sandbox.assert_nothing_left(&test_kernel);
+}
+
+#[test]
+fn golden_logs_are_blessed_then_compared_after_normalisation() {
+    let Some(kernel) = kernel() else {
+        eprintln!("skipped: no kernel (run scripts/setup)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        r##"
+[[test]]
+name = "boot-log"
+# A quiet boot, so the log holds what the test printed: boot messages interleave differently
+# from run to run.
+append = ["quiet"]
+command = "echo '<2>vmlane-golden: probe 7 at 0xffff888003a4b2c8 took 12 ms' > /dev/kmsg"
+expect.golden = "golden/boot.log"
+expect.substitutions = [{ regex = "probe [0-9]+", replace = "probe N" }]
+"##,
+    );
+    let results = dir.path().join("results");
+    let args = [
+        "-k",
+        kernel.as_str(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let missing = vmlane_test(&suite, &args);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("--bless"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    let blessed = vmlane_test(&suite, &[&args[..], &["--bless"]].concat());
+    assert_eq!(blessed.status.code(), Some(0), "{}", text(&blessed.stderr));
+    let golden = dir.path().join("golden/boot.log");
+    let golden_text = std::fs::read_to_string(&golden).unwrap();
+    assert!(
+        golden_text.contains("[TIMESTAMP] vmlane-golden: probe N at ADDR took DURATION"),
+        "built-in and user normalisation: {golden_text}"
+    );
+
+    let again = vmlane_test(&suite, &args);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "a second boot matches: {}",
+        text(&again.stderr)
+    );
+
+    std::fs::write(
+        &golden,
+        golden_text.replace("vmlane-golden", "vmlane-GOLDEN"),
+    )
+    .unwrap();
+    let differs = vmlane_test(&suite, &args);
+    assert_eq!(differs.status.code(), Some(1));
+    let stderr = text(&differs.stderr);
+    assert!(stderr.contains("console differs from"), "{stderr}");
+    assert!(stderr.contains("-[TIMESTAMP] vmlane-GOLDEN"), "{stderr}");
+    assert!(stderr.contains("+[TIMESTAMP] vmlane-golden"), "{stderr}");
+}
+
+#[test]
+fn partitions_split_the_matrix_and_junit_lists_each_run() {
+    let Some(kernel) = kernel() else {
+        eprintln!("skipped: no kernel (run scripts/setup)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "[[test]]\nname = \"a\"\ncommand = \"true\"\n\n[[test]]\nname = \"b\"\ncommand = \"exit 1\"\nexpect.exit = 1\n",
+    );
+    let results = dir.path().join("results");
+    let mut seen = Vec::new();
+    for share in ["1/2", "2/2"] {
+        let output = vmlane_test(
+            &suite,
+            &[
+                "-k",
+                &kernel,
+                "--partition",
+                share,
+                "--format",
+                "junit",
+                "--results",
+                results.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let xml = text(&output.stdout);
+        assert!(
+            xml.contains(r#"tests="1" failures="0" errors="0""#),
+            "{xml}"
+        );
+        for name in ["a", "b"] {
+            if xml.contains(&format!("<testcase name=\"{name}\"")) {
+                seen.push(name);
+            }
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b"], "each test ran in exactly one share");
+}
+
+#[test]
+fn a_broken_suite_is_refused_before_any_vm_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "[[test]]\nname = \"t\"\ncommand = \"true\"\nexpect.exti = 0\n",
+    );
+    let output = vmlane_test(&suite, &[]);
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("suite.toml") && stderr.contains("exti"),
+        "{stderr}"
+    );
+}

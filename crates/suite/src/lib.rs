@@ -1,0 +1,14 @@
+//! Test suites for `vmlane test`: what to run, on which kernels, and what must hold afterwards.
+//! A suite is a TOML file or a directory of them; the matrix expands every test over its
+//! kernels, and partitions split that matrix across CI machines.
+#![deny(missing_docs)]
+
+mod error;
+mod load;
+mod matrix;
+mod model;
+
+pub use error::SuiteError;
+pub use load::{load, parse};
+pub use matrix::{matrix, partition, Case, Partition};
+pub use model::{Command, ConsoleLine, Expectations, ExpectedSplat, Substitution, Suite, Test};

@@ -1,0 +1,356 @@
+//! Reading suite files: a file, or every `*.toml` in a directory in name order; defaults
+//! applied and every value checked before anything boots.
+
+use crate::error::SuiteError;
+use crate::model::{ConsoleLine, RawTest, Suite, SuiteFile, Test};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Splat kinds a test may name in `expect.splats`.
+pub const SPLAT_KINDS: &[&str] = &[
+    "panic",
+    "bug",
+    "warning",
+    "oops",
+    "kasan",
+    "ubsan",
+    "lockdep",
+    "hung_task",
+    "rcu_stall",
+    "freebsd_panic",
+    "fatal_trap",
+    "debugger",
+];
+
+/// Loads a suite file or a directory of them.
+pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+    let read_error = |source| SuiteError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let files = if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(read_error)?
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(SuiteError::Empty(path.to_path_buf()));
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut tests = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|source| SuiteError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        tests.extend(parse(&text, &file)?.tests);
+    }
+    check_unique_names(&tests)?;
+    Ok(Suite { tests })
+}
+
+/// Parses one suite file's text; `path` names it in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Suite, SuiteError> {
+    let file: SuiteFile = toml::from_str(text).map_err(|e| SuiteError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let tests = file
+        .tests
+        .into_iter()
+        .map(|raw| resolve(raw, &file.defaults, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique_names(&tests)?;
+    Ok(Suite { tests })
+}
+
+fn resolve(
+    raw: RawTest,
+    defaults: &crate::model::Defaults,
+    path: &Path,
+) -> Result<Test, SuiteError> {
+    let invalid = |message: String| SuiteError::Invalid {
+        path: path.to_path_buf(),
+        test: raw.name.clone(),
+        message,
+    };
+    if raw.name.trim().is_empty() {
+        return Err(invalid("the name is empty".into()));
+    }
+    let argv = raw.command.argv();
+    if argv.first().is_none_or(|program| program.is_empty()) {
+        return Err(invalid("the command is empty".into()));
+    }
+    let timeout = raw.timeout.or(defaults.timeout);
+    if let Some(secs) = timeout {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err(invalid(format!(
+                "timeout must be a positive number of seconds, got {secs}"
+            )));
+        }
+    }
+    let cpus = raw.cpus.or(defaults.cpus);
+    if cpus == Some(0) {
+        return Err(invalid("cpus must be at least 1".into()));
+    }
+    let memory_mib = match raw.memory.as_ref().or(defaults.memory.as_ref()) {
+        Some(text) => Some(parse_memory(text).map_err(invalid)?),
+        None => None,
+    };
+    let mut env = defaults.env.clone();
+    env.extend(raw.env);
+    for key in env.keys() {
+        if key.is_empty() || key.contains('=') {
+            return Err(invalid(format!("environment name {key:?} is not usable")));
+        }
+    }
+    let mut expect = raw.expect;
+    for line in expect
+        .console
+        .iter()
+        .chain(&expect.console_absent)
+        .chain(&expect.stdout)
+    {
+        if let ConsoleLine::Regex { regex } = line {
+            compile(regex).map_err(invalid)?;
+        }
+    }
+    for substitution in &expect.substitutions {
+        compile(&substitution.regex).map_err(invalid)?;
+    }
+    for event in &expect.events {
+        if !event.is_object() {
+            return Err(invalid(format!(
+                "an expected event must be a table, got {event}"
+            )));
+        }
+    }
+    for splat in &expect.splats {
+        if let Some(kind) = &splat.kind {
+            if !SPLAT_KINDS.contains(&kind.as_str()) {
+                return Err(invalid(format!(
+                    "unknown splat kind {kind:?}; one of: {}",
+                    SPLAT_KINDS.join(", ")
+                )));
+            }
+        }
+    }
+    if let Some(golden) = &expect.golden {
+        let base = path.parent().unwrap_or(Path::new("."));
+        expect.golden = Some(base.join(golden));
+    }
+    Ok(Test {
+        name: raw.name,
+        file: path.to_path_buf(),
+        argv,
+        kernels: raw
+            .kernels
+            .or_else(|| defaults.kernels.clone())
+            .unwrap_or_default(),
+        timeout,
+        cpus,
+        memory_mib,
+        env,
+        append: raw.append,
+        expect,
+    })
+}
+
+fn compile(pattern: &str) -> Result<(), String> {
+    regex::Regex::new(pattern)
+        .map(drop)
+        .map_err(|e| format!("bad regex {pattern:?}: {e}"))
+}
+
+/// `512`, `512M`, `2G` (MiB unless suffixed).
+fn parse_memory(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let (digits, scale) = match text.char_indices().last() {
+        Some((i, 'M' | 'm')) => (&text[..i], 1),
+        Some((i, 'G' | 'g')) => (&text[..i], 1024),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&mib| mib >= 64)
+        .ok_or_else(|| format!("memory must be like 512M or 2G (at least 64M), got {text:?}"))
+}
+
+fn check_unique_names(tests: &[Test]) -> Result<(), SuiteError> {
+    let mut seen = BTreeSet::new();
+    for test in tests {
+        if !seen.insert(test.name.as_str()) {
+            return Err(SuiteError::Invalid {
+                path: test.file.clone(),
+                test: test.name.clone(),
+                message: "another test has the same name; names identify results".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Command, ExpectedSplat};
+    use serde_json::json;
+
+    const SUITE: &str = r#"
+[defaults]
+kernels = ["6.1"]
+timeout = 30
+env = { LANG = "C" }
+
+[[test]]
+name = "probe-enotsup"
+command = ["./probe", "--op", "1"]
+kernels = ["6.1.0-56-cloud-amd64", "6.1.192"]
+memory = "1G"
+env = { PROBE = "1" }
+append = ["loglevel=7"]
+expect.exit = 0
+expect.console = ["Linux version", { regex = "probe: op [0-9]+" }]
+expect.console_in_order = true
+expect.console_absent = ["BUG:"]
+expect.events = [{ kind = "probe", data = { errno_name = "ENOTSUP" } }]
+
+[[test]]
+name = "tsc-panic"
+command = "echo c > /proc/sysrq-trigger"
+expect.splats = [{ kind = "panic", contains = "sysrq" }]
+expect.golden = "golden/tsc.log"
+expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
+"#;
+
+    fn parsed() -> Suite {
+        parse(SUITE, Path::new("/suites/probe.toml")).unwrap()
+    }
+
+    #[test]
+    fn tests_get_the_file_defaults_and_keep_their_own_values() {
+        let suite = parsed();
+        let probe = &suite.tests[0];
+        assert_eq!(probe.argv, ["./probe", "--op", "1"]);
+        assert_eq!(probe.kernels, ["6.1.0-56-cloud-amd64", "6.1.192"]);
+        assert_eq!(probe.timeout, Some(30.0));
+        assert_eq!(probe.memory_mib, Some(1024));
+        assert_eq!(probe.append, ["loglevel=7"]);
+        assert_eq!(probe.env.get("LANG").map(String::as_str), Some("C"));
+        assert_eq!(probe.env.get("PROBE").map(String::as_str), Some("1"));
+        assert_eq!(
+            probe.expect.events,
+            [json!({"kind": "probe", "data": {"errno_name": "ENOTSUP"}})]
+        );
+        assert!(probe.expect.console_in_order);
+        let panic = &suite.tests[1];
+        assert_eq!(panic.kernels, ["6.1"], "the default");
+        assert_eq!(panic.argv, ["sh", "-c", "echo c > /proc/sysrq-trigger"]);
+        assert_eq!(
+            panic.expect.splats,
+            [ExpectedSplat {
+                kind: Some("panic".into()),
+                contains: Some("sysrq".into())
+            }]
+        );
+        assert_eq!(
+            panic.expect.golden.as_deref(),
+            Some(Path::new("/suites/golden/tsc.log")),
+            "relative to the suite file"
+        );
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text, Path::new("s.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_misspelt_expectation_is_an_error_not_a_silent_pass() {
+        let error = error_of("[[test]]\nname = \"a\"\ncommand = [\"true\"]\nexpect.exti = 0\n");
+        assert!(error.contains("exti"), "{error}");
+        assert!(error.starts_with("s.toml"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_test_and_the_fix() {
+        for (body, wanted) in [
+            ("command = []", "the command is empty"),
+            (
+                "command = [\"true\"]\ntimeout = -1",
+                "timeout must be a positive",
+            ),
+            (
+                "command = [\"true\"]\nmemory = \"lots\"",
+                "memory must be like 512M",
+            ),
+            ("command = [\"true\"]\ncpus = 0", "cpus must be at least 1"),
+            (
+                "command = [\"true\"]\nexpect.console = [{ regex = \"(\" }]",
+                "bad regex",
+            ),
+            (
+                "command = [\"true\"]\nexpect.splats = [{ kind = \"oopsie\" }]",
+                "unknown splat kind",
+            ),
+            (
+                "command = [\"true\"]\nexpect.events = [1]",
+                "must be a table",
+            ),
+        ] {
+            let error = error_of(&format!("[[test]]\nname = \"t1\"\n{body}\n"));
+            assert!(error.contains("test \"t1\""), "{error}");
+            assert!(error.contains(wanted), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let test = "[[test]]\nname = \"same\"\ncommand = \"true\"\n";
+        std::fs::write(dir.path().join("a.toml"), test).unwrap();
+        std::fs::write(dir.path().join("b.toml"), test).unwrap();
+        let error = load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("same name"), "{error}");
+    }
+
+    #[test]
+    fn a_directory_loads_its_toml_files_in_name_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("b.toml"),
+            "[[test]]\nname = \"b\"\ncommand = \"true\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "[[test]]\nname = \"a\"\ncommand = \"true\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a suite").unwrap();
+        let names: Vec<String> = load(dir.path())
+            .unwrap()
+            .tests
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(load(empty.path()), Err(SuiteError::Empty(_))));
+    }
+
+    #[test]
+    fn a_shell_string_runs_through_sh() {
+        assert_eq!(
+            Command::Shell("a && b".into()).argv(),
+            ["sh", "-c", "a && b"]
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The suite file format, as serde reads it. Unknown keys are errors, so a misspelt
+//! expectation fails loudly instead of silently checking nothing.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// One suite file, after loading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    /// The tests of every file, in file order then test order.
+    pub tests: Vec<Test>,
+}
+
+/// What a file holds: defaults and tests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SuiteFile {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default, rename = "test")]
+    pub tests: Vec<RawTest>,
+}
+
+/// Settings every test of a file starts from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Defaults {
+    pub kernels: Option<Vec<String>>,
+    pub timeout: Option<f64>,
+    pub cpus: Option<u32>,
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// A test as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTest {
+    pub name: String,
+    pub command: Command,
+    pub kernels: Option<Vec<String>>,
+    pub timeout: Option<f64>,
+    pub cpus: Option<u32>,
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub append: Vec<String>,
+    #[serde(default)]
+    pub expect: Expectations,
+}
+
+/// The command: an argv list, run as given, or a string, run by `sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Command {
+    /// `command = ["./probe", "--op", "1"]`.
+    Argv(Vec<String>),
+    /// `command = "make -C tests check"`.
+    Shell(String),
+}
+
+impl Command {
+    /// The argv the guest runs.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            Command::Argv(argv) => argv.clone(),
+            Command::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
+        }
+    }
+}
+
+/// A test ready to run: defaults applied, values checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Test {
+    /// Unique within the suite.
+    pub name: String,
+    /// The file it came from, for messages and relative paths.
+    pub file: PathBuf,
+    /// The guest's argv.
+    pub argv: Vec<String>,
+    /// Kernels named in the suite (empty: the caller's default).
+    pub kernels: Vec<String>,
+    /// Seconds before the run is ended and reported as a hang.
+    pub timeout: Option<f64>,
+    /// Virtual CPUs.
+    pub cpus: Option<u32>,
+    /// Guest memory in MiB.
+    pub memory_mib: Option<u32>,
+    /// Extra environment for the command.
+    pub env: BTreeMap<String, String>,
+    /// Extra kernel command-line arguments.
+    pub append: Vec<String>,
+    /// What must hold afterwards.
+    pub expect: Expectations,
+}
+
+/// What must hold after a run. Every field is optional; an empty table still fails on an
+/// unexpected kernel splat.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// The command's exit status (default 0).
+    pub exit: Option<i32>,
+    /// Console lines that must appear.
+    #[serde(default)]
+    pub console: Vec<ConsoleLine>,
+    /// Whether `console` must match in the order given.
+    #[serde(default)]
+    pub console_in_order: bool,
+    /// Console lines that must not appear.
+    #[serde(default)]
+    pub console_absent: Vec<ConsoleLine>,
+    /// Lines the command's stdout must contain.
+    #[serde(default)]
+    pub stdout: Vec<ConsoleLine>,
+    /// JSON-line events (from stdout or the console) matched by partial objects.
+    #[serde(default)]
+    pub events: Vec<serde_json::Value>,
+    /// Kernel failure reports this test expects (a panic it provokes, say).
+    #[serde(default)]
+    pub splats: Vec<ExpectedSplat>,
+    /// A golden console log, relative to the suite file, compared after normalisation.
+    pub golden: Option<PathBuf>,
+    /// Extra normalisations for the golden comparison, applied after the built-in ones.
+    #[serde(default)]
+    pub substitutions: Vec<Substitution>,
+}
+
+/// A line to look for: plain text, or a regex.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ConsoleLine {
+    /// `"Linux version"`: a substring.
+    Text(String),
+    /// `{ regex = "BUG: .*" }`.
+    Regex {
+        /// The pattern (Rust `regex` syntax).
+        regex: String,
+    },
+}
+
+/// A kernel failure report a test expects.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedSplat {
+    /// The kind: `panic`, `bug`, `warning`, `oops`, `kasan`, `ubsan`, `lockdep`, `hung_task`,
+    /// `rcu_stall`, `freebsd_panic`, `fatal_trap`, `debugger`.
+    pub kind: Option<String>,
+    /// A substring of its first line, e.g. `TSC not initialized`.
+    pub contains: Option<String>,
+}
+
+/// A golden-log normalisation: every match of `regex` becomes `replace`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Substitution {
+    /// The pattern.
+    pub regex: String,
+    /// Its replacement (`$1` refers to groups).
+    pub replace: String,
+}
