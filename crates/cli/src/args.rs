@@ -189,6 +189,16 @@ pub enum MachineArg {
     Microvm,
 }
 
+impl From<MachineArg> for vmlane::launch::MachineChoice {
+    fn from(arg: MachineArg) -> Self {
+        match arg {
+            MachineArg::Auto => Self::Auto,
+            MachineArg::Q35 => Self::Q35,
+            MachineArg::Microvm => Self::Microvm,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ShareArg {
     Auto,

@@ -1,15 +1,15 @@
 //! `vmlane test`: a suite's (test, kernel) matrix, run N VMs at a time, each run checked
 //! against its expectations and the console scanned for kernel failure reports.
 
-use crate::args::{MachineArg, ReportFormat, TestArgs};
+use crate::args::{ReportFormat, TestArgs};
 use crate::report::{self, CaseResult, Status};
-use crate::run::{launch_vm, Launch, Streams};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use vmlane::launch::{launch_vm, Launch, MachineChoice, Streams};
 use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::events::{expect_events, extract_events};
 use vmlane_checks::golden::Normaliser;
@@ -168,7 +168,7 @@ impl CaseRunner<'_> {
             spec,
             kernel: self.case.kernel.as_ref().map(PathBuf::from),
             modules: None,
-            machine: MachineArg::Auto,
+            machine: MachineChoice::Auto,
             append: self.test.append.clone(),
         };
         let mut console = ConsoleLog::create(&result.console_log)

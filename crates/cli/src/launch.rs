@@ -1,0 +1,404 @@
+//! One VM run from start to end: find the kernel, choose machine and share, assemble the
+//! payload, boot, and run the session. `vmlane run`, `vmlane test` and [`crate::Run`] all
+//! go through [`launch_vm`].
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use vmlane_backend::{
+    run_session, BackendError, ConsoleLog, Machine, RunDir, Session, SessionError, Share,
+    ShareTransport, StopSignals, Timings,
+};
+use vmlane_kernel::{find_kernel, ImageFormat, Kernel, KernelError, Search, Tristate};
+use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
+use vmlane_payload::PayloadError;
+use vmlane_proto::{RunRequest, ShareMount};
+use vmlane_qemu::{
+    host_tsc_khz, kernel_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend,
+};
+use vmlane_spec::{Outcome, RunSpec, ShareKind};
+
+const SHARE_TAG: &str = "vmlane-root";
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Which QEMU machine to boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MachineChoice {
+    /// microvm for kernels with virtio-mmio command-line devices built in, q35 otherwise.
+    #[default]
+    Auto,
+    /// q35 with virtio-pci.
+    Q35,
+    /// microvm without ACPI.
+    Microvm,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// No usable kernel.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// The kernel is FreeBSD's.
+    #[error("{0} is a FreeBSD kernel: vmlane run boots Linux kernels; FreeBSD guests are not supported by run yet")]
+    FreeBsd(PathBuf),
+    /// QEMU or a helper is missing or would not start.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The initramfs could not be assembled.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The host's files cannot reach the guest with this kernel and machine.
+    #[error("{0}")]
+    Share(String),
+    /// The private run directory could not be made.
+    #[error("failed to create the run directory: {0}")]
+    RunDir(#[source] std::io::Error),
+    /// The session failed before an outcome.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// What one VM run needs besides its output streams: the run spec and how to find and boot
+/// its kernel. `vmlane run` and `vmlane test` both build one.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// What to run and with what resources.
+    pub spec: RunSpec,
+    /// `-k`: image, build tree, or cached name/release.
+    pub kernel: Option<PathBuf>,
+    /// `--modules`.
+    pub modules: Option<PathBuf>,
+    /// `--machine`.
+    pub machine: MachineChoice,
+    /// `--append`.
+    pub append: Vec<String>,
+}
+
+/// Where a launched run's output goes.
+pub struct Streams<'a> {
+    /// The command's stdout.
+    pub stdout: &'a mut dyn std::io::Write,
+    /// The command's stderr.
+    pub stderr: &'a mut dyn std::io::Write,
+    /// The guest console.
+    pub console: &'a mut ConsoleLog,
+}
+
+/// Finds the kernel, assembles the payload, boots the VM and runs the session to its end.
+/// A signal before the VM starts comes back as [`Outcome::Interrupted`].
+pub fn launch_vm(
+    launch: &Launch,
+    streams: Streams<'_>,
+    signals: &StopSignals,
+    say: &dyn Fn(&str),
+) -> Result<(Outcome, Timings), LaunchError> {
+    let spec = &launch.spec;
+    let kernel = find_kernel(&Search::new(
+        launch.kernel.clone(),
+        launch.modules.clone(),
+        spec.cwd.clone(),
+    ))?;
+    refuse_freebsd(&kernel)?;
+    say(&format!(
+        "kernel {} ({})",
+        kernel.image.display(),
+        kernel.origin
+    ));
+
+    let (accel, notice) = resolve_accel(spec.accel, &HostKvm::probe(Path::new("/")));
+    if let Some(notice) = notice {
+        notice_once(&notice);
+    }
+    let machine_kind = choose_machine(launch.machine, &kernel);
+    let backend = QemuBackend::detect(accel, machine_kind)?;
+    say(&format!("accelerator {accel:?}, machine {machine_kind:?}"));
+
+    let modules = kernel
+        .modules
+        .as_deref()
+        .map(ModuleIndex::open)
+        .transpose()?;
+    let transport = choose_share(spec.share, modules.as_ref(), &backend, &kernel)?;
+    say(&format!("host root shared over {transport:?}"));
+
+    let wanted = backend.guest_modules(Some(transport));
+    let load = match &modules {
+        Some(index) => index.closure(&wanted)?,
+        None => Vec::new(),
+    };
+    let cache = vmlane_kernel::cache_dir();
+    let initrd = vmlane_payload::initramfs::build_cached(&cache, vmlane_payload::INIT, &load)?;
+    say(&format!(
+        "initramfs {} ({} modules)",
+        initrd.display(),
+        load.len()
+    ));
+    if let Some(signal) = signals.received() {
+        return Ok((Outcome::Interrupted(signal), Timings::default()));
+    }
+
+    let run_dir = RunDir::create().map_err(LaunchError::RunDir)?;
+    let machine = Machine {
+        kernel: kernel.image.clone(),
+        initrd,
+        cmdline: kernel_cmdline(machine_kind, accel, host_tsc_khz(&cache), &launch.append),
+        cpus: spec.cpus,
+        memory_mib: spec.memory_mib,
+        console_socket: run_dir.join("console.sock"),
+        port_socket: run_dir.join("port.sock"),
+        share: Some(Share {
+            host_dir: PathBuf::from("/"),
+            tag: SHARE_TAG.into(),
+            transport,
+        }),
+        run_dir: run_dir.path().to_path_buf(),
+    };
+    let session = Session {
+        machine,
+        request: run_request(spec, transport),
+        timeout: spec.timeout,
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        console: streams.console,
+        signals,
+    };
+    let result = run_session(&backend, session);
+    drop(run_dir);
+    Ok(result?)
+}
+
+/// The accelerator notice is printed once per process, however many VMs it starts.
+fn notice_once(notice: &str) {
+    static PRINTED: std::sync::Once = std::sync::Once::new();
+    PRINTED.call_once(|| eprintln!("vmlane: {notice}"));
+}
+
+/// Refuses a FreeBSD kernel (built with `vmlane kernel build --freebsd`, or given with -k)
+/// before anything tries to boot it as Linux.
+fn refuse_freebsd(kernel: &Kernel) -> Result<(), LaunchError> {
+    if kernel.format == ImageFormat::FreeBsd {
+        return Err(LaunchError::FreeBsd(kernel.image.clone()));
+    }
+    Ok(())
+}
+
+/// Picks the share transport the kernel can mount: 9p needs no helper process, virtio-fs
+/// needs a virtiofsd on the host.
+fn choose_share(
+    requested: ShareKind,
+    modules: Option<&ModuleIndex>,
+    backend: &QemuBackend,
+    kernel: &Kernel,
+) -> Result<ShareTransport, LaunchError> {
+    let has = |names: &[&str]| match modules {
+        Some(index) => names
+            .iter()
+            .all(|name| index.status(name) != ModuleStatus::Absent),
+        // No module directory: everything the kernel has is built in; trust its config if known.
+        None => names.iter().all(|name| config_has(kernel, name)),
+    };
+    let nine_p = has(&["9p", "9pnet_virtio"]);
+    let virtiofs = has(&["virtiofs"]);
+    let virtiofs_problem = if backend.virtiofsd.is_none() {
+        Some("no virtiofsd is installed (Debian 12: qemu-system-x86 ships /usr/lib/qemu/virtiofsd; or `cargo install virtiofsd`)")
+    } else if backend.machine == MachineKind::Microvm && backend.accel == AccelChoice::Tcg {
+        // Measured: the guest's first request on a vhost-user-fs-device never completes.
+        Some("vhost-user devices on QEMU's microvm do not work under TCG (use --machine q35)")
+    } else {
+        None
+    };
+    let image = kernel.image.display();
+    let refuse = |why: String| Err(LaunchError::Share(why));
+    match requested {
+        ShareKind::NineP if nine_p => Ok(ShareTransport::NineP),
+        ShareKind::NineP => refuse(format!("the kernel {image} has no 9p support; try --share virtiofs")),
+        ShareKind::VirtioFs if !virtiofs => {
+            refuse(format!("the kernel {image} has no virtio-fs support; try --share 9p"))
+        }
+        ShareKind::VirtioFs => match virtiofs_problem {
+            None => Ok(ShareTransport::VirtioFs),
+            Some(problem) => refuse(format!("cannot share over virtio-fs: {problem}")),
+        },
+        ShareKind::Auto if virtiofs && virtiofs_problem.is_none() => Ok(ShareTransport::VirtioFs),
+        ShareKind::Auto if nine_p => Ok(ShareTransport::NineP),
+        ShareKind::Auto => match (virtiofs, virtiofs_problem) {
+            (true, Some(problem)) => refuse(format!("the kernel {image} has no 9p, and virtio-fs cannot be used: {problem}")),
+            _ => refuse(format!("the kernel {image} can mount neither 9p nor virtio-fs, so the host's files cannot be shared")),
+        },
+    }
+}
+
+/// microvm boots fastest but only kernels that take virtio-mmio devices from the command line
+/// can see its devices; everything else gets q35 and virtio-pci.
+fn choose_machine(requested: MachineChoice, kernel: &Kernel) -> MachineKind {
+    match requested {
+        MachineChoice::Q35 => MachineKind::Q35,
+        MachineChoice::Microvm => MachineKind::Microvm,
+        MachineChoice::Auto => {
+            let built_in = |option| kernel.config_option(option) == Some(Tristate::Yes);
+            if built_in("VIRTIO_MMIO") && built_in("VIRTIO_MMIO_CMDLINE_DEVICES") {
+                MachineKind::Microvm
+            } else {
+                MachineKind::Q35
+            }
+        }
+    }
+}
+
+fn config_has(kernel: &Kernel, module: &str) -> bool {
+    let option = match module {
+        "9p" => "9P_FS",
+        "9pnet_virtio" => "NET_9P_VIRTIO",
+        "virtiofs" => "VIRTIO_FS",
+        _ => return true,
+    };
+    // Without modules only built-in support counts. Without a config file nothing is known;
+    // 9p is the usual built-in choice of small kernels.
+    kernel
+        .config_option(option)
+        .map_or(module != "virtiofs", |t| t == Tristate::Yes)
+}
+
+fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {
+    let term = std::env::var_os("TERM").unwrap_or_else(|| "linux".into());
+    let mut env: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("TERM".into(), term),
+    ];
+    for (key, value) in &spec.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    let (fstype, options) = match transport {
+        ShareTransport::NineP => (
+            "9p",
+            "trans=virtio,version=9p2000.L,msize=512000,cache=loose",
+        ),
+        ShareTransport::VirtioFs => ("virtiofs", ""),
+    };
+    RunRequest {
+        argv: spec.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+            .collect(),
+        cwd: spec.cwd.as_os_str().as_bytes().to_vec(),
+        share: Some(ShareMount {
+            fstype: fstype.into(),
+            tag: SHARE_TAG.into(),
+            options: options.into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel with no modules directory and this config.
+    fn kernel_with_config(dir: &Path, config: &str) -> Kernel {
+        let path = dir.join("config");
+        std::fs::write(&path, config).unwrap();
+        Kernel {
+            image: dir.join("vmlinux"),
+            format: vmlane_kernel::ImageFormat::Elf { pvh: true },
+            release: Some("6.1.192".into()),
+            modules: None,
+            config: Some(path),
+            origin: vmlane_kernel::Origin::Cache,
+        }
+    }
+
+    fn backend(machine: MachineKind, accel: AccelChoice, virtiofsd: bool) -> QemuBackend {
+        QemuBackend {
+            qemu: "qemu-system-x86_64".into(),
+            accel,
+            virtiofsd: virtiofsd.then(|| "/usr/lib/qemu/virtiofsd".into()),
+            machine,
+        }
+    }
+
+    const MINIMAL: &str = "CONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\nCONFIG_9P_FS=y\nCONFIG_NET_9P_VIRTIO=y\nCONFIG_VIRTIO_FS=y\n";
+
+    #[test]
+    fn kernels_with_command_line_mmio_devices_get_microvm() {
+        let dir = tempfile::tempdir().unwrap();
+        let minimal = kernel_with_config(dir.path(), MINIMAL);
+        assert_eq!(
+            choose_machine(MachineChoice::Auto, &minimal),
+            MachineKind::Microvm
+        );
+        assert_eq!(
+            choose_machine(MachineChoice::Q35, &minimal),
+            MachineKind::Q35
+        );
+        let distro = kernel_with_config(
+            dir.path(),
+            "CONFIG_VIRTIO_MMIO=m\n# CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is not set\n",
+        );
+        assert_eq!(
+            choose_machine(MachineChoice::Auto, &distro),
+            MachineKind::Q35
+        );
+    }
+
+    #[test]
+    fn microvm_under_tcg_shares_over_9p_and_refuses_virtiofs() {
+        let dir = tempfile::tempdir().unwrap();
+        let minimal = kernel_with_config(dir.path(), MINIMAL);
+        let tcg_microvm = backend(MachineKind::Microvm, AccelChoice::Tcg, true);
+        assert_eq!(
+            choose_share(ShareKind::Auto, None, &tcg_microvm, &minimal).unwrap(),
+            ShareTransport::NineP
+        );
+        let error = choose_share(ShareKind::VirtioFs, None, &tcg_microvm, &minimal)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("microvm"), "{error}");
+        let kvm_microvm = backend(MachineKind::Microvm, AccelChoice::Kvm, true);
+        assert_eq!(
+            choose_share(ShareKind::Auto, None, &kvm_microvm, &minimal).unwrap(),
+            ShareTransport::VirtioFs
+        );
+    }
+
+    #[test]
+    fn module_only_support_without_modules_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = kernel_with_config(
+            dir.path(),
+            "CONFIG_9P_FS=m\nCONFIG_NET_9P_VIRTIO=m\nCONFIG_VIRTIO_FS=m\n",
+        );
+        let error = choose_share(
+            ShareKind::Auto,
+            None,
+            &backend(MachineKind::Q35, AccelChoice::Tcg, true),
+            &kernel,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("neither 9p nor virtio-fs"), "{error}");
+    }
+
+    #[test]
+    fn freebsd_kernels_are_refused_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let linux = kernel_with_config(dir.path(), MINIMAL);
+        refuse_freebsd(&linux).unwrap();
+        let freebsd = Kernel {
+            image: dir.path().join("boot/kernel/kernel"),
+            format: vmlane_kernel::ImageFormat::FreeBsd,
+            release: Some("15.1-RELEASE-p1".into()),
+            modules: None,
+            config: None,
+            origin: vmlane_kernel::Origin::Cache,
+        };
+        let error = refuse_freebsd(&freebsd).unwrap_err().to_string();
+        assert!(error.contains("is a FreeBSD kernel"), "{error}");
+        assert!(error.contains("vmlane run boots Linux kernels"), "{error}");
+        assert!(error.contains("not supported by run yet"), "{error}");
+        assert_eq!(error.lines().count(), 1, "{error}");
+    }
+}
