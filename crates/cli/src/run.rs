@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vmlane::launch::{launch_vm, Launch, Streams};
 use vmlane_backend::{ConsoleLog, StopSignals};
+use vmlane_checks::splat::SplatKind;
 use vmlane_spec::{GuestStatus, Outcome, RunSpec};
 
 /// Runs the command and returns the exit code vmlane should exit with.
@@ -116,7 +117,18 @@ fn prune_logs(dir: &Path, keep: usize) {
 
 /// Tells the user what went wrong, if anything, and decides whether the console log stays.
 fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verbose: bool) {
-    let clean = matches!(outcome, Outcome::Completed(GuestStatus::Exited(0)));
+    // A kernel WARNING or BUG during a run that otherwise succeeded is what a kernel developer
+    // most needs to hear about; such a log is kept.
+    let splats = std::fs::read(console.path())
+        .map(|bytes| vmlane_checks::splat::scan(&String::from_utf8_lossy(&bytes)))
+        .unwrap_or_default();
+    for splat in splats.iter().filter(|s| s.kind != SplatKind::Panic) {
+        eprintln!(
+            "vmlane: the guest kernel reported {}: {}",
+            splat.kind, splat.first_line
+        );
+    }
+    let clean = matches!(outcome, Outcome::Completed(GuestStatus::Exited(0))) && splats.is_empty();
     if !outcome.completed() {
         eprintln!("vmlane: {outcome}");
         if matches!(
@@ -135,6 +147,8 @@ fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verb
                 eprintln!("vmlane: console: {line}");
             }
         }
+        eprintln!("vmlane: console log: {}", console.path().display());
+    } else if !splats.is_empty() {
         eprintln!("vmlane: console log: {}", console.path().display());
     } else if verbose {
         eprintln!(

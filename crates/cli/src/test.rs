@@ -4,7 +4,7 @@
 use crate::args::{ReportFormat, TestArgs};
 use crate::report::{self, CaseResult, Status};
 use anyhow::{Context, Result};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -49,6 +49,16 @@ pub fn test(args: TestArgs) -> Result<i32> {
         );
     }
 
+    // On a terminal a bar counts runs and per-run lines scroll above it; otherwise plain lines.
+    let bar = (human && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(cases.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
+                .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; cases.len()]);
@@ -73,13 +83,21 @@ pub fn test(args: TestArgs) -> Result<i32> {
                 if result.status == Status::Interrupted {
                     stop.store(true, Ordering::SeqCst);
                 }
-                if human {
-                    eprintln!("{}", report::line(&result));
+                match (&bar, human) {
+                    (Some(bar), _) => {
+                        bar.println(report::line(&result));
+                        bar.inc(1);
+                    }
+                    (None, true) => eprintln!("{}", report::line(&result)),
+                    (None, false) => {}
                 }
                 results.lock().expect("results lock")[i] = Some(result);
             });
         }
     });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     let results: Vec<CaseResult> = results
         .into_inner()
         .expect("results lock")

@@ -366,3 +366,29 @@ fn an_early_sigint_before_the_vm_is_up_still_cleans_up() {
         sandbox.assert_nothing_left(&kernel);
     }
 }
+
+#[test]
+fn a_kernel_warning_in_a_successful_run_is_reported_and_its_log_kept() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let warning = "echo '<4>WARNING: CPU: 0 PID: 1 at drivers/vmlane/test.c:12 probe+0x1/0x2' > /dev/kmsg";
+        let output = sandbox.run(&kernel, &[], &["sh", "-c", warning]);
+        assert_code(&kernel, &output, 0);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("the guest kernel reported warning: WARNING: CPU: 0 PID: 1 at drivers/vmlane/test.c:12"),
+            "[{}] {stderr}",
+            kernel.label
+        );
+        let kept = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("vmlane: console log: "))
+            .unwrap_or_else(|| panic!("[{}] no log path: {stderr}", kernel.label));
+        assert!(
+            std::path::Path::new(kept).is_file(),
+            "[{}] {kept}",
+            kernel.label
+        );
+        let _ = std::fs::remove_file(kept);
+    }
+}
