@@ -40,6 +40,9 @@ pub struct Machine {
     pub port_socket: PathBuf,
     /// The host root share, if any.
     pub share: Option<Share>,
+    /// Disk images attached in order as virtio block devices (`/dev/vda`, `/dev/vdb`, ...);
+    /// the guest's writes go to a throwaway overlay, never into the file.
+    pub disks: Vec<PathBuf>,
     /// A private directory for the backend's own sockets and logs; removed after the run.
     pub run_dir: PathBuf,
 }

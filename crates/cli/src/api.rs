@@ -100,6 +100,13 @@ impl Run {
         self
     }
 
+    /// A disk image for the guest (`/dev/vda`, then `/dev/vdb`, ...); its writes are thrown
+    /// away with the VM.
+    pub fn disk(mut self, image: impl Into<PathBuf>) -> Run {
+        self.launch.spec.disks.push(image.into());
+        self
+    }
+
     /// An extra kernel command-line argument.
     pub fn append(mut self, arg: impl Into<String>) -> Run {
         self.launch.append.push(arg.into());

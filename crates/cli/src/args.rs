@@ -154,6 +154,10 @@ pub struct RunArgs {
     /// Extra kernel command-line arguments, appended after vmlane's own.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Vec<String>,
+    /// Attach a disk image (raw or qcow2) as /dev/vda, /dev/vdb, ... in order (repeatable);
+    /// the guest's writes are thrown away with the VM.
+    #[arg(long = "disk", value_name = "IMAGE")]
+    pub disks: Vec<PathBuf>,
     /// Write the guest console here (it is kept whenever a run fails even without this).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,

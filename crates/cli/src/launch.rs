@@ -51,6 +51,15 @@ pub enum LaunchError {
     /// The host's files cannot reach the guest with this kernel and machine.
     #[error("{0}")]
     Share(String),
+    /// A disk image that cannot be opened.
+    #[error("cannot use the disk image {path}: {source}")]
+    Disk {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The private run directory could not be made.
     #[error("failed to create the run directory: {0}")]
     RunDir(#[source] std::io::Error),
@@ -122,7 +131,8 @@ pub fn launch_vm(
     let transport = choose_share(spec.share, modules.as_ref(), &backend, &kernel)?;
     say(&format!("host root shared over {transport:?}"));
 
-    let wanted = backend.guest_modules(Some(transport));
+    let disks = disk_images(spec)?;
+    let wanted = backend.guest_modules(Some(transport), !disks.is_empty());
     let load = match &modules {
         Some(index) => index.closure(&wanted)?,
         None => Vec::new(),
@@ -152,6 +162,7 @@ pub fn launch_vm(
             tag: SHARE_TAG.into(),
             transport,
         }),
+        disks,
         run_dir: run_dir.path().to_path_buf(),
     };
     let session = Session {
@@ -166,6 +177,27 @@ pub fn launch_vm(
     let result = run_session(&backend, session);
     drop(run_dir);
     Ok(result?)
+}
+
+/// The spec's disk images, relative to its directory, each checked to open for reading and
+/// writing before QEMU is asked to (QEMU's own message names no fix).
+fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
+    spec.disks
+        .iter()
+        .map(|disk| {
+            let path = spec.cwd.join(disk);
+            let opened = std::fs::File::open(&path).and_then(|file| {
+                if file.metadata()?.is_dir() {
+                    return Err(std::io::Error::other("it is a directory"));
+                }
+                Ok(())
+            });
+            match opened {
+                Ok(()) => Ok(path),
+                Err(source) => Err(LaunchError::Disk { path, source }),
+            }
+        })
+        .collect()
 }
 
 /// The accelerator notice is printed once per process, however many VMs it starts.

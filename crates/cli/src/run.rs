@@ -75,6 +75,7 @@ fn run_spec(args: &RunArgs) -> Result<RunSpec> {
     spec.memory_mib = args.memory;
     spec.accel = args.accel.into();
     spec.share = args.share.into();
+    spec.disks = args.disks.clone();
     spec.timeout = match args.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),

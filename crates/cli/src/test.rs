@@ -182,6 +182,7 @@ impl CaseRunner<'_> {
                 .timeout
                 .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64),
         );
+        spec.disks = self.test.disks.clone();
         let launch = Launch {
             spec,
             kernel: self.case.kernel.as_ref().map(PathBuf::from),

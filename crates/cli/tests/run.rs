@@ -392,3 +392,39 @@ fn a_kernel_warning_in_a_successful_run_is_reported_and_its_log_kept() {
         let _ = std::fs::remove_file(kept);
     }
 }
+
+#[test]
+fn a_disk_image_is_a_block_device_and_guest_writes_never_reach_it() {
+    for kernel in kernels() {
+        let sandbox = Sandbox::new();
+        let image = sandbox.work().join("scratch.img");
+        let mut content = b"vmlane-disk-test".to_vec();
+        content.resize(1 << 20, 0);
+        std::fs::write(&image, &content).unwrap();
+        let script = "head -c 16 /dev/vda; echo; printf overwritten | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null; head -c 11 /dev/vda";
+        let output = sandbox.run(&kernel, &["--disk", "scratch.img"], &["sh", "-c", script]);
+        assert_code(&kernel, &output, 0);
+        assert_eq!(
+            text(&output.stdout),
+            "vmlane-disk-test\noverwritten",
+            "[{}] {}",
+            kernel.label,
+            text(&output.stderr)
+        );
+        assert_eq!(
+            std::fs::read(&image).unwrap(),
+            content,
+            "[{}] the image changed",
+            kernel.label
+        );
+
+        let missing = sandbox.run(&kernel, &["--disk", "no-such.img"], &["true"]);
+        assert_code(&kernel, &missing, 125);
+        let stderr = text(&missing.stderr);
+        assert!(
+            stderr.contains("cannot use the disk image") && stderr.contains("no-such.img"),
+            "[{}] {stderr}",
+            kernel.label
+        );
+    }
+}

@@ -126,6 +126,7 @@ pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Ve
     add_console(&mut args, machine);
     add_port(&mut args, machine, kind);
     add_share(&mut args, machine, kind);
+    add_disks(&mut args, machine, kind);
     args.0
 }
 
@@ -229,6 +230,33 @@ fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
     }
 }
 
+/// `snapshot=on` sends the guest's writes to a temporary overlay that QEMU unlinks as soon as
+/// it has opened it, so nothing of it outlives the VM, however the VM ends.
+fn add_disks(args: &mut Args, machine: &Machine, kind: MachineKind) {
+    for (index, disk) in machine.disks.iter().enumerate() {
+        let format = if is_qcow2(disk) { "qcow2" } else { "raw" };
+        let mut drive = OsString::from("file=");
+        drive.push(escape_option(disk.as_os_str()));
+        drive.push(format!(
+            ",if=none,id=disk{index},format={format},snapshot=on"
+        ));
+        args.pair("-drive", drive);
+        args.pair(
+            "-device",
+            format!("virtio-blk-{},drive=disk{index}", kind.transport()),
+        );
+    }
+}
+
+fn is_qcow2(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"QFI\xfb"
+}
+
 fn chardev_socket(id: &str, path: &std::path::Path) -> OsString {
     let mut value = OsString::from(format!("socket,id={id},path="));
     value.push(escape_option(path.as_os_str()));
@@ -268,6 +296,7 @@ mod tests {
                 tag: "vmlane-root".into(),
                 transport,
             }),
+            disks: Vec::new(),
             run_dir: PathBuf::from("/run/x"),
         }
     }
@@ -366,6 +395,36 @@ mod tests {
         assert!(text.contains("virtio-serial-device,id=vmlane-serial"));
         assert!(text.contains("virtio-9p-device,fsdev=share"));
         assert!(!text.contains("-pci"));
+    }
+
+    #[test]
+    fn disks_are_virtio_block_devices_behind_a_throwaway_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("a,b.img");
+        std::fs::write(&raw, [0u8; 512]).unwrap();
+        let qcow = dir.path().join("c.qcow2");
+        std::fs::write(&qcow, b"QFI\xfb\0\0\0\x03").unwrap();
+        let mut m = machine(None);
+        m.disks = vec![raw.clone(), qcow.clone()];
+        let args = qemu_args(&m, MachineKind::Microvm, AccelChoice::Tcg);
+        let drives: Vec<String> = value_after(&args, "-drive")
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        let escaped = raw.display().to_string().replace(',', ",,");
+        assert_eq!(
+            drives,
+            [
+                format!("file={escaped},if=none,id=disk0,format=raw,snapshot=on"),
+                format!(
+                    "file={},if=none,id=disk1,format=qcow2,snapshot=on",
+                    qcow.display()
+                ),
+            ]
+        );
+        let text = joined(&args);
+        assert!(text.contains("virtio-blk-device,drive=disk0"), "{text}");
+        assert!(text.contains("virtio-blk-device,drive=disk1"), "{text}");
     }
 
     #[test]

@@ -52,9 +52,12 @@ impl QemuBackend {
     }
 
     /// The kernel modules the guest needs for this backend's devices and the given share.
-    pub fn guest_modules(&self, share: Option<ShareTransport>) -> Vec<&'static str> {
+    pub fn guest_modules(&self, share: Option<ShareTransport>, disks: bool) -> Vec<&'static str> {
         let mut modules = vec![self.machine.transport_module()];
         modules.extend_from_slice(GUEST_MODULES_BASE);
+        if disks {
+            modules.push("virtio_blk");
+        }
         match share {
             Some(ShareTransport::NineP) => modules.extend_from_slice(GUEST_MODULES_9P),
             Some(ShareTransport::VirtioFs) => modules.extend_from_slice(GUEST_MODULES_VIRTIOFS),

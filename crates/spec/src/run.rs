@@ -45,6 +45,8 @@ pub struct RunSpec {
     pub accel: Accel,
     /// The shared-folder transport to ask for.
     pub share: ShareKind,
+    /// Disk images for the guest, as `/dev/vda`, `/dev/vdb`, ... in this order.
+    pub disks: Vec<PathBuf>,
 }
 
 impl RunSpec {
@@ -59,6 +61,7 @@ impl RunSpec {
             timeout: None,
             accel: Accel::Auto,
             share: ShareKind::Auto,
+            disks: Vec::new(),
         }
     }
 }

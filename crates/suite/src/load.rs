@@ -158,6 +158,11 @@ fn resolve(
         memory_mib,
         env,
         append: raw.append,
+        disks: raw
+            .disks
+            .iter()
+            .map(|disk| path.parent().unwrap_or(Path::new(".")).join(disk))
+            .collect(),
         expect,
     })
 }
@@ -217,6 +222,7 @@ kernels = ["6.1.0-56-cloud-amd64", "6.1.192"]
 memory = "1G"
 env = { PROBE = "1" }
 append = ["loglevel=7"]
+disks = ["images/scratch.img"]
 expect.exit = 0
 expect.console = ["Linux version", { regex = "probe: op [0-9]+" }]
 expect.console_in_order = true
@@ -244,6 +250,7 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
         assert_eq!(probe.timeout, Some(30.0));
         assert_eq!(probe.memory_mib, Some(1024));
         assert_eq!(probe.append, ["loglevel=7"]);
+        assert_eq!(probe.disks, [Path::new("/suites/images/scratch.img")]);
         assert_eq!(probe.env.get("LANG").map(String::as_str), Some("C"));
         assert_eq!(probe.env.get("PROBE").map(String::as_str), Some("1"));
         assert_eq!(

@@ -49,6 +49,8 @@ pub(crate) struct RawTest {
     #[serde(default)]
     pub append: Vec<String>,
     #[serde(default)]
+    pub disks: Vec<PathBuf>,
+    #[serde(default)]
     pub expect: Expectations,
 }
 
@@ -93,6 +95,8 @@ pub struct Test {
     pub env: BTreeMap<String, String>,
     /// Extra kernel command-line arguments.
     pub append: Vec<String>,
+    /// Disk images, relative to the suite file, attached as `/dev/vda`, `/dev/vdb`, ...
+    pub disks: Vec<PathBuf>,
     /// What must hold afterwards.
     pub expect: Expectations,
 }

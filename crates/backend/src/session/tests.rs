@@ -107,6 +107,7 @@ fn run(script: Script, timeout: Option<Duration>) -> Ran {
         console_socket: dir.path().join("console.sock"),
         port_socket: dir.path().join("port.sock"),
         share: None,
+        disks: Vec::new(),
         run_dir: dir.path().to_path_buf(),
     };
     let request = RunRequest {
