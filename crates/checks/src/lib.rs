@@ -7,6 +7,7 @@
 mod error;
 pub mod events;
 pub mod golden;
+pub mod ktap;
 pub mod lines;
 mod pattern;
 mod printk;

@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vmlane_checks::ktap::{KtapResult, KtapStatus};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +41,8 @@ pub struct CaseResult {
     pub reasons: Vec<String>,
     /// Unexpected kernel reports, with their backtraces.
     pub splats: Vec<String>,
+    /// KTAP subtests, when the test declared KTAP output.
+    pub subtests: Vec<KtapResult>,
     /// The guest console.
     pub console_log: PathBuf,
     /// The command's stdout.
@@ -63,6 +66,7 @@ impl CaseResult {
             exit: None,
             reasons: Vec::new(),
             splats: Vec::new(),
+            subtests: Vec::new(),
             console_log: dir.join("console.log"),
             stdout_path: dir.join("stdout"),
             stderr_path: dir.join("stderr"),
@@ -90,6 +94,22 @@ pub fn line(result: &CaseResult) -> String {
             text.push_str(if i == 0 { "\n      - " } else { "\n        " });
             text.push_str(reason_line);
         }
+    }
+    if !result.subtests.is_empty() {
+        let count = |status| {
+            result
+                .subtests
+                .iter()
+                .filter(|s| s.status == status)
+                .count()
+        };
+        text.push_str(&format!(
+            "\n      ktap: {} ok, {} not ok, {} skipped, {} todo",
+            count(KtapStatus::Ok),
+            count(KtapStatus::NotOk),
+            count(KtapStatus::Skip),
+            count(KtapStatus::Todo)
+        ));
     }
     if result.status != Status::Passed {
         text.push_str(&format!(
@@ -143,13 +163,43 @@ pub fn junit(out: &mut dyn Write, results: &[CaseResult]) -> io::Result<()> {
         .filter(|r| matches!(r.status, Status::Error | Status::Interrupted))
         .count();
     let total: f64 = results.iter().map(|r| r.duration.as_secs_f64()).sum();
+    let subtests: usize = results.iter().map(|r| r.subtests.len()).sum();
+    let failed_subtests = results
+        .iter()
+        .flat_map(|r| &r.subtests)
+        .filter(|s| s.status == KtapStatus::NotOk)
+        .count();
     writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         out,
-        r#"<testsuite name="vmlane" tests="{}" failures="{failed}" errors="{errors}" time="{total:.3}">"#,
-        results.len()
+        r#"<testsuite name="vmlane" tests="{}" failures="{}" errors="{errors}" time="{total:.3}">"#,
+        results.len() + subtests,
+        failed + failed_subtests
     )?;
     for result in results {
+        // Each KTAP subtest is a test case of its own, named below its vmlane test.
+        for subtest in &result.subtests {
+            write!(
+                out,
+                r#"  <testcase name="{}/{}" classname="{}" time="0.000""#,
+                xml(&result.test),
+                xml(&subtest.name),
+                xml(&result.kernel)
+            )?;
+            match subtest.status {
+                KtapStatus::Ok | KtapStatus::Todo => writeln!(out, "/>")?,
+                KtapStatus::Skip => writeln!(
+                    out,
+                    ">\n    <skipped message=\"{}\"/>\n  </testcase>",
+                    xml(&subtest.reason)
+                )?,
+                KtapStatus::NotOk => writeln!(
+                    out,
+                    ">\n    <failure message=\"not ok\">not ok {}</failure>\n  </testcase>",
+                    xml(&subtest.name)
+                )?,
+            }
+        }
         write!(
             out,
             r#"  <testcase name="{}" classname="{}" time="{:.3}""#,

@@ -13,11 +13,12 @@ use vmlane::launch::{launch_vm, Launch, MachineChoice, Streams};
 use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::events::{expect_events, extract_events};
 use vmlane_checks::golden::Normaliser;
+use vmlane_checks::ktap::{parse_ktap, KtapStatus};
 use vmlane_checks::lines::{check_lines, LineExpectation};
 use vmlane_checks::splat::{scan, triage, SplatKind, SplatMatcher};
 use vmlane_checks::TextPattern;
 use vmlane_spec::{GuestStatus, Outcome, RunSpec};
-use vmlane_suite::{matrix, partition, Case, ConsoleLine, Partition, Test};
+use vmlane_suite::{matrix, partition, Case, ConsoleLine, KtapSource, Partition, Test};
 
 /// A run without its own timeout is ended after this long and reported as a hang.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -332,6 +333,21 @@ impl CaseRunner<'_> {
                     .iter()
                     .map(ToString::to_string),
             );
+        }
+        if let Some(source) = expect.ktap {
+            let text = match source {
+                KtapSource::Stdout => stdout,
+                KtapSource::Console => console,
+            };
+            let ktap = parse_ktap(text);
+            failures.extend(
+                ktap.results
+                    .iter()
+                    .filter(|r| r.status == KtapStatus::NotOk)
+                    .map(|r| format!("ktap: not ok {}", r.name)),
+            );
+            failures.extend(ktap.problems.iter().map(|p| format!("ktap: {p}")));
+            result.subtests = ktap.results;
         }
         if let Some(golden) = &expect.golden {
             let mut normaliser = Normaliser::new();

@@ -282,3 +282,134 @@ fn a_broken_suite_is_refused_before_any_vm_starts() {
         "{stderr}"
     );
 }
+
+const KTAP: &str = r#"
+[[test]]
+name = "kselftest-like"
+command = """printf '%s\n' 'TAP version 13' '1..2' '    KTAP version 1' '    # Subtest: timers' '    1..3' '    ok 1 posix_timers' '    not ok 2 nanosleep' '    ok 3 raw_skew # SKIP needs root' 'not ok 1 timers' 'ok 2 exec # TODO flaky'"""
+expect.ktap = "stdout"
+
+[[test]]
+name = "truncated"
+command = """printf '%s\n' 'KTAP version 1' '1..3' 'ok 1 first'"""
+expect.ktap = "stdout"
+
+[[test]]
+name = "all-ok"
+command = """printf '%s\n' 'KTAP version 1' '1..1' 'ok 1 only'"""
+expect.ktap = "stdout"
+"#;
+
+#[test]
+fn ktap_subtests_are_results_of_their_own_and_truncation_fails() {
+    let Some(kernel) = kernel() else {
+        eprintln!("skipped: no kernel (run scripts/setup)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), KTAP);
+    let results = dir.path().join("results");
+    let base = [
+        "-k",
+        kernel.as_str(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let output = vmlane_test(&suite, &[&base[..], &["--format", "json"]].concat());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let json = json_results(&output);
+    let nested = by_test(&json, "kselftest-like");
+    assert_eq!(nested["status"], "failed");
+    let subtests: Vec<(String, String)> = nested["subtests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("timers.posix_timers", "ok"),
+        ("timers.nanosleep", "not_ok"),
+        ("timers.raw_skew", "skip"),
+        ("timers", "not_ok"),
+        ("exec", "todo"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(subtests, expected);
+    assert!(nested["reasons"]
+        .to_string()
+        .contains("ktap: not ok timers.nanosleep"));
+
+    let truncated = by_test(&json, "truncated");
+    assert_eq!(
+        truncated["status"], "failed",
+        "every result seen was ok, but 2 are missing"
+    );
+    assert!(
+        truncated["reasons"].to_string().contains("1 of 3 planned"),
+        "{truncated}"
+    );
+    assert_eq!(by_test(&json, "all-ok")["status"], "passed");
+
+    let junit = vmlane_test(&suite, &[&base[..], &["--format", "junit"]].concat());
+    let xml = text(&junit.stdout);
+    assert!(
+        xml.contains(r#"<testcase name="kselftest-like/timers.nanosleep""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<skipped message="needs root"/>"#), "{xml}");
+    // Three tests, and the subtests of each: five, one and one.
+    assert_eq!(xml.matches("<testcase ").count(), 3 + 5 + 1 + 1, "{xml}");
+}
+
+#[test]
+fn a_two_kernel_matrix_gives_a_result_per_test_and_kernel() {
+    let kernels = common::kernels();
+    if kernels.len() < 2 {
+        eprintln!("skipped: fewer than two kernels (run scripts/setup)");
+        return;
+    }
+    let names: Vec<String> = kernels
+        .iter()
+        .take(2)
+        .map(|k| k.dir.to_string_lossy().into_owned())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "[[test]]\nname = \"release\"\ncommand = \"uname -r\"\nexpect.stdout = [{ regex = \"^6\\\\.1\" }]\n",
+    );
+    let results = dir.path().join("results");
+    let output = vmlane_test(
+        &suite,
+        &[
+            "-k",
+            &names[0],
+            "-k",
+            &names[1],
+            "--format",
+            "json",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let json = json_results(&output);
+    let kernels_seen: Vec<&str> = json.iter().map(|r| r["kernel"].as_str().unwrap()).collect();
+    assert_eq!(kernels_seen, [names[0].as_str(), names[1].as_str()]);
+    let releases: Vec<String> = json
+        .iter()
+        .map(|r| std::fs::read_to_string(r["stdout_path"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_ne!(
+        releases[0], releases[1],
+        "two different kernels booted: {releases:?}"
+    );
+}

@@ -11,4 +11,6 @@ mod model;
 pub use error::SuiteError;
 pub use load::{load, parse};
 pub use matrix::{matrix, partition, Case, Partition};
-pub use model::{Command, ConsoleLine, Expectations, ExpectedSplat, Substitution, Suite, Test};
+pub use model::{
+    Command, ConsoleLine, Expectations, ExpectedSplat, KtapSource, Substitution, Suite, Test,
+};

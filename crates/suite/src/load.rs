@@ -228,6 +228,7 @@ expect.console = ["Linux version", { regex = "probe: op [0-9]+" }]
 expect.console_in_order = true
 expect.console_absent = ["BUG:"]
 expect.events = [{ kind = "probe", data = { errno_name = "ENOTSUP" } }]
+expect.ktap = "stdout"
 
 [[test]]
 name = "tsc-panic"
@@ -258,6 +259,7 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
             [json!({"kind": "probe", "data": {"errno_name": "ENOTSUP"}})]
         );
         assert!(probe.expect.console_in_order);
+        assert_eq!(probe.expect.ktap, Some(crate::KtapSource::Stdout));
         let panic = &suite.tests[1];
         assert_eq!(panic.kernels, ["6.1"], "the default");
         assert_eq!(panic.argv, ["sh", "-c", "echo c > /proc/sysrq-trigger"]);

@@ -126,11 +126,23 @@ pub struct Expectations {
     /// Kernel failure reports this test expects (a panic it provokes, say).
     #[serde(default)]
     pub splats: Vec<ExpectedSplat>,
+    /// Where the command's KTAP (KUnit, kselftest) appears; each subtest is then a result.
+    pub ktap: Option<KtapSource>,
     /// A golden console log, relative to the suite file, compared after normalisation.
     pub golden: Option<PathBuf>,
     /// Extra normalisations for the golden comparison, applied after the built-in ones.
     #[serde(default)]
     pub substitutions: Vec<Substitution>,
+}
+
+/// The stream a test's KTAP is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KtapSource {
+    /// The command's stdout (kselftest).
+    Stdout,
+    /// The serial console (KUnit writes to the kernel log).
+    Console,
 }
 
 /// A line to look for: plain text, or a regex.
