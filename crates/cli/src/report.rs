@@ -312,6 +312,94 @@ mod tests {
         assert_eq!(text.matches("<testcase").count(), 3);
     }
 
+    /// Parses the report as XML and returns (element, attributes) in document order.
+    fn xml_elements(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(text);
+        let mut elements = Vec::new();
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                Event::Start(e) | Event::Empty(e) => {
+                    let attributes = e
+                        .attributes()
+                        .map(|a| {
+                            let a = a.expect("a well-formed attribute");
+                            let value = a.unescape_value().expect("escaped correctly");
+                            (
+                                String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                                value.into_owned(),
+                            )
+                        })
+                        .collect();
+                    elements.push((
+                        String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                        attributes,
+                    ));
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        elements
+    }
+
+    #[test]
+    fn junit_is_well_formed_with_the_attributes_ci_systems_read() {
+        let mut ktap = result(Status::Failed, &["ktap: not ok s.b"]);
+        ktap.subtests = vec![
+            KtapResult {
+                name: "s.a".into(),
+                status: KtapStatus::Ok,
+                reason: String::new(),
+            },
+            KtapResult {
+                name: "s.b".into(),
+                status: KtapStatus::NotOk,
+                reason: String::new(),
+            },
+            KtapResult {
+                name: "s.c".into(),
+                status: KtapStatus::Skip,
+                reason: "no <root>".into(),
+            },
+        ];
+        let mut out = Vec::new();
+        junit(
+            &mut out,
+            &[
+                result(Status::Passed, &[]),
+                ktap,
+                result(Status::Hang, &["no result\n\u{7}"]),
+            ],
+        )
+        .unwrap();
+        let elements = xml_elements(&String::from_utf8(out).unwrap());
+        let names: Vec<&str> = elements.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names[0], "testsuite");
+        assert_eq!(names.iter().filter(|n| **n == "testcase").count(), 6);
+        assert_eq!(names.iter().filter(|n| **n == "failure").count(), 3);
+        assert_eq!(names.iter().filter(|n| **n == "skipped").count(), 1);
+        let suite = &elements[0].1;
+        let attr = |key: &str| {
+            suite
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(attr("tests"), Some("6"));
+        assert_eq!(attr("failures"), Some("3"));
+        for (name, attributes) in elements.iter().filter(|(n, _)| n == "testcase") {
+            for key in ["name", "classname", "time"] {
+                assert!(
+                    attributes.iter().any(|(k, _)| k == key),
+                    "{name} lacks {key}"
+                );
+            }
+        }
+        let skipped = elements.iter().find(|(n, _)| n == "skipped").unwrap();
+        assert_eq!(skipped.1[0].1, "no <root>");
+    }
+
     #[test]
     fn a_failure_line_lists_its_reasons_and_the_console() {
         let text = line(&result(

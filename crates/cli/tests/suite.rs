@@ -74,6 +74,8 @@ name = "fails"
 command = "echo '{\"kind\":\"probe\",\"data\":{\"errno_name\":\"EINVAL\"}}'; exit 2"
 expect.events = [{ kind = "probe", data = { errno_name = "ENOTSUP" } }]
 expect.console = ["no such line in any console"]
+expect.console_absent = ["Linux version"]
+expect.stdout = ["never printed"]
 
 [[test]]
 name = "hangs"
@@ -137,6 +139,14 @@ fn every_outcome_is_reported_with_its_reasons_and_files() {
         "the closest event is shown: {reasons}"
     );
     assert!(reasons.contains("no such line in any console"), "{reasons}");
+    assert!(
+        reasons.contains("forbidden") && reasons.contains("Linux version"),
+        "{reasons}"
+    );
+    assert!(
+        reasons.contains("stdout: ") && reasons.contains("never printed"),
+        "{reasons}"
+    );
 
     let hangs = by_test(&results, "hangs");
     assert_eq!(hangs["status"], "hang", "{hangs}");
@@ -153,7 +163,15 @@ fn every_outcome_is_reported_with_its_reasons_and_files() {
             .contains("sysrq triggered crash"),
         "{unexpected}"
     );
-    assert!(!unexpected["splats"].as_array().unwrap().is_empty());
+    let splat = unexpected["splats"][0].as_str().unwrap();
+    assert!(
+        splat.contains("Kernel panic - not syncing: sysrq triggered crash"),
+        "{splat}"
+    );
+    assert!(
+        splat.contains("sysrq_handle_crash"),
+        "the backtrace is in the report: {splat}"
+    );
 
     assert_eq!(by_test(&results, "panics-as-declared")["status"], "passed");
     sandbox.assert_nothing_left(&test_kernel);
