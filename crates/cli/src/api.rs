@@ -1,10 +1,9 @@
 //! The [`Run`] builder: the options of `vmlane run` as methods, the outcome as a value.
 
-use crate::launch::{launch_vm, Launch, LaunchError, MachineChoice, Streams};
+use crate::launch::{launch_captured, Launch, LaunchError, MachineChoice};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::events::{extract_events, Event};
 use vmlane_checks::splat::{scan, Splat};
 use vmlane_spec::{Outcome, RunSpec};
@@ -117,33 +116,16 @@ impl Run {
     /// that is gone afterwards; its text is in the result.
     pub fn output(&self) -> Result<RunResult, LaunchError> {
         let dir = tempfile::tempdir().map_err(LaunchError::RunDir)?;
-        let log = dir.path().join("console.log");
-        let mut console = ConsoleLog::create(&log).map_err(LaunchError::RunDir)?;
-        let signals = StopSignals::register().map_err(LaunchError::RunDir)?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let (outcome, _) = launch_vm(
-            &self.launch,
-            Streams {
-                stdout: &mut stdout,
-                stderr: &mut stderr,
-                console: &mut console,
-            },
-            &signals,
-            &|_| {},
-        )?;
-        drop(console);
-        let console = std::fs::read(&log)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        let mut events = extract_events(&String::from_utf8_lossy(&stdout));
-        events.extend(extract_events(&console));
+        let captured = launch_captured(&self.launch, &dir.path().join("console.log"))?;
+        let mut events = extract_events(&String::from_utf8_lossy(&captured.stdout));
+        events.extend(extract_events(&captured.console));
         Ok(RunResult {
-            outcome,
-            splats: scan(&console),
+            outcome: captured.outcome,
+            splats: scan(&captured.console),
             events,
-            stdout,
-            stderr,
-            console,
+            stdout: captured.stdout,
+            stderr: captured.stderr,
+            console: captured.console,
         })
     }
 }

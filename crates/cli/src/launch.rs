@@ -179,6 +179,68 @@ pub fn launch_vm(
     Ok(result?)
 }
 
+/// Each stream of a captured run kept in memory at most.
+pub const MAX_CAPTURE: usize = 16 << 20;
+
+/// What a run with captured output produced.
+#[derive(Debug)]
+pub struct Captured {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The command's stdout (at most [`MAX_CAPTURE`] bytes).
+    pub stdout: Vec<u8>,
+    /// The command's stderr (at most [`MAX_CAPTURE`] bytes).
+    pub stderr: Vec<u8>,
+    /// The console log, read back from `console_log`.
+    pub console: String,
+}
+
+/// Runs `launch` with stdout and stderr kept in memory and the console written to
+/// `console_log`: what `vmlane test` and [`crate::Run`] check afterwards.
+pub fn launch_captured(launch: &Launch, console_log: &Path) -> Result<Captured, LaunchError> {
+    let mut console = ConsoleLog::create(console_log).map_err(LaunchError::RunDir)?;
+    let signals = StopSignals::register().map_err(LaunchError::RunDir)?;
+    let (mut stdout, mut stderr) = (CappedBuffer::default(), CappedBuffer::default());
+    let (outcome, _) = launch_vm(
+        launch,
+        Streams {
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+            console: &mut console,
+        },
+        &signals,
+        &|_| {},
+    )?;
+    drop(console);
+    let console = std::fs::read(console_log)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    Ok(Captured {
+        outcome,
+        stdout: stdout.bytes,
+        stderr: stderr.bytes,
+        console,
+    })
+}
+
+/// Keeps what fits; a command flooding its output cannot exhaust the host's memory.
+#[derive(Default)]
+struct CappedBuffer {
+    bytes: Vec<u8>,
+}
+
+impl std::io::Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_CAPTURE.saturating_sub(self.bytes.len());
+        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The spec's disk images, relative to its directory, each checked to open for reading and
 /// writing before QEMU is asked to (QEMU's own message names no fix).
 fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
@@ -432,5 +494,16 @@ mod tests {
         assert!(error.contains("vmlane run boots Linux kernels"), "{error}");
         assert!(error.contains("not supported by run yet"), "{error}");
         assert_eq!(error.lines().count(), 1, "{error}");
+    }
+
+    #[test]
+    fn captured_output_is_capped_but_writes_never_fail() {
+        use std::io::Write;
+        let mut buffer = CappedBuffer::default();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..20 {
+            assert_eq!(buffer.write(&chunk).unwrap(), chunk.len());
+        }
+        assert_eq!(buffer.bytes.len(), MAX_CAPTURE);
     }
 }

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vmlane::launch::{launch_vm, Launch, MachineChoice, Streams};
-use vmlane_backend::{ConsoleLog, StopSignals};
+use vmlane::launch::{launch_captured, Launch, MachineChoice};
 use vmlane_checks::events::{expect_events, extract_events};
 use vmlane_checks::golden::Normaliser;
 use vmlane_checks::ktap::{parse_ktap, KtapStatus};
@@ -22,8 +21,6 @@ use vmlane_suite::{matrix, partition, Case, ConsoleLine, KtapSource, Partition, 
 
 /// A run without its own timeout is ended after this long and reported as a hang.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Each stream of a test's output kept in memory and on disk at most.
-const MAX_OUTPUT: usize = 16 << 20;
 
 /// Runs the suite; 0 only if every case passed.
 pub fn test(args: TestArgs) -> Result<i32> {
@@ -191,28 +188,11 @@ impl CaseRunner<'_> {
             machine: MachineChoice::Auto,
             append: self.test.append.clone(),
         };
-        let mut console = ConsoleLog::create(&result.console_log)
-            .with_context(|| format!("failed to create {}", result.console_log.display()))?;
-        let mut stdout = CappedBuffer::default();
-        let mut stderr = CappedBuffer::default();
-        let signals = StopSignals::register().context("failed to catch SIGINT and SIGTERM")?;
-        let launched = launch_vm(
-            &launch,
-            Streams {
-                stdout: &mut stdout,
-                stderr: &mut stderr,
-                console: &mut console,
-            },
-            &signals,
-            &|_| {},
-        );
-        std::fs::write(&result.stdout_path, &stdout.bytes)?;
-        std::fs::write(&result.stderr_path, &stderr.bytes)?;
-        let (outcome, _) = launched?;
-        drop(console);
-        let console_text = read_bounded(&result.console_log);
-        let stdout_text = String::from_utf8_lossy(&stdout.bytes).into_owned();
-        self.check(&outcome, &console_text, &stdout_text, result)
+        let captured = launch_captured(&launch, &result.console_log)?;
+        std::fs::write(&result.stdout_path, &captured.stdout)?;
+        std::fs::write(&result.stderr_path, &captured.stderr)?;
+        let stdout = String::from_utf8_lossy(&captured.stdout).into_owned();
+        self.check(&captured.outcome, &captured.console, &stdout, result)
     }
 
     /// Every expectation is checked and every failure kept, so one report says all that went
@@ -402,31 +382,6 @@ fn patterns(lines: &[ConsoleLine]) -> Result<Vec<TextPattern>, vmlane_checks::Er
         .collect()
 }
 
-/// Keeps what fits; a test flooding its output cannot exhaust the host's memory.
-#[derive(Default)]
-struct CappedBuffer {
-    bytes: Vec<u8>,
-}
-
-impl Write for CappedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = MAX_OUTPUT.saturating_sub(self.bytes.len());
-        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The console log as text; the log itself is capped at 64 MiB by the console writer.
-fn read_bounded(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
-}
-
 /// A test or kernel name as one path component.
 fn file_name(name: &str) -> String {
     name.chars()
@@ -471,15 +426,5 @@ mod tests {
     fn names_become_single_path_components() {
         assert_eq!(file_name("probe/enotsup 1"), "probe_enotsup_1");
         assert_eq!(file_name("6.1.0-56-cloud-amd64"), "6.1.0-56-cloud-amd64");
-    }
-
-    #[test]
-    fn captured_output_is_capped_but_writes_never_fail() {
-        let mut buffer = CappedBuffer::default();
-        let chunk = vec![b'x'; 1 << 20];
-        for _ in 0..20 {
-            assert_eq!(buffer.write(&chunk).unwrap(), chunk.len());
-        }
-        assert_eq!(buffer.bytes.len(), MAX_OUTPUT);
     }
 }

@@ -5,22 +5,7 @@ use crate::error::SuiteError;
 use crate::model::{ConsoleLine, RawTest, Suite, SuiteFile, Test};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-/// Splat kinds a test may name in `expect.splats`.
-pub const SPLAT_KINDS: &[&str] = &[
-    "panic",
-    "bug",
-    "warning",
-    "oops",
-    "kasan",
-    "ubsan",
-    "lockdep",
-    "hung_task",
-    "rcu_stall",
-    "freebsd_panic",
-    "fatal_trap",
-    "debugger",
-];
+use vmlane_checks::splat::SplatKind;
 
 /// Loads a suite file or a directory of them.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
@@ -133,10 +118,10 @@ fn resolve(
     }
     for splat in &expect.splats {
         if let Some(kind) = &splat.kind {
-            if !SPLAT_KINDS.contains(&kind.as_str()) {
+            if kind.parse::<SplatKind>().is_err() {
                 return Err(invalid(format!(
                     "unknown splat kind {kind:?}; one of: {}",
-                    SPLAT_KINDS.join(", ")
+                    SplatKind::NAMES.join(", ")
                 )));
             }
         }
