@@ -1,6 +1,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use vmlane_checks::splat::{kind_of, SplatKind};
+use vmlane_checks::strip_timestamp;
 
 /// The guest's serial console: every byte goes to the log file; lines are watched for the
 /// kernel's panic message and kept as a short tail for error reports.
@@ -100,20 +102,12 @@ impl ConsoleLog {
     }
 }
 
+/// The kernel's panic line, Linux's or FreeBSD's, recognised as `vmlane test` recognises it.
 fn is_panic_line(line: &str) -> bool {
-    line.contains("Kernel panic - not syncing") || line.contains("panic: ")
-}
-
-/// `[    1.234567] text` → `text`.
-fn strip_timestamp(line: &str) -> &str {
-    match line
-        .trim_start()
-        .strip_prefix('[')
-        .and_then(|rest| rest.split_once(']'))
-    {
-        Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest.trim_start(),
-        _ => line,
-    }
+    matches!(
+        kind_of(line),
+        Some(SplatKind::Panic | SplatKind::FreeBsdPanic)
+    )
 }
 
 #[cfg(test)]

@@ -116,7 +116,21 @@ impl Run {
     /// that is gone afterwards; its text is in the result.
     pub fn output(&self) -> Result<RunResult, LaunchError> {
         let dir = tempfile::tempdir().map_err(LaunchError::RunDir)?;
-        let captured = launch_captured(&self.launch, &dir.path().join("console.log"))?;
+        let log = dir.path().join("console.log");
+        let captured = match launch_captured(&self.launch, &log) {
+            Ok(captured) => captured,
+            Err(error) => {
+                // A run that failed mid-way keeps its serial log for the developer to read.
+                if log.metadata().is_ok_and(|m| m.len() > 0) {
+                    let kept = dir.keep();
+                    eprintln!(
+                        "vmlane: console log: {}",
+                        kept.join("console.log").display()
+                    );
+                }
+                return Err(error);
+            }
+        };
         let mut events = extract_events(&String::from_utf8_lossy(&captured.stdout));
         events.extend(extract_events(&captured.console));
         Ok(RunResult {

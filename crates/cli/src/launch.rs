@@ -148,11 +148,15 @@ pub fn launch_vm(
         return Ok((Outcome::Interrupted(signal), Timings::default()));
     }
 
+    // Measured (once per host boot) only where the guest would otherwise calibrate it.
+    let tsc_khz = (accel == AccelChoice::Tcg)
+        .then(|| host_tsc_khz(&cache))
+        .flatten();
     let run_dir = RunDir::create().map_err(LaunchError::RunDir)?;
     let machine = Machine {
         kernel: kernel.image.clone(),
         initrd,
-        cmdline: kernel_cmdline(machine_kind, accel, host_tsc_khz(&cache), &launch.append),
+        cmdline: kernel_cmdline(machine_kind, accel, tsc_khz, &launch.append),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
         console_socket: run_dir.join("console.sock"),

@@ -26,23 +26,35 @@ pub enum Note {
     Other,
 }
 
-/// A minimal x86-64 ELF with a Xen note and a `Linux version` banner.
-pub fn fake_vmlinux(release: &str, where_: Note) -> Vec<u8> {
-    let n_type: u32 = if where_ == Note::Other { 6 } else { 18 };
-    let mut note = Vec::new();
-    note.extend_from_slice(&4u32.to_le_bytes());
-    note.extend_from_slice(&4u32.to_le_bytes());
-    note.extend_from_slice(&n_type.to_le_bytes());
-    note.extend_from_slice(b"Xen\0");
-    note.extend_from_slice(&0x100_0000u32.to_le_bytes());
-    let note_offset = 64 + 56;
-    let shstrtab = b"\0.notes\0.shstrtab\0";
+/// ELF notes as a note segment holds them: each `(name, type, descriptor)` with its name
+/// NUL-terminated and both padded to 4 bytes.
+pub fn encode_notes(notes: &[(&[u8], u32, &[u8])]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (name, n_type, desc) in notes {
+        let name = [*name, b"\0"].concat();
+        for word in [name.len() as u32, desc.len() as u32, *n_type] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        for part in [&name[..], desc] {
+            bytes.extend_from_slice(part);
+            bytes.resize(bytes.len().next_multiple_of(4), 0);
+        }
+    }
+    bytes
+}
 
+/// Where [`elf_with_notes`] puts the notes: right after the ELF and program headers.
+pub const NOTE_OFFSET: usize = 64 + 56;
+
+/// A little-endian x86-64 ELF header with `os_abi`, one program header of type `p_type`
+/// covering `notes`, and the notes themselves.
+pub fn elf_with_notes(os_abi: u8, p_type: u32, notes: &[u8]) -> Vec<u8> {
     let mut elf = vec![0u8; 64];
     elf[..4].copy_from_slice(b"\x7fELF");
     elf[4] = 2; // 64-bit
     elf[5] = 1; // little endian
     elf[6] = 1;
+    elf[7] = os_abi;
     elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
     elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
     elf[20..24].copy_from_slice(&1u32.to_le_bytes());
@@ -51,15 +63,25 @@ pub fn fake_vmlinux(release: &str, where_: Note) -> Vec<u8> {
     elf[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
     elf[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
     let mut phdr = vec![0u8; 56];
-    // PT_NOTE, or PT_NULL when the note is to be found through sections only.
-    let p_type: u32 = if where_ == Note::Section { 0 } else { 4 };
     phdr[..4].copy_from_slice(&p_type.to_le_bytes());
-    phdr[8..16].copy_from_slice(&(note_offset as u64).to_le_bytes());
-    phdr[32..40].copy_from_slice(&(note.len() as u64).to_le_bytes());
-    phdr[40..48].copy_from_slice(&(note.len() as u64).to_le_bytes());
+    phdr[8..16].copy_from_slice(&(NOTE_OFFSET as u64).to_le_bytes());
+    phdr[32..40].copy_from_slice(&(notes.len() as u64).to_le_bytes());
+    phdr[40..48].copy_from_slice(&(notes.len() as u64).to_le_bytes());
     phdr[48..56].copy_from_slice(&4u64.to_le_bytes());
     elf.extend_from_slice(&phdr);
-    elf.extend_from_slice(&note);
+    elf.extend_from_slice(notes);
+    elf
+}
+
+/// A minimal x86-64 ELF with a Xen note and a `Linux version` banner.
+pub fn fake_vmlinux(release: &str, where_: Note) -> Vec<u8> {
+    let n_type: u32 = if where_ == Note::Other { 6 } else { 18 };
+    let note = encode_notes(&[(b"Xen", n_type, &0x100_0000u32.to_le_bytes())]);
+    let note_offset = NOTE_OFFSET;
+    let shstrtab = b"\0.notes\0.shstrtab\0";
+    // PT_NOTE, or PT_NULL when the note is to be found through sections only.
+    let p_type: u32 = if where_ == Note::Section { 0 } else { 4 };
+    let mut elf = elf_with_notes(0, p_type, &note);
     let shstrtab_offset = elf.len();
     elf.extend_from_slice(shstrtab);
     elf.extend_from_slice(&[0u8; 3000]);

@@ -138,6 +138,11 @@ static STARTS: LazyLock<Vec<(SplatKind, Regex)>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The kind of report a console line starts, if any; the printk timestamp may be present.
+pub fn kind_of(line: &str) -> Option<SplatKind> {
+    classify_stripped(crate::strip_timestamp(line.trim_end_matches('\r')))
+}
+
 /// The kind of report `line` starts, if any. `line` must already be timestamp-stripped.
 pub(crate) fn classify_stripped(line: &str) -> Option<SplatKind> {
     STARTS

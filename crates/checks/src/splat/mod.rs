@@ -33,7 +33,7 @@ mod kind;
 mod scan;
 
 pub use expect::{triage, SplatMatcher, Triage};
-pub use kind::SplatKind;
+pub use kind::{kind_of, SplatKind};
 pub use scan::{scan, SplatScanner, MAX_BODY_LINES, MAX_STRAY_LINES};
 
 use std::fmt;

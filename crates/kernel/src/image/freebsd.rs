@@ -60,6 +60,7 @@ pub enum Mark {
 /// then FreeBSD's version string. Synthetic, for tests.
 #[cfg(test)]
 pub fn fake_kernel(mark: Mark) -> Vec<u8> {
+    use crate::fixtures::{elf_with_notes, encode_notes};
     let abi_tag = 1_501_000u32.to_le_bytes();
     let mut notes: Vec<(&[u8], u32, &[u8])> = vec![(b"Xen", 18, &[0, 0, 0x20, 0])];
     match mark {
@@ -67,41 +68,12 @@ pub fn fake_kernel(mark: Mark) -> Vec<u8> {
         Mark::XenGuestOs => notes.push((b"Xen", XEN_ELFNOTE_GUEST_OS, b"FreeBSD\0")),
         Mark::FreeBsdNote => notes.push((b"FreeBSD", 1, &abi_tag)),
     }
-    let mut note_bytes = Vec::new();
-    for (name, n_type, desc) in notes {
-        let name = [name, b"\0"].concat();
-        for word in [name.len() as u32, desc.len() as u32, n_type] {
-            note_bytes.extend_from_slice(&word.to_le_bytes());
-        }
-        for part in [&name[..], desc] {
-            note_bytes.extend_from_slice(part);
-            note_bytes.resize(note_bytes.len().next_multiple_of(4), 0);
-        }
-    }
-    let note_offset = 64u64 + 56;
-    let mut elf = vec![0u8; 64];
-    elf[..4].copy_from_slice(b"\x7fELF");
-    elf[4] = 2; // 64-bit
-    elf[5] = 1; // little endian
-    elf[6] = 1;
-    if mark == Mark::OsAbi {
-        elf[EI_OSABI] = elf::ELFOSABI_FREEBSD;
-    }
-    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
-    elf[20..24].copy_from_slice(&1u32.to_le_bytes());
-    elf[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
-    elf[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
-    elf[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
-    elf[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
-    let mut phdr = vec![0u8; 56];
-    phdr[..4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
-    phdr[8..16].copy_from_slice(&note_offset.to_le_bytes());
-    phdr[32..40].copy_from_slice(&(note_bytes.len() as u64).to_le_bytes());
-    phdr[40..48].copy_from_slice(&(note_bytes.len() as u64).to_le_bytes());
-    phdr[48..56].copy_from_slice(&4u64.to_le_bytes());
-    elf.extend_from_slice(&phdr);
-    elf.extend_from_slice(&note_bytes);
+    let os_abi = if mark == Mark::OsAbi {
+        elf::ELFOSABI_FREEBSD
+    } else {
+        0
+    };
+    let mut elf = elf_with_notes(os_abi, 4, &encode_notes(&notes)); // PT_NOTE
     elf.extend_from_slice(&[0u8; 500]);
     // Other "FreeBSD " strings come first in a real kernel, sysctl descriptions among them.
     elf.extend_from_slice(b"The FreeBSD Project.\0FreeBSD\0FreeBSD 14 compatible\0FreeBSD 16.\0");
