@@ -10,7 +10,7 @@ mod session;
 mod signals;
 
 pub use console::ConsoleLog;
-pub use machine::{Backend, BackendError, Machine, RunningVm, Share, ShareTransport};
+pub use machine::{Backend, BackendError, GuestOs, Machine, RunningVm, Share, ShareTransport};
 pub use rundir::RunDir;
 pub use session::{run_session, Session, SessionError, Timings};
 pub use signals::StopSignals;

@@ -21,13 +21,25 @@ pub struct Share {
     pub transport: ShareTransport,
 }
 
+/// Which kind of guest a machine boots: it decides the devices and how results come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuestOs {
+    /// A Linux kernel with vmlane's initramfs; results come over the vmlane port.
+    #[default]
+    Linux,
+    /// A FreeBSD kernel with a root disk; results come as marked lines on the serial console.
+    FreeBsd,
+}
+
 /// Everything a backend needs to start one VM; backends add no policy of their own on top.
 #[derive(Debug, Clone)]
 pub struct Machine {
+    /// The guest's operating system.
+    pub os: GuestOs,
     /// The kernel image to boot.
     pub kernel: PathBuf,
-    /// The initramfs.
-    pub initrd: PathBuf,
+    /// The initramfs (Linux guests).
+    pub initrd: Option<PathBuf>,
     /// The kernel command line.
     pub cmdline: String,
     /// Virtual CPUs.
@@ -36,8 +48,9 @@ pub struct Machine {
     pub memory_mib: u32,
     /// Unix socket the backend connects the guest's serial console to.
     pub console_socket: PathBuf,
-    /// Unix socket the backend connects the guest's `vmlane.0` virtio-serial port to.
-    pub port_socket: PathBuf,
+    /// Unix socket the backend connects the guest's `vmlane.0` virtio-serial port to (Linux
+    /// guests; FreeBSD guests report on the console).
+    pub port_socket: Option<PathBuf>,
     /// The host root share, if any.
     pub share: Option<Share>,
     /// Disk images attached in order as virtio block devices (`/dev/vda`, `/dev/vdb`, ...);

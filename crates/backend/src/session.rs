@@ -72,7 +72,12 @@ pub fn run_session(
 ) -> Result<(Outcome, Timings), SessionError> {
     let started = Instant::now();
     let console_listener = listen(&session.machine.console_socket)?;
-    let port_listener = listen(&session.machine.port_socket)?;
+    let port_listener = session
+        .machine
+        .port_socket
+        .as_deref()
+        .map(listen)
+        .transpose()?;
     let vm = backend.start(&session.machine)?;
     let mut run = Run {
         vm,
@@ -80,7 +85,7 @@ pub fn run_session(
         deadline: session.timeout.map(|t| started + t),
         timings: Timings::default(),
         console_listener: Some(console_listener),
-        port_listener: Some(port_listener),
+        port_listener,
         console: None,
         port: None,
         outgoing: encode(&HostMessage::Run(session.request)),

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmlane_backend::{
-    run_session, BackendError, ConsoleLog, Machine, RunDir, Session, SessionError, Share,
+    run_session, BackendError, ConsoleLog, GuestOs, Machine, RunDir, Session, SessionError, Share,
     ShareTransport, StopSignals, Timings,
 };
 use vmlane_kernel::{find_kernel, ImageFormat, Kernel, KernelError, Search, Tristate};
@@ -154,13 +154,14 @@ pub fn launch_vm(
         .flatten();
     let run_dir = RunDir::create().map_err(LaunchError::RunDir)?;
     let machine = Machine {
+        os: GuestOs::Linux,
         kernel: kernel.image.clone(),
-        initrd,
+        initrd: Some(initrd),
         cmdline: kernel_cmdline(machine_kind, accel, tsc_khz, &launch.append),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
         console_socket: run_dir.join("console.sock"),
-        port_socket: run_dir.join("port.sock"),
+        port_socket: Some(run_dir.join("port.sock")),
         share: Some(Share {
             host_dir: PathBuf::from("/"),
             tag: SHARE_TAG.into(),

@@ -121,7 +121,9 @@ pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Ve
     ]);
     add_machine(&mut args, machine, kind, accel);
     args.pair("-kernel", machine.kernel.as_os_str());
-    args.pair("-initrd", machine.initrd.as_os_str());
+    if let Some(initrd) = &machine.initrd {
+        args.pair("-initrd", initrd.as_os_str());
+    }
     args.pair("-append", machine.cmdline.as_str());
     add_console(&mut args, machine);
     add_port(&mut args, machine, kind);
@@ -184,11 +186,14 @@ fn add_console(args: &mut Args, machine: &Machine) {
 }
 
 fn add_port(args: &mut Args, machine: &Machine, kind: MachineKind) {
+    let Some(port_socket) = &machine.port_socket else {
+        return;
+    };
     args.pair(
         "-device",
         format!("virtio-serial-{},id=vmlane-serial", kind.transport()),
     );
-    args.pair("-chardev", chardev_socket("port", &machine.port_socket));
+    args.pair("-chardev", chardev_socket("port", port_socket));
     args.pair(
         "-device",
         format!("virtserialport,bus=vmlane-serial.0,chardev=port,name={PORT_NAME}"),
@@ -280,17 +285,19 @@ fn escape_option(value: &std::ffi::OsStr) -> OsString {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use vmlane_backend::GuestOs;
     use vmlane_backend::Share;
 
     fn machine(share: Option<ShareTransport>) -> Machine {
         Machine {
             kernel: PathBuf::from("/k/vmlinuz"),
-            initrd: PathBuf::from("/c/initrd.cpio"),
+            os: GuestOs::Linux,
+            initrd: Some(PathBuf::from("/c/initrd.cpio")),
             cmdline: "console=ttyS0".into(),
             cpus: 2,
             memory_mib: 512,
             console_socket: PathBuf::from("/run/x/console.sock"),
-            port_socket: PathBuf::from("/run/x,y/port.sock"),
+            port_socket: Some(PathBuf::from("/run/x,y/port.sock")),
             share: share.map(|transport| Share {
                 host_dir: PathBuf::from("/"),
                 tag: "vmlane-root".into(),

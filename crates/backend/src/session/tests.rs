@@ -1,7 +1,7 @@
 //! The session against a scripted guest: no hypervisor, real sockets.
 
 use super::*;
-use crate::machine::Machine;
+use crate::machine::{GuestOs, Machine};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ impl Backend for FakeBackend {
             (self.script.clone(), self.request.clone(), machine.clone());
         std::thread::spawn(move || {
             let mut console = UnixStream::connect(&machine.console_socket).unwrap();
-            let mut port = UnixStream::connect(&machine.port_socket).unwrap();
+            let mut port = UnixStream::connect(machine.port_socket.as_ref().unwrap()).unwrap();
             console.write_all(&script.console).unwrap();
             let mut decoder = Decoder::new();
             let mut buf = [0u8; 4096];
@@ -99,13 +99,14 @@ struct Ran {
 fn run(script: Script, timeout: Option<Duration>) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let machine = Machine {
+        os: GuestOs::Linux,
         kernel: PathBuf::from("/k"),
-        initrd: PathBuf::from("/i"),
+        initrd: Some(PathBuf::from("/i")),
         cmdline: String::new(),
         cpus: 1,
         memory_mib: 128,
         console_socket: dir.path().join("console.sock"),
-        port_socket: dir.path().join("port.sock"),
+        port_socket: Some(dir.path().join("port.sock")),
         share: None,
         disks: Vec::new(),
         run_dir: dir.path().to_path_buf(),
