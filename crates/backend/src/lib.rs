@@ -5,14 +5,16 @@
 
 mod console;
 mod machine;
+mod marked;
 mod rundir;
 mod session;
 mod signals;
 
 pub use console::ConsoleLog;
 pub use machine::{Backend, BackendError, GuestOs, Machine, RunningVm, Share, ShareTransport};
+pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::RunDir;
-pub use session::{run_session, Session, SessionError, Timings};
+pub use session::{run_session, GuestChannel, Session, SessionError, Timings};
 pub use signals::StopSignals;
 
 pub use vmlane_spec::Outcome;

@@ -3,20 +3,38 @@
 
 use crate::console::ConsoleLog;
 use crate::machine::{Backend, BackendError, Machine, RunningVm};
+use crate::marked::{ConsoleEvent, MarkedConsole};
 use crate::signals::StopSignals;
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
-use vmlane_proto::{encode, DecodeError, Decoder, GuestMessage, HostMessage, RunRequest};
+use vmlane_proto::{encode, DecodeError, Decoder, GuestMessage, HostMessage, Marker, RunRequest};
 use vmlane_spec::Outcome;
+
+/// How the guest learns what to run and tells how it ended.
+#[derive(Debug, Clone)]
+pub enum GuestChannel {
+    /// vmlane's Linux init: the request goes over the vmlane port, results come back on it.
+    Port(RunRequest),
+    /// A guest that already knows what to run (it is on its disk) and reports with marker
+    /// lines carrying this token on the serial console.
+    Console {
+        /// The run's token.
+        token: String,
+    },
+}
+
+/// How long a kernel that printed its panic line may take to finish the report and reset
+/// before the run is ended anyway.
+const PANIC_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything one run needs besides the backend.
 pub struct Session<'a> {
     /// The VM to start; its socket paths are where the session listens.
     pub machine: Machine,
-    /// What to run in it.
-    pub request: RunRequest,
+    /// What to run in it, and how results come back.
+    pub channel: GuestChannel,
     /// Wall-clock limit from the VM's start.
     pub timeout: Option<Duration>,
     /// Where the command's stdout goes.
@@ -79,6 +97,10 @@ pub fn run_session(
         .map(listen)
         .transpose()?;
     let vm = backend.start(&session.machine)?;
+    let (outgoing, marked) = match session.channel {
+        GuestChannel::Port(request) => (encode(&HostMessage::Run(request)), None),
+        GuestChannel::Console { token } => (Vec::new(), Some(MarkedConsole::new(&token))),
+    };
     let mut run = Run {
         vm,
         started,
@@ -88,8 +110,10 @@ pub fn run_session(
         port_listener,
         console: None,
         port: None,
-        outgoing: encode(&HostMessage::Run(session.request)),
+        outgoing,
         decoder: Decoder::new(),
+        marked,
+        panic_deadline: None,
         stdout: session.stdout,
         stderr: session.stderr,
         log: session.console,
@@ -122,6 +146,8 @@ struct Run<'a> {
     port: Option<UnixStream>,
     outgoing: Vec<u8>,
     decoder: Decoder,
+    marked: Option<MarkedConsole>,
+    panic_deadline: Option<Instant>,
     stdout: &'a mut dyn Write,
     stderr: &'a mut dyn Write,
     log: &'a mut ConsoleLog,
@@ -151,11 +177,22 @@ impl Run<'_> {
 
     fn until_outcome(&mut self) -> Result<Outcome, SessionError> {
         loop {
-            let timeout = match self.deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) => left.as_millis().clamp(1, i32::MAX as u128) as i32,
-                    None => return Ok(Outcome::TimedOut),
-                },
+            let now = Instant::now();
+            if self.deadline.is_some_and(|d| d <= now) {
+                return Ok(Outcome::TimedOut);
+            }
+            if self.panic_deadline.is_some_and(|d| d <= now) {
+                return Ok(self.panicked());
+            }
+            let next = [self.deadline, self.panic_deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = match next {
+                Some(at) => at
+                    .saturating_duration_since(now)
+                    .as_millis()
+                    .clamp(1, i32::MAX as u128) as i32,
                 None => -1,
             };
             for ready in self.poll(timeout)? {
@@ -223,7 +260,7 @@ impl Run<'_> {
                     self.mark("port connected");
                 }
             }
-            Ready::Console => self.read_console()?,
+            Ready::Console => return self.read_console(),
             Ready::PortWritable => self.write_request()?,
             Ready::Port => return self.read_port(),
             Ready::Signal => {
@@ -236,22 +273,75 @@ impl Run<'_> {
         Ok(None)
     }
 
-    fn read_console(&mut self) -> Result<(), SessionError> {
+    /// Reads what the console has; on a guest that reports there, this may be the outcome.
+    fn read_console(&mut self) -> Result<Option<Outcome>, SessionError> {
         let Some(stream) = self.console.as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let mut buf = [0u8; READ_CHUNK];
-        match stream.read(&mut buf) {
-            Ok(0) => self.console = None,
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => self.console = None,
-            Ok(n) => self
-                .log
-                .write(&buf[..n])
-                .map_err(io_err("write the console log"))?,
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                self.console = None;
+                return Ok(None);
+            }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                self.console = None;
+                return Ok(None);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                return Ok(None)
+            }
             Err(e) => return Err(io_err("read the guest console")(e)),
+        };
+        self.log
+            .write(&buf[..n])
+            .map_err(io_err("write the console log"))?;
+        if self.panic_deadline.is_none() && self.log.panic_line().is_some() {
+            self.panic_deadline = Some(Instant::now() + PANIC_GRACE);
         }
-        Ok(())
+        let Some(marked) = self.marked.as_mut() else {
+            return Ok(None);
+        };
+        for event in marked.push(&buf[..n]) {
+            if let Some(outcome) = self.on_console_event(event)? {
+                return Ok(Some(outcome));
+            }
+        }
+        Ok(None)
+    }
+
+    fn on_console_event(&mut self, event: ConsoleEvent) -> Result<Option<Outcome>, SessionError> {
+        Ok(match event {
+            ConsoleEvent::Output(bytes) => forward(self.stdout, &bytes)?,
+            ConsoleEvent::Marker(Marker::Start) => {
+                self.mark("command started");
+                None
+            }
+            ConsoleEvent::Marker(Marker::Ended(status)) => {
+                self.mark("result received");
+                Some(Outcome::Completed(status))
+            }
+            ConsoleEvent::Marker(Marker::Failed { step, message }) => {
+                Some(Outcome::InitFailed { step, message })
+            }
+            ConsoleEvent::Stuck { prompt, .. } if prompt == "db>" => Some(self.panicked()),
+            ConsoleEvent::Stuck { prompt, reason } => Some(Outcome::InitFailed {
+                step: "mount the root filesystem".into(),
+                message: format!(
+                    "{}the kernel stopped at its {prompt} prompt",
+                    reason.map(|r| format!("{r} ")).unwrap_or_default()
+                ),
+            }),
+        })
+    }
+
+    /// The outcome of a kernel that panicked (or stopped in its debugger) and did not reset.
+    fn panicked(&mut self) -> Outcome {
+        match self.log.panic_line() {
+            Some(line) => Outcome::KernelPanic(line.to_string()),
+            None => Outcome::KernelPanic("the kernel stopped in its debugger (db>)".into()),
+        }
     }
 
     fn drain_console(&mut self) {
@@ -260,6 +350,19 @@ impl Run<'_> {
                 break;
             }
         }
+    }
+
+    /// Reads the rest of the console of a VM that is gone, for a result it sent last.
+    fn drain_console_for_outcome(&mut self) -> Result<Option<Outcome>, SessionError> {
+        while readable(self.console.as_ref()) {
+            if let Some(outcome) = self.read_console()? {
+                return Ok(Some(outcome));
+            }
+        }
+        if let Some(rest) = self.marked.as_mut().and_then(MarkedConsole::finish) {
+            forward(self.stdout, &rest)?;
+        }
+        Ok(None)
     }
 
     fn write_request(&mut self) -> Result<(), SessionError> {
@@ -350,7 +453,9 @@ impl Run<'_> {
                 return Ok(outcome);
             }
         }
-        self.drain_console();
+        if let Some(outcome) = self.drain_console_for_outcome()? {
+            return Ok(outcome);
+        }
         if let Some(line) = self.log.panic_line() {
             return Ok(Outcome::KernelPanic(line.to_string()));
         }

@@ -1,6 +1,6 @@
 //! The [`Run`] builder: the options of `vmlane run` as methods, the outcome as a value.
 
-use crate::launch::{launch_captured, Launch, LaunchError, MachineChoice};
+use crate::launch::{launch_captured, BackendChoice, Launch, LaunchError, MachineChoice, OsChoice};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -58,6 +58,9 @@ impl Run {
                 modules: None,
                 machine: MachineChoice::Auto,
                 append: Vec::new(),
+                os: OsChoice::Auto,
+                image: None,
+                backend: BackendChoice::Auto,
             },
         }
     }
@@ -106,7 +109,20 @@ impl Run {
         self
     }
 
-    /// An extra kernel command-line argument.
+    /// The guest OS the kernel must be (default: whatever it is).
+    pub fn os(mut self, os: OsChoice) -> Run {
+        self.launch.os = os;
+        self
+    }
+
+    /// FreeBSD: run the command (a path inside the image) in this FreeBSD image instead of
+    /// vmlane's minimal guest.
+    pub fn image(mut self, image: impl Into<PathBuf>) -> Run {
+        self.launch.image = Some(image.into());
+        self
+    }
+
+    /// An extra kernel command-line argument (a kernel environment word for FreeBSD).
     pub fn append(mut self, arg: impl Into<String>) -> Run {
         self.launch.append.push(arg.into());
         self

@@ -23,6 +23,9 @@ pub enum Command {
     /// Run a suite of tests (a TOML file or a directory of them) on one or more kernels and
     /// check exit statuses, console lines, JSON-line events and kernel splats.
     Test(TestArgs),
+    /// Build disk images for FreeBSD runs into vmlane's cache.
+    #[command(subcommand)]
+    Image(crate::image::ImageCommand),
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +161,18 @@ pub struct RunArgs {
     /// the guest's writes are thrown away with the VM.
     #[arg(long = "disk", value_name = "IMAGE")]
     pub disks: Vec<PathBuf>,
+    /// The guest's operating system: auto follows the kernel image; linux or freebsd refuse a
+    /// kernel of the other.
+    #[arg(long, value_enum, default_value_t = OsArg::Auto)]
+    pub os: OsArg,
+    /// FreeBSD: run CMD (a path inside the image) in this FreeBSD image (one made by
+    /// `vmlane image build`, or a release VM image) instead of vmlane's minimal guest, where
+    /// CMD is a host path to a static FreeBSD executable. The image is never written.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+    /// The VMM: auto picks bhyve for FreeBSD guests on FreeBSD hosts and QEMU everywhere else.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
     /// Write the guest console here (it is kept whenever a run fails even without this).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
@@ -167,6 +182,41 @@ pub struct RunArgs {
     /// The command to run in the guest, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Qemu,
+    Bhyve,
+}
+
+impl From<BackendArg> for vmlane::launch::BackendChoice {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Auto => Self::Auto,
+            BackendArg::Qemu => Self::Qemu,
+            BackendArg::Bhyve => Self::Bhyve,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OsArg {
+    Auto,
+    Linux,
+    #[value(name = "freebsd")]
+    FreeBsd,
+}
+
+impl From<OsArg> for vmlane::launch::OsChoice {
+    fn from(arg: OsArg) -> Self {
+        match arg {
+            OsArg::Auto => Self::Auto,
+            OsArg::Linux => Self::Linux,
+            OsArg::FreeBsd => Self::FreeBsd,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

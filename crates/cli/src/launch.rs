@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmlane_backend::{
-    run_session, BackendError, ConsoleLog, GuestOs, Machine, RunDir, Session, SessionError, Share,
-    ShareTransport, StopSignals, Timings,
+    run_session, BackendError, ConsoleLog, GuestChannel, GuestOs, Machine, RunDir, Session,
+    SessionError, Share, ShareTransport, StopSignals, Timings,
 };
 use vmlane_kernel::{find_kernel, ImageFormat, Kernel, KernelError, Search, Tristate};
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
@@ -33,15 +33,57 @@ pub enum MachineChoice {
     Microvm,
 }
 
+/// Which VMM runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// bhyve for FreeBSD guests on FreeBSD hosts, QEMU everywhere else.
+    #[default]
+    Auto,
+    /// QEMU.
+    Qemu,
+    /// bhyve (FreeBSD hosts, FreeBSD guests).
+    Bhyve,
+}
+
+/// Which operating system the guest kernel is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OsChoice {
+    /// Whatever the kernel image says.
+    #[default]
+    Auto,
+    /// Linux only: a FreeBSD kernel is refused.
+    Linux,
+    /// FreeBSD only: a Linux kernel is refused.
+    FreeBsd,
+}
+
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// No usable kernel.
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    /// The kernel is FreeBSD's.
-    #[error("{0} is a FreeBSD kernel: vmlane run boots Linux kernels; FreeBSD guests are not supported by run yet")]
-    FreeBsd(PathBuf),
+    /// The kernel is not of the OS that was asked for.
+    #[error("{kernel} is a {found} kernel, but {wanted} was asked for (--os); give a {wanted} kernel with -k, or drop --os")]
+    WrongOs {
+        /// The kernel image.
+        kernel: PathBuf,
+        /// What it is.
+        found: &'static str,
+        /// What was asked for.
+        wanted: &'static str,
+    },
+    /// bhyve was asked for a Linux guest.
+    #[error(
+        "the bhyve backend runs FreeBSD guests; Linux guests run on QEMU (drop --backend bhyve)"
+    )]
+    BhyveNeedsFreeBsd,
+    /// `--image` was given for a Linux guest.
+    #[error("--image runs a command inside a FreeBSD image; Linux guests use the host's files (and --disk for extra disks)")]
+    ImageNeedsFreeBsd,
+    /// A FreeBSD guest could not be staged.
+    #[error("{0}")]
+    FreeBsdGuest(String),
     /// QEMU or a helper is missing or would not start.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -82,6 +124,12 @@ pub struct Launch {
     pub machine: MachineChoice,
     /// `--append`.
     pub append: Vec<String>,
+    /// `--os`.
+    pub os: OsChoice,
+    /// `--image`: a FreeBSD image to run the command in, instead of vmlane's minimal guest.
+    pub image: Option<PathBuf>,
+    /// `--backend`.
+    pub backend: BackendChoice,
 }
 
 /// Where a launched run's output goes.
@@ -108,12 +156,14 @@ pub fn launch_vm(
         launch.modules.clone(),
         spec.cwd.clone(),
     ))?;
-    refuse_freebsd(&kernel)?;
     say(&format!(
         "kernel {} ({})",
         kernel.image.display(),
         kernel.origin
     ));
+    if check_os(launch, &kernel)? == OsChoice::FreeBsd {
+        return crate::freebsd::launch_freebsd(launch, &kernel, streams, signals, say);
+    }
 
     let (accel, notice) = resolve_accel(spec.accel, &HostKvm::probe(Path::new("/")));
     if let Some(notice) = notice {
@@ -172,7 +222,7 @@ pub fn launch_vm(
     };
     let session = Session {
         machine,
-        request: run_request(spec, transport),
+        channel: GuestChannel::Port(run_request(spec, transport)),
         timeout: spec.timeout,
         stdout: streams.stdout,
         stderr: streams.stderr,
@@ -248,7 +298,7 @@ impl std::io::Write for CappedBuffer {
 
 /// The spec's disk images, relative to its directory, each checked to open for reading and
 /// writing before QEMU is asked to (QEMU's own message names no fix).
-fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
+pub(crate) fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
     spec.disks
         .iter()
         .map(|disk| {
@@ -268,18 +318,37 @@ fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
 }
 
 /// The accelerator notice is printed once per process, however many VMs it starts.
-fn notice_once(notice: &str) {
+pub(crate) fn notice_once(notice: &str) {
     static PRINTED: std::sync::Once = std::sync::Once::new();
     PRINTED.call_once(|| eprintln!("vmlane: {notice}"));
 }
 
-/// Refuses a FreeBSD kernel (built with `vmlane kernel build --freebsd`, or given with -k)
-/// before anything tries to boot it as Linux.
-fn refuse_freebsd(kernel: &Kernel) -> Result<(), LaunchError> {
-    if kernel.format == ImageFormat::FreeBsd {
-        return Err(LaunchError::FreeBsd(kernel.image.clone()));
+/// The guest OS: the kernel's own, which must be the one asked for, before anything tries to
+/// boot one OS's kernel as the other's.
+fn check_os(launch: &Launch, kernel: &Kernel) -> Result<OsChoice, LaunchError> {
+    let found = if kernel.format == ImageFormat::FreeBsd {
+        OsChoice::FreeBsd
+    } else {
+        OsChoice::Linux
+    };
+    let name = |os| match os {
+        OsChoice::FreeBsd => "FreeBSD",
+        _ => "Linux",
+    };
+    if launch.os != OsChoice::Auto && launch.os != found {
+        return Err(LaunchError::WrongOs {
+            kernel: kernel.image.clone(),
+            found: name(found),
+            wanted: name(launch.os),
+        });
     }
-    Ok(())
+    if found == OsChoice::Linux && launch.image.is_some() {
+        return Err(LaunchError::ImageNeedsFreeBsd);
+    }
+    if found == OsChoice::Linux && launch.backend == BackendChoice::Bhyve {
+        return Err(LaunchError::BhyveNeedsFreeBsd);
+    }
+    Ok(found)
 }
 
 /// Picks the share transport the kernel can mount: 9p needs no helper process, virtio-fs
@@ -482,10 +551,9 @@ mod tests {
     }
 
     #[test]
-    fn freebsd_kernels_are_refused_in_one_line() {
+    fn the_kernel_decides_the_os_and_a_mismatch_is_refused_in_one_line() {
         let dir = tempfile::tempdir().unwrap();
         let linux = kernel_with_config(dir.path(), MINIMAL);
-        refuse_freebsd(&linux).unwrap();
         let freebsd = Kernel {
             image: dir.path().join("boot/kernel/kernel"),
             format: vmlane_kernel::ImageFormat::FreeBsd,
@@ -494,11 +562,45 @@ mod tests {
             config: None,
             origin: vmlane_kernel::Origin::Cache,
         };
-        let error = refuse_freebsd(&freebsd).unwrap_err().to_string();
-        assert!(error.contains("is a FreeBSD kernel"), "{error}");
-        assert!(error.contains("vmlane run boots Linux kernels"), "{error}");
-        assert!(error.contains("not supported by run yet"), "{error}");
+        let launch = |os, image: Option<&str>, backend| Launch {
+            spec: RunSpec::new(vec!["true".into()], dir.path().to_path_buf()),
+            kernel: None,
+            modules: None,
+            machine: MachineChoice::Auto,
+            append: Vec::new(),
+            os,
+            image: image.map(PathBuf::from),
+            backend,
+        };
+        let auto = launch(OsChoice::Auto, None, BackendChoice::Auto);
+        assert_eq!(check_os(&auto, &linux).unwrap(), OsChoice::Linux);
+        assert_eq!(check_os(&auto, &freebsd).unwrap(), OsChoice::FreeBsd);
+        let error = check_os(
+            &launch(OsChoice::Linux, None, BackendChoice::Auto),
+            &freebsd,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("is a FreeBSD kernel, but Linux was asked for"),
+            "{error}"
+        );
         assert_eq!(error.lines().count(), 1, "{error}");
+        let error = check_os(
+            &launch(OsChoice::FreeBsd, None, BackendChoice::Auto),
+            &linux,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("is a Linux kernel, but FreeBSD was asked for"),
+            "{error}"
+        );
+        let image = launch(OsChoice::Auto, Some("x.img"), BackendChoice::Auto);
+        assert!(check_os(&image, &linux).is_err());
+        assert!(check_os(&image, &freebsd).is_ok());
+        let bhyve = launch(OsChoice::Auto, None, BackendChoice::Bhyve);
+        assert!(check_os(&bhyve, &linux).is_err());
     }
 
     #[test]

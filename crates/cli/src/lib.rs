@@ -11,10 +11,11 @@
 #![deny(missing_docs)]
 
 mod api;
+mod freebsd;
 pub mod launch;
 
 pub use api::{Run, RunResult};
-pub use launch::LaunchError;
+pub use launch::{LaunchError, OsChoice};
 pub use vmlane_checks::events::{matches as events_match, Event};
 pub use vmlane_checks::splat::Splat;
 pub use vmlane_spec::Outcome;

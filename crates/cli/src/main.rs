@@ -1,6 +1,7 @@
 //! The `vmlane` command: flags in, exit code out. Everything else lives in the library crates.
 
 mod args;
+mod image;
 mod kernel;
 mod report;
 mod run;
@@ -16,6 +17,7 @@ fn main() -> ExitCode {
         args::Command::Run(run_args) => run::run(run_args),
         args::Command::Kernel(command) => kernel::kernel(command),
         args::Command::Test(test_args) => test::test(test_args),
+        args::Command::Image(command) => image::image(command),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

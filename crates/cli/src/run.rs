@@ -26,6 +26,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         modules: args.modules.clone(),
         machine: args.machine.into(),
         append: args.append.clone(),
+        os: args.os.into(),
+        image: args.image.clone(),
+        backend: args.backend.into(),
     };
     let cache = vmlane_kernel::cache_dir();
     let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));
@@ -116,6 +119,9 @@ fn prune_logs(dir: &Path, keep: usize) {
     }
 }
 
+/// How much of a panic report is quoted on stderr; the log has all of it.
+const PANIC_LINES_SHOWN: usize = 30;
+
 /// Tells the user what went wrong, if anything, and decides whether the console log stays.
 fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verbose: bool) {
     // A kernel WARNING or BUG during a run that otherwise succeeded is what a kernel developer
@@ -123,11 +129,23 @@ fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verb
     let splats = std::fs::read(console.path())
         .map(|bytes| vmlane_checks::splat::scan(&String::from_utf8_lossy(&bytes)))
         .unwrap_or_default();
-    for splat in splats.iter().filter(|s| s.kind != SplatKind::Panic) {
-        eprintln!(
-            "vmlane: the guest kernel reported {}: {}",
-            splat.kind, splat.first_line
+    let panicked = matches!(outcome, Outcome::KernelPanic(_));
+    for splat in &splats {
+        let is_panic = matches!(
+            splat.kind,
+            SplatKind::Panic | SplatKind::FreeBsdPanic | SplatKind::FatalTrap
         );
+        if is_panic && panicked {
+            // The panic and its backtrace are the lines that matter; the outcome says the rest.
+            for line in splat.body.iter().take(PANIC_LINES_SHOWN) {
+                eprintln!("vmlane: console: {line}");
+            }
+        } else if splat.kind != SplatKind::Panic {
+            eprintln!(
+                "vmlane: the guest kernel reported {}: {}",
+                splat.kind, splat.first_line
+            );
+        }
     }
     let clean = matches!(outcome, Outcome::Completed(GuestStatus::Exited(0))) && splats.is_empty();
     if !outcome.completed() {

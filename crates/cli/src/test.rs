@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vmlane::launch::{launch_captured, Launch, MachineChoice};
+use vmlane::launch::{launch_captured, BackendChoice, Launch, MachineChoice, OsChoice};
 use vmlane_checks::events::{expect_events, extract_events};
 use vmlane_checks::golden::Normaliser;
 use vmlane_checks::ktap::{parse_ktap, KtapStatus};
@@ -187,6 +187,9 @@ impl CaseRunner<'_> {
             modules: None,
             machine: MachineChoice::Auto,
             append: self.test.append.clone(),
+            os: OsChoice::Auto,
+            image: None,
+            backend: BackendChoice::Auto,
         };
         let captured = launch_captured(&launch, &result.console_log)?;
         std::fs::write(&result.stdout_path, &captured.stdout)?;

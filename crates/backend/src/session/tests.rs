@@ -48,8 +48,18 @@ impl Backend for FakeBackend {
             (self.script.clone(), self.request.clone(), machine.clone());
         std::thread::spawn(move || {
             let mut console = UnixStream::connect(&machine.console_socket).unwrap();
-            let mut port = UnixStream::connect(machine.port_socket.as_ref().unwrap()).unwrap();
             console.write_all(&script.console).unwrap();
+            let Some(port_socket) = &machine.port_socket else {
+                // A guest reporting on its console: nothing more to say.
+                if script.exit_after {
+                    drop(console);
+                    std::fs::File::from(exit_write).write_all(b"x").unwrap();
+                } else {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+                return;
+            };
+            let mut port = UnixStream::connect(port_socket).unwrap();
             let mut decoder = Decoder::new();
             let mut buf = [0u8; 4096];
             loop {
@@ -97,6 +107,32 @@ struct Ran {
 }
 
 fn run(script: Script, timeout: Option<Duration>) -> Ran {
+    let request = RunRequest {
+        argv: vec![b"true".to_vec()],
+        env: vec![],
+        cwd: b"/".to_vec(),
+        share: None,
+    };
+    run_with(script, timeout, GuestChannel::Port(request))
+}
+
+/// A run of a guest that reports with console markers carrying [`TOKEN`].
+fn run_console(console: &str, exit_after: bool, timeout: Option<Duration>) -> Ran {
+    let script = Script {
+        console: console.as_bytes().to_vec(),
+        exit_after,
+        ..Script::default()
+    };
+    let channel = GuestChannel::Console {
+        token: TOKEN.into(),
+    };
+    run_with(script, timeout, channel)
+}
+
+const TOKEN: &str = "1234567890abcdef";
+
+fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) -> Ran {
+    let console_channel = matches!(channel, GuestChannel::Console { .. });
     let dir = tempfile::tempdir().unwrap();
     let machine = Machine {
         os: GuestOs::Linux,
@@ -106,16 +142,10 @@ fn run(script: Script, timeout: Option<Duration>) -> Ran {
         cpus: 1,
         memory_mib: 128,
         console_socket: dir.path().join("console.sock"),
-        port_socket: Some(dir.path().join("port.sock")),
+        port_socket: (!console_channel).then(|| dir.path().join("port.sock")),
         share: None,
         disks: Vec::new(),
         run_dir: dir.path().to_path_buf(),
-    };
-    let request = RunRequest {
-        argv: vec![b"true".to_vec()],
-        env: vec![],
-        cwd: b"/".to_vec(),
-        share: None,
     };
     let backend = FakeBackend {
         script,
@@ -128,7 +158,7 @@ fn run(script: Script, timeout: Option<Duration>) -> Ran {
         &backend,
         Session {
             machine,
-            request,
+            channel,
             timeout,
             stdout: &mut stdout,
             stderr: &mut stderr,
@@ -282,4 +312,86 @@ fn garbage_from_the_guest_is_a_protocol_error_not_a_panic() {
         None,
     );
     assert!(matches!(ran.result, Err(SessionError::Protocol(_))));
+}
+
+#[test]
+fn console_markers_give_output_and_exit_status() {
+    let ran = run_console(
+        "Booting\r\n\r\nvmlane:1234567890abcdef:start\r\nprobe says hi\r\n\r\nvmlane:1234567890abcdef:exit 7\r\n",
+        false,
+        Some(Duration::from_secs(10)),
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(7)));
+    assert_eq!(ran.stdout, b"probe says hi\n");
+    assert!(ran.request.is_empty());
+}
+
+#[test]
+fn a_console_result_printed_just_before_the_vm_exits_still_counts() {
+    let ran = run_console(
+        "vmlane:1234567890abcdef:start\nlast words\nvmlane:1234567890abcdef:signal 12\n",
+        true,
+        Some(Duration::from_secs(10)),
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Signaled(12)));
+    assert_eq!(ran.stdout, b"last words\n");
+}
+
+#[test]
+fn a_console_failure_marker_is_an_init_failure() {
+    let ran = run_console(
+        "vmlane:?:failed mount devfs on /dev: errno 19 (ENODEV)\n",
+        false,
+        Some(Duration::from_secs(10)),
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::InitFailed {
+            step: "mount devfs on /dev".into(),
+            message: "errno 19 (ENODEV)".into()
+        }
+    );
+}
+
+#[test]
+fn a_debugger_prompt_ends_the_run_at_once_as_a_panic() {
+    let ran = run_console(
+        "panic: vm_fault: fault on nofault entry\ncpuid = 0\nKDB: stack backtrace:\n#0 0xffffffff80b8f1ad at kdb_backtrace+0x5d\nKDB: enter: panic\ndb> ",
+        false,
+        Some(Duration::from_secs(20)),
+    );
+    let (outcome, timings) = ran.result.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::KernelPanic("panic: vm_fault: fault on nofault entry".into())
+    );
+    // Ended by the prompt, well before the grace for a panic to reset runs out.
+    let gone = timings.host.iter().find(|(n, _)| n == "vm gone").unwrap().1;
+    assert!(gone < PANIC_GRACE, "{gone:?}");
+}
+
+#[test]
+fn a_panic_that_neither_resets_nor_prompts_ends_after_the_grace() {
+    let ran = run_console("panic: page fault\n", false, Some(Duration::from_secs(20)));
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::KernelPanic("panic: page fault".into()));
+}
+
+#[test]
+fn a_mountroot_prompt_fails_the_run_with_the_mount_error() {
+    let ran = run_console(
+        "Mounting from ufs:/dev/vtbd0 failed with error 19.\n\nmountroot> ",
+        false,
+        Some(Duration::from_secs(20)),
+    );
+    let (outcome, _) = ran.result.unwrap();
+    let Outcome::InitFailed { step, message } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "mount the root filesystem");
+    assert!(message.contains("failed with error 19"), "{message}");
+    assert!(message.contains("mountroot>"), "{message}");
 }

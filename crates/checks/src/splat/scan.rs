@@ -36,7 +36,7 @@ static LINUX_REPORT_LINE: LazyLock<Regex> = LazyLock::new(|| {
 static FREEBSD_REPORT_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
         r"=|^(?:KDB: |\[ thread |Stopped at |--- |Uptime: |Dumping |Automatic reboot|Tracing pid )",
-        r"|^\S+\(\) at |/frame 0x|^[a-z0-9]{2,3}: [0-9a-f]{8,}",
+        r"|^\S+\(\) at |/frame 0x|^#[0-9]+ 0x[0-9a-f]+ at |^[a-z0-9]{2,3}: [0-9a-f]{8,}",
     ))
     .expect("built-in FreeBSD report line pattern compiles")
 });

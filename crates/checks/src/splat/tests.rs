@@ -221,6 +221,30 @@ fn freebsd_trap_panic_and_debugger_are_three_reports() {
 }
 
 #[test]
+fn freebsd_numbered_backtrace_frames_belong_to_the_panic() {
+    let log = "\
+vtbd0: 4MB
+panic: vm_fault: fault on nofault entry, addr: 0xfffffe00
+cpuid = 0
+time = 2
+KDB: stack backtrace:
+#0 0xffffffff80b8f1ad at kdb_backtrace+0x5d
+#1 0xffffffff80b40ba2 at vpanic+0x132
+#2 0xffffffff80b40a63 at panic+0x43
+#3 0xffffffff80f6a3c1 at sys_twq_probe+0x11
+Uptime: 2s
+Automatic reboot in 0 seconds - press a key on the console to abort
+random line after
+";
+    let splats = scan(log);
+    assert_eq!(splats.len(), 1);
+    let panic = &splats[0];
+    assert_eq!(panic.kind, SplatKind::FreeBsdPanic);
+    assert_eq!(panic.body.len(), 10);
+    assert_eq!(panic.body[7], "#3 0xffffffff80f6a3c1 at sys_twq_probe+0x11");
+}
+
+#[test]
 fn kasan_runs_to_its_closing_rule_through_free_text() {
     let log = "\
 [    3.000000] ==================================================================

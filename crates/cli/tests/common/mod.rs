@@ -78,6 +78,11 @@ pub fn kernels() -> Vec<TestKernel> {
     found
 }
 
+/// Whether `program` is on PATH.
+pub fn has_program(program: &str) -> bool {
+    which(program).is_some()
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)

@@ -1,0 +1,135 @@
+//! Builds vmlane's FreeBSD init from `init/` with the system's clang and lld.
+//!
+//! There is no FreeBSD sysroot on the hosts vmlane builds on, so the init is freestanding C
+//! that only needs a cross-capable clang. Hosts without clang/lld still build the crate: the
+//! init is then replaced by an empty file and `init_binary()` reports why.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// File name of the built init inside `OUT_DIR`; `src/lib.rs` includes it.
+const OUTPUT: &str = "vmlane-freebsd-init";
+
+/// ELF `e_ident[EI_OSABI]` value the FreeBSD kernel brands as FreeBSD.
+const ELFOSABI_FREEBSD: u8 = 9;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let init_dir = manifest_dir.join("init");
+    let output = out_dir.join(OUTPUT);
+
+    println!("cargo:rerun-if-changed={}", init_dir.display());
+    println!("cargo:rerun-if-env-changed=PATH");
+
+    let clang = find_tool(&["clang-19", "clang"]);
+    let lld = find_tool(&["ld.lld-19", "ld.lld"]);
+    let (clang, lld) = match (clang, lld) {
+        (Some(clang), Some(lld)) => (clang, lld),
+        (clang, lld) => {
+            let missing: Vec<&str> = [
+                clang.is_none().then_some("clang (clang-19 or clang)"),
+                lld.is_none().then_some("lld (ld.lld-19 or ld.lld)"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            // A path that does not exist makes cargo rerun this script on every build, so the
+            // tools are picked up as soon as they are installed.
+            for tool in ["/usr/bin/clang-19", "/usr/bin/ld.lld-19"] {
+                println!("cargo:rerun-if-changed={tool}");
+            }
+            // include_bytes! needs a file even when there is nothing to include.
+            fs::write(&output, b"").expect("write the placeholder init");
+            println!(
+                "cargo:rustc-env=VMLANE_FREEBSD_INIT_MISSING=vmlane's FreeBSD init was not built: \
+                 {} not found on PATH; install the Debian packages clang-19 and lld-19",
+                missing.join(" and ")
+            );
+            return;
+        }
+    };
+    // A changed compiler or linker may produce a different init.
+    println!("cargo:rerun-if-changed={}", clang.display());
+    println!("cargo:rerun-if-changed={}", lld.display());
+
+    let staging = out_dir.join(format!("{OUTPUT}.tmp"));
+    let result = Command::new(&clang)
+        .args([
+            "--target=x86_64-unknown-freebsd15.0",
+            "-std=c11",
+            "-ffreestanding",
+            "-nostdlib",
+            "-nostdinc",
+            "-static",
+            "-fno-stack-protector",
+            "-fno-pic",
+            "-O2",
+            "-fomit-frame-pointer",
+            "-fno-asynchronous-unwind-tables",
+            "-fno-unwind-tables",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-Wall",
+            "-Wextra",
+            "-fuse-ld=lld",
+        ])
+        .arg(arg_with("--ld-path=", &lld))
+        .args([
+            "-Wl,--gc-sections",
+            "-Wl,--build-id=none",
+            "-Wl,-z,noexecstack",
+            "-Wl,-z,max-page-size=4096",
+            "-s",
+        ])
+        .arg("-o")
+        .arg(&staging)
+        .arg(init_dir.join("init.c"))
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", clang.display()));
+    if !result.status.success() {
+        panic!(
+            "building vmlane's FreeBSD init with {} failed ({}):\n{}{}",
+            clang.display(),
+            result.status,
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+
+    // Warnings do not fail the build (a newer clang may add some), but they should be seen.
+    for line in String::from_utf8_lossy(&result.stderr).lines() {
+        println!("cargo:warning=FreeBSD init: {line}");
+    }
+
+    let mut elf = fs::read(&staging).expect("read the built init");
+    assert!(
+        elf.len() > 16 && elf[..4] == *b"\x7fELF" && elf[4] == 2,
+        "clang did not produce an ELF64 file"
+    );
+    // The FreeBSD kernel brands executables by EI_OSABI (byte 7); clang's FreeBSD target sets
+    // it, but an unbranded binary would be rejected, so make sure.
+    elf[7] = ELFOSABI_FREEBSD;
+    fs::write(&output, &elf).expect("write the built init");
+    let _ = fs::remove_file(&staging);
+}
+
+/// `prefix` followed by `path`, without assuming the path is UTF-8.
+fn arg_with(prefix: &str, path: &Path) -> OsString {
+    let mut arg = OsString::from(prefix);
+    arg.push(path);
+    arg
+}
+
+/// The first of `names` found as a file in a `PATH` directory.
+fn find_tool(names: &[&str]) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}

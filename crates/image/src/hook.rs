@@ -1,0 +1,454 @@
+//! How a full FreeBSD image runs one command: `/etc/rc.d/vmlane` reads a script from the
+//! run disk (the second virtio disk, written by the host for each run), runs it once the
+//! system is up, and ends the VM.
+//!
+//! The run disk: sector 0 is `vmlane-run SECTORS\n` padded with `\n`; the next SECTORS
+//! sectors are the script, padded with `\n`. FreeBSD's disk devices only take whole-sector
+//! reads, so the hook reads it with `dd bs=512`.
+
+use crate::error::ImageError;
+
+/// A disk sector: the unit FreeBSD's disk devices are read in.
+pub const SECTOR: usize = 512;
+
+/// What sector 0 of a run disk starts with.
+pub const RUN_DISK_MAGIC: &str = "vmlane-run";
+
+/// Where the rc.d script lives in the image.
+pub const RC_SCRIPT_PATH: &str = "etc/rc.d/vmlane";
+
+/// What ends the VM: no sync (the image is discarded) and no shutdown scripts; QEMU runs with
+/// `-no-reboot`, so the reset ends it.
+const END_VM: &str = "reboot -nq";
+
+/// `/etc/rc.d/vmlane` (installed mode 0555). `REQUIRE: LOGIN` runs it after everything a
+/// login would need is up. Without a run disk it says so and lets the boot go on, so the
+/// image can still be booted by hand.
+pub fn rc_script() -> String {
+    format!(
+        r#"#!/bin/sh
+#
+# Runs the command vmlane put on the run disk, then ends the VM.
+
+# PROVIDE: vmlane
+# REQUIRE: LOGIN
+# KEYWORD: nojail
+
+. /etc/rc.subr
+
+name="vmlane"
+desc="Run vmlane's command from the run disk, then end the VM"
+rcvar="vmlane_enable"
+start_cmd="vmlane_start"
+stop_cmd=":"
+
+vmlane_start()
+{{
+	local header sectors script
+	header=$(dd if="${{vmlane_disk}}" bs={SECTOR} count=1 2>/dev/null | head -n 1)
+	case "${{header}}" in
+	"{RUN_DISK_MAGIC} "*)
+		sectors=${{header#{RUN_DISK_MAGIC} }}
+		;;
+	*)
+		echo "vmlane: no run disk on ${{vmlane_disk}}; booting on" > /dev/console
+		return 0
+		;;
+	esac
+	case "${{sectors}}" in
+	''|*[!0-9]*)
+		echo "vmlane: bad run disk header on ${{vmlane_disk}}: ${{header}}" > /dev/console
+		{END_VM}
+		;;
+	esac
+	script=/tmp/vmlane-run.sh
+	dd if="${{vmlane_disk}}" of="${{script}}" bs={SECTOR} skip=1 count="${{sectors}}" 2>/dev/null
+	/bin/sh "${{script}}" < /dev/null > /dev/console 2>&1
+	{END_VM}
+}}
+
+load_rc_config $name
+: ${{vmlane_enable:="NO"}}
+: ${{vmlane_disk:="/dev/vtbd1"}}
+
+run_rc_command "$1"
+"#
+    )
+}
+
+/// The run disk carrying `script`.
+pub fn run_disk(script: &str) -> Vec<u8> {
+    let body = pad(script.as_bytes());
+    let sectors = body.len() / SECTOR;
+    let mut disk = pad(format!("{RUN_DISK_MAGIC} {sectors}\n").as_bytes());
+    disk.truncate(SECTOR);
+    disk.extend_from_slice(&body);
+    disk
+}
+
+/// `bytes` padded with `\n` to whole sectors, at least one.
+fn pad(bytes: &[u8]) -> Vec<u8> {
+    let len = bytes.len().max(1).next_multiple_of(SECTOR);
+    let mut padded = bytes.to_vec();
+    padded.resize(len, b'\n');
+    padded
+}
+
+/// The script the hook runs: prints `vmlane:TOKEN:start`, runs `argv` in `cwd` with `env`
+/// (`KEY=VALUE` entries) added to the environment, prints how it ended, and ends the VM.
+///
+/// Every word is single-quoted, so nothing in it is expanded; words that are not UTF-8 are
+/// rebuilt from octal escapes with printf. How it ended, each on its own line after a line
+/// break (the command's output may not end with one): `vmlane:TOKEN:exit N`,
+/// `vmlane:TOKEN:notfound` (the shell's status 127), `vmlane:TOKEN:noexec` (126),
+/// `vmlane:TOKEN:signal N` (a status above 128), or `vmlane:TOKEN:failed change to the
+/// working directory: ...` when `cwd` is not there.
+pub fn run_script(
+    token: &str,
+    cwd: &[u8],
+    argv: &[Vec<u8>],
+    env: &[Vec<u8>],
+) -> Result<String, ImageError> {
+    script_ending_with(token, cwd, argv, env, END_VM)
+}
+
+/// [`run_script`] with `end` as what ends the VM, so that tests can run it on the host.
+pub(crate) fn script_ending_with(
+    token: &str,
+    cwd: &[u8],
+    argv: &[Vec<u8>],
+    env: &[Vec<u8>],
+    end: &str,
+) -> Result<String, ImageError> {
+    if token.is_empty()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ImageError::Token {
+            token: token.to_string(),
+        });
+    }
+    if argv.is_empty() {
+        return Err(ImageError::NoCommand);
+    }
+    let mut words = Words::default();
+    let cwd = words.word("working directory", cwd)?;
+    let mut command = vec!["env".to_string(), "--".to_string()];
+    for (i, entry) in env.iter().enumerate() {
+        let key = entry.split(|&b| b == b'=').next().unwrap_or_default();
+        if key.is_empty() || key.len() == entry.len() {
+            return Err(ImageError::Env {
+                entry: String::from_utf8_lossy(entry).into_owned(),
+            });
+        }
+        command.push(words.word(&format!("environment entry {}", i + 1), entry)?);
+    }
+    // env takes a first word with `=` in it for one more variable: such a command goes
+    // through sh, which takes it as the program.
+    if argv[0].contains(&b'=') {
+        command.extend(["/bin/sh", "-c", "'exec \"$@\"'", "sh"].map(String::from));
+    }
+    for (i, arg) in argv.iter().enumerate() {
+        let what = if i == 0 {
+            "command".to_string()
+        } else {
+            format!("argument {i}")
+        };
+        command.push(words.word(&what, arg)?);
+    }
+    let command = command.join(" ");
+    let marker = |what: &str| format!("printf '\\nvmlane:%s:{what}\\n' {token}");
+    Ok(format!(
+        "# vmlane run {token}\n\
+         {prelude}\
+         {start}\n\
+         if cd -- {cwd}; then\n\
+         \t{command}\n\
+         \tvmlane_status=$?\n\
+         else\n\
+         \tvmlane_status=cwd\n\
+         fi\n\
+         if [ \"$vmlane_status\" = cwd ]; then\n\
+         \t{cwd_failed}\n\
+         elif [ \"$vmlane_status\" -eq 127 ]; then\n\
+         \t{notfound}\n\
+         elif [ \"$vmlane_status\" -eq 126 ]; then\n\
+         \t{noexec}\n\
+         elif [ \"$vmlane_status\" -gt 128 ]; then\n\
+         \t{signal} \"$((vmlane_status - 128))\"\n\
+         else\n\
+         \t{exit} \"$vmlane_status\"\n\
+         fi\n\
+         # The console's output queue drains by interrupts; let it before the VM ends.\n\
+         sleep 0.1\n\
+         {end}\n",
+        prelude = words.prelude,
+        start = marker("start"),
+        notfound = marker("notfound"),
+        noexec = marker("noexec"),
+        cwd_failed = marker("failed change to the working directory: cd failed"),
+        signal = marker("signal %d"),
+        exit = marker("exit %d"),
+    ))
+}
+
+/// Shell words for the script, and the assignments that rebuild the non-UTF-8 ones.
+#[derive(Default)]
+struct Words {
+    prelude: String,
+    count: usize,
+}
+
+impl Words {
+    fn word(&mut self, what: &str, bytes: &[u8]) -> Result<String, ImageError> {
+        if bytes.contains(&0) {
+            return Err(ImageError::Nul {
+                what: what.to_string(),
+            });
+        }
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return Ok(single_quote(text));
+        }
+        // printf's octal escapes can make any byte; the `x` keeps the command substitution
+        // from eating trailing newlines, and is taken off after.
+        self.count += 1;
+        let var = format!("vmlane_w{}", self.count);
+        let octal: String = bytes.iter().map(|b| format!("\\{b:03o}")).collect();
+        self.prelude
+            .push_str(&format!("{var}=$(printf '{octal}x'); {var}=${{{var}%x}}\n"));
+        Ok(format!("\"${var}\""))
+    }
+}
+
+/// `text` as one shell word, expanding nothing: `'` ends the quote, so it is written as
+/// `'\''`.
+pub fn single_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn bytes(words: &[&str]) -> Vec<Vec<u8>> {
+        words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    /// Runs a script on this host with `sh`, ending with an echo instead of a reboot; its
+    /// stdout.
+    fn run_on_host(cwd: &[u8], argv: &[Vec<u8>], env: &[Vec<u8>]) -> String {
+        let script = script_ending_with("t0k", cwd, argv, env, "echo vmlane-test-end").unwrap();
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env_remove("VMLANE_X")
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    #[test]
+    fn markers_report_exit_statuses_missing_commands_and_signals() {
+        let cases: [(&[&str], &str); 4] = [
+            (&["true"], "exit 0"),
+            (&["sh", "-c", "exit 3"], "exit 3"),
+            (&["vmlane-no-such-command"], "notfound"),
+            (&["sh", "-c", "kill -TERM $$"], "signal 15"),
+        ];
+        for (argv, ending) in cases {
+            let out = run_on_host(b"/", &bytes(argv), &[]);
+            assert!(out.starts_with("\nvmlane:t0k:start\n"), "{argv:?}: {out:?}");
+            assert!(
+                out.ends_with(&format!("\nvmlane:t0k:{ending}\nvmlane-test-end\n")),
+                "{argv:?}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_word_reaches_the_command_as_it_was() {
+        let tricky = [
+            "printf",
+            "%s|",
+            "it's",
+            "$HOME",
+            "`id`",
+            "a b\tc",
+            "line\nbreak",
+            "\\",
+            "\"",
+            "*",
+            "",
+            "-n",
+        ];
+        let out = run_on_host(b"/", &bytes(&tricky), &[]);
+        let expected = tricky[2..].join("|") + "|";
+        assert!(
+            out.contains(&format!(
+                "\nvmlane:t0k:start\n{expected}\nvmlane:t0k:exit 0\n"
+            )),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn the_command_runs_in_cwd_with_exactly_the_added_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("it's here");
+        std::fs::create_dir(&cwd).unwrap();
+        let argv = bytes(&[
+            "sh",
+            "-c",
+            "pwd; printf '%s\\n' \"$VMLANE_X\" \"${VMLANE_Y-unset}\"",
+        ]);
+        let env = bytes(&["VMLANE_X=a 'b' $c=d"]);
+        let out = run_on_host(cwd.as_os_str().as_encoded_bytes(), &argv, &env);
+        let expected = format!("{}\na 'b' $c=d\nunset\n", cwd.display());
+        assert!(out.contains(&expected), "{out:?}");
+        assert!(
+            out.ends_with("vmlane:t0k:exit 0\nvmlane-test-end\n"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_fails_the_run_without_running_the_command() {
+        let out = run_on_host(b"/nonexistent/vmlane", &bytes(&["echo", "ran"]), &[]);
+        assert!(!out.contains("ran"), "{out:?}");
+        assert!(
+            out.ends_with(
+                "\nvmlane:t0k:failed change to the working directory: cd failed\nvmlane-test-end\n"
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_executed_is_noexec() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("not-executable");
+        std::fs::write(&program, "data").unwrap();
+        let argv = vec![program.as_os_str().as_encoded_bytes().to_vec()];
+        let out = run_on_host(b"/", &argv, &[]);
+        assert!(
+            out.ends_with("\nvmlane:t0k:noexec\nvmlane-test-end\n"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_survive_including_trailing_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("out");
+        let word = b"\xff\xfe%d\n\n".to_vec();
+        let argv = vec![
+            b"sh".to_vec(),
+            b"-c".to_vec(),
+            b"printf %s \"$1\" > \"$2\"".to_vec(),
+            b"sh".to_vec(),
+            word.clone(),
+            out_file.as_os_str().as_encoded_bytes().to_vec(),
+        ];
+        let out = run_on_host(b"/", &argv, &[]);
+        assert!(out.contains("vmlane:t0k:exit 0"), "{out:?}");
+        assert_eq!(std::fs::read(&out_file).unwrap(), word);
+    }
+
+    #[test]
+    fn a_command_with_an_equals_sign_is_still_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("a=b");
+        std::fs::write(&program, "#!/bin/sh\necho \"ran $1\"\n").unwrap();
+        let chmod = Command::new("chmod").arg("755").arg(&program).status();
+        assert!(chmod.unwrap().success());
+        let argv = vec![
+            program.as_os_str().as_encoded_bytes().to_vec(),
+            b"x".to_vec(),
+        ];
+        let out = run_on_host(b"/", &argv, &bytes(&["K=V"]));
+        assert!(out.contains("ran x\n"), "{out:?}");
+    }
+
+    #[test]
+    fn nul_bytes_bad_tokens_and_bad_env_entries_are_refused() {
+        let argv = bytes(&["true"]);
+        let nul = run_script("t", b"/", &[b"a\0b".to_vec()], &[]).unwrap_err();
+        assert!(nul.to_string().contains("command contains a NUL"), "{nul}");
+        let nul = run_script("t", b"/\0", &argv, &[]).unwrap_err();
+        assert!(nul.to_string().contains("working directory"), "{nul}");
+        for token in ["", "a b", "a\nb", "a:b"] {
+            assert!(matches!(
+                run_script(token, b"/", &argv, &[]),
+                Err(ImageError::Token { .. })
+            ));
+        }
+        for entry in ["=x", "novalue"] {
+            assert!(matches!(
+                run_script("t", b"/", &argv, &bytes(&[entry])),
+                Err(ImageError::Env { .. })
+            ));
+        }
+        assert!(matches!(
+            run_script("t", b"/", &[], &[]),
+            Err(ImageError::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn the_real_script_ends_the_vm_without_syncing() {
+        let script = run_script("t", b"/", &bytes(&["true"]), &[]).unwrap();
+        assert!(script.trim_end().ends_with("\nreboot -nq"), "{script}");
+    }
+
+    #[test]
+    fn a_run_disk_is_a_header_sector_then_the_script_in_whole_sectors() {
+        let script = "echo hi\n".repeat(100); // 800 bytes: two sectors
+        let disk = run_disk(&script);
+        assert_eq!(disk.len(), 3 * SECTOR);
+        assert!(disk[..SECTOR].starts_with(b"vmlane-run 2\n"));
+        assert!(disk[13..SECTOR].iter().all(|&b| b == b'\n'));
+        assert_eq!(&disk[SECTOR..SECTOR + 800], script.as_bytes());
+        assert!(disk[SECTOR + 800..].iter().all(|&b| b == b'\n'));
+        assert_eq!(run_disk(&"x".repeat(SECTOR)).len(), 2 * SECTOR);
+        assert!(run_disk("").starts_with(b"vmlane-run 1\n"));
+    }
+
+    #[test]
+    fn the_rc_script_reads_the_run_disk_by_sectors() {
+        let dir = tempfile::tempdir().unwrap();
+        // The hook's own parsing, on this host, against a run disk file.
+        let disk = dir.path().join("disk");
+        std::fs::write(&disk, run_disk("echo from the run disk\n")).unwrap();
+        let hook = rc_script();
+        let body = hook
+            .split("vmlane_start()\n{\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .unwrap()
+            .replace("local ", "")
+            .replace("/dev/console", "/dev/stdout")
+            .replace(
+                "/tmp/vmlane-run.sh",
+                &dir.path().join("s").display().to_string(),
+            )
+            .replace(END_VM, "echo ended");
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("vmlane_disk={}\n{body}", disk.display()))
+            .output()
+            .unwrap();
+        let out = String::from_utf8(output.stdout).unwrap();
+        assert!(out.starts_with("from the run disk\n"), "{out:?}");
+        assert!(out.ends_with("ended\n"), "{out:?}");
+        for line in [
+            "# PROVIDE: vmlane",
+            "# REQUIRE: LOGIN",
+            "# KEYWORD: nojail",
+            ". /etc/rc.subr",
+        ] {
+            assert!(hook.lines().any(|l| l == line), "{line}");
+        }
+    }
+}

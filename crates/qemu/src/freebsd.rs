@@ -1,0 +1,83 @@
+//! The kernel environment of a FreeBSD guest: FreeBSD reads `key=value` words from the PVH
+//! command line into its kernel environment, where loader.conf settings would otherwise go.
+
+use crate::accel::AccelChoice;
+
+/// Environment every FreeBSD run gets, each with the reason it is there.
+pub const FREEBSD_KERNEL_ENV: &[(&str, &str)] = &[
+    (
+        "vfs.root.mountfrom=ufs:/dev/vtbd0",
+        "the root is the first virtio disk, the image vmlane staged",
+    ),
+    (
+        "kern.panic_reboot_wait_time=0",
+        "reset at once after a panic; QEMU's -no-reboot turns that into an exit",
+    ),
+    (
+        "debug.debugger_on_panic=0",
+        "print the backtrace and reset instead of waiting at db>",
+    ),
+    (
+        "hw.vtblk.no_ident=1",
+        "skip the disk identify request at attach: one round trip less",
+    ),
+];
+
+/// Environment under TCG only.
+pub const FREEBSD_TCG_KERNEL_ENV: &[(&str, &str)] = &[(
+    "machdep.disable_tsc_calibration=0",
+    "TCG gives no TSC frequency; without calibration against the i8254 the kernel panics with `TSC not initialized`",
+)];
+
+/// The FreeBSD kernel command line: vmlane's environment, the run's token, the init to start
+/// (vmlane's own, or none for an image that boots its own userland), then the user's words.
+pub fn freebsd_cmdline(
+    accel: AccelChoice,
+    token: &str,
+    init_path: Option<&str>,
+    extra: &[String],
+) -> String {
+    let tcg = if accel == AccelChoice::Tcg {
+        FREEBSD_TCG_KERNEL_ENV
+    } else {
+        &[]
+    };
+    let mut words: Vec<String> = [FREEBSD_KERNEL_ENV, tcg]
+        .into_iter()
+        .flatten()
+        .map(|(word, _)| word.to_string())
+        .collect();
+    words.push(format!("vmlane.token={token}"));
+    if let Some(init) = init_path {
+        words.push(format!("init_path={init}"));
+    }
+    words.extend(extra.iter().cloned());
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcg_calibrates_the_tsc_and_kvm_does_not() {
+        let tcg = freebsd_cmdline(AccelChoice::Tcg, "t", Some("/vmlane/init"), &[]);
+        assert!(tcg.contains("machdep.disable_tsc_calibration=0"));
+        let kvm = freebsd_cmdline(AccelChoice::Kvm, "t", None, &[]);
+        assert!(!kvm.contains("disable_tsc_calibration"));
+        assert!(!kvm.contains("init_path"));
+    }
+
+    #[test]
+    fn user_words_come_last_so_they_win() {
+        let line = freebsd_cmdline(
+            AccelChoice::Tcg,
+            "abc",
+            Some("/vmlane/init"),
+            &["boot_verbose".into(), "debug.debugger_on_panic=1".into()],
+        );
+        assert!(line.starts_with("vfs.root.mountfrom=ufs:/dev/vtbd0 "));
+        assert!(line.contains(" vmlane.token=abc init_path=/vmlane/init "));
+        assert!(line.ends_with(" boot_verbose debug.debugger_on_panic=1"));
+    }
+}
