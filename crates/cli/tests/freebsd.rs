@@ -23,7 +23,8 @@ fn test_kernel() -> Option<TestKernel> {
     if let Err(why) = vmlane_guest_freebsd::init_binary() {
         return missing(format!("vmlane's FreeBSD init is not built: {why}"));
     }
-    if !common::has_program("qemu-system-x86_64") || !common::has_program("makefs") {
+    let makefs = common::has_program("makefs") || std::path::Path::new("/usr/sbin/makefs").exists();
+    if !common::has_program("qemu-system-x86_64") || !makefs {
         return missing(
             "FreeBSD end-to-end tests need qemu-system-x86_64 and makefs (run scripts/setup)"
                 .into(),
