@@ -22,6 +22,9 @@ pub enum GuestChannel {
     Console {
         /// The run's token.
         token: String,
+        /// At a kernel prompt (`db>`, `mountroot>`), hand the console to the user (stdin in,
+        /// console out on stderr) instead of ending the run.
+        debugger: bool,
     },
 }
 
@@ -97,9 +100,11 @@ pub fn run_session(
         .map(listen)
         .transpose()?;
     let vm = backend.start(&session.machine)?;
-    let (outgoing, marked) = match session.channel {
-        GuestChannel::Port(request) => (encode(&HostMessage::Run(request)), None),
-        GuestChannel::Console { token } => (Vec::new(), Some(MarkedConsole::new(&token))),
+    let (outgoing, marked, debugger) = match session.channel {
+        GuestChannel::Port(request) => (encode(&HostMessage::Run(request)), None, false),
+        GuestChannel::Console { token, debugger } => {
+            (Vec::new(), Some(MarkedConsole::new(&token)), debugger)
+        }
     };
     let mut run = Run {
         vm,
@@ -114,6 +119,8 @@ pub fn run_session(
         decoder: Decoder::new(),
         marked,
         panic_deadline: None,
+        debugger,
+        interactive: false,
         stdout: session.stdout,
         stderr: session.stderr,
         log: session.console,
@@ -148,6 +155,10 @@ struct Run<'a> {
     decoder: Decoder,
     marked: Option<MarkedConsole>,
     panic_deadline: Option<Instant>,
+    /// Whether a kernel prompt hands the console to the user.
+    debugger: bool,
+    /// Whether it has: stdin goes to the console and the console to stderr.
+    interactive: bool,
     stdout: &'a mut dyn Write,
     stderr: &'a mut dyn Write,
     log: &'a mut ConsoleLog,
@@ -163,6 +174,7 @@ enum Ready {
     PortWritable,
     VmExited,
     Signal,
+    Stdin,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -221,6 +233,9 @@ impl Run<'_> {
             }
         }
         entries.push((self.vm.exit_fd(), libc::POLLIN, Ready::VmExited));
+        if self.interactive {
+            entries.push((libc::STDIN_FILENO, libc::POLLIN, Ready::Stdin));
+        }
         for fd in self.signals.fds() {
             entries.push((fd, libc::POLLIN, Ready::Signal));
         }
@@ -269,6 +284,7 @@ impl Run<'_> {
                 }
             }
             Ready::VmExited => return self.vm_exited().map(Some),
+            Ready::Stdin => return self.relay_stdin(),
         }
         Ok(None)
     }
@@ -297,7 +313,11 @@ impl Run<'_> {
         self.log
             .write(&buf[..n])
             .map_err(io_err("write the console log"))?;
-        if self.panic_deadline.is_none() && self.log.panic_line().is_some() {
+        if self.interactive {
+            forward(self.stderr, &buf[..n])?;
+            return Ok(None);
+        }
+        if !self.debugger && self.panic_deadline.is_none() && self.log.panic_line().is_some() {
             self.panic_deadline = Some(Instant::now() + PANIC_GRACE);
         }
         let Some(marked) = self.marked.as_mut() else {
@@ -325,6 +345,10 @@ impl Run<'_> {
             ConsoleEvent::Marker(Marker::Failed { step, message }) => {
                 Some(Outcome::InitFailed { step, message })
             }
+            ConsoleEvent::Stuck { prompt, .. } if self.debugger => {
+                self.hand_over_console(&prompt)?;
+                None
+            }
             ConsoleEvent::Stuck { prompt, .. } if prompt == "db>" => Some(self.panicked()),
             ConsoleEvent::Stuck { prompt, reason } => Some(Outcome::InitFailed {
                 step: "mount the root filesystem".into(),
@@ -334,6 +358,47 @@ impl Run<'_> {
                 ),
             }),
         })
+    }
+
+    /// Shows the user where the kernel stopped and lets them type at its prompt.
+    fn hand_over_console(&mut self, prompt: &str) -> Result<(), SessionError> {
+        let mut shown = format!(
+            "vmlane: the kernel stopped at its {prompt} prompt; the console is yours (Ctrl-C ends the VM)\n"
+        );
+        for line in self.log.tail() {
+            shown.push_str(line);
+            shown.push('\n');
+        }
+        // The prompt itself has no newline; it is the last, unfinished line.
+        shown.pop();
+        forward(self.stderr, shown.as_bytes())?;
+        self.interactive = true;
+        self.panic_deadline = None;
+        Ok(())
+    }
+
+    /// Passes what the user typed to the kernel's prompt; their end of input ends the run.
+    fn relay_stdin(&mut self) -> Result<Option<Outcome>, SessionError> {
+        let mut buf = [0u8; 1024];
+        // SAFETY: reads into a local buffer of the given length.
+        let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            return match error.kind() {
+                ErrorKind::Interrupted | ErrorKind::WouldBlock => Ok(None),
+                _ => Err(io_err("read the terminal")(error)),
+            };
+        }
+        if n == 0 {
+            self.interactive = false;
+            return Ok(Some(self.panicked()));
+        }
+        if let Some(console) = self.console.as_mut() {
+            console
+                .write_all(&buf[..n as usize])
+                .map_err(io_err("write to the guest console"))?;
+        }
+        Ok(None)
     }
 
     /// The outcome of a kernel that panicked (or stopped in its debugger) and did not reset.

@@ -1,6 +1,8 @@
 //! The [`Run`] builder: the options of `vmlane run` as methods, the outcome as a value.
 
-use crate::launch::{launch_captured, BackendChoice, Launch, LaunchError, MachineChoice, OsChoice};
+use crate::launch::{
+    launch_captured, BackendChoice, BootChoice, Launch, LaunchError, MachineChoice, OsChoice,
+};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +63,8 @@ impl Run {
                 os: OsChoice::Auto,
                 image: None,
                 backend: BackendChoice::Auto,
+                boot: BootChoice::Auto,
+                debugger: false,
             },
         }
     }

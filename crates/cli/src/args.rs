@@ -170,6 +170,14 @@ pub struct RunArgs {
     /// CMD is a host path to a static FreeBSD executable. The image is never written.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<PathBuf>,
+    /// FreeBSD: how the kernel is entered. auto: through vmlane's boot stub (as FreeBSD's
+    /// loader does) under TCG or without a PVH note, at the PVH entry under hardware KVM.
+    #[arg(long, value_enum, default_value_t = BootArg::Auto)]
+    pub boot: BootArg,
+    /// FreeBSD: let a panic stop in the kernel debugger and hand its `db>` prompt (or a
+    /// `mountroot>` prompt) to this terminal, instead of ending the run at once.
+    #[arg(long)]
+    pub debugger: bool,
     /// The VMM: auto picks bhyve for FreeBSD guests on FreeBSD hosts and QEMU everywhere else.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
@@ -182,6 +190,23 @@ pub struct RunArgs {
     /// The command to run in the guest, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BootArg {
+    Auto,
+    Native,
+    Pvh,
+}
+
+impl From<BootArg> for vmlane::launch::BootChoice {
+    fn from(arg: BootArg) -> Self {
+        match arg {
+            BootArg::Auto => Self::Auto,
+            BootArg::Native => Self::Native,
+            BootArg::Pvh => Self::Pvh,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -3,7 +3,8 @@
 //! the result comes back as marker lines on the serial console.
 
 use crate::launch::{
-    disk_images, notice_once, BackendChoice, Launch, LaunchError, MachineChoice, Streams,
+    disk_images, notice_once, BackendChoice, BootChoice, Launch, LaunchError, MachineChoice,
+    Streams,
 };
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -13,16 +14,16 @@ use vmlane_backend::{
 };
 use vmlane_bhyve::BhyveBackend;
 use vmlane_guest_freebsd::{RunFile, INIT_PATH, SHARE_MOUNT_POINT};
-use vmlane_kernel::Kernel;
-use vmlane_qemu::{freebsd_cmdline, resolve_accel, HostKvm, MachineKind, QemuBackend};
+use vmlane_kernel::{freebsd_traits, FreeBsdTraits, Kernel};
+use vmlane_qemu::{freebsd_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend};
 use vmlane_spec::Outcome;
 
 const SHARE_TAG: &str = "vmlane-root";
 /// Where the probe goes in the minimal guest.
 const PROBE_DIR: &str = "/vmlane/bin";
 const DEFAULT_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
-/// What a kernel with FreeBSD's 9p client has in it: the driver's name.
-const P9FS_DRIVER: &[u8] = b"virtio_p9fs";
+/// Boot flag and environment that put a GENERIC-style kernel's console on the serial port.
+const SERIAL_CONSOLE: &[&str] = &["-h", "hw.uart.console=io:0x3f8,br:115200"];
 
 /// Boots a FreeBSD kernel and runs the launch's command in it.
 pub fn launch_freebsd(
@@ -37,10 +38,11 @@ pub fn launch_freebsd(
     if let Some(notice) = notice {
         notice_once(&notice);
     }
-    let machine_kind = match launch.machine {
-        MachineChoice::Q35 => MachineKind::Q35,
-        MachineChoice::Auto | MachineChoice::Microvm => MachineKind::Microvm,
-    };
+    let traits = freebsd_traits(&kernel.image).map_err(|source| LaunchError::Disk {
+        path: kernel.image.clone(),
+        source,
+    })?;
+    let machine_kind = choose_machine(launch.machine, &traits);
     let backend: Box<dyn Backend> = match launch.backend {
         BackendChoice::Bhyve => Box::new(BhyveBackend::detect()?),
         BackendChoice::Auto if cfg!(target_os = "freebsd") => Box::new(BhyveBackend::detect()?),
@@ -48,14 +50,26 @@ pub fn launch_freebsd(
             Box::new(QemuBackend::detect(accel, machine_kind)?)
         }
     };
-    say(&match backend.name() {
-        "qemu" => format!(
-            "FreeBSD kernel at its PVH entry; accelerator {accel:?}, machine {machine_kind:?}"
-        ),
-        other => format!("FreeBSD kernel on {other}"),
-    });
+    let qemu = backend.name() == "qemu";
+    let (route, why) = choose_route(launch.boot, accel, &traits)?;
+    if qemu {
+        say(&format!(
+            "accelerator {accel:?}, machine {machine_kind:?} ({}); {route:?} entry: {why}",
+            if traits.boots_without_acpi() {
+                "the kernel takes virtio-mmio devices from its command line"
+            } else {
+                "the kernel needs ACPI and PCI"
+            }
+        ));
+    } else {
+        say(&format!("FreeBSD kernel on {}", backend.name()));
+    }
+    let boot = match route {
+        BootRoute::Native if qemu => Some(native_boot(launch, kernel)?),
+        _ => None,
+    };
 
-    let share = has_p9fs(&kernel.image).then(|| Share {
+    let share = traits.p9fs.then(|| Share {
         host_dir: PathBuf::from("/"),
         tag: SHARE_TAG.into(),
         transport: ShareTransport::NineP,
@@ -94,11 +108,21 @@ pub fn launch_freebsd(
         return Ok((Outcome::Interrupted(signal), Timings::default()));
     }
 
+    let mut append = Vec::new();
+    if machine_kind == MachineKind::Q35 {
+        // GENERIC-style kernels pick the video console unless told otherwise.
+        append.extend(SERIAL_CONSOLE.iter().map(|w| w.to_string()));
+    }
+    append.extend(launch.append.iter().cloned());
+    let (kernel_file, initrd) = match boot {
+        Some(stub) => (stub, Some(kernel.image.clone())),
+        None => (kernel.image.clone(), None),
+    };
     let machine = Machine {
         os: GuestOs::FreeBsd,
-        kernel: kernel.image.clone(),
-        initrd: None,
-        cmdline: freebsd_cmdline(accel, &token, init_path, &launch.append),
+        kernel: kernel_file,
+        initrd,
+        cmdline: freebsd_cmdline(accel, &token, init_path, launch.debugger, &append),
         cpus: spec.cpus,
         memory_mib: spec.memory_mib,
         console_socket: run_dir.join("console.sock"),
@@ -110,7 +134,10 @@ pub fn launch_freebsd(
     say(&format!("kernel environment: {}", machine.cmdline));
     let session = Session {
         machine,
-        channel: GuestChannel::Console { token },
+        channel: GuestChannel::Console {
+            token,
+            debugger: launch.debugger,
+        },
         timeout: spec.timeout,
         stdout: streams.stdout,
         stderr: streams.stderr,
@@ -120,6 +147,95 @@ pub fn launch_freebsd(
     let result = run_session(backend.as_ref(), session);
     drop(run_dir);
     Ok(result?)
+}
+
+/// How QEMU enters the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BootRoute {
+    /// At the kernel's PVH note, directly.
+    Pvh,
+    /// Through vmlane's boot stub, the way FreeBSD's loader enters it.
+    Native,
+}
+
+/// The loader route works everywhere; PVH is faster but needs a paravirtual clock, which
+/// only hardware KVM gives a FreeBSD guest.
+fn choose_route(
+    choice: BootChoice,
+    accel: AccelChoice,
+    traits: &FreeBsdTraits,
+) -> Result<(BootRoute, &'static str), LaunchError> {
+    let kvm = accel != AccelChoice::Tcg;
+    Ok(match choice {
+        BootChoice::Native => (BootRoute::Native, "asked for with --boot native"),
+        BootChoice::Pvh if !traits.pvh => {
+            return Err(LaunchError::FreeBsdGuest(
+                "--boot pvh: the kernel has no PVH entry note (build it with `options XENHVM`, or use --boot native)".into(),
+            ))
+        }
+        BootChoice::Pvh => (BootRoute::Pvh, "asked for with --boot pvh"),
+        BootChoice::Auto if !traits.pvh => (BootRoute::Native, "the kernel has no PVH entry"),
+        BootChoice::Auto if !kvm => (
+            BootRoute::Native,
+            "under TCG a FreeBSD kernel entered at PVH has no paravirtual clock",
+        ),
+        BootChoice::Auto => (BootRoute::Pvh, "KVM gives the kernel its clock at the PVH entry"),
+    })
+}
+
+/// microvm for kernels that find their devices without ACPI, q35 for the rest.
+fn choose_machine(choice: MachineChoice, traits: &FreeBsdTraits) -> MachineKind {
+    match choice {
+        MachineChoice::Q35 => MachineKind::Q35,
+        MachineChoice::Microvm => MachineKind::Microvm,
+        MachineChoice::Auto if traits.boots_without_acpi() => MachineKind::Microvm,
+        MachineChoice::Auto => MachineKind::Q35,
+    }
+}
+
+/// The boot stub, written once per content into vmlane's cache, after checking that the
+/// kernel is one it can enter and that it fits in the VM's memory.
+fn native_boot(launch: &Launch, kernel: &Kernel) -> Result<PathBuf, LaunchError> {
+    let refuse = |why: String| LaunchError::FreeBsdGuest(why);
+    vmlane_freebsd_boot::check_kernel(&kernel.image).map_err(|e| refuse(e.to_string()))?;
+    let needed = vmlane_freebsd_boot::memory_needed(&kernel.image, &[])
+        .map_err(|e| refuse(e.to_string()))?;
+    // The kernel needs room of its own beyond what the stub lays out.
+    let needed_mib = needed.div_ceil(1 << 20) + MIN_FREE_MIB;
+    if u64::from(launch.spec.memory_mib) < needed_mib {
+        return Err(refuse(format!(
+            "{} needs at least {needed_mib} MiB of guest memory; the VM has {} MiB (raise it with -m)",
+            kernel.image.display(),
+            launch.spec.memory_mib
+        )));
+    }
+    let stub = vmlane_freebsd_boot::stub_binary()
+        .map_err(|why| refuse(format!("vmlane's FreeBSD boot stub is not built: {why}")))?;
+    cached_file(
+        &vmlane_kernel::cache_dir().join("boot"),
+        "vmlane-freebsd-boot",
+        stub,
+    )
+    .map_err(LaunchError::RunDir)
+}
+
+/// Memory a FreeBSD kernel needs past its own image to get to its init.
+const MIN_FREE_MIB: u64 = 64;
+
+/// `bytes` as a file named by their hash under `dir`, written (atomically) only once.
+fn cached_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(bytes);
+    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{name}-{hex}"));
+    if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, bytes)?;
+    temp.persist(&path).map_err(|e| e.error)?;
+    Ok(path)
 }
 
 /// The minimal guest's root: vmlane's init, the probe, and what to run.
@@ -194,15 +310,6 @@ fn guest_env(launch: &Launch) -> Vec<Vec<u8>> {
         env.push([prefix.as_slice(), value.as_bytes()].concat());
     }
     env
-}
-
-/// Whether the kernel can mount a 9p share (FreeBSD 15's p9fs with its virtio transport).
-fn has_p9fs(kernel: &Path) -> bool {
-    std::fs::read(kernel).is_ok_and(|bytes| {
-        bytes
-            .windows(P9FS_DRIVER.len() + 1)
-            .any(|w| w[..P9FS_DRIVER.len()] == *P9FS_DRIVER && w[P9FS_DRIVER.len()] == 0)
-    })
 }
 
 /// The probe must be a static x86-64 FreeBSD executable: the minimal guest has no libraries.
@@ -319,16 +426,5 @@ mod tests {
             b"/host/home/u/src"
         );
         assert_eq!(guest_cwd(Path::new("/home/u/src"), false), b"/");
-    }
-
-    #[test]
-    fn p9fs_is_found_by_its_driver_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let with = dir.path().join("with");
-        std::fs::write(&with, b"xx\0virtio_p9fs\0yy").unwrap();
-        let without = dir.path().join("without");
-        std::fs::write(&without, b"xx\0virtio_p9fsx\0yy").unwrap();
-        assert!(has_p9fs(&with));
-        assert!(!has_p9fs(&without));
     }
 }

@@ -45,6 +45,19 @@ pub enum BackendChoice {
     Bhyve,
 }
 
+/// How a FreeBSD kernel is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BootChoice {
+    /// Through vmlane's boot stub under TCG or for kernels without a PVH note; at the PVH
+    /// entry under hardware KVM.
+    #[default]
+    Auto,
+    /// Through vmlane's boot stub, the way FreeBSD's loader enters a kernel.
+    Native,
+    /// At the kernel's PVH entry.
+    Pvh,
+}
+
 /// Which operating system the guest kernel is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OsChoice {
@@ -130,6 +143,10 @@ pub struct Launch {
     pub image: Option<PathBuf>,
     /// `--backend`.
     pub backend: BackendChoice,
+    /// `--boot` (FreeBSD).
+    pub boot: BootChoice,
+    /// `--debugger` (FreeBSD): a panic stops at `db>` and the console is handed to the user.
+    pub debugger: bool,
 }
 
 /// Where a launched run's output goes.
@@ -571,6 +588,8 @@ mod tests {
             os,
             image: image.map(PathBuf::from),
             backend,
+            boot: BootChoice::Auto,
+            debugger: false,
         };
         let auto = launch(OsChoice::Auto, None, BackendChoice::Auto);
         assert_eq!(check_os(&auto, &linux).unwrap(), OsChoice::Linux);

@@ -29,6 +29,8 @@ pub fn run(args: RunArgs) -> Result<i32> {
         os: args.os.into(),
         image: args.image.clone(),
         backend: args.backend.into(),
+        boot: args.boot.into(),
+        debugger: args.debugger,
     };
     let cache = vmlane_kernel::cache_dir();
     let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vmlane::launch::{launch_captured, BackendChoice, Launch, MachineChoice, OsChoice};
+use vmlane::launch::{launch_captured, BackendChoice, BootChoice, Launch, MachineChoice, OsChoice};
 use vmlane_checks::events::{expect_events, extract_events};
 use vmlane_checks::golden::Normaliser;
 use vmlane_checks::ktap::{parse_ktap, KtapStatus};
@@ -190,6 +190,8 @@ impl CaseRunner<'_> {
             os: OsChoice::Auto,
             image: None,
             backend: BackendChoice::Auto,
+            boot: BootChoice::Auto,
+            debugger: false,
         };
         let captured = launch_captured(&launch, &result.console_log)?;
         std::fs::write(&result.stdout_path, &captured.stdout)?;
@@ -269,13 +271,15 @@ impl CaseRunner<'_> {
                 return Ok(());
             }
             Outcome::KernelPanic(line) => {
-                let declared = triaged.expected.iter().any(|s| s.kind == SplatKind::Panic);
-                if !declared
-                    && !triaged
-                        .unexpected
-                        .iter()
-                        .any(|s| s.kind == SplatKind::Panic)
-                {
+                // Linux's panic line, or FreeBSD's (`panic:`, or the `Fatal trap` before it).
+                let is_panic = |kind: SplatKind| {
+                    matches!(
+                        kind,
+                        SplatKind::Panic | SplatKind::FreeBsdPanic | SplatKind::FatalTrap
+                    )
+                };
+                let declared = triaged.expected.iter().any(|s| is_panic(s.kind));
+                if !declared && !triaged.unexpected.iter().any(|s| is_panic(s.kind)) {
                     failures.push(format!("the guest kernel panicked: {line}"));
                 }
                 if expect.exit.is_some() {

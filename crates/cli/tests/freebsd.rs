@@ -48,6 +48,10 @@ fn run_action(sandbox: &Sandbox, kernel: &TestKernel, action: &str, extra: &[&st
     probe(sandbox);
     let append = format!("vmlane_test.action={action}");
     let mut args = vec!["--os", "freebsd", "--append", &append];
+    if kernel.label == "pvh-test-kernel" {
+        // Under TCG vmlane would enter it through its boot stub; this kernel tests PVH.
+        args.extend_from_slice(&["--boot", "pvh"]);
+    }
     args.extend_from_slice(extra);
     sandbox.run(kernel, &args, &["./probe", "arg one"])
 }
@@ -183,6 +187,8 @@ fn an_image_run_attaches_the_image_and_a_run_disk_and_boots_without_vmlanes_init
         &[
             "--os",
             "freebsd",
+            "--boot",
+            "pvh",
             "--image",
             "freebsd.img",
             "--append",
@@ -210,21 +216,30 @@ fn bad_input_is_refused_before_any_vm_starts() {
     std::fs::write(sandbox.work().join("script.sh"), "#!/bin/sh\necho hi\n").unwrap();
     let linux_elf = std::env::current_exe().unwrap();
     std::fs::copy(&linux_elf, sandbox.work().join("linux-program")).unwrap();
+    // This kernel is entered at PVH (under TCG vmlane would choose its boot stub).
     for (argv, extra, expected) in [
         (
             "./script.sh",
-            &["--os", "freebsd"][..],
+            &["--os", "freebsd", "--boot", "pvh"][..],
             "is not an ELF executable",
         ),
         (
             "./linux-program",
-            &["--os", "freebsd"][..],
+            &["--os", "freebsd", "--boot", "pvh"][..],
             "is not a FreeBSD executable",
         ),
-        ("./missing", &["--os", "freebsd"][..], "cannot be read"),
+        (
+            "./missing",
+            &["--os", "freebsd", "--boot", "pvh"][..],
+            "cannot be read",
+        ),
         ("./probe", &["--os", "linux"][..], "is a FreeBSD kernel"),
         // bhyve runs on FreeBSD hosts only; here it is simply not there.
-        ("./probe", &["--backend", "bhyve"][..], "bhyve"),
+        (
+            "./probe",
+            &["--backend", "bhyve", "--boot", "pvh"][..],
+            "bhyve",
+        ),
     ] {
         probe(&sandbox);
         let output = sandbox.run(&kernel, extra, &[argv]);
@@ -232,4 +247,285 @@ fn bad_input_is_refused_before_any_vm_starts() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains(expected), "{argv}: {stderr}");
     }
+}
+
+/// The test kernel with FreeBSD's native entry convention, booted through vmlane's stub.
+fn native_kernel() -> Option<TestKernel> {
+    test_kernel()?;
+    match (
+        vmlane_testkernel::native_kernel(),
+        vmlane_freebsd_boot::stub_binary(),
+    ) {
+        (Ok(path), Ok(_)) => Some(TestKernel {
+            label: "native-test-kernel",
+            dir: path.to_path_buf(),
+        }),
+        (Err(why), _) | (_, Err(why)) => {
+            let why = format!("the native test kernel or the boot stub is not built: {why}");
+            assert!(std::env::var_os("VMLANE_E2E_REQUIRED").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+/// The `vmlane-testkernel: ` lines of a console log, without the prefix.
+fn reported(console: &str) -> Vec<&str> {
+    console
+        .lines()
+        .filter_map(|l| l.strip_prefix("vmlane-testkernel: "))
+        .collect()
+}
+
+#[test]
+fn the_boot_stub_hands_over_kernel_symbols_environment_and_memory_map_on_q35_and_microvm() {
+    let Some(kernel) = native_kernel() else {
+        return;
+    };
+    for (machine, serial_flag) in [("q35", true), ("microvm", false)] {
+        let sandbox = Sandbox::new();
+        let log = sandbox.root.path().join("console.log");
+        let output = run_action(
+            &sandbox,
+            &kernel,
+            "exit:5",
+            &[
+                "--machine",
+                machine,
+                "--append",
+                "-v",
+                "--log",
+                log.to_str().unwrap(),
+                "-v",
+            ],
+        );
+        assert_code(&kernel, &output, 5);
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains("Native entry: the kernel has no PVH entry"),
+            "{machine}: {stderr}"
+        );
+        let console = std::fs::read_to_string(&log).unwrap();
+        let lines = reported(&console);
+        let has = |wanted: &str| lines.contains(&wanted);
+        let starts = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
+        assert!(
+            starts("module: name=/boot/kernel/kernel type=elf kernel addr=0x200000 size=0x"),
+            "{machine}:\n{console}"
+        );
+        // -v (verbose) always; -h (serial console) on q35, where vmlane asks for it.
+        let howto = if serial_flag {
+            "howto=0x1800"
+        } else {
+            "howto=0x800"
+        };
+        assert!(has(howto), "{machine}: {howto} missing:\n{console}");
+        for env in [
+            "env: vfs.root.mountfrom=ufs:/dev/vtbd0",
+            "env: kern.panic_reboot_wait_time=0",
+            "env: debug.debugger_on_panic=0",
+            "env: init_path=/vmlane/init",
+            "env: vmlane_test.action=exit:5",
+        ] {
+            assert!(has(env), "{machine}: {env} missing:\n{console}");
+        }
+        if common::accel() == "tcg" {
+            assert!(has("env: machdep.disable_tsc_calibration=0"));
+        }
+        if serial_flag {
+            assert!(has("env: hw.uart.console=io:0x3f8,br:115200"), "{console}");
+        } else {
+            // microvm's devices reach the kernel's environment from the command line.
+            assert!(starts("env: virtio_mmio.device="), "{console}");
+        }
+        assert!(
+            starts("smap: base=0x100000 length=0x"),
+            "{machine}:\n{console}"
+        );
+        assert!(starts("ssym=0x"), "{console}");
+        assert!(starts("kernend-record=0x"), "{console}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("symbols: ") && l.ends_with(", ok")),
+            "{machine}:\n{console}"
+        );
+        assert!(has("symbol-check: ok"), "{machine}:\n{console}");
+        assert_eq!(
+            text(&output.stdout),
+            "hello from the test kernel\n{\"kind\":\"probe\",\"status\":\"ok\",\"data\":{\"n\":1}}\n"
+        );
+    }
+}
+
+#[test]
+fn a_panic_through_the_stub_names_its_frames_from_the_handed_over_symbols() {
+    let Some(kernel) = native_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let output = run_action(&sandbox, &kernel, "panic:boom", &[]);
+    assert_code(&kernel, &output, 125);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("panic: boom"), "{stderr}");
+    for frame in [
+        "at vmlane_panic+0x",
+        "at vmlane_test_panic+0x",
+        "at btext+0x",
+    ] {
+        assert!(stderr.contains(frame), "{frame} missing: {stderr}");
+    }
+}
+
+#[test]
+fn a_kernel_too_big_for_the_vms_memory_is_refused_before_it_starts() {
+    let Some(kernel) = native_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    // The same kernel, its first segment grown to 600 MiB in memory (zero-filled, like a bss).
+    let mut bytes = std::fs::read(&kernel.dir).unwrap();
+    let phoff = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    bytes[phoff + 40..phoff + 48].copy_from_slice(&(600u64 << 20).to_le_bytes());
+    let big = sandbox.work().join("big-kernel");
+    std::fs::write(&big, bytes).unwrap();
+    let big = TestKernel {
+        label: "big-kernel",
+        dir: big,
+    };
+    let output = run_action(&sandbox, &big, "exit:0", &["-m", "512M"]);
+    assert_code(&big, &output, 125);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("MiB of guest memory"), "{stderr}");
+    assert!(stderr.contains("raise it with -m"), "{stderr}");
+}
+
+#[test]
+fn pvh_is_refused_for_a_kernel_without_the_note() {
+    let Some(kernel) = native_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let output = run_action(&sandbox, &kernel, "exit:0", &["--boot", "pvh"]);
+    assert_code(&kernel, &output, 125);
+    assert!(text(&output.stderr).contains("no PVH entry note"));
+}
+
+#[test]
+fn with_debugger_a_panic_hands_the_db_prompt_to_the_terminal_until_it_closes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let Some(kernel) = native_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    probe(&sandbox);
+    let log = sandbox.root.path().join("console.log");
+    let mut child = sandbox
+        .command(
+            &kernel,
+            &[
+                "--os",
+                "freebsd",
+                "--debugger",
+                "--append",
+                "vmlane_test.action=panic:into_ddb",
+                "--append",
+                "vmlane_test.debugger=1",
+                "--log",
+                log.to_str().unwrap(),
+                "--timeout",
+                "600",
+            ],
+            &["./probe"],
+        )
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("the console is yours") {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "{seen}");
+        seen.push_str(&line);
+    }
+    // The panic's report is shown with the prompt; closing the terminal ends the run.
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(125), "{seen}{rest}");
+    assert!(rest.contains("panic: into ddb"), "{seen}{rest}");
+    sandbox.assert_nothing_left(&kernel);
+    let console = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !console.contains("env: debug.debugger_on_panic=0"),
+        "{console}"
+    );
+    assert!(
+        !console.contains("env: kern.panic_reboot_wait_time=0"),
+        "{console}"
+    );
+}
+
+#[test]
+fn vmlane_test_runs_freebsd_probes_and_checks_their_events_and_panics() {
+    let Some(kernel) = native_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    probe(&sandbox);
+    let suite = sandbox.work().join("freebsd.toml");
+    std::fs::write(
+        &suite,
+        r#"
+[[test]]
+name = "probe-ok"
+command = ["./probe", "--op", "1"]
+append = ["vmlane_test.action=exit:0"]
+expect.exit = 0
+expect.stdout = ["hello from the test kernel"]
+expect.events = [{ kind = "probe", data = { n = 1 } }]
+
+[[test]]
+name = "probe-panics"
+command = ["./probe"]
+append = ["vmlane_test.action=panic:expected_one"]
+expect.splats = [{ kind = "freebsd_panic", contains = "expected one" }]
+
+[[test]]
+name = "probe-fails"
+command = ["./probe"]
+append = ["vmlane_test.action=exit:3"]
+expect.exit = 0
+"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .arg("test")
+        .arg(&suite)
+        .arg("-k")
+        .arg(&kernel.dir)
+        .args(["--accel", common::accel(), "--format", "json", "--results"])
+        .arg(sandbox.root.path().join("results"))
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    let status = |name: &str| {
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["test"] == name)
+            .unwrap_or_else(|| panic!("no result for {name}: {stdout}"))["status"]
+            .clone()
+    };
+    assert_eq!(status("probe-ok"), "passed", "{stdout}");
+    assert_eq!(status("probe-fails"), "failed", "{stdout}");
+    // The panic is what that test declared.
+    assert_eq!(status("probe-panics"), "passed", "{stdout}");
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    sandbox.assert_nothing_left(&kernel);
 }

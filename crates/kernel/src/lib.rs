@@ -10,6 +10,7 @@ mod config;
 mod error;
 #[cfg(test)]
 mod fixtures;
+mod freebsd_traits;
 mod image;
 mod search;
 mod tree;
@@ -18,6 +19,7 @@ mod version;
 pub use cache::{cache_dir, kernels_dir};
 pub use config::Tristate;
 pub use error::KernelError;
+pub use freebsd_traits::{freebsd_traits, FreeBsdTraits};
 pub use image::{identify, ImageFormat};
 pub use search::{find_kernel, Search};
 pub use version::compare as compare_releases;

@@ -10,16 +10,21 @@ pub const FREEBSD_KERNEL_ENV: &[(&str, &str)] = &[
         "the root is the first virtio disk, the image vmlane staged",
     ),
     (
+        "hw.vtblk.no_ident=1",
+        "skip the disk identify request at attach: one round trip less",
+    ),
+];
+
+/// Environment that makes a panic end the VM at once; left out when the user wants to stop
+/// at `db>` (`--debugger`).
+pub const FREEBSD_PANIC_ENV: &[(&str, &str)] = &[
+    (
         "kern.panic_reboot_wait_time=0",
         "reset at once after a panic; QEMU's -no-reboot turns that into an exit",
     ),
     (
         "debug.debugger_on_panic=0",
         "print the backtrace and reset instead of waiting at db>",
-    ),
-    (
-        "hw.vtblk.no_ident=1",
-        "skip the disk identify request at attach: one round trip less",
     ),
 ];
 
@@ -29,12 +34,14 @@ pub const FREEBSD_TCG_KERNEL_ENV: &[(&str, &str)] = &[(
     "TCG gives no TSC frequency; without calibration against the i8254 the kernel panics with `TSC not initialized`",
 )];
 
-/// The FreeBSD kernel command line: vmlane's environment, the run's token, the init to start
-/// (vmlane's own, or none for an image that boots its own userland), then the user's words.
+/// The FreeBSD kernel command line: vmlane's environment (with the panic settings unless the
+/// user wants the debugger), the run's token, the init to start (vmlane's own, or none for an
+/// image that boots its own userland), then the user's words.
 pub fn freebsd_cmdline(
     accel: AccelChoice,
     token: &str,
     init_path: Option<&str>,
+    debugger: bool,
     extra: &[String],
 ) -> String {
     let tcg = if accel == AccelChoice::Tcg {
@@ -42,7 +49,8 @@ pub fn freebsd_cmdline(
     } else {
         &[]
     };
-    let mut words: Vec<String> = [FREEBSD_KERNEL_ENV, tcg]
+    let panic = if debugger { &[] } else { FREEBSD_PANIC_ENV };
+    let mut words: Vec<String> = [FREEBSD_KERNEL_ENV, panic, tcg]
         .into_iter()
         .flatten()
         .map(|(word, _)| word.to_string())
@@ -60,10 +68,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_debugger_keeps_panics_at_db() {
+        let normal = freebsd_cmdline(AccelChoice::Kvm, "t", None, false, &[]);
+        assert!(normal.contains("debug.debugger_on_panic=0"));
+        assert!(normal.contains("kern.panic_reboot_wait_time=0"));
+        let debugger = freebsd_cmdline(AccelChoice::Kvm, "t", None, true, &[]);
+        assert!(!debugger.contains("debugger_on_panic"));
+        assert!(!debugger.contains("panic_reboot_wait_time"));
+    }
+
+    #[test]
     fn tcg_calibrates_the_tsc_and_kvm_does_not() {
-        let tcg = freebsd_cmdline(AccelChoice::Tcg, "t", Some("/vmlane/init"), &[]);
+        let tcg = freebsd_cmdline(AccelChoice::Tcg, "t", Some("/vmlane/init"), false, &[]);
         assert!(tcg.contains("machdep.disable_tsc_calibration=0"));
-        let kvm = freebsd_cmdline(AccelChoice::Kvm, "t", None, &[]);
+        let kvm = freebsd_cmdline(AccelChoice::Kvm, "t", None, false, &[]);
         assert!(!kvm.contains("disable_tsc_calibration"));
         assert!(!kvm.contains("init_path"));
     }
@@ -74,6 +92,7 @@ mod tests {
             AccelChoice::Tcg,
             "abc",
             Some("/vmlane/init"),
+            false,
             &["boot_verbose".into(), "debug.debugger_on_panic=1".into()],
         );
         assert!(line.starts_with("vfs.root.mountfrom=ufs:/dev/vtbd0 "));

@@ -15,7 +15,7 @@ pub use argv::{
     kernel_cmdline, qemu_args, GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_VIRTIOFS,
     KERNEL_ARGS,
 };
-pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_TCG_KERNEL_ENV};
+pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV, FREEBSD_TCG_KERNEL_ENV};
 pub use machine::MachineKind;
 pub use tsc::host_tsc_khz;
 pub use virtiofsd::find_virtiofsd;

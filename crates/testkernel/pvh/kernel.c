@@ -10,6 +10,14 @@
 
 #include "common.h"
 
+/*
+ * The symbols by which vmlane recognises a FIRECRACKER-style FreeBSD kernel (virtio-mmio
+ * devices from the command line, CPUs from an MP table): with them this kernel is booted on
+ * microvm, as such kernels are.
+ */
+__attribute__((used)) const int vtmmio_cmdline_driver = 0;
+__attribute__((used)) void mptable_probe(void) {}
+
 void kmain(u32 start_info);
 
 #define HVM_START_MAGIC 0x336ec578u

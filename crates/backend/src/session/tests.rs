@@ -125,6 +125,7 @@ fn run_console(console: &str, exit_after: bool, timeout: Option<Duration>) -> Ra
     };
     let channel = GuestChannel::Console {
         token: TOKEN.into(),
+        debugger: false,
     };
     run_with(script, timeout, channel)
 }

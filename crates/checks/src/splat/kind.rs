@@ -110,7 +110,12 @@ static STARTS: LazyLock<Vec<(SplatKind, Regex)>> = LazyLock::new(|| {
             SplatKind::Lockdep,
             r"^WARNING: (?:possible circular locking dependency|possible recursive locking|inconsistent lock state|possible irq lock inversion|suspicious RCU usage|bad unlock balance|held lock freed|lock held when returning to user space|Nested lock was not taken|\S+-safe -> \S+-unsafe lock order)",
         ),
-        (SplatKind::Warning, r"^WARNING: "),
+        // Linux's WARN() format; FreeBSD prints boot notices (`WARNING: WITNESS option
+        // enabled, expect reduced performance.`) that are not failures.
+        (
+            SplatKind::Warning,
+            r"^WARNING: (?:CPU: \d+ PID: \d+ at |at )",
+        ),
         (
             SplatKind::Oops,
             r"^(?:Oops(?::| -)|Internal error: Oops|general protection fault|Unable to handle kernel )",

@@ -422,6 +422,16 @@ fn a_log_without_reports_has_none() {
 }
 
 #[test]
+fn freebsd_boot_notices_are_not_warnings() {
+    let log = "WARNING: WITNESS option enabled, expect reduced performance.\n\
+WARNING: Device driver \"foo\" has a deprecated feature\n";
+    assert!(scan(log).is_empty());
+    let old_linux = scan("WARNING: at kernel/sched/core.c:123 foo()\n");
+    assert_eq!(old_linux.len(), 1);
+    assert_eq!(old_linux[0].kind, SplatKind::Warning);
+}
+
+#[test]
 fn odd_input_does_not_panic() {
     let inputs = [
         "\u{0}\u{feff}[\r\n]\n\n\r\r".to_string(),

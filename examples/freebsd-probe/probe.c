@@ -1,0 +1,145 @@
+/*
+ * A syscall probe for FreeBSD guests, the kind vmlane's minimal FreeBSD guest runs: static,
+ * freestanding, raw syscalls, no FreeBSD sysroot needed to build it on Linux:
+ *
+ *   clang --target=x86_64-unknown-freebsd15.0 -ffreestanding -nostdlib -static \
+ *         -fno-stack-protector -fuse-ld=lld -O2 -o probe probe.c
+ *
+ *   probe SYSCALL [OP]   calls SYSCALL(OP) and prints the result as one JSON line;
+ *                        exits 0 when it succeeded, 1 when it failed.
+ *   probe exit N         exits with N (for checking exit statuses).
+ *
+ * A kernel without SYSCALL kills the probe with SIGSYS (vmlane exits 140).
+ */
+
+typedef unsigned long u64;
+
+#define SYS_exit 1
+#define SYS_write 4
+
+static long raw_syscall(long number, long a1, long a2, long a3, int *failed)
+{
+	long ret;
+	unsigned char carry;
+	register long r10 __asm__("r10") = 0;
+	__asm__ volatile("syscall; setc %1"
+	    : "=a"(ret), "=r"(carry), "+D"(a1), "+S"(a2), "+d"(a3), "+r"(r10)
+	    : "a"(number)
+	    : "rcx", "r8", "r9", "r11", "memory", "cc");
+	*failed = carry;
+	return ret;
+}
+
+static u64 length(const char *s)
+{
+	u64 n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+static void put(const char *s)
+{
+	int failed;
+	raw_syscall(SYS_write, 1, (long)s, (long)length(s), &failed);
+}
+
+static void put_number(long n)
+{
+	char buf[24];
+	int i = sizeof buf - 1;
+	int negative = n < 0;
+	u64 v = negative ? -(u64)n : (u64)n;
+	buf[i] = 0;
+	do {
+		buf[--i] = '0' + v % 10;
+		v /= 10;
+	} while (v);
+	if (negative)
+		buf[--i] = '-';
+	put(&buf[i]);
+}
+
+static long parse(const char *s)
+{
+	long n = 0;
+	while (*s >= '0' && *s <= '9')
+		n = n * 10 + (*s++ - '0');
+	return n;
+}
+
+static int same(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+static const char *errno_name(long e)
+{
+	switch (e) {
+	case 1: return "EPERM";
+	case 2: return "ENOENT";
+	case 9: return "EBADF";
+	case 14: return "EFAULT";
+	case 22: return "EINVAL";
+	case 45: return "EOPNOTSUPP";
+	case 78: return "ENOSYS";
+	default: return "E?";
+	}
+}
+
+static void __attribute__((noreturn)) leave(long code)
+{
+	int failed;
+	raw_syscall(SYS_exit, code, 0, 0, &failed);
+	__builtin_unreachable();
+}
+
+static int probe_main(int argc, char **argv)
+{
+	put("probe:");
+	for (int i = 1; i < argc; i++) {
+		put(" [");
+		put(argv[i]);
+		put("]");
+	}
+	put("\n");
+	if (argc >= 3 && same(argv[1], "exit"))
+		return (int)parse(argv[2]);
+	if (argc < 2)
+		return 2;
+	long number = parse(argv[1]);
+	long op = argc >= 3 ? parse(argv[2]) : 0;
+	int failed;
+	long rc = raw_syscall(number, op, 0, 0, &failed);
+	put("{\"kind\":\"probe\",\"status\":\"");
+	put(failed ? "syscall_error" : "ok");
+	put("\",\"data\":{\"syscall\":");
+	put_number(number);
+	put(",\"op\":");
+	put_number(op);
+	put(",\"rc\":");
+	put_number(failed ? -1 : rc);
+	if (failed) {
+		put(",\"errno\":");
+		put_number(rc);
+		put(",\"errno_name\":\"");
+		put(errno_name(rc));
+		put("\"");
+	}
+	put("}}\n");
+	return failed ? 1 : 0;
+}
+
+/* FreeBSD starts a process with %rdi pointing at argc, then argv (%rsp is only near it). */
+void __attribute__((used)) probe_start(long *stack)
+{
+	leave(probe_main((int)stack[0], (char **)(stack + 1)));
+}
+
+__asm__(".globl _start\n"
+	"_start:\n"
+	"  andq $-16, %rsp\n"
+	"  call probe_start\n"
+	"  hlt\n");
