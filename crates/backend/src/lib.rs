@@ -11,7 +11,9 @@ mod session;
 mod signals;
 
 pub use console::ConsoleLog;
-pub use machine::{Backend, BackendError, GuestOs, Machine, RunningVm, Share, ShareTransport};
+pub use machine::{
+    Backend, BackendError, Disk, GuestOs, Machine, RunningVm, Share, ShareTransport,
+};
 pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::RunDir;
 pub use session::{run_session, GuestChannel, Session, SessionError, Timings};

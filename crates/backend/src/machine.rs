@@ -31,6 +31,26 @@ pub enum GuestOs {
     FreeBsd,
 }
 
+/// A disk image for the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disk {
+    /// The image file.
+    pub path: PathBuf,
+    /// Whether the guest's writes land in the file (`--keep-image`); otherwise they go to a
+    /// throwaway overlay and the file never changes.
+    pub keep_writes: bool,
+}
+
+impl Disk {
+    /// An image the guest cannot change.
+    pub fn throwaway(path: impl Into<PathBuf>) -> Disk {
+        Disk {
+            path: path.into(),
+            keep_writes: false,
+        }
+    }
+}
+
 /// Everything a backend needs to start one VM; backends add no policy of their own on top.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -53,9 +73,8 @@ pub struct Machine {
     pub port_socket: Option<PathBuf>,
     /// The host root share, if any.
     pub share: Option<Share>,
-    /// Disk images attached in order as virtio block devices (`/dev/vda`, `/dev/vdb`, ...);
-    /// the guest's writes go to a throwaway overlay, never into the file.
-    pub disks: Vec<PathBuf>,
+    /// Disk images attached in order as virtio block devices (`/dev/vda`, `/dev/vdb`, ...).
+    pub disks: Vec<Disk>,
     /// A private directory for the backend's own sockets and logs; removed after the run.
     pub run_dir: PathBuf,
 }

@@ -163,9 +163,14 @@ fn prepare(machine: &Machine, backend: &BhyveBackend) -> Result<VmSpec, BackendE
     bootdir::prepare(&backend.host_root, &machine.kernel, &boot_dir)?;
     let mut disks = Vec::with_capacity(machine.disks.len());
     for (i, image) in machine.disks.iter().enumerate() {
+        // bhyve has no snapshots: a disk whose writes are not kept is a copy in the run dir.
+        if image.keep_writes {
+            disks.push(image.path.clone());
+            continue;
+        }
         let copy = machine.run_dir.join(format!("disk{i}.img"));
-        disk::sparse_copy(image, &copy).map_err(|source| BackendError::Io {
-            action: format!("copy the disk image {}", image.display()),
+        disk::sparse_copy(&image.path, &copy).map_err(|source| BackendError::Io {
+            action: format!("copy the disk image {}", image.path.display()),
             source,
         })?;
         disks.push(copy);

@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use vmlane_backend::{Backend, BackendError, GuestOs, Machine, RunningVm};
+use vmlane_backend::{Backend, BackendError, Disk, GuestOs, Machine, RunningVm};
 use vmlane_bhyve::{BhyveBackend, Programs};
 
 const LOADER_OK: &str = "printf 'Consoles: userboot\\n'\nprintf 'Loading kernel...\\n'\nexit 0\n";
@@ -115,7 +115,7 @@ fn fixture(bhyveload: &str, bhyve: &str) -> Fixture {
         console_socket: run_dir.join("console.sock"),
         port_socket: None,
         share: None,
-        disks: vec![d.join("root.img")],
+        disks: vec![Disk::throwaway(d.join("root.img"))],
         run_dir,
     };
     let listener = UnixListener::bind(&machine.console_socket).unwrap();
@@ -295,7 +295,10 @@ fn the_guest_writes_to_a_copy_never_to_the_image() {
     let mut vm = fx.backend.start(&fx.machine).unwrap();
     let mut console = fx.console();
     run_like_the_session(vm.as_mut(), &mut console);
-    assert_eq!(fs::read(&fx.machine.disks[0]).unwrap(), b"original image");
+    assert_eq!(
+        fs::read(&fx.machine.disks[0].path).unwrap(),
+        b"original image"
+    );
     assert_eq!(
         fs::read_to_string(fx.machine.run_dir.join("disk0.img")).unwrap(),
         "original imageguest-write\n"

@@ -65,6 +65,7 @@ impl Run {
                 backend: BackendChoice::Auto,
                 boot: BootChoice::Auto,
                 debugger: false,
+                keep_image: false,
             },
         }
     }

@@ -174,6 +174,10 @@ pub struct RunArgs {
     /// loader does) under TCG or without a PVH note, at the PVH entry under hardware KVM.
     #[arg(long, value_enum, default_value_t = BootArg::Auto)]
     pub boot: BootArg,
+    /// FreeBSD: let the guest's writes to --image land in the image (by default they go to a
+    /// throwaway overlay and the image never changes).
+    #[arg(long, requires = "image")]
+    pub keep_image: bool,
     /// FreeBSD: let a panic stop in the kernel debugger and hand its `db>` prompt (or a
     /// `mountroot>` prompt) to this terminal, instead of ending the run at once.
     #[arg(long)]

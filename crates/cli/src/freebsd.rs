@@ -9,8 +9,8 @@ use crate::launch::{
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmlane_backend::{
-    run_session, Backend, GuestChannel, GuestOs, Machine, RunDir, Session, Share, ShareTransport,
-    StopSignals, Timings,
+    run_session, Backend, Disk, GuestChannel, GuestOs, Machine, RunDir, Session, Share,
+    ShareTransport, StopSignals, Timings,
 };
 use vmlane_bhyve::BhyveBackend;
 use vmlane_guest_freebsd::{RunFile, INIT_PATH, SHARE_MOUNT_POINT};
@@ -86,7 +86,7 @@ pub fn launch_freebsd(
             let image = run_dir.join("root.img");
             stage_minimal(launch, &token, share.is_some(), &image)?;
             say(&format!("minimal FreeBSD guest {}", image.display()));
-            disks.push(image);
+            disks.push(Disk::throwaway(image));
             Some(INIT_PATH)
         }
         Some(image) => {
@@ -98,12 +98,15 @@ pub fn launch_freebsd(
             let run_disk = run_dir.join("run.disk");
             stage_run_disk(launch, &token, &run_disk)?;
             say(&format!("FreeBSD image {}", image.display()));
-            disks.push(image);
-            disks.push(run_disk);
+            disks.push(Disk {
+                path: image,
+                keep_writes: launch.keep_image,
+            });
+            disks.push(Disk::throwaway(run_disk));
             None
         }
     };
-    disks.extend(disk_images(spec)?);
+    disks.extend(disk_images(spec)?.into_iter().map(Disk::throwaway));
     if let Some(signal) = signals.received() {
         return Ok((Outcome::Interrupted(signal), Timings::default()));
     }

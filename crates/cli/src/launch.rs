@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmlane_backend::{
-    run_session, BackendError, ConsoleLog, GuestChannel, GuestOs, Machine, RunDir, Session,
+    run_session, BackendError, ConsoleLog, Disk, GuestChannel, GuestOs, Machine, RunDir, Session,
     SessionError, Share, ShareTransport, StopSignals, Timings,
 };
 use vmlane_kernel::{find_kernel, ImageFormat, Kernel, KernelError, Search, Tristate};
@@ -147,6 +147,8 @@ pub struct Launch {
     pub boot: BootChoice,
     /// `--debugger` (FreeBSD): a panic stops at `db>` and the console is handed to the user.
     pub debugger: bool,
+    /// `--keep-image` (FreeBSD): the guest's writes to `image` land in it.
+    pub keep_image: bool,
 }
 
 /// Where a launched run's output goes.
@@ -234,7 +236,7 @@ pub fn launch_vm(
             tag: SHARE_TAG.into(),
             transport,
         }),
-        disks,
+        disks: disks.into_iter().map(Disk::throwaway).collect(),
         run_dir: run_dir.path().to_path_buf(),
     };
     let session = Session {
@@ -590,6 +592,7 @@ mod tests {
             backend,
             boot: BootChoice::Auto,
             debugger: false,
+            keep_image: false,
         };
         let auto = launch(OsChoice::Auto, None, BackendChoice::Auto);
         assert_eq!(check_os(&auto, &linux).unwrap(), OsChoice::Linux);

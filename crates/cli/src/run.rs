@@ -31,6 +31,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         backend: args.backend.into(),
         boot: args.boot.into(),
         debugger: args.debugger,
+        keep_image: args.keep_image,
     };
     let cache = vmlane_kernel::cache_dir();
     let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));

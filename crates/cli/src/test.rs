@@ -192,6 +192,7 @@ impl CaseRunner<'_> {
             backend: BackendChoice::Auto,
             boot: BootChoice::Auto,
             debugger: false,
+            keep_image: false,
         };
         let captured = launch_captured(&launch, &result.console_log)?;
         std::fs::write(&result.stdout_path, &captured.stdout)?;

@@ -29,14 +29,22 @@ pub const CONTAINER_MAGIC: &[u8; 8] = b"VMLBOOT1";
 
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
-/// The boot stub, or why it could not be built on this machine.
+/// Aligns the embedded stub so ELF readers can parse its headers in place.
+#[repr(C, align(8))]
+struct Aligned<Bytes: ?Sized>(Bytes);
+
+/// The built stub, or an empty placeholder when `build.rs` could not build it.
+static STUB: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/vmlane-freebsd-boot"
+)));
+
+/// The boot stub, or why it could not be built on this machine. The bytes are 8-byte
+/// aligned, so ELF headers can be read from them in place.
 pub fn stub_binary() -> Result<&'static [u8], &'static str> {
     match option_env!("VMLANE_FREEBSD_BOOT_MISSING") {
         Some(why) => Err(why),
-        None => Ok(include_bytes!(concat!(
-            env!("OUT_DIR"),
-            "/vmlane-freebsd-boot"
-        ))),
+        None => Ok(&STUB.0),
     }
 }
 

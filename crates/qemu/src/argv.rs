@@ -236,15 +236,17 @@ fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
 }
 
 /// `snapshot=on` sends the guest's writes to a temporary overlay that QEMU unlinks as soon as
-/// it has opened it, so nothing of it outlives the VM, however the VM ends.
+/// it has opened it, so nothing of it outlives the VM, however the VM ends; only disks whose
+/// writes are to be kept go without it.
 fn add_disks(args: &mut Args, machine: &Machine, kind: MachineKind) {
     for (index, disk) in machine.disks.iter().enumerate() {
-        let format = if is_qcow2(disk) { "qcow2" } else { "raw" };
+        let format = if is_qcow2(&disk.path) { "qcow2" } else { "raw" };
         let mut drive = OsString::from("file=");
-        drive.push(escape_option(disk.as_os_str()));
-        drive.push(format!(
-            ",if=none,id=disk{index},format={format},snapshot=on"
-        ));
+        drive.push(escape_option(disk.path.as_os_str()));
+        drive.push(format!(",if=none,id=disk{index},format={format}"));
+        if !disk.keep_writes {
+            drive.push(",snapshot=on");
+        }
         args.pair("-drive", drive);
         args.pair(
             "-device",
@@ -285,8 +287,8 @@ fn escape_option(value: &std::ffi::OsStr) -> OsString {
 mod tests {
     use super::*;
     use std::path::PathBuf;
-    use vmlane_backend::GuestOs;
     use vmlane_backend::Share;
+    use vmlane_backend::{Disk, GuestOs};
 
     fn machine(share: Option<ShareTransport>) -> Machine {
         Machine {
@@ -405,14 +407,20 @@ mod tests {
     }
 
     #[test]
-    fn disks_are_virtio_block_devices_behind_a_throwaway_snapshot() {
+    fn disks_are_virtio_block_devices_behind_a_throwaway_snapshot_unless_kept() {
         let dir = tempfile::tempdir().unwrap();
         let raw = dir.path().join("a,b.img");
         std::fs::write(&raw, [0u8; 512]).unwrap();
         let qcow = dir.path().join("c.qcow2");
         std::fs::write(&qcow, b"QFI\xfb\0\0\0\x03").unwrap();
         let mut m = machine(None);
-        m.disks = vec![raw.clone(), qcow.clone()];
+        m.disks = vec![
+            Disk::throwaway(&raw),
+            Disk {
+                path: qcow.clone(),
+                keep_writes: true,
+            },
+        ];
         let args = qemu_args(&m, MachineKind::Microvm, AccelChoice::Tcg);
         let drives: Vec<String> = value_after(&args, "-drive")
             .iter()
@@ -423,10 +431,7 @@ mod tests {
             drives,
             [
                 format!("file={escaped},if=none,id=disk0,format=raw,snapshot=on"),
-                format!(
-                    "file={},if=none,id=disk1,format=qcow2,snapshot=on",
-                    qcow.display()
-                ),
+                format!("file={},if=none,id=disk1,format=qcow2", qcow.display()),
             ]
         );
         let text = joined(&args);
