@@ -8,6 +8,7 @@
  *   probe SYSCALL [OP]   calls SYSCALL(OP) and prints the result as one JSON line;
  *                        exits 0 when it succeeded, 1 when it failed.
  *   probe exit N         exits with N (for checking exit statuses).
+ *   probe panic          panics the kernel through the debug.kdb.panic sysctl.
  *
  * A kernel without SYSCALL kills the probe with SIGSYS (vmlane exits 140).
  */
@@ -16,18 +17,28 @@ typedef unsigned long u64;
 
 #define SYS_exit 1
 #define SYS_write 4
+#define SYS___sysctlbyname 570
 
-static long raw_syscall(long number, long a1, long a2, long a3, int *failed)
+static long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6,
+    int *failed)
 {
 	long ret;
 	unsigned char carry;
-	register long r10 __asm__("r10") = 0;
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
 	__asm__ volatile("syscall; setc %1"
-	    : "=a"(ret), "=r"(carry), "+D"(a1), "+S"(a2), "+d"(a3), "+r"(r10)
+	    : "=a"(ret), "=r"(carry), "+D"(a1), "+S"(a2), "+d"(a3), "+r"(r10), "+r"(r8),
+	      "+r"(r9)
 	    : "a"(number)
-	    : "rcx", "r8", "r9", "r11", "memory", "cc");
+	    : "rcx", "r11", "memory", "cc");
 	*failed = carry;
 	return ret;
+}
+
+static long raw_syscall(long number, long a1, long a2, long a3, int *failed)
+{
+	return raw_syscall6(number, a1, a2, a3, 0, 0, 0, failed);
 }
 
 static u64 length(const char *s)
@@ -107,6 +118,14 @@ static int probe_main(int argc, char **argv)
 	put("\n");
 	if (argc >= 3 && same(argv[1], "exit"))
 		return (int)parse(argv[2]);
+	if (argc >= 2 && same(argv[1], "panic")) {
+		static const char name[] = "debug.kdb.panic";
+		int one = 1, failed;
+		long rc = raw_syscall6(SYS___sysctlbyname, (long)name, sizeof name - 1, 0, 0,
+		    (long)&one, sizeof one, &failed);
+		put("probe: the kernel did not panic\n");
+		return failed ? (int)rc : 1;
+	}
 	if (argc < 2)
 		return 2;
 	long number = parse(argv[1]);
