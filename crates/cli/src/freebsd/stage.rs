@@ -1,0 +1,102 @@
+//! What a FreeBSD guest's disks hold for one run: the minimal guest's root (vmlane's init,
+//! the probe, the run file) or, for a full image, the run disk its rc.d hook reads.
+
+use super::probe::check_probe;
+use crate::launch::{Launch, LaunchError};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use vmlane_guest_freebsd::{RunFile, SHARE_MOUNT_POINT};
+
+/// The tag the host root is shared under, and mounted by.
+pub(super) const SHARE_TAG: &str = "vmlane-root";
+/// Where the probe goes in the minimal guest.
+const PROBE_DIR: &str = "/vmlane/bin";
+const DEFAULT_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
+
+/// The minimal guest's root: vmlane's init, the probe, and what to run.
+pub(super) fn stage_minimal(
+    launch: &Launch,
+    token: &str,
+    shared: bool,
+    image: &Path,
+) -> Result<(), LaunchError> {
+    let spec = &launch.spec;
+    let init = vmlane_guest_freebsd::init_binary().map_err(|why| {
+        LaunchError::FreeBsdGuest(format!("vmlane's FreeBSD init is not built: {why}"))
+    })?;
+    let program = spec.cwd.join(&spec.argv[0]);
+    check_probe(&program)?;
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "probe".into());
+    let guest_program = format!("{PROBE_DIR}/{name}");
+    let mut argv = vec![guest_program.as_bytes().to_vec()];
+    argv.extend(spec.argv[1..].iter().map(|a| a.as_bytes().to_vec()));
+    let run_file = RunFile {
+        token: token.to_string(),
+        cwd: guest_cwd(&spec.cwd, shared),
+        share_tag: shared.then(|| SHARE_TAG.to_string()),
+        argv,
+        env: guest_env(launch),
+    };
+    let encoded = run_file
+        .encode()
+        .map_err(|e| LaunchError::FreeBsdGuest(format!("cannot pass the command: {e}")))?;
+    let files = [vmlane_image::ExtraFile {
+        path: &guest_program,
+        content: vmlane_image::Content::File(&program),
+        mode: 0o555,
+    }];
+    vmlane_image::minimal_image(init, &encoded, &files, image)
+        .map_err(|e| LaunchError::FreeBsdGuest(e.to_string()))
+}
+
+/// The run disk of a full image: the command as a script its rc.d hook runs.
+pub(super) fn stage_run_disk(launch: &Launch, token: &str, path: &Path) -> Result<(), LaunchError> {
+    let spec = &launch.spec;
+    let argv: Vec<Vec<u8>> = spec.argv.iter().map(|a| a.as_bytes().to_vec()).collect();
+    let cwd = guest_cwd(&spec.cwd, false);
+    let script = vmlane_image::run_script(token, &cwd, &argv, &guest_env(launch))
+        .map_err(|e| LaunchError::FreeBsdGuest(e.to_string()))?;
+    std::fs::write(path, vmlane_image::run_disk(&script)).map_err(LaunchError::RunDir)
+}
+
+/// The working directory in the guest: the user's, under the share, when the host's files
+/// are there; the root otherwise.
+fn guest_cwd(cwd: &Path, shared: bool) -> Vec<u8> {
+    if !shared {
+        return b"/".to_vec();
+    }
+    let mut path = SHARE_MOUNT_POINT.as_bytes().to_vec();
+    path.extend_from_slice(cwd.as_os_str().as_bytes());
+    path
+}
+
+fn guest_env(launch: &Launch) -> Vec<Vec<u8>> {
+    let mut env: Vec<Vec<u8>> = vec![
+        format!("PATH={DEFAULT_PATH}").into_bytes(),
+        b"HOME=/".to_vec(),
+        b"TERM=vt100".to_vec(),
+    ];
+    for (key, value) in &launch.spec.env {
+        let prefix = [key.as_bytes(), b"="].concat();
+        env.retain(|e| !e.starts_with(&prefix));
+        env.push([prefix.as_slice(), value.as_bytes()].concat());
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_works_in_the_users_directory_only_when_it_is_shared() {
+        assert_eq!(
+            guest_cwd(Path::new("/home/u/src"), true),
+            b"/host/home/u/src"
+        );
+        assert_eq!(guest_cwd(Path::new("/home/u/src"), false), b"/");
+    }
+}
