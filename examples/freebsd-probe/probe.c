@@ -9,6 +9,7 @@
  *                        exits 0 when it succeeded, 1 when it failed.
  *   probe exit N         exits with N (for checking exit statuses).
  *   probe panic          panics the kernel through the debug.kdb.panic sysctl.
+ *   probe cat FILE       copies FILE to stdout (relative paths: the working directory).
  *
  * A kernel without SYSCALL kills the probe with SIGSYS (vmlane exits 140).
  */
@@ -16,7 +17,9 @@
 typedef unsigned long u64;
 
 #define SYS_exit 1
+#define SYS_read 3
 #define SYS_write 4
+#define SYS_open 5
 #define SYS___sysctlbyname 570
 
 static long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6,
@@ -118,6 +121,23 @@ static int probe_main(int argc, char **argv)
 	put("\n");
 	if (argc >= 3 && same(argv[1], "exit"))
 		return (int)parse(argv[2]);
+	if (argc >= 3 && same(argv[1], "cat")) {
+		static char buf[4096];
+		int failed;
+		long fd = raw_syscall(SYS_open, (long)argv[2], 0, 0, &failed);
+		if (failed) {
+			put("probe: cannot open the file: ");
+			put(errno_name(fd));
+			put("\n");
+			return 1;
+		}
+		for (;;) {
+			long n = raw_syscall(SYS_read, fd, (long)buf, sizeof buf, &failed);
+			if (failed || n <= 0)
+				return failed;
+			raw_syscall(SYS_write, 1, (long)buf, n, &failed);
+		}
+	}
 	if (argc >= 2 && same(argv[1], "panic")) {
 		static const char name[] = "debug.kdb.panic";
 		int one = 1, failed;
