@@ -376,12 +376,29 @@ read_run_file(void)
 	return len;
 }
 
+/*
+ * The run's token from the kernel environment (`vmlane.token=` on the command
+ * line), so the image itself need not change from run to run.
+ */
+static char kenv_token[RUN_MAX_TOKEN];
+
+static int
+token_from_kenv(void)
+{
+	long r = sys_kenv_get("vmlane.token", kenv_token, sizeof kenv_token);
+
+	if (r <= 0 || !run_token_ok(kenv_token))
+		return 0;
+	token = kenv_token;
+	return 1;
+}
+
 static void
 parse_run_file(unsigned long len, struct run *run)
 {
 	enum run_error e = run_parse(run_buf, len, run, run_argv, run_env);
 
-	if (run->token != 0)
+	if (run->token != 0 && kenv_token[0] == 0)
 		token = run->token;
 	switch (e) {
 	case RUN_OK:
@@ -536,6 +553,8 @@ init_main(void)
 	 * PID 1 and panic the kernel. Blocked signals just stay pending.
 	 */
 	sys_sigprocmask(SIG_BLOCK, &all, 0);
+	if (!token_from_kenv())
+		kenv_token[0] = 0;
 	setup_console();
 	parse_run_file(read_run_file(), &run);
 

@@ -29,6 +29,7 @@ typedef unsigned int u32;
 #define SYS_setsid 147
 #define SYS_sigprocmask 340
 #define SYS_nmount 378
+#define SYS_kenv 390
 #define SYS_pipe2 542
 
 /* sys/sys/fcntl.h */
@@ -134,6 +135,15 @@ sys6(long n, long a1, long a2, long a3, long a4, long a5, long a6)
 #define sys3(n, a, b, c) sys6((n), (long)(a), (long)(b), (long)(c), 0, 0, 0)
 #define sys4(n, a, b, c, d) \
 	sys6((n), (long)(a), (long)(b), (long)(c), (long)(d), 0, 0)
+
+/* kenv(KENV_GET, name, buf, len): the length of the value with its NUL. */
+#define KENV_GET 0
+
+static inline long
+sys_kenv_get(const char *name, char *buf, int len)
+{
+	return sys4(SYS_kenv, KENV_GET, name, buf, len);
+}
 
 static inline long
 sys_fork(void)

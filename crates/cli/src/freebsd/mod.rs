@@ -83,8 +83,7 @@ pub fn launch_freebsd(
     let mut disks = Vec::new();
     let init_path = match &launch.image {
         None => {
-            let image = run_dir.join("root.img");
-            stage_minimal(launch, &token, share.is_some(), &image)?;
+            let image = stage_minimal(launch, share.is_some())?;
             say(&format!("minimal FreeBSD guest {}", image.display()));
             disks.push(Disk::throwaway(image));
             Some(INIT_PATH)

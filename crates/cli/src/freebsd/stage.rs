@@ -3,8 +3,9 @@
 
 use super::probe::check_probe;
 use crate::launch::{Launch, LaunchError};
+use sha2::{Digest, Sha256};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use vmlane_guest_freebsd::{RunFile, SHARE_MOUNT_POINT};
 
 /// The tag the host root is shared under, and mounted by.
@@ -13,13 +14,16 @@ pub(super) const SHARE_TAG: &str = "vmlane-root";
 const PROBE_DIR: &str = "/vmlane/bin";
 const DEFAULT_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
 
-/// The minimal guest's root: vmlane's init, the probe, and what to run.
-pub(super) fn stage_minimal(
-    launch: &Launch,
-    token: &str,
-    shared: bool,
-    image: &Path,
-) -> Result<(), LaunchError> {
+/// The token in a minimal image's run file: the init takes the run's own from the kernel
+/// environment, so one image serves every run of the same probe and arguments.
+const IMAGE_TOKEN: &str = "from-kenv";
+/// Minimal images kept in the cache; the oldest go first.
+const KEPT_MINIMAL_IMAGES: usize = 32;
+
+/// The minimal guest's root: vmlane's init, the probe, and what to run. Written once per
+/// content into the cache (the edit-boot loop changes the kernel, not the probe); runs attach
+/// it behind a snapshot, so it never changes.
+pub(super) fn stage_minimal(launch: &Launch, shared: bool) -> Result<PathBuf, LaunchError> {
     let spec = &launch.spec;
     let init = vmlane_guest_freebsd::init_binary().map_err(|why| {
         LaunchError::FreeBsdGuest(format!("vmlane's FreeBSD init is not built: {why}"))
@@ -34,7 +38,7 @@ pub(super) fn stage_minimal(
     let mut argv = vec![guest_program.as_bytes().to_vec()];
     argv.extend(spec.argv[1..].iter().map(|a| a.as_bytes().to_vec()));
     let run_file = RunFile {
-        token: token.to_string(),
+        token: IMAGE_TOKEN.to_string(),
         cwd: guest_cwd(&spec.cwd, shared),
         share_tag: shared.then(|| SHARE_TAG.to_string()),
         argv,
@@ -43,13 +47,63 @@ pub(super) fn stage_minimal(
     let encoded = run_file
         .encode()
         .map_err(|e| LaunchError::FreeBsdGuest(format!("cannot pass the command: {e}")))?;
+    let probe = std::fs::read(&program).map_err(|e| {
+        LaunchError::FreeBsdGuest(format!("cannot read {}: {e}", program.display()))
+    })?;
+    let mut key = Sha256::new();
+    for part in [
+        MINIMAL_IMAGE_FORMAT.as_bytes(),
+        init,
+        &encoded,
+        guest_program.as_bytes(),
+        &probe,
+    ] {
+        key.update((part.len() as u64).to_le_bytes());
+        key.update(part);
+    }
+    let hex: String = key.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = vmlane_image::images_dir(&vmlane_kernel::cache_dir());
+    let image = dir.join(format!("minimal-{hex}.img"));
+    if image.is_file() {
+        return Ok(image);
+    }
+    std::fs::create_dir_all(&dir).map_err(LaunchError::RunDir)?;
+    prune(&dir, KEPT_MINIMAL_IMAGES);
     let files = [vmlane_image::ExtraFile {
         path: &guest_program,
-        content: vmlane_image::Content::File(&program),
+        content: vmlane_image::Content::Bytes(&probe),
         mode: 0o555,
     }];
-    vmlane_image::minimal_image(init, &encoded, &files, image)
-        .map_err(|e| LaunchError::FreeBsdGuest(e.to_string()))
+    // minimal_image writes its output whole or not at all, so a concurrent run never sees
+    // half an image.
+    vmlane_image::minimal_image(init, &encoded, &files, &image)
+        .map_err(|e| LaunchError::FreeBsdGuest(e.to_string()))?;
+    Ok(image)
+}
+
+/// Changes whenever what goes into a minimal image changes in a way its inputs do not show.
+const MINIMAL_IMAGE_FORMAT: &str = "minimal-1";
+
+/// Keeps the newest `keep` minimal images.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut images: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("minimal-"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    if images.len() < keep {
+        return;
+    }
+    images.sort();
+    for (_, old) in &images[..images.len() + 1 - keep] {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 /// The run disk of a full image: the command as a script its rc.d hook runs.
