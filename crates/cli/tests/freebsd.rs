@@ -529,3 +529,77 @@ expect.exit = 0
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     sandbox.assert_nothing_left(&kernel);
 }
+
+#[test]
+fn an_image_built_by_vmlane_is_cached_and_never_changed_by_runs() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    // The least a FreeBSD root needs for vmlane's hook: a shell and rc.subr.
+    let root = sandbox.work().join("root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("bin/sh"),
+        vmlane_guest_freebsd::init_binary().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/rc.subr"), "# rc.subr\n").unwrap();
+    let cache = sandbox.root.path().join("cache");
+    let build = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+            .args(["image", "build", "--os", "freebsd", "--from"])
+            .arg(&root)
+            .args(extra)
+            .current_dir(sandbox.work())
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = build(&["-o", "copy.img"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let image = text(&first.stdout).lines().next().unwrap().to_string();
+    assert!(image.starts_with(cache.to_str().unwrap()), "{image}");
+    let copy = std::fs::read(sandbox.work().join("copy.img")).unwrap();
+    assert!(
+        copy == std::fs::read(&image).unwrap(),
+        "-o wrote another image"
+    );
+    let second = build(&[]);
+    assert!(
+        text(&second.stderr).contains("already built"),
+        "{}",
+        text(&second.stderr)
+    );
+    assert_eq!(text(&second.stdout).lines().next().unwrap(), image);
+    let before = std::fs::read(&image).unwrap();
+    let output = sandbox.run(
+        &kernel,
+        &[
+            "--boot",
+            "pvh",
+            "--image",
+            &image,
+            "--append",
+            "vmlane_test.action=exit:0",
+        ],
+        &["/bin/sh", "-c", "true"],
+    );
+    assert_code(&kernel, &output, 0);
+    assert!(
+        std::fs::read(&image).unwrap() == before,
+        "the run changed the image"
+    );
+    // A Linux-only option is refused with a clear error.
+    let linux = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(["image", "build", "--os", "linux", "--from"])
+        .arg(&root)
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert_ne!(linux.status.code(), Some(0));
+    assert!(
+        text(&linux.stderr).contains("freebsd"),
+        "{}",
+        text(&linux.stderr)
+    );
+}
