@@ -39,6 +39,8 @@ pub struct Disk {
     /// Whether the guest's writes land in the file (`--keep-image`); otherwise they go to a
     /// throwaway overlay and the file never changes.
     pub keep_writes: bool,
+    /// The guest sees a read-only device and the file is only ever read.
+    pub read_only: bool,
 }
 
 impl Disk {
@@ -47,6 +49,7 @@ impl Disk {
         Disk {
             path: path.into(),
             keep_writes: false,
+            read_only: false,
         }
     }
 }

@@ -5,12 +5,17 @@ use crate::console::ConsoleLog;
 use crate::machine::{Backend, BackendError, Machine, RunningVm};
 use crate::marked::{ConsoleEvent, MarkedConsole};
 use crate::signals::StopSignals;
+use input::{HostInput, Received};
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
-use vmlane_proto::{encode, DecodeError, Decoder, GuestMessage, HostMessage, Marker, RunRequest};
+use vmlane_proto::{
+    encode, DecodeError, Decoder, Frame, GuestMessage, HostMessage, Marker, RunRequest,
+};
 use vmlane_spec::Outcome;
+
+mod input;
 
 /// How the guest learns what to run and tells how it ended.
 #[derive(Debug, Clone)]
@@ -87,9 +92,18 @@ fn io_err(action: &'static str) -> impl FnOnce(io::Error) -> SessionError {
 }
 
 /// Runs one VM to its end. The VM and its helpers are gone when this returns, whatever happened.
+/// A command that reads input gets vmlane's stdin; a terminal there is in raw mode until then.
 pub fn run_session(
     backend: &dyn Backend,
     session: Session<'_>,
+) -> Result<(Outcome, Timings), SessionError> {
+    run_session_with_input(backend, session, libc::STDIN_FILENO)
+}
+
+fn run_session_with_input(
+    backend: &dyn Backend,
+    session: Session<'_>,
+    input_fd: RawFd,
 ) -> Result<(Outcome, Timings), SessionError> {
     let started = Instant::now();
     let console_listener = listen(&session.machine.console_socket)?;
@@ -99,13 +113,17 @@ pub fn run_session(
         .as_deref()
         .map(listen)
         .transpose()?;
-    let vm = backend.start(&session.machine)?;
-    let (outgoing, marked, debugger) = match session.channel {
-        GuestChannel::Port(request) => (encode(&HostMessage::Run(request)), None, false),
+    let (outgoing, marked, debugger, input) = match session.channel {
+        GuestChannel::Port(mut request) => {
+            let input = HostInput::start(input_fd, &mut request.input)
+                .map_err(io_err("put the terminal in raw mode"))?;
+            (encode(&HostMessage::Run(request)), None, false, input)
+        }
         GuestChannel::Console { token, debugger } => {
-            (Vec::new(), Some(MarkedConsole::new(&token)), debugger)
+            (Vec::new(), Some(MarkedConsole::new(&token)), debugger, None)
         }
     };
+    let vm = backend.start(&session.machine)?;
     let mut run = Run {
         vm,
         started,
@@ -121,6 +139,8 @@ pub fn run_session(
         panic_deadline: None,
         debugger,
         interactive: false,
+        input_fd,
+        input,
         stdout: session.stdout,
         stderr: session.stderr,
         log: session.console,
@@ -159,6 +179,10 @@ struct Run<'a> {
     debugger: bool,
     /// Whether it has: stdin goes to the console and the console to stderr.
     interactive: bool,
+    /// vmlane's stdin.
+    input_fd: RawFd,
+    /// The command's input, when it reads the host's.
+    input: Option<HostInput>,
     stdout: &'a mut dyn Write,
     stderr: &'a mut dyn Write,
     log: &'a mut ConsoleLog,
@@ -175,9 +199,18 @@ enum Ready {
     VmExited,
     Signal,
     Stdin,
+    /// The host's input for the command.
+    Input,
+    /// The terminal was resized, or vmlane continued after a stop.
+    Resize,
+    /// A signal that ends a run in a raw terminal.
+    TerminalStop,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Frames for the guest not yet taken by the port. Above this the host's input is left unread,
+/// so a guest that reads slowly slows the sender down instead of filling vmlane's memory.
+const MAX_OUTGOING: usize = 256 * 1024;
 const MAX_GUEST_MARKS: usize = 64;
 
 impl Run<'_> {
@@ -233,8 +266,20 @@ impl Run<'_> {
             }
         }
         entries.push((self.vm.exit_fd(), libc::POLLIN, Ready::VmExited));
+        if let Some(input) = &self.input {
+            // A resize is handled before keys typed after it.
+            for fd in input.resize_fds() {
+                entries.push((fd, libc::POLLIN, Ready::Resize));
+            }
+            if input.open && self.outgoing.len() < MAX_OUTGOING {
+                entries.push((input.fd(), libc::POLLIN, Ready::Input));
+            }
+            for fd in input.stop_fds() {
+                entries.push((fd, libc::POLLIN, Ready::TerminalStop));
+            }
+        }
         if self.interactive {
-            entries.push((libc::STDIN_FILENO, libc::POLLIN, Ready::Stdin));
+            entries.push((self.input_fd, libc::POLLIN, Ready::Stdin));
         }
         for fd in self.signals.fds() {
             entries.push((fd, libc::POLLIN, Ready::Signal));
@@ -285,6 +330,45 @@ impl Run<'_> {
             }
             Ready::VmExited => return self.vm_exited().map(Some),
             Ready::Stdin => return self.relay_stdin(),
+            Ready::Input => return self.relay_input(),
+            Ready::Resize => {
+                if let Some(size) = self.input.as_mut().and_then(HostInput::resized) {
+                    self.send(&HostMessage::WindowSize(size));
+                }
+            }
+            Ready::TerminalStop => {
+                if let Some(signal) = self.input.as_ref().and_then(HostInput::stop_received) {
+                    return Ok(Some(Outcome::Interrupted(signal)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn send(&mut self, message: &HostMessage) {
+        message.encode_into(&mut self.outgoing);
+    }
+
+    /// Passes the host's input to the command; Ctrl-A X on a terminal ends the run as
+    /// Ctrl-C ends `vmlane run`.
+    fn relay_input(&mut self) -> Result<Option<Outcome>, SessionError> {
+        let Some(input) = self.input.as_mut() else {
+            return Ok(None);
+        };
+        match input.read() {
+            Received::Data(data) => {
+                if !data.is_empty() {
+                    self.send(&HostMessage::Stdin(data));
+                }
+            }
+            Received::Closed => self.send(&HostMessage::StdinClosed),
+            Received::Escape(data) => {
+                if !data.is_empty() {
+                    self.send(&HostMessage::Stdin(data));
+                }
+                forward(self.stderr, b"\r\nvmlane: Ctrl-A X: ending the VM\r\n")?;
+                return Ok(Some(Outcome::Interrupted(libc::SIGINT)));
+            }
         }
         Ok(None)
     }
@@ -381,7 +465,7 @@ impl Run<'_> {
     fn relay_stdin(&mut self) -> Result<Option<Outcome>, SessionError> {
         let mut buf = [0u8; 1024];
         // SAFETY: reads into a local buffer of the given length.
-        let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::read(self.input_fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n < 0 {
             let error = io::Error::last_os_error();
             return match error.kind() {
@@ -442,7 +526,14 @@ impl Run<'_> {
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
                 Ok(())
             }
-            Err(e) => Err(io_err("send the run request to the guest")(e)),
+            // The guest side is gone; how the run ended is still to be read.
+            Err(e)
+                if e.kind() == ErrorKind::BrokenPipe || e.kind() == ErrorKind::ConnectionReset =>
+            {
+                self.outgoing.clear();
+                Ok(())
+            }
+            Err(e) => Err(io_err("write to the guest port")(e)),
         }
     }
 

@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vmlane_checks::events::{extract_events, Event};
 use vmlane_checks::splat::{scan, Splat};
-use vmlane_spec::{Outcome, RunSpec};
+use vmlane_spec::{DiskSpec, Outcome, RunSpec};
 
 /// One command in one throwaway VM.
 #[derive(Debug, Clone)]
 pub struct Run {
     launch: Launch,
+    /// As given to [`Run::disk`]; read once the run's directory is final.
+    disks: Vec<PathBuf>,
 }
 
 /// What a run produced.
@@ -67,6 +69,7 @@ impl Run {
                 debugger: false,
                 keep_image: false,
             },
+            disks: Vec::new(),
         }
     }
 
@@ -107,10 +110,11 @@ impl Run {
         self
     }
 
-    /// A disk image for the guest (`/dev/vda`, then `/dev/vdb`, ...); its writes are thrown
-    /// away with the VM.
-    pub fn disk(mut self, image: impl Into<PathBuf>) -> Run {
-        self.launch.spec.disks.push(image.into());
+    /// A disk for the guest (`/dev/vda`, then `/dev/vdb`, ...), as `vmlane run --disk` takes
+    /// it: an image whose writes are thrown away with the VM, `IMAGE,ro` for a read-only
+    /// device, or a size such as `1G` for an empty scratch disk.
+    pub fn disk(mut self, disk: impl Into<PathBuf>) -> Run {
+        self.disks.push(disk.into());
         self
     }
 
@@ -136,9 +140,15 @@ impl Run {
     /// Boots, runs, and collects everything. The console log is written to a temporary file
     /// that is gone afterwards; its text is in the result.
     pub fn output(&self) -> Result<RunResult, LaunchError> {
+        let mut launch = self.launch.clone();
+        let cwd = launch.spec.cwd.clone();
+        for disk in &self.disks {
+            let spec = DiskSpec::parse(disk.as_os_str(), |p| cwd.join(p).exists());
+            launch.spec.disks.push(spec.map_err(LaunchError::DiskSpec)?);
+        }
         let dir = tempfile::tempdir().map_err(LaunchError::RunDir)?;
         let log = dir.path().join("console.log");
-        let captured = match launch_captured(&self.launch, &log) {
+        let captured = match launch_captured(&launch, &log) {
             Ok(captured) => captured,
             Err(error) => {
                 // A run that failed mid-way keeps its serial log for the developer to read.

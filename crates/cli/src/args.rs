@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
-use vmlane_spec::{Accel, ShareKind};
+use vmlane_spec::{Accel, DiskSpec, PortForward, ShareKind};
 
 /// Boot a kernel in a throwaway VM and run a command in it.
 #[derive(Debug, Parser)]
@@ -17,6 +17,9 @@ pub struct Cli {
 pub enum Command {
     /// Boot a kernel, run CMD inside with the host's files visible, exit with CMD's exit code.
     Run(RunArgs),
+    /// Boot a Linux kernel and open your login shell inside, on a terminal of its own
+    /// (Ctrl-A X ends the VM); exit with the shell's exit code.
+    Shell(crate::shell::ShellArgs),
     /// Build, list and remove the kernels in vmlane's cache.
     #[command(subcommand)]
     Kernel(KernelCommand),
@@ -157,10 +160,30 @@ pub struct RunArgs {
     /// Extra kernel command-line arguments, appended after vmlane's own.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Vec<String>,
-    /// Attach a disk image (raw or qcow2) as /dev/vda, /dev/vdb, ... in order (repeatable);
-    /// the guest's writes are thrown away with the VM.
-    #[arg(long = "disk", value_name = "IMAGE")]
-    pub disks: Vec<PathBuf>,
+    /// Attach a disk as /dev/vda, /dev/vdb, ... in order (repeatable): IMAGE (raw or qcow2;
+    /// the guest's writes are thrown away), IMAGE,ro (a read-only device), or SIZE such as 1G
+    /// (an empty sparse disk, gone with the VM).
+    #[arg(long = "disk", value_name = "IMAGE[,ro]|SIZE", value_parser = disk_parser())]
+    pub disks: Vec<DiskSpec>,
+    /// Give the guest a network. user: QEMU's user-mode network; the guest is 10.0.2.15 and
+    /// reaches the host's 127.0.0.1 as 10.0.2.2 (set up with the host's `ip`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub net: Option<NetArg>,
+    /// Forward TCP port HOSTPORT of the host's 127.0.0.1 to GUESTPORT in the guest
+    /// (repeatable; needs --net user).
+    #[arg(long = "forward", value_name = "HOSTPORT:GUESTPORT", value_parser = PortForward::parse)]
+    pub forwards: Vec<PortForward>,
+    /// Start the VM halted with a gdb stub on 127.0.0.1:PORT (default 1234) and print the gdb
+    /// command that attaches with the kernel's symbols. --timeout still counts from the start.
+    #[arg(
+        long,
+        value_name = "PORT",
+        num_args = 0..=1,
+        require_equals = false,
+        default_missing_value = "1234",
+        value_parser = clap::value_parser!(u16).range(1..)
+    )]
+    pub gdb: Option<u16>,
     /// The guest's operating system: auto follows the kernel image; linux or freebsd refuse a
     /// kernel of the other.
     #[arg(long, value_enum, default_value_t = OsArg::Auto)]
@@ -194,6 +217,14 @@ pub struct RunArgs {
     /// The command to run in the guest, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetArg {
+    /// No network device.
+    None,
+    /// QEMU's user-mode network.
+    User,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -300,14 +331,22 @@ impl From<ShareArg> for ShareKind {
     }
 }
 
-fn parse_env(value: &str) -> Result<(OsString, OsString), String> {
+/// `--disk` values: a name that is an existing file is always an image, so the check runs
+/// against the current directory, the run's.
+pub(crate) fn disk_parser() -> impl clap::builder::TypedValueParser<Value = DiskSpec> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new()
+        .try_map(|value| DiskSpec::parse(&value, |path| path.exists()))
+}
+
+pub(crate) fn parse_env(value: &str) -> Result<(OsString, OsString), String> {
     match value.split_once('=') {
         Some((key, val)) if !key.is_empty() => Ok((key.into(), val.into())),
         _ => Err(format!("expected KEY=VALUE, got `{value}`")),
     }
 }
 
-fn parse_memory(value: &str) -> Result<u32, String> {
+pub(crate) fn parse_memory(value: &str) -> Result<u32, String> {
     let upper = value.trim().to_ascii_uppercase();
     let (number, factor) = match upper.strip_suffix('G') {
         Some(n) => (n, 1024),
@@ -363,6 +402,38 @@ mod tests {
             argv.extend_from_slice(linux_only);
             assert!(Cli::try_parse_from(&argv).is_err(), "{linux_only:?}");
         }
+    }
+
+    #[test]
+    fn gdb_takes_an_optional_port_and_forwards_parse() {
+        let run = |extra: &[&str]| {
+            let mut argv = vec!["vmlane", "run"];
+            argv.extend_from_slice(extra);
+            argv.extend_from_slice(&["--", "true"]);
+            match Cli::try_parse_from(&argv).map(|cli| cli.command) {
+                Ok(Command::Run(args)) => Ok(args),
+                Ok(_) => panic!("not a run"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(run(&[]).unwrap().gdb, None);
+        assert_eq!(run(&["--gdb"]).unwrap().gdb, Some(1234));
+        assert_eq!(run(&["--gdb", "4321"]).unwrap().gdb, Some(4321));
+        assert!(run(&["--gdb", "0"]).is_err());
+        let args = run(&["--net", "user", "--forward", "8080:80", "--disk", "2G"]).unwrap();
+        assert_eq!(args.net, Some(NetArg::User));
+        assert_eq!(
+            args.forwards,
+            [PortForward {
+                host: 8080,
+                guest: 80
+            }]
+        );
+        assert_eq!(args.disks, [DiskSpec::Scratch { bytes: 2 << 30 }]);
+        let error = run(&["--forward", "8080"]).unwrap_err();
+        assert!(error.contains("HOSTPORT:GUESTPORT"), "{error}");
+        let error = run(&["--disk", "1G,ro"]).unwrap_err();
+        assert!(error.contains("cannot be read-only"), "{error}");
     }
 
     #[test]

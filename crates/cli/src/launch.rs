@@ -3,20 +3,24 @@
 //! go through [`launch_vm`].
 
 use std::ffi::OsString;
+use std::net::TcpListener;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmlane_backend::{
     run_session, BackendError, ConsoleLog, Disk, GuestChannel, GuestOs, Machine, RunDir, Session,
     SessionError, Share, ShareTransport, StopSignals, Timings,
 };
-use vmlane_kernel::{find_kernel, ImageFormat, Kernel, KernelError, Search, Tristate};
+use vmlane_kernel::{
+    find_kernel, symbols_file, ImageFormat, Kernel, KernelError, Search, Tristate,
+};
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_payload::PayloadError;
 use vmlane_proto::{RunRequest, ShareMount};
 use vmlane_qemu::{
     host_tsc_khz, kernel_cmdline, resolve_accel, AccelChoice, HostKvm, MachineKind, QemuBackend,
+    GUEST_ADDRESS, HOST_ADDRESS,
 };
-use vmlane_spec::{Outcome, RunSpec, ShareKind};
+use vmlane_spec::{DiskSpec, Network, Outcome, RunSpec, ShareKind};
 
 const SHARE_TAG: &str = "vmlane-root";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -115,6 +119,28 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    /// A disk image that does not exist.
+    #[error("cannot use the disk image {0}: it does not exist; give an existing raw or qcow2 image, or a size such as 1G for an empty scratch disk")]
+    DiskMissing(PathBuf),
+    /// A disk given in a form that means nothing.
+    #[error("bad disk: {0}")]
+    DiskSpec(String),
+    /// The guest cannot have the network asked for.
+    #[error("{0}")]
+    Network(String),
+    /// A host port vmlane was to listen on is taken (or not allowed).
+    #[error("cannot listen on 127.0.0.1:{port} for {what}: {reason}; choose another port")]
+    Port {
+        /// The port.
+        port: u16,
+        /// The flag that asked for it.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// An option only Linux guests have was given for a FreeBSD kernel.
+    #[error("{0} is for Linux guests; FreeBSD guests do not have it yet")]
+    LinuxOnly(&'static str),
     /// The private run directory could not be made.
     #[error("failed to create the run directory: {0}")]
     RunDir(#[source] std::io::Error),
@@ -189,7 +215,9 @@ pub fn launch_vm(
         notice_once(&notice);
     }
     let machine_kind = choose_machine(launch.machine, &kernel);
-    let backend = QemuBackend::detect(accel, machine_kind)?;
+    let mut backend = QemuBackend::detect(accel, machine_kind)?;
+    backend.network = spec.network.clone();
+    backend.gdb = spec.gdb;
     say(&format!("accelerator {accel:?}, machine {machine_kind:?}"));
 
     let modules = kernel
@@ -200,7 +228,10 @@ pub fn launch_vm(
     let transport = choose_share(spec.share, modules.as_ref(), &backend, &kernel)?;
     say(&format!("host root shared over {transport:?}"));
 
-    let disks = disk_images(spec)?;
+    let ip = check_network(&spec.network, modules.as_ref(), &kernel)?;
+    let disks = check_disks(spec)?;
+    // Held until just before QEMU starts, so a taken port fails the run before it boots.
+    let ports = reserve_ports(spec)?;
     let wanted = backend.guest_modules(Some(transport), !disks.is_empty());
     let load = match &modules {
         Some(index) => index.closure(&wanted)?,
@@ -222,6 +253,7 @@ pub fn launch_vm(
         .then(|| host_tsc_khz(&cache))
         .flatten();
     let run_dir = RunDir::create().map_err(LaunchError::RunDir)?;
+    let disks = attach_disks(disks, &run_dir)?;
     let machine = Machine {
         os: GuestOs::Linux,
         kernel: kernel.image.clone(),
@@ -236,12 +268,16 @@ pub fn launch_vm(
             tag: SHARE_TAG.into(),
             transport,
         }),
-        disks: disks.into_iter().map(Disk::throwaway).collect(),
+        disks,
         run_dir: run_dir.path().to_path_buf(),
     };
+    if let Some(port) = spec.gdb {
+        announce_gdb(port, &kernel);
+    }
+    drop(ports);
     let session = Session {
         machine,
-        channel: GuestChannel::Port(run_request(spec, transport)),
+        channel: GuestChannel::Port(run_request(spec, transport, ip.as_deref())),
         timeout: spec.timeout,
         stdout: streams.stdout,
         stderr: streams.stderr,
@@ -315,13 +351,16 @@ impl std::io::Write for CappedBuffer {
     }
 }
 
-/// The spec's disk images, relative to its directory, each checked to open for reading and
-/// writing before QEMU is asked to (QEMU's own message names no fix).
-pub(crate) fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
+/// The spec's disks with images made absolute from its directory, each image checked to open
+/// for reading before QEMU is asked to (QEMU's own message names no fix).
+pub(crate) fn check_disks(spec: &RunSpec) -> Result<Vec<DiskSpec>, LaunchError> {
     spec.disks
         .iter()
         .map(|disk| {
-            let path = spec.cwd.join(disk);
+            let DiskSpec::Image { path, read_only } = disk else {
+                return Ok(disk.clone());
+            };
+            let path = spec.cwd.join(path);
             let opened = std::fs::File::open(&path).and_then(|file| {
                 if file.metadata()?.is_dir() {
                     return Err(std::io::Error::other("it is a directory"));
@@ -329,11 +368,140 @@ pub(crate) fn disk_images(spec: &RunSpec) -> Result<Vec<PathBuf>, LaunchError> {
                 Ok(())
             });
             match opened {
-                Ok(()) => Ok(path),
+                Ok(()) => Ok(DiskSpec::Image {
+                    path,
+                    read_only: *read_only,
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(LaunchError::DiskMissing(path))
+                }
                 Err(source) => Err(LaunchError::Disk { path, source }),
             }
         })
         .collect()
+}
+
+/// The checked disks as the machine attaches them, scratch disks made as sparse files in the
+/// run directory, so they go when it does.
+pub(crate) fn attach_disks(
+    disks: Vec<DiskSpec>,
+    run_dir: &RunDir,
+) -> Result<Vec<Disk>, LaunchError> {
+    let mut attached = Vec::with_capacity(disks.len());
+    for (index, disk) in disks.into_iter().enumerate() {
+        attached.push(match disk {
+            DiskSpec::Image { path, read_only } => Disk {
+                read_only,
+                ..Disk::throwaway(path)
+            },
+            DiskSpec::Scratch { bytes } => {
+                let path = run_dir.join(&format!("scratch{index}.img"));
+                std::fs::File::create(&path)
+                    .and_then(|file| file.set_len(bytes))
+                    .map_err(|source| LaunchError::Disk {
+                        path: path.clone(),
+                        source,
+                    })?;
+                // Nothing else sees the file, so the guest's writes may land in it.
+                Disk {
+                    keep_writes: true,
+                    ..Disk::throwaway(path)
+                }
+            }
+        });
+    }
+    Ok(attached)
+}
+
+/// `ip` where distributions install it.
+const IP_PROGRAMS: &[&str] = &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
+
+/// Whether the guest can have the network asked for, and the host's `ip` it will set it up
+/// with (the guest runs the host's programs).
+fn check_network(
+    network: &Network,
+    modules: Option<&ModuleIndex>,
+    kernel: &Kernel,
+) -> Result<Option<PathBuf>, LaunchError> {
+    if *network == Network::None {
+        return Ok(None);
+    }
+    let has_nic = match modules {
+        Some(index) => index.status("virtio_net") != ModuleStatus::Absent,
+        None => config_has(kernel, "virtio_net"),
+    };
+    if !has_nic {
+        return Err(LaunchError::Network(format!(
+            "the kernel {} has no virtio-net driver (CONFIG_VIRTIO_NET), so the guest cannot have a network; `vmlane kernel build -e NETDEVICES -e NET_CORE -e VIRTIO_NET` builds one that has",
+            kernel.image.display()
+        )));
+    }
+    let ip = IP_PROGRAMS.iter().map(PathBuf::from).find(|p| p.is_file());
+    ip.map(Some).ok_or_else(|| {
+        LaunchError::Network(
+            "the guest sets up its network with the host's `ip`, and none is installed (apt-get install iproute2)".into(),
+        )
+    })
+}
+
+/// Binds every host port the VM will listen on, so a taken one is an error before anything
+/// boots rather than a QEMU failure; the caller drops them just before QEMU starts.
+fn reserve_ports(spec: &RunSpec) -> Result<Vec<TcpListener>, LaunchError> {
+    let mut wanted: Vec<(u16, String)> = Vec::new();
+    if let Network::User { forwards } = &spec.network {
+        for forward in forwards {
+            let what = format!("--forward {}:{}", forward.host, forward.guest);
+            wanted.push((forward.host, what));
+        }
+    }
+    if let Some(port) = spec.gdb {
+        wanted.push((port, "--gdb".into()));
+    }
+    let mut held = Vec::with_capacity(wanted.len());
+    for (port, what) in wanted {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => held.push(listener),
+            Err(e) => {
+                let reason = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    "the port is in use".to_string()
+                } else {
+                    e.to_string()
+                };
+                return Err(LaunchError::Port { port, what, reason });
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Tells the user how to attach: the VM stays halted at its first instruction until a
+/// debugger continues it.
+fn announce_gdb(port: u16, kernel: &Kernel) {
+    let target = format!("-ex 'target remote 127.0.0.1:{port}'");
+    eprintln!(
+        "vmlane: the VM is halted until a debugger attaches to 127.0.0.1:{port} and continues it:"
+    );
+    match symbols_file(kernel) {
+        Some(vmlinux) => {
+            eprintln!("vmlane:   gdb {target} {}", shell_quote(&vmlinux));
+        }
+        None => {
+            eprintln!("vmlane:   gdb {target}");
+            let release = kernel.release.as_deref().unwrap_or("RELEASE");
+            eprintln!("vmlane: no vmlinux with symbols was found for {}; a build tree's vmlinux has them, and Debian's come in linux-image-{release}-dbg", kernel.image.display());
+        }
+    }
+}
+
+/// `path` as one shell word.
+fn shell_quote(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// The accelerator notice is printed once per process, however many VMs it starts.
@@ -366,6 +534,14 @@ fn check_os(launch: &Launch, kernel: &Kernel) -> Result<OsChoice, LaunchError> {
     }
     if found == OsChoice::Linux && launch.backend == BackendChoice::Bhyve {
         return Err(LaunchError::BhyveNeedsFreeBsd);
+    }
+    if found == OsChoice::FreeBsd {
+        if launch.spec.network != Network::None {
+            return Err(LaunchError::LinuxOnly("--net"));
+        }
+        if launch.spec.gdb.is_some() {
+            return Err(LaunchError::LinuxOnly("--gdb"));
+        }
     }
     Ok(found)
 }
@@ -438,6 +614,7 @@ fn config_has(kernel: &Kernel, module: &str) -> bool {
         "9p" => "9P_FS",
         "9pnet_virtio" => "NET_9P_VIRTIO",
         "virtiofs" => "VIRTIO_FS",
+        "virtio_net" => "VIRTIO_NET",
         _ => return true,
     };
     // Without modules only built-in support counts. Without a config file nothing is known;
@@ -447,7 +624,26 @@ fn config_has(kernel: &Kernel, module: &str) -> bool {
         .map_or(module != "virtiofs", |t| t == Tristate::Yes)
 }
 
-fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {
+/// Brings up the guest's loopback and NIC with the host's `ip`, then becomes the command
+/// (same pid, argv and environment). The guest init sets up no network, and in-kernel `ip=`
+/// autoconfiguration is built into none of the kernels vmlane boots; where it is, it runs
+/// before init loads the NIC's module.
+fn with_network(ip: &Path, argv: &[OsString]) -> Vec<OsString> {
+    let ip = shell_quote(ip);
+    let script = format!(
+        "{ip} link set lo up && {ip} link set eth0 up && \
+         {ip} address add {GUEST_ADDRESS}/24 dev eth0 && \
+         {ip} route add default via {HOST_ADDRESS} || \
+         {{ echo 'vmlane: failed to set up the guest network (--net user)' >&2; exit 125; }}; \
+         exec \"$@\""
+    );
+    let mut wrapped: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), script.into()];
+    wrapped.push("vmlane".into());
+    wrapped.extend(argv.iter().cloned());
+    wrapped
+}
+
+fn run_request(spec: &RunSpec, transport: ShareTransport, ip: Option<&Path>) -> RunRequest {
     let term = std::env::var_os("TERM").unwrap_or_else(|| "linux".into());
     let mut env: Vec<(OsString, OsString)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
@@ -465,8 +661,12 @@ fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {
         ),
         ShareTransport::VirtioFs => ("virtiofs", ""),
     };
+    let argv = match ip {
+        Some(ip) => with_network(ip, &spec.argv),
+        None => spec.argv.clone(),
+    };
     RunRequest {
-        argv: spec.argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
         env: env
             .iter()
             .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
@@ -477,6 +677,7 @@ fn run_request(spec: &RunSpec, transport: ShareTransport) -> RunRequest {
             tag: SHARE_TAG.into(),
             options: options.into(),
         }),
+        input: spec.input.into(),
     }
 }
 
@@ -504,6 +705,8 @@ mod tests {
             accel,
             virtiofsd: virtiofsd.then(|| "/usr/lib/qemu/virtiofsd".into()),
             machine,
+            network: Network::None,
+            gdb: None,
         }
     }
 
@@ -623,6 +826,80 @@ mod tests {
         assert!(check_os(&image, &freebsd).is_ok());
         let bhyve = launch(OsChoice::Auto, None, BackendChoice::Bhyve);
         assert!(check_os(&bhyve, &linux).is_err());
+        let mut gdb = launch(OsChoice::Auto, None, BackendChoice::Auto);
+        gdb.spec.gdb = Some(1234);
+        assert!(check_os(&gdb, &linux).is_ok());
+        let error = check_os(&gdb, &freebsd).unwrap_err().to_string();
+        assert!(error.contains("--gdb is for Linux guests"), "{error}");
+    }
+
+    #[test]
+    fn disks_are_checked_then_scratch_disks_made_sparse_in_the_run_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("base.img"), [0u8; 512]).unwrap();
+        let mut spec = RunSpec::new(vec!["true".into()], dir.path().to_path_buf());
+        spec.disks = vec![
+            DiskSpec::Scratch { bytes: 1 << 30 },
+            DiskSpec::Image {
+                path: "base.img".into(),
+                read_only: true,
+            },
+        ];
+        let checked = check_disks(&spec).unwrap();
+        let run_dir = RunDir::create().unwrap();
+        let disks = attach_disks(checked, &run_dir).unwrap();
+        assert_eq!(disks.len(), 2);
+        let scratch = std::fs::metadata(&disks[0].path).unwrap();
+        assert!(disks[0].path.starts_with(run_dir.path()));
+        assert_eq!(scratch.len(), 1 << 30);
+        assert!(
+            std::os::unix::fs::MetadataExt::blocks(&scratch) < 64,
+            "not sparse"
+        );
+        assert!(disks[0].keep_writes && !disks[0].read_only);
+        assert_eq!(disks[1].path, dir.path().join("base.img"));
+        assert!(disks[1].read_only);
+
+        spec.disks.push(DiskSpec::Image {
+            path: "missing.img".into(),
+            read_only: false,
+        });
+        let error = check_disks(&spec).unwrap_err().to_string();
+        assert!(error.contains("missing.img: it does not exist"), "{error}");
+    }
+
+    #[test]
+    fn a_taken_port_is_refused_naming_the_flag() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let mut spec = RunSpec::new(vec!["true".into()], PathBuf::from("/"));
+        spec.gdb = Some(port);
+        let error = reserve_ports(&spec).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("127.0.0.1:{port} for --gdb: the port is in use")),
+            "{error}"
+        );
+        drop(taken);
+        assert_eq!(reserve_ports(&spec).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_network_is_set_up_before_the_command_takes_over_with_its_argv() {
+        let argv: Vec<OsString> = vec!["printf".into(), "%s\n".into(), "a b".into()];
+        let wrapped = with_network(Path::new("/usr/sbin/ip"), &argv);
+        assert_eq!(wrapped[..2], ["/bin/sh", "-c"]);
+        let script = wrapped[2].to_string_lossy();
+        assert!(
+            script.contains("/usr/sbin/ip address add 10.0.2.15/24 dev eth0"),
+            "{script}"
+        );
+        assert!(
+            script.contains("route add default via 10.0.2.2"),
+            "{script}"
+        );
+        assert!(script.ends_with("exec \"$@\""), "{script}");
+        assert_eq!(wrapped[3..], ["vmlane", "printf", "%s\n", "a b"]);
+        assert_eq!(shell_quote(Path::new("/a b/it's")), "'/a b/it'\\''s'");
     }
 
     #[test]

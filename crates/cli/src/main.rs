@@ -5,6 +5,7 @@ mod image;
 mod kernel;
 mod report;
 mod run;
+mod shell;
 mod test;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(run_args),
+        args::Command::Shell(shell_args) => shell::shell(shell_args),
         args::Command::Kernel(command) => kernel::kernel(command),
         args::Command::Test(test_args) => test::test(test_args),
         args::Command::Image(command) => image::image(command),

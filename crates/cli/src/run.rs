@@ -1,14 +1,14 @@
 //! `vmlane run`: flags become a launch, its outcome becomes vmlane's exit code, and the
 //! console log is kept when something went wrong.
 
-use crate::args::RunArgs;
+use crate::args::{NetArg, RunArgs};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vmlane::launch::{launch_vm, Launch, Streams};
 use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::splat::SplatKind;
-use vmlane_spec::{GuestStatus, Outcome, RunSpec};
+use vmlane_spec::{GuestStatus, Network, Outcome, RunSpec};
 
 /// Runs the command and returns the exit code vmlane should exit with.
 pub fn run(args: RunArgs) -> Result<i32> {
@@ -82,6 +82,14 @@ fn run_spec(args: &RunArgs) -> Result<RunSpec> {
     spec.accel = args.accel.into();
     spec.share = args.share.into();
     spec.disks = args.disks.clone();
+    spec.network = match args.net {
+        Some(NetArg::User) => Network::User {
+            forwards: args.forwards.clone(),
+        },
+        _ if !args.forwards.is_empty() => bail!("--forward needs --net user"),
+        _ => Network::None,
+    };
+    spec.gdb = args.gdb;
     spec.timeout = match args.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
@@ -90,7 +98,7 @@ fn run_spec(args: &RunArgs) -> Result<RunSpec> {
     Ok(spec)
 }
 
-fn default_log_path(cache: &Path) -> PathBuf {
+pub(crate) fn default_log_path(cache: &Path) -> PathBuf {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -126,7 +134,12 @@ fn prune_logs(dir: &Path, keep: usize) {
 const PANIC_LINES_SHOWN: usize = 30;
 
 /// Tells the user what went wrong, if anything, and decides whether the console log stays.
-fn report(outcome: &Outcome, console: &mut ConsoleLog, log_requested: bool, verbose: bool) {
+pub(crate) fn report(
+    outcome: &Outcome,
+    console: &mut ConsoleLog,
+    log_requested: bool,
+    verbose: bool,
+) {
     // A kernel WARNING or BUG during a run that otherwise succeeded is what a kernel developer
     // most needs to hear about; such a log is kept.
     let splats = std::fs::read(console.path())

@@ -1,47 +1,62 @@
-//! Runs the command with exactly the argv it was given and relays its output to the host as it
-//! is produced, reaping every other child along the way (init adopts orphans).
+//! Runs the command with exactly the argv it was given (or the user's login shell), with its
+//! standard input on /dev/null, a pipe or a pseudo-terminal fed by the host, and relays its
+//! output to the host as it is produced, reaping every other child along the way (init adopts
+//! orphans).
 
 use crate::console::{Failure, StepContext};
 use crate::port::Port;
 use crate::sys::{self, check};
+use crate::{pty, shell};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use vmlane_proto::{GuestMessage, RunRequest};
+use vmlane_proto::{GuestMessage, HostMessage, Input, RunRequest};
 use vmlane_spec::GuestStatus;
 
 const CHUNK: usize = 64 * 1024;
+/// Host input the command has not read yet. Beyond this the port is left unread, so a command
+/// that ignores its input holds the host back instead of filling the guest's memory.
+const MAX_PENDING_INPUT: usize = 256 * 1024;
+/// Reads of each stream once the command has exited: what it wrote before is at most a pipe's
+/// worth, and a background child that keeps writing must not hold the result back.
+const MAX_DRAIN_READS: usize = 256;
 
-/// Starts the command, streams its stdout and stderr to the host and returns how it ended.
+/// Starts the command, relays its input and output and returns how it ended.
 pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure> {
-    let argv = c_strings(&request.argv).step(|| "prepare the command's arguments".into())?;
-    let env = c_strings(&request.env).step(|| "prepare the environment".into())?;
-    if argv.is_empty() {
-        return Err(Failure::new("start the command", "no command was given"));
-    }
-    let candidates = program_candidates(&argv[0], &request.env);
+    let mut env = request.env.clone();
+    let (argv, candidates) = if request.argv.is_empty() {
+        let path = shell::choose(&mut env);
+        let argv = vec![shell::login_name(&path)];
+        let path = sys::cstring_bytes(&path).step(|| "prepare the shell's path".into())?;
+        (argv, vec![path])
+    } else {
+        let argv = request.argv.clone();
+        let program = c_strings(&argv[..1]).step(|| "prepare the command's arguments".into())?;
+        let candidates = program_candidates(&program[0], &env);
+        (argv, candidates)
+    };
+    let c_argv = c_strings(&argv).step(|| "prepare the command's arguments".into())?;
+    let c_env = c_strings(&env).step(|| "prepare the environment".into())?;
     let sigchld = block_sigchld().step(|| "watch for the command's exit".into())?;
-    let (out_read, out_write) = pipe().step(|| "create the stdout pipe".into())?;
-    let (err_read, err_write) = pipe().step(|| "create the stderr pipe".into())?;
+    let (child_stdio, endpoints) =
+        wire(request.input).step(|| "set up the command's standard streams".into())?;
     let (exec_read, exec_write) = pipe().step(|| "create the exec status pipe".into())?;
+    if request.argv.is_empty() && matches!(request.input, Input::Terminal(_)) {
+        port.send(&GuestMessage::Stderr(
+            shell::banner(request.share.as_ref()).into_bytes(),
+        ))?;
+    }
 
     // SAFETY: init is single-threaded, so the child may run arbitrary code before exec.
     let pid = check(unsafe { libc::fork() }).step(|| "fork the command".into())?;
     if pid == 0 {
-        exec_child(
-            &candidates,
-            &argv,
-            &env,
-            &out_write,
-            &err_write,
-            &exec_write,
-        );
+        exec_child(&candidates, &c_argv, &c_env, &child_stdio, &exec_write);
     }
-    drop((out_write, err_write, exec_write));
+    drop((child_stdio, exec_write));
     if let Some(errno) = read_exec_error(exec_read) {
         reap(pid);
-        let program = String::from_utf8_lossy(&request.argv[0]);
+        let program = String::from_utf8_lossy(&argv[0]);
         let error = io::Error::from_raw_os_error(errno);
         port.send(&GuestMessage::Stderr(
             format!("vmlane: {program}: {error}\n").into_bytes(),
@@ -53,7 +68,17 @@ pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure
         });
     }
     port.mark("command started")?;
-    relay(pid, sigchld, [out_read, err_read], port)
+    Relay {
+        port,
+        port_open: true,
+        outputs: endpoints.outputs,
+        input: endpoints.input,
+        pending: Vec::new(),
+        input_ended: false,
+        terminal: endpoints.terminal,
+        buf: vec![0u8; CHUNK],
+    }
+    .run(pid, sigchld)
 }
 
 fn c_strings(items: &[Vec<u8>]) -> io::Result<Vec<CString>> {
@@ -76,13 +101,79 @@ fn program_candidates(program: &CString, env: &[Vec<u8>]) -> Vec<CString> {
         .collect()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// The command's ends of its standard streams.
+struct ChildStdio {
+    /// `None`: /dev/null.
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    /// stdin is a terminal, to become the command's controlling terminal.
+    terminal: bool,
+}
+
+/// Init's ends, all non-blocking.
+struct Endpoints {
+    /// The stdout and stderr pipes, or the terminal's master alone.
+    outputs: Vec<(OwnedFd, Stream)>,
+    /// Where the host's input goes: the stdin pipe, or a second descriptor of the master.
+    input: Option<OwnedFd>,
+    terminal: bool,
+}
+
+fn wire(input: Input) -> io::Result<(ChildStdio, Endpoints)> {
+    if let Input::Terminal(size) = input {
+        let pty = pty::open(size)?;
+        let child = ChildStdio {
+            stdout: pty.slave.try_clone()?,
+            stderr: pty.slave.try_clone()?,
+            stdin: Some(pty.slave),
+            terminal: true,
+        };
+        let endpoints = Endpoints {
+            input: Some(pty.master.try_clone()?),
+            outputs: vec![(pty.master, Stream::Stdout)],
+            terminal: true,
+        };
+        return Ok((child, endpoints));
+    }
+    let (out_read, out_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    let (stdin, input) = match input {
+        Input::Pipe => {
+            let (read, write) = pipe()?;
+            sys::set_nonblocking(&write)?;
+            (Some(read), Some(write))
+        }
+        _ => (None, None),
+    };
+    sys::set_nonblocking(&out_read)?;
+    sys::set_nonblocking(&err_read)?;
+    let child = ChildStdio {
+        stdin,
+        stdout: out_write,
+        stderr: err_write,
+        terminal: false,
+    };
+    let endpoints = Endpoints {
+        outputs: vec![(out_read, Stream::Stdout), (err_read, Stream::Stderr)],
+        input,
+        terminal: false,
+    };
+    Ok((child, endpoints))
+}
+
 /// In the forked child: wire up stdio and exec; on failure report errno through the pipe.
 fn exec_child(
     candidates: &[CString],
     argv: &[CString],
     env: &[CString],
-    stdout: &OwnedFd,
-    stderr: &OwnedFd,
+    stdio: &ChildStdio,
     exec_status: &OwnedFd,
 ) -> ! {
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -93,13 +184,22 @@ fn exec_child(
     // SAFETY: only fd juggling, signal reset and exec on valid pointers built above.
     unsafe {
         libc::setsid();
+        let stdin = match &stdio.stdin {
+            Some(fd) => fd.as_raw_fd(),
+            None => libc::open(devnull.as_ptr(), libc::O_RDONLY),
+        };
+        if stdio.terminal {
+            // A session leader without a terminal takes this one as its controlling terminal.
+            libc::ioctl(stdin, libc::TIOCSCTTY, 0);
+        }
         let mut unblock: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut unblock);
         libc::sigprocmask(libc::SIG_SETMASK, &unblock, std::ptr::null_mut());
-        let null = libc::open(devnull.as_ptr(), libc::O_RDONLY);
-        libc::dup2(null, 0);
-        libc::dup2(stdout.as_raw_fd(), 1);
-        libc::dup2(stderr.as_raw_fd(), 2);
+        // Rust ignores SIGPIPE in init, and an ignored signal stays ignored across exec.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::dup2(stdin, 0);
+        libc::dup2(stdio.stdout.as_raw_fd(), 1);
+        libc::dup2(stdio.stderr.as_raw_fd(), 2);
         let mut errno = libc::ENOENT;
         for candidate in candidates {
             libc::execve(candidate.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr());
@@ -125,112 +225,190 @@ fn read_exec_error(pipe: OwnedFd) -> Option<i32> {
     }
 }
 
-/// Streams both pipes to the host until the command exits, then drains what is left.
-fn relay(
-    pid: libc::pid_t,
-    sigchld: OwnedFd,
-    pipes: [OwnedFd; 2],
-    port: &mut Port,
-) -> Result<GuestStatus, Failure> {
-    let mut open = [true, true];
-    let mut status = None;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let mut fds = [
-            poll_fd(&pipes[0], open[0]),
-            poll_fd(&pipes[1], open[1]),
-            poll_fd(&sigchld, true),
-        ];
-        // SAFETY: `fds` is a valid array of pollfd for the call.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if ready < 0 {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
+/// The running command's streams: output to the host, the host's input to the command.
+struct Relay<'a> {
+    port: &'a mut Port,
+    /// Until the host hangs up its end.
+    port_open: bool,
+    outputs: Vec<(OwnedFd, Stream)>,
+    input: Option<OwnedFd>,
+    /// Host input not yet taken by the command.
+    pending: Vec<u8>,
+    /// The host sent `StdinClosed`.
+    input_ended: bool,
+    terminal: bool,
+    buf: Vec<u8>,
+}
+
+impl Relay<'_> {
+    /// Relays until the command exits, then sends what it wrote before.
+    fn run(mut self, pid: libc::pid_t, sigchld: OwnedFd) -> Result<GuestStatus, Failure> {
+        // Input the host sent right behind the request.
+        let early = self.port.buffered()?;
+        self.on_messages(early)?;
+        loop {
+            let mut fds: Vec<libc::pollfd> = self
+                .outputs
+                .iter()
+                .map(|(fd, _)| poll_fd(fd.as_raw_fd(), libc::POLLIN))
+                .collect();
+            let input_at = match &self.input {
+                Some(fd) if !self.pending.is_empty() => {
+                    fds.push(poll_fd(fd.as_raw_fd(), libc::POLLOUT));
+                    Some(fds.len() - 1)
+                }
+                _ => None,
+            };
+            let port_at = if self.port_open && self.pending.len() < MAX_PENDING_INPUT {
+                fds.push(poll_fd(self.port.fd(), libc::POLLIN));
+                Some(fds.len() - 1)
+            } else {
+                None
+            };
+            let sigchld_at = fds.len();
+            fds.push(poll_fd(sigchld.as_raw_fd(), libc::POLLIN));
+            // SAFETY: `fds` is a valid array of pollfd for the call.
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if ready < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Failure::new("wait for the command's output", error));
             }
-            return Err(Failure::new("wait for the command's output", error));
-        }
-        for i in 0..2 {
-            if open[i] && fds[i].revents != 0 {
-                open[i] = forward(&pipes[i], i, &mut buf, port)?;
+            // Backwards, so removing a finished stream leaves the earlier indices valid.
+            for i in (0..self.outputs.len()).rev() {
+                if fds[i].revents != 0 && !self.forward(i)? {
+                    self.outputs.remove(i);
+                }
+            }
+            if input_at.is_some_and(|i| fds[i].revents != 0) {
+                self.write_input();
+            }
+            if port_at.is_some_and(|i| fds[i].revents != 0) {
+                match self.port.read_messages()? {
+                    Some(messages) => self.on_messages(messages)?,
+                    None => self.port_open = false,
+                }
+            }
+            if fds[sigchld_at].revents != 0 {
+                drain_signalfd(&sigchld);
+                if let Some(status) = reap_all(pid) {
+                    self.drain_outputs()?;
+                    return Ok(status);
+                }
             }
         }
-        if fds[2].revents != 0 {
-            drain_signalfd(&sigchld);
-            if let Some(found) = reap_all(pid) {
-                status = Some(found);
+    }
+
+    fn on_messages(&mut self, messages: Vec<HostMessage>) -> Result<(), Failure> {
+        for message in messages {
+            match message {
+                HostMessage::Stdin(data) => {
+                    if self.input.is_some() && !self.input_ended {
+                        self.pending.extend_from_slice(&data);
+                    }
+                }
+                HostMessage::StdinClosed => self.input_ended = true,
+                HostMessage::WindowSize(size) => {
+                    if let Some(master) = self.input.as_ref().filter(|_| self.terminal) {
+                        // A terminal that is already gone has no size to set.
+                        let _ = pty::set_window_size(master, size);
+                    }
+                }
+                HostMessage::Run(_) => {
+                    return Err(Failure::new(
+                        "relay the host's input",
+                        "the host sent a second run request",
+                    ))
+                }
             }
         }
-        if let Some(status) = status {
-            // Output written before exit is already in the pipes; background children that keep
-            // the pipes open must not hold the run hostage.
-            for i in 0..2 {
-                while open[i] && forward_available(&pipes[i], i, &mut buf, port)? {}
+        self.write_input();
+        Ok(())
+    }
+
+    /// Writes what the command can take now; at the end of the host's input closes the pipe,
+    /// or hangs up the terminal (the shell gets SIGHUP, as when a terminal window closes).
+    fn write_input(&mut self) {
+        if let Some(fd) = &self.input {
+            if !self.pending.is_empty() {
+                // SAFETY: writes from a valid buffer of the given length.
+                let n = unsafe {
+                    libc::write(
+                        fd.as_raw_fd(),
+                        self.pending.as_ptr().cast(),
+                        self.pending.len(),
+                    )
+                };
+                if n >= 0 {
+                    self.pending.drain(..n as usize);
+                } else if !matches!(
+                    io::Error::last_os_error().kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) {
+                    // The command closed its input (EPIPE) or the terminal is gone (EIO).
+                    self.input = None;
+                }
             }
-            return Ok(status);
         }
+        if self.input.is_none() {
+            self.pending.clear();
+        } else if self.input_ended && self.pending.is_empty() {
+            self.input = None;
+            if self.terminal {
+                self.outputs.clear();
+            }
+        }
+    }
+
+    /// Reads one chunk of an output and sends it; returns whether it is still open.
+    fn forward(&mut self, index: usize) -> Result<bool, Failure> {
+        let (fd, stream) = &self.outputs[index];
+        // SAFETY: reads into a valid, writable buffer of the given length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), CHUNK) };
+        if n > 0 {
+            let data = self.buf[..n as usize].to_vec();
+            self.port.send(&match stream {
+                Stream::Stdout => GuestMessage::Stdout(data),
+                Stream::Stderr => GuestMessage::Stderr(data),
+            })?;
+            return Ok(true);
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => Ok(true),
+            // A terminal's master reads EIO once no process has the terminal open.
+            _ if error.raw_os_error() == Some(libc::EIO) => Ok(false),
+            _ => Err(Failure::new("read the command's output", error)),
+        }
+    }
+
+    /// Sends what the command wrote before it exited.
+    fn drain_outputs(&mut self) -> Result<(), Failure> {
+        for i in 0..self.outputs.len() {
+            for _ in 0..MAX_DRAIN_READS {
+                let mut fd = poll_fd(self.outputs[i].0.as_raw_fd(), libc::POLLIN);
+                // SAFETY: one valid pollfd, zero timeout.
+                let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+                if ready <= 0 || fd.revents & libc::POLLIN == 0 || !self.forward(i)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-fn poll_fd(fd: &OwnedFd, wanted: bool) -> libc::pollfd {
+fn poll_fd(fd: libc::c_int, events: i16) -> libc::pollfd {
     libc::pollfd {
-        fd: if wanted { fd.as_raw_fd() } else { -1 },
-        events: libc::POLLIN,
+        fd,
+        events,
         revents: 0,
     }
-}
-
-/// Reads one chunk and sends it; returns whether the pipe is still open.
-fn forward(
-    pipe: &OwnedFd,
-    stream: usize,
-    buf: &mut [u8],
-    port: &mut Port,
-) -> Result<bool, Failure> {
-    // SAFETY: reads into a valid, writable buffer of the given length.
-    let n = unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    match n {
-        n if n > 0 => {
-            send_output(stream, &buf[..n as usize], port)?;
-            Ok(true)
-        }
-        0 => Ok(false),
-        _ => {
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => Ok(true),
-                _ => Err(Failure::new("read the command's output", error)),
-            }
-        }
-    }
-}
-
-/// Like [`forward`] but never blocks: returns whether a chunk was sent.
-fn forward_available(
-    pipe: &OwnedFd,
-    stream: usize,
-    buf: &mut [u8],
-    port: &mut Port,
-) -> Result<bool, Failure> {
-    let mut fd = libc::pollfd {
-        fd: pipe.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    if unsafe { libc::poll(&mut fd, 1, 0) } <= 0 || fd.revents & libc::POLLIN == 0 {
-        return Ok(false);
-    }
-    forward(pipe, stream, buf, port)
-}
-
-fn send_output(stream: usize, data: &[u8], port: &mut Port) -> Result<(), Failure> {
-    let message = if stream == 0 {
-        GuestMessage::Stdout(data.to_vec())
-    } else {
-        GuestMessage::Stderr(data.to_vec())
-    };
-    port.send(&message)
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {

@@ -6,6 +6,8 @@ mod console;
 mod modules;
 mod mounts;
 mod port;
+mod pty;
+mod shell;
 mod sys;
 
 use console::Failure;
@@ -37,7 +39,12 @@ fn run(port_slot: &mut Option<Port>) -> Result<(), Failure> {
             boot_ns,
         })?;
     }
-    let HostMessage::Run(request) = port.receive()?;
+    let HostMessage::Run(request) = port.receive()? else {
+        return Err(Failure::new(
+            "read the run request",
+            "the host sent input before the request",
+        ));
+    };
     mounts::enter_root(&request)?;
     port.mark("root ready")?;
     let status = command::run(&request, port)?;

@@ -4,7 +4,7 @@ use crate::console::{Failure, StepContext};
 use crate::sys;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 use vmlane_proto::{encode, Decoder, GuestMessage, HostMessage, PORT_NAME};
 
@@ -82,6 +82,38 @@ impl Port {
             }
             self.decoder.push(&buf[..n]);
         }
+    }
+
+    /// The descriptor to poll for the host's messages.
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Messages that arrived with earlier reads and are already buffered.
+    pub fn buffered(&mut self) -> Result<Vec<HostMessage>, Failure> {
+        let mut messages = Vec::new();
+        while let Some(message) = self
+            .decoder
+            .next_message::<HostMessage>()
+            .map_err(|e| Failure::new("read the host's messages", e))?
+        {
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
+    /// One read of what the port has, as whole messages; `None` once the host has gone.
+    /// Call only when the port polled readable, or it blocks.
+    pub fn read_messages(&mut self) -> Result<Option<Vec<HostMessage>>, Failure> {
+        let mut buf = [0u8; 64 * 1024];
+        let n = match self.file.read(&mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(Failure::new("read from the host port", e)),
+        };
+        self.decoder.push(&buf[..n]);
+        self.buffered().map(Some)
     }
 
     /// The host ends the VM once it has the last message; leaving earlier could drop output

@@ -19,6 +19,16 @@ pub fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// Makes reads and writes on `fd` return `WouldBlock` instead of waiting.
+pub fn set_nonblocking(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL take and return plain flags.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)).map(drop)
+    }
+}
+
 /// mount(2) with optional source, type and data.
 pub fn mount(
     source: &str,

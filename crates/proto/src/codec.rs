@@ -1,4 +1,4 @@
-use crate::message::{GuestMessage, HostMessage, RunRequest, ShareMount};
+use crate::message::{GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize};
 use vmlane_spec::GuestStatus;
 
 /// The largest frame payload either side accepts. Output is sent in chunks well below it.
@@ -7,6 +7,9 @@ pub const MAX_FRAME: usize = 1 << 20;
 const HEADER: usize = 5;
 
 const KIND_RUN: u8 = 1;
+const KIND_STDIN: u8 = 2;
+const KIND_STDIN_CLOSED: u8 = 3;
+const KIND_WINDOW_SIZE: u8 = 4;
 const KIND_MARK: u8 = 16;
 const KIND_STDOUT: u8 = 17;
 const KIND_STDERR: u8 = 18;
@@ -17,6 +20,10 @@ const STATUS_EXITED: u8 = 0;
 const STATUS_SIGNALED: u8 = 1;
 const STATUS_NOT_FOUND: u8 = 2;
 const STATUS_NOT_EXECUTABLE: u8 = 3;
+
+const INPUT_NULL: u8 = 0;
+const INPUT_PIPE: u8 = 1;
+const INPUT_TERMINAL: u8 = 2;
 
 /// A frame that cannot be decoded. The stream is unusable after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,9 +130,18 @@ impl<'a> Writer<'a> {
         self
     }
 
+    fn u16(&mut self, value: u16) -> &mut Self {
+        self.out.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
     fn u32(&mut self, value: u32) -> &mut Self {
         self.out.extend_from_slice(&value.to_le_bytes());
         self
+    }
+
+    fn window_size(&mut self, size: WindowSize) -> &mut Self {
+        self.u16(size.rows).u16(size.cols)
     }
 
     fn u64(&mut self, value: u64) -> &mut Self {
@@ -173,9 +189,21 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
     fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn window_size(&mut self) -> Result<WindowSize, DecodeError> {
+        Ok(WindowSize {
+            rows: self.u16()?,
+            cols: self.u16()?,
+        })
     }
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
@@ -213,47 +241,88 @@ impl<'a> Reader<'a> {
 
 impl Frame for HostMessage {
     fn encode_into(&self, out: &mut Vec<u8>) {
-        let HostMessage::Run(run) = self;
-        let mut w = Writer::frame(out, KIND_RUN);
-        w.list(&run.argv).list(&run.env).bytes(&run.cwd);
-        match &run.share {
-            None => {
-                w.u8(0);
+        match self {
+            HostMessage::Run(run) => encode_run(run, out),
+            HostMessage::Stdin(data) => {
+                Writer::frame(out, KIND_STDIN).out.extend_from_slice(data);
             }
-            Some(share) => {
-                w.u8(1)
-                    .bytes(share.fstype.as_bytes())
-                    .bytes(share.tag.as_bytes())
-                    .bytes(share.options.as_bytes());
+            HostMessage::StdinClosed => {
+                Writer::frame(out, KIND_STDIN_CLOSED);
+            }
+            HostMessage::WindowSize(size) => {
+                Writer::frame(out, KIND_WINDOW_SIZE).window_size(*size);
             }
         }
     }
 
     fn decode(kind: u8, payload: &[u8]) -> Result<Self, DecodeError> {
-        if kind != KIND_RUN {
-            return Err(DecodeError::UnknownKind(kind));
-        }
         let mut r = Reader { rest: payload };
-        let argv = r.list()?;
-        let env = r.list()?;
-        let cwd = r.bytes()?;
-        let share = match r.u8()? {
-            0 => None,
-            1 => Some(ShareMount {
-                fstype: r.string()?,
-                tag: r.string()?,
-                options: r.string()?,
-            }),
-            _ => return Err(DecodeError::Malformed("share flag")),
+        let message = match kind {
+            KIND_RUN => return decode_run(r),
+            KIND_STDIN => return Ok(HostMessage::Stdin(payload.to_vec())),
+            KIND_STDIN_CLOSED => HostMessage::StdinClosed,
+            KIND_WINDOW_SIZE => HostMessage::WindowSize(r.window_size()?),
+            other => return Err(DecodeError::UnknownKind(other)),
         };
         r.end()?;
-        Ok(HostMessage::Run(RunRequest {
-            argv,
-            env,
-            cwd,
-            share,
-        }))
+        Ok(message)
     }
+}
+
+fn encode_run(run: &RunRequest, out: &mut Vec<u8>) {
+    let mut w = Writer::frame(out, KIND_RUN);
+    w.list(&run.argv).list(&run.env).bytes(&run.cwd);
+    match &run.share {
+        None => {
+            w.u8(0);
+        }
+        Some(share) => {
+            w.u8(1)
+                .bytes(share.fstype.as_bytes())
+                .bytes(share.tag.as_bytes())
+                .bytes(share.options.as_bytes());
+        }
+    }
+    match run.input {
+        Input::Null => {
+            w.u8(INPUT_NULL);
+        }
+        Input::Pipe => {
+            w.u8(INPUT_PIPE);
+        }
+        Input::Terminal(size) => {
+            w.u8(INPUT_TERMINAL).window_size(size);
+        }
+    }
+}
+
+fn decode_run(mut r: Reader<'_>) -> Result<HostMessage, DecodeError> {
+    let argv = r.list()?;
+    let env = r.list()?;
+    let cwd = r.bytes()?;
+    let share = match r.u8()? {
+        0 => None,
+        1 => Some(ShareMount {
+            fstype: r.string()?,
+            tag: r.string()?,
+            options: r.string()?,
+        }),
+        _ => return Err(DecodeError::Malformed("share flag")),
+    };
+    let input = match r.u8()? {
+        INPUT_NULL => Input::Null,
+        INPUT_PIPE => Input::Pipe,
+        INPUT_TERMINAL => Input::Terminal(r.window_size()?),
+        _ => return Err(DecodeError::Malformed("input kind")),
+    };
+    r.end()?;
+    Ok(HostMessage::Run(RunRequest {
+        argv,
+        env,
+        cwd,
+        share,
+        input,
+    }))
 }
 
 impl Frame for GuestMessage {
@@ -369,13 +438,70 @@ mod tests {
                 tag: "vmlane-root".into(),
                 options: "trans=virtio".into(),
             }),
+            input: Input::Null,
         }));
-        roundtrip(HostMessage::Run(RunRequest {
+        for input in [
+            Input::Null,
+            Input::Pipe,
+            Input::Terminal(WindowSize { rows: 24, cols: 80 }),
+            Input::Terminal(WindowSize {
+                rows: u16::MAX,
+                cols: 0,
+            }),
+        ] {
+            roundtrip(HostMessage::Run(RunRequest {
+                argv: vec![],
+                env: vec![],
+                cwd: vec![],
+                share: None,
+                input,
+            }));
+        }
+    }
+
+    #[test]
+    fn every_host_message_roundtrips() {
+        roundtrip(HostMessage::Stdin(b"ls\r\x03\x1a\0\xff".to_vec()));
+        roundtrip(HostMessage::Stdin(Vec::new()));
+        roundtrip(HostMessage::StdinClosed);
+        roundtrip(HostMessage::WindowSize(WindowSize {
+            rows: 50,
+            cols: 132,
+        }));
+    }
+
+    #[test]
+    fn malformed_host_frames_are_errors() {
+        for frame in [
+            // A window size one byte short, and one with a byte left over.
+            vec![KIND_WINDOW_SIZE, 3, 0, 0, 0, 1, 0, 2],
+            vec![KIND_WINDOW_SIZE, 5, 0, 0, 0, 1, 0, 2, 0, 9],
+            vec![KIND_STDIN_CLOSED, 1, 0, 0, 0, 0],
+        ] {
+            let mut decoder = Decoder::new();
+            decoder.push(&frame);
+            assert!(
+                matches!(
+                    decoder.next_message::<HostMessage>(),
+                    Err(DecodeError::Malformed(_))
+                ),
+                "{frame:?}"
+            );
+        }
+        let mut run = encode(&HostMessage::Run(RunRequest {
             argv: vec![],
             env: vec![],
             cwd: vec![],
             share: None,
+            input: Input::Pipe,
         }));
+        *run.last_mut().unwrap() = 7;
+        let mut decoder = Decoder::new();
+        decoder.push(&run);
+        assert_eq!(
+            decoder.next_message::<HostMessage>(),
+            Err(DecodeError::Malformed("input kind"))
+        );
     }
 
     #[test]
@@ -433,6 +559,25 @@ mod tests {
                 decoder.push(&chunk);
                 while let Ok(Some(_)) = decoder.next_message::<GuestMessage>() {}
             }
+        }
+
+        #[test]
+        fn arbitrary_host_bytes_never_panic(chunks in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut decoder = Decoder::new();
+            for chunk in chunks {
+                decoder.push(&chunk);
+                while let Ok(Some(_)) = decoder.next_message::<HostMessage>() {}
+            }
+        }
+
+        #[test]
+        fn input_roundtrips(data in proptest::collection::vec(any::<u8>(), 0..4096), rows: u16, cols: u16) {
+            let mut decoder = Decoder::new();
+            decoder.push(&encode(&HostMessage::Stdin(data.clone())));
+            decoder.push(&encode(&HostMessage::WindowSize(WindowSize { rows, cols })));
+            prop_assert_eq!(decoder.next_message::<HostMessage>().unwrap(), Some(HostMessage::Stdin(data)));
+            prop_assert_eq!(decoder.next_message::<HostMessage>().unwrap(), Some(HostMessage::WindowSize(WindowSize { rows, cols })));
         }
 
         #[test]

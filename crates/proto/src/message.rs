@@ -1,5 +1,39 @@
 use vmlane_spec::GuestStatus;
 
+/// A terminal's size in character cells; 0×0 means not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowSize {
+    /// Lines.
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// What the command reads on its standard input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Input {
+    /// `/dev/null`: a command that reads gets end of file at once.
+    #[default]
+    Null,
+    /// A pipe fed by [`HostMessage::Stdin`] and closed by [`HostMessage::StdinClosed`].
+    Pipe,
+    /// A pseudo-terminal of this size for stdin, stdout and stderr, so job control, line
+    /// editing and full-screen programs work; all its output arrives as
+    /// [`GuestMessage::Stdout`].
+    Terminal(WindowSize),
+}
+
+impl From<vmlane_spec::Input> for Input {
+    fn from(input: vmlane_spec::Input) -> Input {
+        match input {
+            vmlane_spec::Input::Null => Input::Null,
+            vmlane_spec::Input::Pipe => Input::Pipe,
+            // The session that owns the terminal fills in its size when the VM starts.
+            vmlane_spec::Input::Terminal => Input::Terminal(WindowSize::default()),
+        }
+    }
+}
+
 /// Where and how the guest mounts the host's root filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareMount {
@@ -14,7 +48,8 @@ pub struct ShareMount {
 /// What the host asks the guest to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
-    /// The command and its arguments, as raw bytes.
+    /// The command and its arguments, as raw bytes. Empty: the user's login shell (`$SHELL`
+    /// when the guest has it, else bash, else sh), as ssh runs one when given no command.
     pub argv: Vec<Vec<u8>>,
     /// The full environment as `KEY=VALUE` byte strings.
     pub env: Vec<Vec<u8>>,
@@ -22,6 +57,8 @@ pub struct RunRequest {
     pub cwd: Vec<u8>,
     /// The host root share, or `None` to run inside the initramfs alone.
     pub share: Option<ShareMount>,
+    /// What the command's standard input is.
+    pub input: Input,
 }
 
 /// A message from the host to the guest.
@@ -29,6 +66,12 @@ pub struct RunRequest {
 pub enum HostMessage {
     /// Run this command.
     Run(RunRequest),
+    /// Bytes for the command's standard input (pipe or terminal).
+    Stdin(Vec<u8>),
+    /// The host's input ended: a pipe is closed after what was sent; a terminal hangs up.
+    StdinClosed,
+    /// The host's terminal changed size.
+    WindowSize(WindowSize),
 }
 
 /// A message from the guest to the host.

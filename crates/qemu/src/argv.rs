@@ -5,6 +5,7 @@ use crate::machine::MachineKind;
 use std::ffi::OsString;
 use vmlane_backend::{Machine, ShareTransport};
 use vmlane_proto::PORT_NAME;
+use vmlane_spec::Network;
 
 /// Kernel arguments every run gets, each with the reason it is there.
 pub const KERNEL_ARGS: &[(&str, &str)] = &[
@@ -108,6 +109,50 @@ pub const GUEST_MODULES_BASE: &[&str] = &["virtio_console", "overlay"];
 pub const GUEST_MODULES_9P: &[&str] = &["9pnet_virtio", "9p"];
 /// Modules for a virtio-fs share.
 pub const GUEST_MODULES_VIRTIOFS: &[&str] = &["virtiofs"];
+
+/// Modules for a user-mode network's NIC (`virtio_net` brings `net_failover` and `failover`).
+pub const GUEST_MODULES_NET: &[&str] = &["virtio_net"];
+
+/// The guest's address on QEMU's user-mode network, which QEMU forwards host ports to.
+pub const GUEST_ADDRESS: &str = "10.0.2.15";
+/// The gateway of QEMU's user-mode network: the host's loopback, as the guest sees it.
+pub const HOST_ADDRESS: &str = "10.0.2.2";
+
+/// A virtio NIC on QEMU's user-mode network (no privileges, no host interface): the guest
+/// opens connections out; only forwarded ports, bound to the host's loopback, come in.
+pub fn network_args(network: &Network, kind: MachineKind) -> Vec<OsString> {
+    let Network::User { forwards } = network else {
+        return Vec::new();
+    };
+    let mut netdev = String::from("user,id=net0");
+    for forward in forwards {
+        netdev.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-{GUEST_ADDRESS}:{}",
+            forward.host, forward.guest
+        ));
+    }
+    // The PCI NIC's boot ROM is for network boots; vmlane boots with -kernel.
+    let rom = if kind == MachineKind::Q35 {
+        ",romfile="
+    } else {
+        ""
+    };
+    let device = format!("virtio-net-{},netdev=net0{rom}", kind.transport());
+    ["-netdev", &netdev, "-device", &device]
+        .map(OsString::from)
+        .to_vec()
+}
+
+/// QEMU's gdb stub on the host's loopback, with the CPUs halted until a debugger continues
+/// them, so even the kernel's first instructions can be debugged.
+pub fn gdb_args(port: Option<u16>) -> Vec<OsString> {
+    match port {
+        Some(port) => ["-S", "-gdb", &format!("tcp:127.0.0.1:{port}")]
+            .map(OsString::from)
+            .to_vec(),
+        None => Vec::new(),
+    }
+}
 
 /// The whole QEMU argument list (without the program name).
 pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Vec<OsString> {
@@ -237,14 +282,19 @@ fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
 
 /// `snapshot=on` sends the guest's writes to a temporary overlay that QEMU unlinks as soon as
 /// it has opened it, so nothing of it outlives the VM, however the VM ends; only disks whose
-/// writes are to be kept go without it.
+/// writes are to be kept go without it, and read-only ones need none. A full host disk is an
+/// I/O error for the guest (`werror=report`) rather than a VM paused until the timeout.
 fn add_disks(args: &mut Args, machine: &Machine, kind: MachineKind) {
     for (index, disk) in machine.disks.iter().enumerate() {
         let format = if is_qcow2(&disk.path) { "qcow2" } else { "raw" };
         let mut drive = OsString::from("file=");
         drive.push(escape_option(disk.path.as_os_str()));
-        drive.push(format!(",if=none,id=disk{index},format={format}"));
-        if !disk.keep_writes {
+        drive.push(format!(
+            ",if=none,id=disk{index},format={format},werror=report,rerror=report"
+        ));
+        if disk.read_only {
+            drive.push(",readonly=on");
+        } else if !disk.keep_writes {
             drive.push(",snapshot=on");
         }
         args.pair("-drive", drive);
@@ -407,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn disks_are_virtio_block_devices_behind_a_throwaway_snapshot_unless_kept() {
+    fn disks_are_virtio_block_devices_behind_a_throwaway_snapshot_unless_kept_or_read_only() {
         let dir = tempfile::tempdir().unwrap();
         let raw = dir.path().join("a,b.img");
         std::fs::write(&raw, [0u8; 512]).unwrap();
@@ -419,6 +469,12 @@ mod tests {
             Disk {
                 path: qcow.clone(),
                 keep_writes: true,
+                read_only: false,
+            },
+            Disk {
+                path: qcow.clone(),
+                keep_writes: false,
+                read_only: true,
             },
         ];
         let args = qemu_args(&m, MachineKind::Microvm, AccelChoice::Tcg);
@@ -427,16 +483,68 @@ mod tests {
             .map(|d| d.to_string_lossy().into_owned())
             .collect();
         let escaped = raw.display().to_string().replace(',', ",,");
+        let opts = "werror=report,rerror=report";
         assert_eq!(
             drives,
             [
-                format!("file={escaped},if=none,id=disk0,format=raw,snapshot=on"),
-                format!("file={},if=none,id=disk1,format=qcow2", qcow.display()),
+                format!("file={escaped},if=none,id=disk0,format=raw,{opts},snapshot=on"),
+                format!(
+                    "file={},if=none,id=disk1,format=qcow2,{opts}",
+                    qcow.display()
+                ),
+                format!(
+                    "file={},if=none,id=disk2,format=qcow2,{opts},readonly=on",
+                    qcow.display()
+                ),
             ]
         );
         let text = joined(&args);
         assert!(text.contains("virtio-blk-device,drive=disk0"), "{text}");
         assert!(text.contains("virtio-blk-device,drive=disk1"), "{text}");
+    }
+
+    #[test]
+    fn user_network_forwards_loopback_ports_to_the_guest() {
+        use vmlane_spec::PortForward;
+        assert!(network_args(&Network::None, MachineKind::Q35).is_empty());
+        let network = Network::User {
+            forwards: vec![
+                PortForward {
+                    host: 8080,
+                    guest: 80,
+                },
+                PortForward {
+                    host: 2222,
+                    guest: 22,
+                },
+            ],
+        };
+        let q35 = network_args(&network, MachineKind::Q35);
+        assert_eq!(
+            q35,
+            [
+                "-netdev",
+                "user,id=net0,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80,hostfwd=tcp:127.0.0.1:2222-10.0.2.15:22",
+                "-device",
+                "virtio-net-pci,netdev=net0,romfile=",
+            ]
+        );
+        let microvm = network_args(&Network::User { forwards: vec![] }, MachineKind::Microvm);
+        assert_eq!(
+            microvm,
+            [
+                "-netdev",
+                "user,id=net0",
+                "-device",
+                "virtio-net-device,netdev=net0"
+            ]
+        );
+    }
+
+    #[test]
+    fn gdb_halts_the_guest_with_a_loopback_stub() {
+        assert!(gdb_args(None).is_empty());
+        assert_eq!(gdb_args(Some(1234)), ["-S", "-gdb", "tcp:127.0.0.1:1234"]);
     }
 
     #[test]

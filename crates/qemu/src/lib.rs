@@ -12,8 +12,8 @@ mod virtiofsd;
 
 pub use accel::{resolve_accel, AccelChoice, HostKvm};
 pub use argv::{
-    kernel_cmdline, qemu_args, GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_VIRTIOFS,
-    KERNEL_ARGS,
+    gdb_args, kernel_cmdline, network_args, qemu_args, GUEST_ADDRESS, GUEST_MODULES_9P,
+    GUEST_MODULES_BASE, GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS, KERNEL_ARGS,
 };
 pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV, FREEBSD_TCG_KERNEL_ENV};
 pub use machine::MachineKind;
@@ -22,6 +22,7 @@ pub use virtiofsd::find_virtiofsd;
 
 use std::path::PathBuf;
 use vmlane_backend::{Backend, BackendError, Machine, RunningVm, ShareTransport};
+use vmlane_spec::Network;
 
 /// Starts VMs with `qemu-system-x86_64`.
 #[derive(Debug, Clone)]
@@ -34,6 +35,11 @@ pub struct QemuBackend {
     pub virtiofsd: Option<PathBuf>,
     /// The machine type.
     pub machine: MachineKind,
+    /// The guest's network: only Linux guests on QEMU have one, so it is set here rather
+    /// than on every backend's [`Machine`].
+    pub network: Network,
+    /// The port of a gdb stub to start the guest halted behind (QEMU's own stub).
+    pub gdb: Option<u16>,
 }
 
 impl QemuBackend {
@@ -50,6 +56,8 @@ impl QemuBackend {
             accel,
             virtiofsd: find_virtiofsd(),
             machine,
+            network: Network::None,
+            gdb: None,
         })
     }
 
@@ -59,6 +67,9 @@ impl QemuBackend {
         modules.extend_from_slice(GUEST_MODULES_BASE);
         if disks {
             modules.push("virtio_blk");
+        }
+        if self.network != Network::None {
+            modules.extend_from_slice(GUEST_MODULES_NET);
         }
         match share {
             Some(ShareTransport::NineP) => modules.extend_from_slice(GUEST_MODULES_9P),
@@ -85,7 +96,9 @@ impl Backend for QemuBackend {
             }
             _ => None,
         };
-        let args = qemu_args(machine, self.machine, self.accel);
+        let mut args = qemu_args(machine, self.machine, self.accel);
+        args.extend(network_args(&self.network, self.machine));
+        args.extend(gdb_args(self.gdb));
         let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;
         Ok(Box::new(vm))
     }

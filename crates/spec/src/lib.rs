@@ -3,8 +3,12 @@
 //! one vocabulary.
 #![deny(missing_docs)]
 
+mod disk;
+mod net;
 mod outcome;
 mod run;
 
+pub use disk::{parse_size, DiskSpec};
+pub use net::{Network, PortForward};
 pub use outcome::{exit_code, GuestStatus, Outcome};
-pub use run::{Accel, RunSpec, ShareKind};
+pub use run::{Accel, Input, RunSpec, ShareKind};

@@ -2,6 +2,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::{DiskSpec, Network};
+
 /// Which CPU accelerator runs the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Accel {
@@ -26,6 +28,18 @@ pub enum ShareKind {
     VirtioFs,
 }
 
+/// What the guest command reads on its standard input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Input {
+    /// `/dev/null`, so a run never waits on the host's input.
+    #[default]
+    Null,
+    /// The host's stdin, relayed through a pipe (`vmlane shell` without a terminal).
+    Pipe,
+    /// The host's terminal, relayed to a pseudo-terminal in the guest (`vmlane shell`).
+    Terminal,
+}
+
 /// One command to run in one throwaway VM.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -45,8 +59,14 @@ pub struct RunSpec {
     pub accel: Accel,
     /// The shared-folder transport to ask for.
     pub share: ShareKind,
-    /// Disk images for the guest, as `/dev/vda`, `/dev/vdb`, ... in this order.
-    pub disks: Vec<PathBuf>,
+    /// Disks for the guest, as `/dev/vda`, `/dev/vdb`, ... in this order.
+    pub disks: Vec<DiskSpec>,
+    /// The guest's network (Linux guests).
+    pub network: Network,
+    /// Start halted with a gdb stub on this port of 127.0.0.1 (Linux guests).
+    pub gdb: Option<u16>,
+    /// What the command reads on stdin.
+    pub input: Input,
 }
 
 impl RunSpec {
@@ -62,6 +82,9 @@ impl RunSpec {
             accel: Accel::Auto,
             share: ShareKind::Auto,
             disks: Vec::new(),
+            network: Network::None,
+            gdb: None,
+            input: Input::Null,
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::model::{ConsoleLine, RawTest, Suite, SuiteFile, Test};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use vmlane_checks::splat::SplatKind;
+use vmlane_spec::DiskSpec;
 
 /// Loads a suite file or a directory of them.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
@@ -88,6 +89,21 @@ fn resolve(
         Some(text) => Some(parse_memory(text).map_err(invalid)?),
         None => None,
     };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let disks = raw
+        .disks
+        .iter()
+        .map(
+            |disk| match DiskSpec::parse(disk.as_ref(), |p| base.join(p).exists()) {
+                Ok(DiskSpec::Image { path, read_only }) => Ok(DiskSpec::Image {
+                    path: base.join(path),
+                    read_only,
+                }),
+                Ok(scratch) => Ok(scratch),
+                Err(message) => Err(invalid(message)),
+            },
+        )
+        .collect::<Result<Vec<_>, _>>()?;
     let mut env = defaults.env.clone();
     env.extend(raw.env);
     for key in env.keys() {
@@ -143,11 +159,7 @@ fn resolve(
         memory_mib,
         env,
         append: raw.append,
-        disks: raw
-            .disks
-            .iter()
-            .map(|disk| path.parent().unwrap_or(Path::new(".")).join(disk))
-            .collect(),
+        disks,
         expect,
     })
 }
@@ -207,7 +219,7 @@ kernels = ["6.1.0-56-cloud-amd64", "6.1.192"]
 memory = "1G"
 env = { PROBE = "1" }
 append = ["loglevel=7"]
-disks = ["images/scratch.img"]
+disks = ["images/scratch.img", "base.img,ro", "64M"]
 expect.exit = 0
 expect.console = ["Linux version", { regex = "probe: op [0-9]+" }]
 expect.console_in_order = true
@@ -236,7 +248,20 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
         assert_eq!(probe.timeout, Some(30.0));
         assert_eq!(probe.memory_mib, Some(1024));
         assert_eq!(probe.append, ["loglevel=7"]);
-        assert_eq!(probe.disks, [Path::new("/suites/images/scratch.img")]);
+        assert_eq!(
+            probe.disks,
+            [
+                DiskSpec::Image {
+                    path: "/suites/images/scratch.img".into(),
+                    read_only: false
+                },
+                DiskSpec::Image {
+                    path: "/suites/base.img".into(),
+                    read_only: true
+                },
+                DiskSpec::Scratch { bytes: 64 << 20 },
+            ]
+        );
         assert_eq!(probe.env.get("LANG").map(String::as_str), Some("C"));
         assert_eq!(probe.env.get("PROBE").map(String::as_str), Some("1"));
         assert_eq!(
@@ -297,6 +322,10 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
             (
                 "command = [\"true\"]\nexpect.events = [1]",
                 "must be a table",
+            ),
+            (
+                "command = [\"true\"]\ndisks = [\"1G,ro\"]",
+                "cannot be read-only",
             ),
         ] {
             let error = error_of(&format!("[[test]]\nname = \"t1\"\n{body}\n"));

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use vmlane_spec::DiskSpec;
 
 /// One suite file, after loading.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +50,7 @@ pub(crate) struct RawTest {
     #[serde(default)]
     pub append: Vec<String>,
     #[serde(default)]
-    pub disks: Vec<PathBuf>,
+    pub disks: Vec<String>,
     #[serde(default)]
     pub expect: Expectations,
 }
@@ -95,8 +96,9 @@ pub struct Test {
     pub env: BTreeMap<String, String>,
     /// Extra kernel command-line arguments.
     pub append: Vec<String>,
-    /// Disk images, relative to the suite file, attached as `/dev/vda`, `/dev/vdb`, ...
-    pub disks: Vec<PathBuf>,
+    /// Disks as `--disk` takes them (images relative to the suite file), attached as
+    /// `/dev/vda`, `/dev/vdb`, ...
+    pub disks: Vec<DiskSpec>,
     /// What must hold afterwards.
     pub expect: Expectations,
 }

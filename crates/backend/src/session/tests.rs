@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use vmlane_proto::{encode, GuestMessage, HostMessage};
+use vmlane_proto::{encode, GuestMessage, HostMessage, Input, WindowSize};
 use vmlane_spec::GuestStatus;
 
 /// What the fake guest does once connected.
@@ -16,6 +16,9 @@ struct Script {
     port: Vec<u8>,
     /// After writing, the "VM" exits (as after a panic or a reboot).
     exit_after: bool,
+    /// After the request, echo input as stdout, report sizes as `[ROWSxCOLS]`, and exit 3 at
+    /// the end of input or a Ctrl-D.
+    echo_input: bool,
 }
 
 struct FakeBackend {
@@ -71,6 +74,9 @@ impl Backend for FakeBackend {
                 }
             }
             let _ = port.write_all(&script.port);
+            if script.echo_input {
+                echo_input(&mut port, &mut decoder);
+            }
             if script.exit_after {
                 drop((console, port));
                 let mut exit = std::fs::File::from(exit_write);
@@ -81,6 +87,37 @@ impl Backend for FakeBackend {
             }
         });
         Ok(Box::new(FakeVm { exit_read, exited }))
+    }
+}
+
+/// The guest half of [`Script::echo_input`].
+fn echo_input(port: &mut UnixStream, decoder: &mut Decoder) {
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some(message) = decoder.next_message::<HostMessage>().unwrap() {
+            let (reply, last) = match message {
+                HostMessage::Stdin(data) => {
+                    let last = data.contains(&0x04);
+                    (GuestMessage::Stdout(data), last)
+                }
+                HostMessage::WindowSize(size) => (
+                    GuestMessage::Stdout(format!("[{}x{}]", size.rows, size.cols).into_bytes()),
+                    false,
+                ),
+                HostMessage::StdinClosed => (GuestMessage::Stdout(b"[closed]".to_vec()), true),
+                HostMessage::Run(_) => panic!("a second run request"),
+            };
+            port.write_all(&encode(&reply)).unwrap();
+            if last {
+                port.write_all(&encode(&GuestMessage::Exit(GuestStatus::Exited(3))))
+                    .unwrap();
+                return;
+            }
+        }
+        match port.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => decoder.push(&buf[..n]),
+        }
     }
 }
 
@@ -112,6 +149,7 @@ fn run(script: Script, timeout: Option<Duration>) -> Ran {
         env: vec![],
         cwd: b"/".to_vec(),
         share: None,
+        input: Input::Null,
     };
     run_with(script, timeout, GuestChannel::Port(request))
 }
@@ -133,6 +171,16 @@ fn run_console(console: &str, exit_after: bool, timeout: Option<Duration>) -> Ra
 const TOKEN: &str = "1234567890abcdef";
 
 fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) -> Ran {
+    run_reading(script, timeout, channel, libc::STDIN_FILENO)
+}
+
+/// A run whose command reads the host's input from `input_fd`.
+fn run_reading(
+    script: Script,
+    timeout: Option<Duration>,
+    channel: GuestChannel,
+    input_fd: RawFd,
+) -> Ran {
     let console_channel = matches!(channel, GuestChannel::Console { .. });
     let dir = tempfile::tempdir().unwrap();
     let machine = Machine {
@@ -155,7 +203,7 @@ fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) ->
     let mut console = ConsoleLog::create(&dir.path().join("console.log")).unwrap();
     let signals = StopSignals::register().unwrap();
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let result = run_session(
+    let result = run_session_with_input(
         &backend,
         Session {
             machine,
@@ -166,6 +214,7 @@ fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) ->
             console: &mut console,
             signals: &signals,
         },
+        input_fd,
     );
     let request = backend.request.lock().unwrap().clone();
     Ran {
@@ -208,7 +257,7 @@ fn output_goes_to_its_own_stream_and_the_exit_frame_ends_the_run() {
     );
     let mut decoder = Decoder::new();
     decoder.push(&ran.request);
-    let HostMessage::Run(sent) = decoder.next_message::<HostMessage>().unwrap().unwrap();
+    let sent = run_request(&ran.request);
     assert_eq!(sent.argv, [b"true".to_vec()]);
 }
 
@@ -395,4 +444,190 @@ fn a_mountroot_prompt_fails_the_run_with_the_mount_error() {
     assert_eq!(step, "mount the root filesystem");
     assert!(message.contains("failed with error 19"), "{message}");
     assert!(message.contains("mountroot>"), "{message}");
+}
+
+fn run_request(sent: &[u8]) -> RunRequest {
+    let mut decoder = Decoder::new();
+    decoder.push(sent);
+    match decoder.next_message::<HostMessage>().unwrap().unwrap() {
+        HostMessage::Run(request) => request,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn reading(input: Input) -> GuestChannel {
+    GuestChannel::Port(RunRequest {
+        argv: vec![],
+        env: vec![],
+        cwd: b"/".to_vec(),
+        share: None,
+        input,
+    })
+}
+
+const ECHO: Script = Script {
+    console: Vec::new(),
+    port: Vec::new(),
+    exit_after: false,
+    echo_input: true,
+};
+
+#[test]
+fn piped_input_reaches_the_guest_and_its_end_is_sent() {
+    let (read, write) = pipe();
+    let writer = std::thread::spawn(move || {
+        let mut write = std::fs::File::from(write);
+        write.write_all(b"echo hi; exit 3\n\x01x").unwrap();
+    });
+    let ran = run_reading(
+        ECHO,
+        Some(Duration::from_secs(20)),
+        reading(Input::Pipe),
+        read.as_raw_fd(),
+    );
+    writer.join().unwrap();
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(3)));
+    // A pipe is passed on byte for byte: no escape, no window size.
+    assert_eq!(ran.stdout, b"echo hi; exit 3\n\x01x[closed]");
+    assert_eq!(run_request(&ran.request).input, Input::Pipe);
+}
+
+/// A pseudo-terminal of the given size: (master, slave).
+fn pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: valid out-pointers and a valid winsize; no name buffer or termios is asked for.
+    let ret = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(ret, 0, "{}", io::Error::last_os_error());
+    // SAFETY: openpty succeeded; both descriptors are ours.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+fn termios(fd: &OwnedFd) -> libc::termios {
+    // SAFETY: a zeroed termios is a valid buffer for tcgetattr.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor and out-pointer.
+    assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
+    t
+}
+
+fn same_termios(a: &libc::termios, b: &libc::termios) -> bool {
+    (a.c_iflag, a.c_oflag, a.c_cflag, a.c_lflag, a.c_cc)
+        == (b.c_iflag, b.c_oflag, b.c_cflag, b.c_lflag, b.c_cc)
+}
+
+#[test]
+fn a_terminal_is_raw_while_relayed_sized_and_restored_afterwards() {
+    let (master, slave) = pty(33, 101);
+    let before = termios(&slave);
+    let slave_fd = slave.as_raw_fd();
+    let typist = std::thread::spawn(move || {
+        let mut keys = std::fs::File::from(master);
+        // Wait for raw mode: in cooked mode the terminal would hold these keys as a line.
+        // SAFETY: a zeroed termios is a valid buffer for tcgetattr.
+        let mut now: libc::termios = unsafe { std::mem::zeroed() };
+        let started = std::time::Instant::now();
+        // SAFETY: valid descriptor and out-pointer.
+        while unsafe { libc::tcgetattr(slave_fd, &mut now) } == 0 && now.c_lflag & libc::ICANON != 0
+        {
+            assert!(started.elapsed() < Duration::from_secs(10), "never raw");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let size = libc::winsize {
+            ws_row: 40,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: a valid winsize for the terminal.
+        let resized = unsafe { libc::ioctl(keys.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(resized, 0);
+        // This terminal is nobody's controlling terminal, so the signal is sent by hand.
+        // SAFETY: raise has no pointer arguments.
+        unsafe { libc::raise(libc::SIGWINCH) };
+        std::thread::sleep(Duration::from_millis(200));
+        // Ctrl-C is a key like any other, and Ctrl-A Ctrl-A is one Ctrl-A.
+        keys.write_all(b"a\x03\x01\x01b\x04").unwrap();
+        keys
+    });
+    let ran = run_reading(
+        ECHO,
+        Some(Duration::from_secs(20)),
+        reading(Input::Terminal(WindowSize::default())),
+        slave.as_raw_fd(),
+    );
+    let _master = typist.join().unwrap();
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(3)));
+    assert_eq!(
+        run_request(&ran.request).input,
+        Input::Terminal(WindowSize {
+            rows: 33,
+            cols: 101
+        })
+    );
+    assert_eq!(ran.stdout, b"[40x120]a\x03\x01b\x04");
+    assert!(
+        same_termios(&before, &termios(&slave)),
+        "termios not restored"
+    );
+}
+
+#[test]
+fn ctrl_a_x_ends_the_run_and_restores_the_terminal() {
+    let (master, slave) = pty(24, 80);
+    let before = termios(&slave);
+    let mut keys = std::fs::File::from(master);
+    // Typed ahead: the terminal queues it until vmlane reads.
+    keys.write_all(b"\x01").unwrap();
+    keys.write_all(b"x").unwrap();
+    let started = std::time::Instant::now();
+    let ran = run_reading(
+        ECHO,
+        Some(Duration::from_secs(20)),
+        reading(Input::Terminal(WindowSize::default())),
+        slave.as_raw_fd(),
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Interrupted(libc::SIGINT));
+    assert_eq!(outcome.exit_code(), 130);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&ran.stderr).contains("Ctrl-A X"));
+    assert!(
+        same_termios(&before, &termios(&slave)),
+        "termios not restored"
+    );
+}
+
+#[test]
+fn the_escape_is_found_across_reads_and_only_it_is_kept_from_the_guest() {
+    let mut scanner = input::EscapeScanner::default();
+    assert_eq!(
+        scanner.scan(b"ls\x01"),
+        input::Received::Data(b"ls".to_vec())
+    );
+    assert_eq!(
+        scanner.scan(b"\x01a\x01b\x01"),
+        input::Received::Data(b"\x01a\x01b".to_vec())
+    );
+    assert_eq!(scanner.scan(b"X rest"), input::Received::Escape(Vec::new()));
+    let mut scanner = input::EscapeScanner::default();
+    assert_eq!(
+        scanner.scan(b"q\x01x"),
+        input::Received::Escape(b"q".to_vec())
+    );
 }

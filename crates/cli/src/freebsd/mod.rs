@@ -6,7 +6,9 @@ mod probe;
 mod route;
 mod stage;
 
-use crate::launch::{disk_images, notice_once, BackendChoice, Launch, LaunchError, Streams};
+use crate::launch::{
+    attach_disks, check_disks, notice_once, BackendChoice, Launch, LaunchError, Streams,
+};
 use route::{choose_machine, choose_route, native_boot, BootRoute};
 use stage::{stage_minimal, stage_run_disk, SHARE_TAG};
 use std::path::{Path, PathBuf};
@@ -98,14 +100,14 @@ pub fn launch_freebsd(
             stage_run_disk(launch, &token, &run_disk)?;
             say(&format!("FreeBSD image {}", image.display()));
             disks.push(Disk {
-                path: image,
                 keep_writes: launch.keep_image,
+                ..Disk::throwaway(image)
             });
             disks.push(Disk::throwaway(run_disk));
             None
         }
     };
-    disks.extend(disk_images(spec)?.into_iter().map(Disk::throwaway));
+    disks.extend(attach_disks(check_disks(spec)?, &run_dir)?);
     if let Some(signal) = signals.received() {
         return Ok((Outcome::Interrupted(signal), Timings::default()));
     }

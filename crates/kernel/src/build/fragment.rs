@@ -54,6 +54,7 @@ const FRAGMENT: &[(&str, &[&str])] = &[
         "FUSE_FS", "VIRTIO_FS", "OVERLAY_FS", "TMPFS", "TMPFS_XATTR", "PROC_FS", "SYSFS",
         "DEVTMPFS", "EXT4_FS",
     ]),
+    ("a NIC for `--net user`", &["NETDEVICES", "NET_CORE", "VIRTIO_NET"]),
     // The function tracer patches every traced call site at boot, a quarter second under
     // emulation; `-e FUNCTION_TRACER` brings it back.
     ("debugging filesystems", &["DEBUG_FS", "FTRACE", "ENABLE_DEFAULT_TRACERS", "BPF_SYSCALL"]),

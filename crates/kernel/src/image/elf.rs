@@ -7,6 +7,7 @@ use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader};
 use object::{elf, Endianness, ReadCache};
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
+use std::path::Path;
 
 /// `XEN_ELFNOTE_PHYS32_ENTRY`: the 32-bit entry point QEMU uses to boot a vmlinux as PVH.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -83,6 +84,25 @@ pub(super) fn any_note(
         }
     }
     Ok(false)
+}
+
+/// Whether the file is an ELF file with a non-empty symbol table, reading only its headers.
+pub fn has_symbol_table(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let data = ReadCache::new(&file);
+    let Ok(header) = elf::FileHeader64::<Endianness>::parse(&data) else {
+        return false;
+    };
+    let Ok(endian) = header.endian() else {
+        return false;
+    };
+    header.section_headers(endian, &data).is_ok_and(|sections| {
+        sections
+            .iter()
+            .any(|s| s.sh_type(endian) == elf::SHT_SYMTAB && s.sh_size(endian) > 0)
+    })
 }
 
 fn holds(
