@@ -29,6 +29,9 @@ pub enum Command {
     /// Build disk images for FreeBSD runs into vmlane's cache.
     #[command(subcommand)]
     Image(crate::image::ImageCommand),
+    /// List profiles, or show what some compose to.
+    #[command(subcommand)]
+    Profile(crate::profile::ProfileCommand),
 }
 
 #[derive(Debug, Args)]
@@ -138,12 +141,17 @@ pub struct RunArgs {
     /// Set an environment variable for CMD (repeatable).
     #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(OsString, OsString)>,
-    /// Guest memory, in MiB or with a suffix (512M, 2G).
-    #[arg(short, long, value_name = "SIZE", default_value = "512M", value_parser = parse_memory)]
-    pub memory: u32,
-    /// Number of virtual CPUs.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: u32,
+    /// Add the options of this profile (repeatable; later ones add to and override earlier
+    /// ones, and flags override them): a name in .vmlane/profiles/, ~/.config/vmlane/profiles/
+    /// or vmlane's own (`vmlane profile list`), or a path to a .toml file.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Guest memory, in MiB or with a suffix (512M, 2G) [default: 512M].
+    #[arg(short, long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u32>,
+    /// Number of virtual CPUs [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: Option<u32>,
     /// End the VM after this many seconds and exit 124.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,

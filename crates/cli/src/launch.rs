@@ -141,6 +141,18 @@ pub enum LaunchError {
     /// An option only Linux guests have was given for a FreeBSD kernel.
     #[error("{0} is for Linux guests; FreeBSD guests do not have it yet")]
     LinuxOnly(&'static str),
+    /// A profile key only Linux guests have was given for a FreeBSD kernel.
+    #[error("the profile key `{0}` is not supported for FreeBSD guests")]
+    NotForFreeBsd(&'static str),
+    /// A kernel module asked for that the kernel does not have.
+    #[error("{0}")]
+    Module(String),
+    /// The NUMA layout cannot be booted.
+    #[error("{0}")]
+    Numa(String),
+    /// A host setup command failed, so the VM was not started.
+    #[error("{0}")]
+    HostSetup(String),
     /// The private run directory could not be made.
     #[error("failed to create the run directory: {0}")]
     RunDir(#[source] std::io::Error),
@@ -214,10 +226,20 @@ pub fn launch_vm(
     if let Some(notice) = notice {
         notice_once(&notice);
     }
-    let machine_kind = choose_machine(launch.machine, &kernel);
+    let machine_kind =
+        match (spec.numa.is_empty(), launch.machine) {
+            (true, choice) => choose_machine(choice, &kernel),
+            // microvm has no ACPI, so the guest would never learn its nodes.
+            (false, MachineChoice::Microvm) => return Err(LaunchError::Numa(
+                "NUMA nodes need --machine q35: QEMU's microvm has no ACPI tables to describe them"
+                    .into(),
+            )),
+            (false, _) => MachineKind::Q35,
+        };
     let mut backend = QemuBackend::detect(accel, machine_kind)?;
     backend.network = spec.network.clone();
     backend.gdb = spec.gdb;
+    backend.numa = spec.numa.clone();
     say(&format!("accelerator {accel:?}, machine {machine_kind:?}"));
 
     let modules = kernel
@@ -232,7 +254,9 @@ pub fn launch_vm(
     let disks = check_disks(spec)?;
     // Held until just before QEMU starts, so a taken port fails the run before it boots.
     let ports = reserve_ports(spec)?;
-    let wanted = backend.guest_modules(Some(transport), !disks.is_empty());
+    let mut wanted = backend.guest_modules(Some(transport), !disks.is_empty());
+    check_extra_modules(&spec.modules, modules.as_ref(), &kernel)?;
+    wanted.extend(spec.modules.iter().map(String::as_str));
     let load = match &modules {
         Some(index) => index.closure(&wanted)?,
         None => Vec::new(),
@@ -247,6 +271,21 @@ pub fn launch_vm(
     if let Some(signal) = signals.received() {
         return Ok((Outcome::Interrupted(signal), Timings::default()));
     }
+    let scratch = host_setup(&spec.host_setup, &cache, &spec.cwd)?;
+    let with_scratch;
+    let spec = match &scratch {
+        Some(dir) => {
+            // The guest sees the host's files, so the scratch directory too.
+            let mut copy = spec.clone();
+            copy.env.insert(
+                0,
+                ("VMLANE_SCRATCH".into(), dir.path().as_os_str().to_owned()),
+            );
+            with_scratch = copy;
+            &with_scratch
+        }
+        None => spec,
+    };
 
     // Measured (once per host boot) only where the guest would otherwise calibrate it.
     let tsc_khz = (accel == AccelChoice::Tcg)
@@ -286,7 +325,98 @@ pub fn launch_vm(
     };
     let result = run_session(&backend, session);
     drop(run_dir);
+    drop(scratch);
     Ok(result?)
+}
+
+/// Modules asked for by name must exist for this kernel, built in or as a file, before
+/// anything boots.
+fn check_extra_modules(
+    names: &[String],
+    index: Option<&ModuleIndex>,
+    kernel: &Kernel,
+) -> Result<(), LaunchError> {
+    for name in names {
+        let missing = match index {
+            Some(index) => index.status(name) == ModuleStatus::Absent,
+            None => true,
+        };
+        if missing {
+            let release = kernel.release.as_deref().unwrap_or("unknown release");
+            let place = match index {
+                Some(index) => format!("in {}", index.dir().display()),
+                None => "(it has no modules directory; give one with --modules)".into(),
+            };
+            return Err(LaunchError::Module(format!(
+                "the kernel {} ({release}) has no module `{name}` {place}",
+                kernel.image.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the host setup commands in `cwd` with `VMLANE_SCRATCH` set to a fresh directory that
+/// lives until the run ends. It is under vmlane's cache, not /tmp, because the guest gets a
+/// fresh /tmp but sees the rest of the host's files.
+fn host_setup(
+    commands: &[String],
+    cache: &Path,
+    cwd: &Path,
+) -> Result<Option<tempfile::TempDir>, LaunchError> {
+    if commands.is_empty() {
+        return Ok(None);
+    }
+    let base = cache.join("scratch");
+    let scratch = std::fs::create_dir_all(&base)
+        .and_then(|()| tempfile::Builder::new().prefix("run-").tempdir_in(&base))
+        .map_err(|e| {
+            LaunchError::HostSetup(format!(
+                "cannot create a scratch directory in {}: {e}",
+                base.display()
+            ))
+        })?;
+    for command in commands {
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(cwd)
+            .env("VMLANE_SCRATCH", scratch.path())
+            .stdin(std::process::Stdio::null())
+            .status()
+            .map_err(|e| LaunchError::HostSetup(format!("cannot run /bin/sh: {e}")))?;
+        if !status.success() {
+            return Err(LaunchError::HostSetup(format!(
+                "the host setup command `{command}` failed ({status}); the VM was not started"
+            )));
+        }
+    }
+    Ok(Some(scratch))
+}
+
+/// The guest setup commands, then the command itself (or, for a shell, the login shell), in
+/// one `/bin/sh` that becomes the command: its pid, argv and exit status stay the command's.
+/// A failing setup command ends the run with 125, as vmlane's own failures do.
+fn with_guest_setup(setup: &[String], argv: &[OsString]) -> Vec<OsString> {
+    if setup.is_empty() {
+        return argv.to_vec();
+    }
+    let mut script = String::new();
+    for command in setup {
+        let shown = shell_quote(Path::new(&format!("vmlane: guest setup failed: {command}")));
+        script.push_str(&format!(
+            "{{ {command}\n}} || {{ echo {shown} \"(exit $?)\" >&2; exit 125; }}\n"
+        ));
+    }
+    if argv.is_empty() {
+        script.push_str("exec \"${SHELL:-/bin/sh}\" -l");
+    } else {
+        script.push_str("exec \"$@\"");
+    }
+    let mut wrapped: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), script.into()];
+    wrapped.push("vmlane".into());
+    wrapped.extend(argv.iter().cloned());
+    wrapped
 }
 
 /// Each stream of a captured run kept in memory at most.
@@ -542,6 +672,17 @@ fn check_os(launch: &Launch, kernel: &Kernel) -> Result<OsChoice, LaunchError> {
         if launch.spec.gdb.is_some() {
             return Err(LaunchError::LinuxOnly("--gdb"));
         }
+        let spec = &launch.spec;
+        for (key, used) in [
+            ("modules", !spec.modules.is_empty()),
+            ("host_setup", !spec.host_setup.is_empty()),
+            ("guest_setup` or `files", !spec.guest_setup.is_empty()),
+            ("numa", !spec.numa.is_empty()),
+        ] {
+            if used {
+                return Err(LaunchError::NotForFreeBsd(key));
+            }
+        }
     }
     Ok(found)
 }
@@ -661,9 +802,10 @@ fn run_request(spec: &RunSpec, transport: ShareTransport, ip: Option<&Path>) -> 
         ),
         ShareTransport::VirtioFs => ("virtiofs", ""),
     };
+    let argv = with_guest_setup(&spec.guest_setup, &spec.argv);
     let argv = match ip {
-        Some(ip) => with_network(ip, &spec.argv),
-        None => spec.argv.clone(),
+        Some(ip) => with_network(ip, &argv),
+        None => argv,
     };
     RunRequest {
         argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
@@ -707,6 +849,7 @@ mod tests {
             machine,
             network: Network::None,
             gdb: None,
+            numa: Vec::new(),
         }
     }
 
@@ -900,6 +1043,58 @@ mod tests {
         assert!(script.ends_with("exec \"$@\""), "{script}");
         assert_eq!(wrapped[3..], ["vmlane", "printf", "%s\n", "a b"]);
         assert_eq!(shell_quote(Path::new("/a b/it's")), "'/a b/it'\\''s'");
+    }
+
+    #[test]
+    fn guest_setup_runs_before_the_command_or_the_login_shell() {
+        let argv: Vec<OsString> = vec!["printf".into(), "%s\n".into(), "a b".into()];
+        assert_eq!(with_guest_setup(&[], &argv), argv);
+        let setup = ["mount -t debugfs none /sys/kernel/debug".to_string()];
+        let wrapped = with_guest_setup(&setup, &argv);
+        assert_eq!(wrapped[..2], ["/bin/sh", "-c"]);
+        let script = wrapped[2].to_string_lossy();
+        assert!(
+            script.starts_with("{ mount -t debugfs none /sys/kernel/debug\n} || {"),
+            "{script}"
+        );
+        assert!(script.contains("exit 125; }"), "{script}");
+        assert!(script.ends_with("exec \"$@\""), "{script}");
+        assert_eq!(wrapped[3..], ["vmlane", "printf", "%s\n", "a b"]);
+        let shell = with_guest_setup(&setup, &[]);
+        assert!(shell[2]
+            .to_string_lossy()
+            .ends_with("exec \"${SHELL:-/bin/sh}\" -l"));
+        assert_eq!(shell.len(), 4);
+    }
+
+    #[test]
+    fn a_failing_host_setup_stops_the_run_and_the_scratch_dir_goes() {
+        let cache = tempfile::tempdir().unwrap();
+        assert!(host_setup(&[], cache.path(), cache.path())
+            .unwrap()
+            .is_none());
+        let scratch = host_setup(
+            &["test -d \"$VMLANE_SCRATCH\" && touch \"$VMLANE_SCRATCH/made\"".into()],
+            cache.path(),
+            cache.path(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(scratch.path().join("made").is_file());
+        let path = scratch.path().to_path_buf();
+        drop(scratch);
+        assert!(!path.exists());
+        let error = host_setup(
+            &["true".into(), "exit 3".into()],
+            cache.path(),
+            cache.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("`exit 3` failed") && error.contains("not started"),
+            "{error}"
+        );
     }
 
     #[test]

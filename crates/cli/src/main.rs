@@ -3,6 +3,7 @@
 mod args;
 mod image;
 mod kernel;
+mod profile;
 mod report;
 mod run;
 mod shell;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         args::Command::Kernel(command) => kernel::kernel(command),
         args::Command::Test(test_args) => test::test(test_args),
         args::Command::Image(command) => image::image(command),
+        args::Command::Profile(command) => profile::profile(command),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

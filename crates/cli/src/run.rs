@@ -20,12 +20,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
             eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
         }
     };
+    let mut spec = run_spec(&args)?;
+    let mut append = args.append.clone();
+    crate::profile::apply(
+        &args.profiles,
+        &mut spec,
+        &mut append,
+        args.cpus,
+        args.memory,
+    )?;
     let launch = Launch {
-        spec: run_spec(&args)?,
+        spec,
         kernel: args.kernel.clone(),
         modules: args.modules.clone(),
         machine: args.machine.into(),
-        append: args.append.clone(),
+        append,
         os: args.os.into(),
         image: args.image.clone(),
         backend: args.backend.into(),
@@ -77,8 +86,8 @@ fn run_spec(args: &RunArgs) -> Result<RunSpec> {
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
     let mut spec = RunSpec::new(args.command.clone(), cwd);
     spec.env = args.env.clone();
-    spec.cpus = args.cpus;
-    spec.memory_mib = args.memory;
+    spec.cpus = args.cpus.unwrap_or(1);
+    spec.memory_mib = args.memory.unwrap_or(512);
     spec.accel = args.accel.into();
     spec.share = args.share.into();
     spec.disks = args.disks.clone();

@@ -26,12 +26,17 @@ pub struct ShellArgs {
     /// Set an environment variable for the shell (repeatable).
     #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(OsString, OsString)>,
-    /// Guest memory, in MiB or with a suffix (512M, 2G).
-    #[arg(short, long, value_name = "SIZE", default_value = "512M", value_parser = parse_memory)]
-    pub memory: u32,
-    /// Number of virtual CPUs.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: u32,
+    /// Add the options of this profile (repeatable; later ones add to and override earlier
+    /// ones, and flags override them): a name in .vmlane/profiles/, ~/.config/vmlane/profiles/
+    /// or vmlane's own (`vmlane profile list`), or a path to a .toml file.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Guest memory, in MiB or with a suffix (512M, 2G) [default: 512M].
+    #[arg(short, long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u32>,
+    /// Number of virtual CPUs [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: Option<u32>,
     /// End the VM after this many seconds and exit 124.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
@@ -72,12 +77,21 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
     };
     // SAFETY: isatty only inspects the descriptor.
     let terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
+    let mut spec = shell_spec(&args, terminal)?;
+    let mut append = args.append.clone();
+    crate::profile::apply(
+        &args.profiles,
+        &mut spec,
+        &mut append,
+        args.cpus,
+        args.memory,
+    )?;
     let launch = Launch {
-        spec: shell_spec(&args, terminal)?,
+        spec,
         kernel: args.kernel.clone(),
         modules: args.modules.clone(),
         machine: args.machine.into(),
-        append: args.append.clone(),
+        append,
         os: OsChoice::Linux,
         image: None,
         backend: BackendChoice::Auto,
@@ -167,8 +181,8 @@ fn shell_spec(args: &ShellArgs, terminal: bool) -> Result<RunSpec> {
     } else {
         Input::Pipe
     };
-    spec.cpus = args.cpus;
-    spec.memory_mib = args.memory;
+    spec.cpus = args.cpus.unwrap_or(1);
+    spec.memory_mib = args.memory.unwrap_or(512);
     spec.accel = args.accel.into();
     spec.share = args.share.into();
     spec.disks = args.disks.clone();

@@ -5,7 +5,7 @@ use crate::machine::MachineKind;
 use std::ffi::OsString;
 use vmlane_backend::{Machine, ShareTransport};
 use vmlane_proto::PORT_NAME;
-use vmlane_spec::Network;
+use vmlane_spec::{Network, NumaNode};
 
 /// Kernel arguments every run gets, each with the reason it is there.
 pub const KERNEL_ARGS: &[(&str, &str)] = &[
@@ -156,6 +156,16 @@ pub fn gdb_args(port: Option<u16>) -> Vec<OsString> {
 
 /// The whole QEMU argument list (without the program name).
 pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Vec<OsString> {
+    qemu_args_numa(machine, kind, accel, &[])
+}
+
+/// [`qemu_args`] for a guest split into NUMA nodes (none: one node).
+pub fn qemu_args_numa(
+    machine: &Machine,
+    kind: MachineKind,
+    accel: AccelChoice,
+    numa: &[NumaNode],
+) -> Vec<OsString> {
     let mut args = Args::default();
     args.push([
         "-nodefaults",
@@ -164,7 +174,7 @@ pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Ve
         "none",
         "-no-reboot",
     ]);
-    add_machine(&mut args, machine, kind, accel);
+    add_machine(&mut args, machine, kind, accel, numa);
     args.pair("-kernel", machine.kernel.as_os_str());
     if let Some(initrd) = &machine.initrd {
         args.pair("-initrd", initrd.as_os_str());
@@ -191,7 +201,13 @@ impl Args {
     }
 }
 
-fn add_machine(args: &mut Args, machine: &Machine, kind: MachineKind, accel: AccelChoice) {
+fn add_machine(
+    args: &mut Args,
+    machine: &Machine,
+    kind: MachineKind,
+    accel: AccelChoice,
+    numa: &[NumaNode],
+) {
     let (accel_name, cpu) = match accel {
         AccelChoice::Kvm => ("kvm", "host"),
         // kvm_pvm rejects the arch-capabilities MSR that `-cpu host` sets up.
@@ -203,6 +219,17 @@ fn add_machine(args: &mut Args, machine: &Machine, kind: MachineKind, accel: Acc
         .as_ref()
         .is_some_and(|s| s.transport == ShareTransport::VirtioFs);
     let mut machine_opts = format!("{},accel={accel_name}", kind.qemu_machine());
+    if !numa.is_empty() {
+        args.pair("-machine", machine_opts);
+        args.pair("-cpu", cpu);
+        // A socket per CPU: CPUs of one socket share a cache, and a cache shared across
+        // nodes is a topology the guest kernel warns about.
+        let n = machine.cpus;
+        args.pair("-smp", format!("{n},sockets={n},cores=1,threads=1"));
+        args.pair("-m", format!("{}M", machine.memory_mib));
+        add_numa(args, numa, memory_backend);
+        return;
+    }
     if memory_backend {
         machine_opts.push_str(",memory-backend=mem");
     }
@@ -219,6 +246,34 @@ fn add_machine(args: &mut Args, machine: &Machine, kind: MachineKind, accel: Acc
                 machine.memory_mib
             ),
         );
+    }
+}
+
+/// One memory backend per node, and the node owning its consecutive CPUs. vhost-user devices
+/// need every node's memory shared with virtiofsd, so it is memfd then.
+fn add_numa(args: &mut Args, numa: &[NumaNode], shared: bool) {
+    let mut first_cpu = 0;
+    for (id, node) in numa.iter().enumerate() {
+        let size = node.memory_mib;
+        args.pair(
+            "-object",
+            if shared {
+                format!("memory-backend-memfd,id=ram{id},size={size}M,share=on")
+            } else {
+                format!("memory-backend-ram,id=ram{id},size={size}M")
+            },
+        );
+        let last_cpu = first_cpu + node.cpus.max(1) - 1;
+        let cpus = if last_cpu == first_cpu {
+            first_cpu.to_string()
+        } else {
+            format!("{first_cpu}-{last_cpu}")
+        };
+        args.pair(
+            "-numa",
+            format!("node,nodeid={id},cpus={cpus},memdev=ram{id}"),
+        );
+        first_cpu = last_cpu + 1;
     }
 }
 
@@ -538,6 +593,59 @@ mod tests {
                 "-device",
                 "virtio-net-device,netdev=net0"
             ]
+        );
+    }
+
+    #[test]
+    fn numa_nodes_get_a_memory_backend_and_consecutive_cpus_each() {
+        let mut m = machine(None);
+        m.cpus = 3;
+        m.memory_mib = 1536;
+        let nodes = [
+            NumaNode {
+                cpus: 2,
+                memory_mib: 1024,
+            },
+            NumaNode {
+                cpus: 1,
+                memory_mib: 512,
+            },
+        ];
+        let args = qemu_args_numa(&m, MachineKind::Q35, AccelChoice::Tcg, &nodes);
+        assert_eq!(
+            value_after(&args, "-object"),
+            [
+                "memory-backend-ram,id=ram0,size=1024M",
+                "memory-backend-ram,id=ram1,size=512M"
+            ]
+        );
+        assert_eq!(
+            value_after(&args, "-numa"),
+            [
+                "node,nodeid=0,cpus=0-1,memdev=ram0",
+                "node,nodeid=1,cpus=2,memdev=ram1"
+            ]
+        );
+        assert_eq!(
+            value_after(&args, "-smp"),
+            ["3,sockets=3,cores=1,threads=1"]
+        );
+        assert_eq!(value_after(&args, "-m"), ["1536M"]);
+        // virtiofsd maps every node's memory, so it is shared and not the machine's own.
+        let args = qemu_args_numa(
+            &machine(Some(ShareTransport::VirtioFs)),
+            MachineKind::Q35,
+            AccelChoice::Kvm,
+            &nodes,
+        );
+        let text = joined(&args);
+        assert!(
+            text.contains("memory-backend-memfd,id=ram1,size=512M,share=on"),
+            "{text}"
+        );
+        assert!(!text.contains("memory-backend=mem"), "{text}");
+        assert!(
+            value_after(&qemu_args(&m, MachineKind::Q35, AccelChoice::Tcg), "-numa").is_empty()
         );
     }
 

@@ -12,8 +12,9 @@ mod virtiofsd;
 
 pub use accel::{resolve_accel, AccelChoice, HostKvm};
 pub use argv::{
-    gdb_args, kernel_cmdline, network_args, qemu_args, GUEST_ADDRESS, GUEST_MODULES_9P,
-    GUEST_MODULES_BASE, GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS, KERNEL_ARGS,
+    gdb_args, kernel_cmdline, network_args, qemu_args, qemu_args_numa, GUEST_ADDRESS,
+    GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS,
+    KERNEL_ARGS,
 };
 pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV, FREEBSD_TCG_KERNEL_ENV};
 pub use machine::MachineKind;
@@ -22,7 +23,7 @@ pub use virtiofsd::find_virtiofsd;
 
 use std::path::PathBuf;
 use vmlane_backend::{Backend, BackendError, Machine, RunningVm, ShareTransport};
-use vmlane_spec::Network;
+use vmlane_spec::{Network, NumaNode};
 
 /// Starts VMs with `qemu-system-x86_64`.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub struct QemuBackend {
     pub network: Network,
     /// The port of a gdb stub to start the guest halted behind (QEMU's own stub).
     pub gdb: Option<u16>,
+    /// The guest's NUMA nodes (none: one node); their CPUs and memory are the machine's.
+    pub numa: Vec<NumaNode>,
 }
 
 impl QemuBackend {
@@ -58,6 +61,7 @@ impl QemuBackend {
             machine,
             network: Network::None,
             gdb: None,
+            numa: Vec::new(),
         })
     }
 
@@ -96,7 +100,7 @@ impl Backend for QemuBackend {
             }
             _ => None,
         };
-        let mut args = qemu_args(machine, self.machine, self.accel);
+        let mut args = qemu_args_numa(machine, self.machine, self.accel, &self.numa);
         args.extend(network_args(&self.network, self.machine));
         args.extend(gdb_args(self.gdb));
         let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;

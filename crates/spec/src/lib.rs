@@ -11,4 +11,4 @@ mod run;
 pub use disk::{parse_size, DiskSpec};
 pub use net::{Network, PortForward};
 pub use outcome::{exit_code, GuestStatus, Outcome};
-pub use run::{Accel, Input, RunSpec, ShareKind};
+pub use run::{Accel, Input, NumaNode, RunSpec, ShareKind};

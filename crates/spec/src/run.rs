@@ -67,6 +67,24 @@ pub struct RunSpec {
     pub gdb: Option<u16>,
     /// What the command reads on stdin.
     pub input: Input,
+    /// Kernel modules to load in the guest besides those its devices need (Linux guests).
+    pub modules: Vec<String>,
+    /// Shell commands run on the host before the VM starts; the first failure stops the run.
+    pub host_setup: Vec<String>,
+    /// Shell commands run in the guest before the command (Linux guests).
+    pub guest_setup: Vec<String>,
+    /// NUMA nodes; empty for one node. Their CPUs and memory add up to `cpus` and
+    /// `memory_mib`.
+    pub numa: Vec<NumaNode>,
+}
+
+/// One NUMA node of the guest: its share of the CPUs and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumaNode {
+    /// Virtual CPUs on this node.
+    pub cpus: u32,
+    /// Memory on this node, in MiB.
+    pub memory_mib: u32,
 }
 
 impl RunSpec {
@@ -85,6 +103,10 @@ impl RunSpec {
             network: Network::None,
             gdb: None,
             input: Input::Null,
+            modules: Vec::new(),
+            host_setup: Vec::new(),
+            guest_setup: Vec::new(),
+            numa: Vec::new(),
         }
     }
 }
