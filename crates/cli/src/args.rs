@@ -128,8 +128,9 @@ pub struct KernelBuildArgs {
     pub jobs: Option<u32>,
 }
 
+/// The options of one VM, the same for `vmlane run` and `vmlane shell`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct VmArgs {
     /// Kernel image (bzImage, vmlinux), kernel build tree, or the name or release of a cached
     /// kernel. Default: $VMLANE_KERNEL, a build tree in the current directory, vmlane's kernel
     /// cache, then the newest /boot/vmlinuz-*.
@@ -138,7 +139,7 @@ pub struct RunArgs {
     /// Directory of the kernel's modules (a lib/modules/<release> directory or a build tree).
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
-    /// Set an environment variable for CMD (repeatable).
+    /// Set an environment variable for the command or shell (repeatable).
     #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(OsString, OsString)>,
     /// Add the options of this profile (repeatable; later ones add to and override earlier
@@ -173,6 +174,19 @@ pub struct RunArgs {
     /// (an empty sparse disk, gone with the VM).
     #[arg(long = "disk", value_name = "IMAGE[,ro]|SIZE", value_parser = disk_parser())]
     pub disks: Vec<DiskSpec>,
+    /// Write the guest console here (it is kept whenever a run fails even without this).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+    /// Say what vmlane chose and how long each phase took.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What every VM of `run` and `shell` takes.
+    #[command(flatten)]
+    pub vm: VmArgs,
     /// Give the guest a network. user: QEMU's user-mode network; the guest is 10.0.2.15 and
     /// reaches the host's 127.0.0.1 as 10.0.2.2 (set up with the host's `ip`).
     #[arg(long, value_enum, value_name = "MODE")]
@@ -216,12 +230,6 @@ pub struct RunArgs {
     /// The VMM: auto picks bhyve for FreeBSD guests on FreeBSD hosts and QEMU everywhere else.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
-    /// Write the guest console here (it is kept whenever a run fails even without this).
-    #[arg(long, value_name = "PATH")]
-    pub log: Option<PathBuf>,
-    /// Say what vmlane chose and how long each phase took.
-    #[arg(short, long)]
-    pub verbose: bool,
     /// The command to run in the guest, and its arguments.
     #[arg(required = true, last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
@@ -437,7 +445,7 @@ mod tests {
                 guest: 80
             }]
         );
-        assert_eq!(args.disks, [DiskSpec::Scratch { bytes: 2 << 30 }]);
+        assert_eq!(args.vm.disks, [DiskSpec::Scratch { bytes: 2 << 30 }]);
         let error = run(&["--forward", "8080"]).unwrap_err();
         assert!(error.contains("HOSTPORT:GUESTPORT"), "{error}");
         let error = run(&["--disk", "1G,ro"]).unwrap_err();
@@ -452,6 +460,6 @@ mod tests {
             panic!("not a run")
         };
         assert_eq!(args.command, ["printf", "%s\n", "a b", "-v", "$X"]);
-        assert!(!args.verbose);
+        assert!(!args.vm.verbose);
     }
 }

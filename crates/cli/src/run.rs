@@ -14,26 +14,26 @@ use vmlane_spec::{GuestStatus, Network, Outcome, RunSpec};
 pub fn run(args: RunArgs) -> Result<i32> {
     let signals = StopSignals::register().context("failed to catch SIGINT and SIGTERM")?;
     let clock = Instant::now();
-    let verbose = args.verbose;
+    let verbose = args.vm.verbose;
     let say = |what: &str| {
         if verbose {
             eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
         }
     };
     let mut spec = run_spec(&args)?;
-    let mut append = args.append.clone();
+    let mut append = args.vm.append.clone();
     crate::profile::apply(
-        &args.profiles,
+        &args.vm.profiles,
         &mut spec,
         &mut append,
-        args.cpus,
-        args.memory,
+        args.vm.cpus,
+        args.vm.memory,
     )?;
     let launch = Launch {
         spec,
-        kernel: args.kernel.clone(),
-        modules: args.modules.clone(),
-        machine: args.machine.into(),
+        kernel: args.vm.kernel.clone(),
+        modules: args.vm.modules.clone(),
+        machine: args.vm.machine.into(),
         append,
         os: args.os.into(),
         image: args.image.clone(),
@@ -43,7 +43,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         keep_image: args.keep_image,
     };
     let cache = vmlane_kernel::cache_dir();
-    let log_path = args.log.clone().unwrap_or_else(|| default_log_path(&cache));
+    let log_path = args
+        .vm
+        .log
+        .clone()
+        .unwrap_or_else(|| default_log_path(&cache));
     let mut console = ConsoleLog::create(&log_path)
         .with_context(|| format!("failed to create the console log {}", log_path.display()))?;
     let mut stdout = std::io::stdout().lock();
@@ -78,19 +82,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(kib) = peak_memory_kib() {
         say(&format!("peak memory {kib} KiB"));
     }
-    report(&outcome, &mut console, args.log.is_some(), verbose);
+    report(&outcome, &mut console, args.vm.log.is_some(), verbose);
     Ok(outcome.exit_code())
 }
 
 fn run_spec(args: &RunArgs) -> Result<RunSpec> {
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
     let mut spec = RunSpec::new(args.command.clone(), cwd);
-    spec.env = args.env.clone();
-    spec.cpus = args.cpus.unwrap_or(1);
-    spec.memory_mib = args.memory.unwrap_or(512);
-    spec.accel = args.accel.into();
-    spec.share = args.share.into();
-    spec.disks = args.disks.clone();
+    spec.env = args.vm.env.clone();
+    spec.cpus = args.vm.cpus.unwrap_or(1);
+    spec.memory_mib = args.vm.memory.unwrap_or(512);
+    spec.accel = args.vm.accel.into();
+    spec.share = args.vm.share.into();
+    spec.disks = args.vm.disks.clone();
     spec.network = match args.net {
         Some(NetArg::User) => Network::User {
             forwards: args.forwards.clone(),
@@ -99,7 +103,7 @@ fn run_spec(args: &RunArgs) -> Result<RunSpec> {
         _ => Network::None,
     };
     spec.gdb = args.gdb;
-    spec.timeout = match args.timeout {
+    spec.timeout = match args.vm.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
         None => None,

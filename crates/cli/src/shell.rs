@@ -2,74 +2,28 @@
 //! shell gets a pseudo-terminal of the same size and every key; without one, stdin is piped to
 //! it as a script. Either way vmlane exits with the shell's status.
 
-use crate::args::{disk_parser, parse_env, parse_memory, AccelArg, MachineArg, ShareArg};
+use crate::args::VmArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use vmlane::launch::{
     launch_vm, BackendChoice, BootChoice, Launch, LaunchError, OsChoice, Streams,
 };
 use vmlane_backend::{ConsoleLog, StopSignals};
-use vmlane_spec::{DiskSpec, Input, Outcome, RunSpec};
+use vmlane_spec::{Input, Outcome, RunSpec};
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
-    /// Kernel image (bzImage, vmlinux), kernel build tree, or the name or release of a cached
-    /// kernel; found as `vmlane run` finds it. Linux only.
-    #[arg(short, long, value_name = "KERNEL")]
-    pub kernel: Option<PathBuf>,
-    /// Directory of the kernel's modules (a lib/modules/<release> directory or a build tree).
-    #[arg(long, value_name = "DIR")]
-    pub modules: Option<PathBuf>,
-    /// Set an environment variable for the shell (repeatable).
-    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(OsString, OsString)>,
-    /// Add the options of this profile (repeatable; later ones add to and override earlier
-    /// ones, and flags override them): a name in .vmlane/profiles/, ~/.config/vmlane/profiles/
-    /// or vmlane's own (`vmlane profile list`), or a path to a .toml file.
-    #[arg(long = "profile", value_name = "NAME")]
-    pub profiles: Vec<String>,
-    /// Guest memory, in MiB or with a suffix (512M, 2G) [default: 512M].
-    #[arg(short, long, value_name = "SIZE", value_parser = parse_memory)]
-    pub memory: Option<u32>,
-    /// Number of virtual CPUs [default: 1].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: Option<u32>,
-    /// End the VM after this many seconds and exit 124.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<f64>,
-    /// CPU accelerator: auto picks KVM only where it can boot stock kernels.
-    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
-    pub accel: AccelArg,
-    /// QEMU machine type: auto picks microvm for kernels with virtio-mmio command-line
-    /// devices built in, q35 for the rest.
-    #[arg(long, value_enum, default_value_t = MachineArg::Auto)]
-    pub machine: MachineArg,
-    /// How the host's files reach the guest.
-    #[arg(long, value_enum, default_value_t = ShareArg::Auto)]
-    pub share: ShareArg,
-    /// Extra kernel command-line arguments, appended after vmlane's own.
-    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
-    pub append: Vec<String>,
-    /// Attach a disk as /dev/vda, /dev/vdb, ... (repeatable): IMAGE, IMAGE,ro or SIZE, as for
-    /// `vmlane run`.
-    #[arg(long = "disk", value_name = "IMAGE[,ro]|SIZE", value_parser = disk_parser())]
-    pub disks: Vec<DiskSpec>,
-    /// Write the guest console here (it is kept whenever a session fails even without this).
-    #[arg(long, value_name = "PATH")]
-    pub log: Option<PathBuf>,
-    /// Say what vmlane chose and how long each phase took.
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// The VM's options, as for `vmlane run` (Linux kernels only).
+    #[command(flatten)]
+    pub vm: VmArgs,
 }
 
 /// Runs the shell and returns the exit code vmlane should exit with.
 pub fn shell(args: ShellArgs) -> Result<i32> {
     let signals = StopSignals::register().context("failed to catch SIGINT and SIGTERM")?;
     let clock = Instant::now();
-    let verbose = args.verbose;
+    let verbose = args.vm.verbose;
     let say = |what: &str| {
         if verbose {
             eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
@@ -78,19 +32,19 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
     // SAFETY: isatty only inspects the descriptor.
     let terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
     let mut spec = shell_spec(&args, terminal)?;
-    let mut append = args.append.clone();
+    let mut append = args.vm.append.clone();
     crate::profile::apply(
-        &args.profiles,
+        &args.vm.profiles,
         &mut spec,
         &mut append,
-        args.cpus,
-        args.memory,
+        args.vm.cpus,
+        args.vm.memory,
     )?;
     let launch = Launch {
         spec,
-        kernel: args.kernel.clone(),
-        modules: args.modules.clone(),
-        machine: args.machine.into(),
+        kernel: args.vm.kernel.clone(),
+        modules: args.vm.modules.clone(),
+        machine: args.vm.machine.into(),
         append,
         os: OsChoice::Linux,
         image: None,
@@ -101,6 +55,7 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
     };
     let cache = vmlane_kernel::cache_dir();
     let log_path = args
+        .vm
         .log
         .clone()
         .unwrap_or_else(|| crate::run::default_log_path(&cache));
@@ -121,7 +76,7 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
         Err(error) => {
             // Most errors come before the VM started: an empty log has nothing to show.
             let empty = std::fs::metadata(console.path()).is_ok_and(|m| m.len() == 0);
-            if empty && args.log.is_none() {
+            if empty && args.vm.log.is_none() {
                 let _ = std::fs::remove_file(console.path());
             } else if console.path().exists() {
                 eprintln!("vmlane: console log: {}", log_path.display());
@@ -157,11 +112,11 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
         }
         if !splats.is_empty() {
             eprintln!("vmlane: console log: {}", console.path().display());
-        } else if args.log.is_none() {
+        } else if args.vm.log.is_none() {
             let _ = std::fs::remove_file(console.path());
         }
     } else {
-        crate::run::report(&outcome, &mut console, args.log.is_some(), verbose);
+        crate::run::report(&outcome, &mut console, args.vm.log.is_some(), verbose);
     }
     Ok(outcome.exit_code())
 }
@@ -174,19 +129,19 @@ fn shell_spec(args: &ShellArgs, terminal: bool) -> Result<RunSpec> {
     spec.env = std::env::var_os("SHELL")
         .map(|shell| ("SHELL".into(), shell))
         .into_iter()
-        .chain(args.env.iter().cloned())
+        .chain(args.vm.env.iter().cloned())
         .collect();
     spec.input = if terminal {
         Input::Terminal
     } else {
         Input::Pipe
     };
-    spec.cpus = args.cpus.unwrap_or(1);
-    spec.memory_mib = args.memory.unwrap_or(512);
-    spec.accel = args.accel.into();
-    spec.share = args.share.into();
-    spec.disks = args.disks.clone();
-    spec.timeout = match args.timeout {
+    spec.cpus = args.vm.cpus.unwrap_or(1);
+    spec.memory_mib = args.vm.memory.unwrap_or(512);
+    spec.accel = args.vm.accel.into();
+    spec.share = args.vm.share.into();
+    spec.disks = args.vm.disks.clone();
+    spec.timeout = match args.vm.timeout {
         Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
         Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
         None => None,
@@ -198,6 +153,7 @@ fn shell_spec(args: &ShellArgs, terminal: bool) -> Result<RunSpec> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::path::PathBuf;
 
     fn parse(argv: &[&str]) -> ShellArgs {
         let mut full = vec!["vmlane", "shell"];
@@ -217,7 +173,7 @@ mod tests {
         assert_eq!((spec.cpus, spec.memory_mib), (2, 1024));
         assert_eq!(spec.env.last().unwrap(), &("A".into(), "b".into()));
         assert_eq!(shell_spec(&args, false).unwrap().input, Input::Pipe);
-        assert_eq!(args.kernel, Some(PathBuf::from("6.1")));
+        assert_eq!(args.vm.kernel, Some(PathBuf::from("6.1")));
     }
 
     #[test]
