@@ -8,6 +8,7 @@ mod report;
 mod run;
 mod shell;
 mod test;
+mod vm;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -20,36 +20,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
             eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
         }
     };
-    let mut spec = run_spec(&args)?;
-    let mut append = args.vm.append.clone();
-    crate::profile::apply(
-        &args.vm.profiles,
-        &mut spec,
-        &mut append,
-        args.vm.cpus,
-        args.vm.memory,
-    )?;
     let launch = Launch {
-        spec,
-        kernel: args.vm.kernel.clone(),
-        modules: args.vm.modules.clone(),
-        machine: args.vm.machine.into(),
-        append,
         os: args.os.into(),
         image: args.image.clone(),
         backend: args.backend.into(),
         boot: args.boot.into(),
         debugger: args.debugger,
         keep_image: args.keep_image,
+        ..args.vm.launch(run_spec(&args)?)?
     };
-    let cache = vmlane_kernel::cache_dir();
-    let log_path = args
-        .vm
-        .log
-        .clone()
-        .unwrap_or_else(|| default_log_path(&cache));
-    let mut console = ConsoleLog::create(&log_path)
-        .with_context(|| format!("failed to create the console log {}", log_path.display()))?;
+    let (log_path, mut console) = args.vm.console_log()?;
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
     let streams = Streams {

@@ -6,10 +6,8 @@ use crate::args::VmArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::time::{Duration, Instant};
-use vmlane::launch::{
-    launch_vm, BackendChoice, BootChoice, Launch, LaunchError, OsChoice, Streams,
-};
-use vmlane_backend::{ConsoleLog, StopSignals};
+use vmlane::launch::{launch_vm, Launch, LaunchError, OsChoice, Streams};
+use vmlane_backend::StopSignals;
 use vmlane_spec::{Input, Outcome, RunSpec};
 
 #[derive(Debug, Args)]
@@ -31,36 +29,11 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
     };
     // SAFETY: isatty only inspects the descriptor.
     let terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
-    let mut spec = shell_spec(&args, terminal)?;
-    let mut append = args.vm.append.clone();
-    crate::profile::apply(
-        &args.vm.profiles,
-        &mut spec,
-        &mut append,
-        args.vm.cpus,
-        args.vm.memory,
-    )?;
     let launch = Launch {
-        spec,
-        kernel: args.vm.kernel.clone(),
-        modules: args.vm.modules.clone(),
-        machine: args.vm.machine.into(),
-        append,
         os: OsChoice::Linux,
-        image: None,
-        backend: BackendChoice::Auto,
-        boot: BootChoice::Auto,
-        debugger: false,
-        keep_image: false,
+        ..args.vm.launch(shell_spec(&args, terminal)?)?
     };
-    let cache = vmlane_kernel::cache_dir();
-    let log_path = args
-        .vm
-        .log
-        .clone()
-        .unwrap_or_else(|| crate::run::default_log_path(&cache));
-    let mut console = ConsoleLog::create(&log_path)
-        .with_context(|| format!("failed to create the console log {}", log_path.display()))?;
+    let (log_path, mut console) = args.vm.console_log()?;
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
     let streams = Streams {
