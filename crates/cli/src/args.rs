@@ -174,19 +174,6 @@ pub struct VmArgs {
     /// (an empty sparse disk, gone with the VM).
     #[arg(long = "disk", value_name = "IMAGE[,ro]|SIZE", value_parser = disk_parser())]
     pub disks: Vec<DiskSpec>,
-    /// Write the guest console here (it is kept whenever a run fails even without this).
-    #[arg(long, value_name = "PATH")]
-    pub log: Option<PathBuf>,
-    /// Say what vmlane chose and how long each phase took.
-    #[arg(short, long)]
-    pub verbose: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// What every VM of `run` and `shell` takes.
-    #[command(flatten)]
-    pub vm: VmArgs,
     /// Give the guest a network. user: QEMU's user-mode network; the guest is 10.0.2.15 and
     /// reaches the host's 127.0.0.1 as 10.0.2.2 (set up with the host's `ip`).
     #[arg(long, value_enum, value_name = "MODE")]
@@ -206,6 +193,19 @@ pub struct RunArgs {
         value_parser = clap::value_parser!(u16).range(1..)
     )]
     pub gdb: Option<u16>,
+    /// Write the guest console here (it is kept whenever a run fails even without this).
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+    /// Say what vmlane chose and how long each phase took.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What every VM of `run` and `shell` takes.
+    #[command(flatten)]
+    pub vm: VmArgs,
     /// The guest's operating system: auto follows the kernel image; linux or freebsd refuse a
     /// kernel of the other.
     #[arg(long, value_enum, default_value_t = OsArg::Auto)]
@@ -432,14 +432,14 @@ mod tests {
                 Err(e) => Err(e.to_string()),
             }
         };
-        assert_eq!(run(&[]).unwrap().gdb, None);
-        assert_eq!(run(&["--gdb"]).unwrap().gdb, Some(1234));
-        assert_eq!(run(&["--gdb", "4321"]).unwrap().gdb, Some(4321));
+        assert_eq!(run(&[]).unwrap().vm.gdb, None);
+        assert_eq!(run(&["--gdb"]).unwrap().vm.gdb, Some(1234));
+        assert_eq!(run(&["--gdb", "4321"]).unwrap().vm.gdb, Some(4321));
         assert!(run(&["--gdb", "0"]).is_err());
         let args = run(&["--net", "user", "--forward", "8080:80", "--disk", "2G"]).unwrap();
-        assert_eq!(args.net, Some(NetArg::User));
+        assert_eq!(args.vm.net, Some(NetArg::User));
         assert_eq!(
-            args.forwards,
+            args.vm.forwards,
             [PortForward {
                 host: 8080,
                 guest: 80

@@ -771,12 +771,18 @@ fn config_has(kernel: &Kernel, module: &str) -> bool {
 /// before init loads the NIC's module.
 fn with_network(ip: &Path, argv: &[OsString]) -> Vec<OsString> {
     let ip = shell_quote(ip);
+    // No command: `vmlane shell`, whose login shell the network is set up for.
+    let then = if argv.is_empty() {
+        "exec \"${SHELL:-/bin/sh}\" -l"
+    } else {
+        "exec \"$@\""
+    };
     let script = format!(
         "{ip} link set lo up && {ip} link set eth0 up && \
          {ip} address add {GUEST_ADDRESS}/24 dev eth0 && \
          {ip} route add default via {HOST_ADDRESS} || \
          {{ echo 'vmlane: failed to set up the guest network (--net user)' >&2; exit 125; }}; \
-         exec \"$@\""
+         {then}"
     );
     let mut wrapped: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), script.into()];
     wrapped.push("vmlane".into());

@@ -1,14 +1,14 @@
 //! `vmlane run`: flags become a launch, its outcome becomes vmlane's exit code, and the
 //! console log is kept when something went wrong.
 
-use crate::args::{NetArg, RunArgs};
-use anyhow::{bail, Context, Result};
+use crate::args::RunArgs;
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vmlane::launch::{launch_vm, Launch, Streams};
 use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::splat::SplatKind;
-use vmlane_spec::{GuestStatus, Network, Outcome, RunSpec};
+use vmlane_spec::{GuestStatus, Outcome, RunSpec};
 
 /// Runs the command and returns the exit code vmlane should exit with.
 pub fn run(args: RunArgs) -> Result<i32> {
@@ -67,28 +67,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
 }
 
 fn run_spec(args: &RunArgs) -> Result<RunSpec> {
-    let cwd = std::env::current_dir().context("failed to read the current directory")?;
-    let mut spec = RunSpec::new(args.command.clone(), cwd);
-    spec.env = args.vm.env.clone();
-    spec.cpus = args.vm.cpus.unwrap_or(1);
-    spec.memory_mib = args.vm.memory.unwrap_or(512);
-    spec.accel = args.vm.accel.into();
-    spec.share = args.vm.share.into();
-    spec.disks = args.vm.disks.clone();
-    spec.network = match args.net {
-        Some(NetArg::User) => Network::User {
-            forwards: args.forwards.clone(),
-        },
-        _ if !args.forwards.is_empty() => bail!("--forward needs --net user"),
-        _ => Network::None,
-    };
-    spec.gdb = args.gdb;
-    spec.timeout = match args.vm.timeout {
-        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
-        Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
-        None => None,
-    };
-    Ok(spec)
+    args.vm.spec(args.command.clone())
 }
 
 pub(crate) fn default_log_path(cache: &Path) -> PathBuf {

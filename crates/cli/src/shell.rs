@@ -5,7 +5,7 @@
 use crate::args::VmArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use vmlane::launch::{launch_vm, Launch, LaunchError, OsChoice, Streams};
 use vmlane_backend::StopSignals;
 use vmlane_spec::{Input, Outcome, RunSpec};
@@ -97,27 +97,15 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
 /// The spec of a shell: no command (the guest runs the login shell), the host's `SHELL`, and
 /// stdin as a terminal or a pipe.
 fn shell_spec(args: &ShellArgs, terminal: bool) -> Result<RunSpec> {
-    let cwd = std::env::current_dir().context("failed to read the current directory")?;
-    let mut spec = RunSpec::new(Vec::new(), cwd);
-    spec.env = std::env::var_os("SHELL")
-        .map(|shell| ("SHELL".into(), shell))
-        .into_iter()
-        .chain(args.vm.env.iter().cloned())
-        .collect();
+    // An empty command is the login shell.
+    let mut spec = args.vm.spec(Vec::new())?;
+    if let Some(shell) = std::env::var_os("SHELL") {
+        spec.env.insert(0, ("SHELL".into(), shell));
+    }
     spec.input = if terminal {
         Input::Terminal
     } else {
         Input::Pipe
-    };
-    spec.cpus = args.vm.cpus.unwrap_or(1);
-    spec.memory_mib = args.vm.memory.unwrap_or(512);
-    spec.accel = args.vm.accel.into();
-    spec.share = args.vm.share.into();
-    spec.disks = args.vm.disks.clone();
-    spec.timeout = match args.vm.timeout {
-        Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
-        Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
-        None => None,
     };
     Ok(spec)
 }

@@ -1,14 +1,42 @@
 //! What `vmlane run` and `vmlane shell` make of their shared VM options: the launch (with
 //! profiles applied under the flags) and the console log.
 
-use crate::args::VmArgs;
-use anyhow::{Context, Result};
+use crate::args::{NetArg, VmArgs};
+use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 use vmlane::launch::{BackendChoice, BootChoice, Launch, OsChoice};
 use vmlane_backend::ConsoleLog;
-use vmlane_spec::RunSpec;
+use vmlane_spec::{Network, RunSpec};
 
 impl VmArgs {
+    /// The run spec for `argv` (empty: the login shell) in the current directory.
+    pub fn spec(&self, argv: Vec<OsString>) -> Result<RunSpec> {
+        let cwd = std::env::current_dir().context("failed to read the current directory")?;
+        let mut spec = RunSpec::new(argv, cwd);
+        spec.env = self.env.clone();
+        spec.cpus = self.cpus.unwrap_or(1);
+        spec.memory_mib = self.memory.unwrap_or(512);
+        spec.accel = self.accel.into();
+        spec.share = self.share.into();
+        spec.disks = self.disks.clone();
+        spec.network = match self.net {
+            Some(NetArg::User) => Network::User {
+                forwards: self.forwards.clone(),
+            },
+            _ if !self.forwards.is_empty() => bail!("--forward needs --net user"),
+            _ => Network::None,
+        };
+        spec.gdb = self.gdb;
+        spec.timeout = match self.timeout {
+            Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
+            Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
+            None => None,
+        };
+        Ok(spec)
+    }
+
     /// The launch these options describe for `spec`: the profiles first, then the flags,
     /// which win. FreeBSD-only choices are left at their defaults for the caller to set.
     pub fn launch(&self, mut spec: RunSpec) -> Result<Launch> {

@@ -449,3 +449,34 @@ fn without_a_terminal_stdin_is_the_script() {
     );
     sandbox.assert_nothing_left(&kernel);
 }
+
+#[test]
+fn with_net_user_the_login_shell_has_the_guest_address() {
+    let Some(kernel) = vmlane_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let mut child = shell_command(&sandbox, &kernel)
+        .args(["--net", "user"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vmlane shell");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"ip -4 address show eth0 | grep -o 10.0.2.15/24; exit 4\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "stdout: {}\nstderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert_eq!(text(&output.stdout), "10.0.2.15/24\n");
+    sandbox.assert_nothing_left(&kernel);
+}
