@@ -69,26 +69,16 @@ fn main() {
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let image = out.join("vmlane-freebsd-boot");
-    let clang = find_tool(&["clang-19", "clang"]);
-    let lld = find_tool(&["ld.lld-19", "ld.lld"]);
-    let (Some(clang), Some(lld)) = (clang, lld) else {
-        let missing = match (clang, lld) {
-            (None, None) => "clang and ld.lld",
-            (None, Some(_)) => "clang",
-            _ => "ld.lld",
-        };
-        // A path that does not exist makes cargo rerun this script on every build, so the
-        // tools are picked up as soon as they are installed.
-        for tool in ["/usr/bin/clang-19", "/usr/bin/ld.lld-19"] {
-            println!("cargo:rerun-if-changed={tool}");
+    let (clang, lld) = match vmlane_clang_build::find_tools() {
+        Ok(tools) => (tools.clang, tools.lld),
+        Err(missing) => {
+            println!(
+                "cargo:rustc-env=VMLANE_FREEBSD_BOOT_MISSING=the FreeBSD boot stub was not \
+                 built: {missing}, then rebuild vmlane-freebsd-boot"
+            );
+            fs::write(&image, b"").expect("writing the placeholder stub");
+            return;
         }
-        println!(
-            "cargo:rustc-env=VMLANE_FREEBSD_BOOT_MISSING=the FreeBSD boot stub was not built: no \
-             {missing} found (install the Debian packages clang-19 lld-19, then rebuild \
-             vmlane-freebsd-boot)"
-        );
-        fs::write(&image, b"").expect("writing the placeholder stub");
-        return;
     };
 
     let src = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -102,23 +92,25 @@ fn main() {
 
     // boot.c -> i686 assembly -> an x86-64 object, the assembly unchanged under `.code32`.
     let asm32 = out.join("boot-i686.s");
-    run(Command::new(clang)
-        .args(CFLAGS)
-        .arg("-I")
-        .arg(&out)
-        .arg("-S")
-        .arg(stub.join("boot.c"))
-        .arg("-o")
-        .arg(&asm32));
+    vmlane_clang_build::run(
+        Command::new(&clang)
+            .args(CFLAGS)
+            .arg("-I")
+            .arg(&out)
+            .arg("-S")
+            .arg(stub.join("boot.c"))
+            .arg("-o")
+            .arg(&asm32),
+    );
     let asm = fs::read_to_string(&asm32).expect("reading the compiled boot.c");
     let asm64 = out.join("boot.s");
     fs::write(&asm64, format!(".code32\n{asm}")).expect("writing boot.s");
     let boot_o = out.join("boot.o");
-    assemble(clang, &asm64, &boot_o);
+    assemble(&clang, &asm64, &boot_o);
     let entry_o = out.join("entry.o");
-    assemble(clang, &stub.join("entry.S"), &entry_o);
+    assemble(&clang, &stub.join("entry.S"), &entry_o);
 
-    let mut link = Command::new(lld);
+    let mut link = Command::new(&lld);
     link.args([
         "-nostdlib",
         "-static",
@@ -133,13 +125,14 @@ fn main() {
         let value = LAYOUT.iter().find(|(n, _)| *n == name).unwrap().1;
         link.arg(format!("--defsym={name}={value:#x}"));
     }
-    run(link
-        .arg("-T")
-        .arg(stub.join("stub.ld"))
-        .arg(&entry_o)
-        .arg(&boot_o)
-        .arg("-o")
-        .arg(&image));
+    vmlane_clang_build::run(
+        link.arg("-T")
+            .arg(stub.join("stub.ld"))
+            .arg(&entry_o)
+            .arg(&boot_o)
+            .arg("-o")
+            .arg(&image),
+    );
 }
 
 /// Fails the build when `src/layout.rs` has a constant that `LAYOUT` does not hand on.
@@ -157,35 +150,13 @@ fn check_layout_is_complete(path: &Path) {
     }
 }
 
-/// The first of `names` that runs.
-fn find_tool(names: &[&'static str]) -> Option<&'static str> {
-    names.iter().copied().find(|name| {
-        Command::new(name)
-            .arg("--version")
-            .output()
-            .is_ok_and(|output| output.status.success())
-    })
-}
-
-fn assemble(clang: &str, source: &Path, object: &Path) {
-    run(Command::new(clang)
-        .arg(OBJECT_TARGET)
-        .arg("-c")
-        .arg(source)
-        .arg("-o")
-        .arg(object));
-}
-
-/// Runs a build step; its failure fails the build, with what the tool said.
-fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        panic!("{command:?} failed ({}):\n{stderr}", output.status);
-    }
-    for line in stderr.lines() {
-        println!("cargo:warning={line}");
-    }
+fn assemble(clang: &Path, source: &Path, object: &Path) {
+    vmlane_clang_build::run(
+        Command::new(clang)
+            .arg(OBJECT_TARGET)
+            .arg("-c")
+            .arg(source)
+            .arg("-o")
+            .arg(object),
+    );
 }

@@ -23,38 +23,18 @@ fn main() {
     let output = out_dir.join(OUTPUT);
 
     println!("cargo:rerun-if-changed={}", init_dir.display());
-    println!("cargo:rerun-if-env-changed=PATH");
-
-    let clang = find_tool(&["clang-19", "clang"]);
-    let lld = find_tool(&["ld.lld-19", "ld.lld"]);
-    let (clang, lld) = match (clang, lld) {
-        (Some(clang), Some(lld)) => (clang, lld),
-        (clang, lld) => {
-            let missing: Vec<&str> = [
-                clang.is_none().then_some("clang (clang-19 or clang)"),
-                lld.is_none().then_some("lld (ld.lld-19 or ld.lld)"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            // A path that does not exist makes cargo rerun this script on every build, so the
-            // tools are picked up as soon as they are installed.
-            for tool in ["/usr/bin/clang-19", "/usr/bin/ld.lld-19"] {
-                println!("cargo:rerun-if-changed={tool}");
-            }
+    let (clang, lld) = match vmlane_clang_build::find_tools() {
+        Ok(tools) => (tools.clang, tools.lld),
+        Err(missing) => {
             // include_bytes! needs a file even when there is nothing to include.
             fs::write(&output, b"").expect("write the placeholder init");
             println!(
-                "cargo:rustc-env=VMLANE_FREEBSD_INIT_MISSING=vmlane's FreeBSD init was not built: \
-                 {} not found on PATH; install the Debian packages clang-19 and lld-19",
-                missing.join(" and ")
+                "cargo:rustc-env=VMLANE_FREEBSD_INIT_MISSING=vmlane's FreeBSD init was not \
+                 built: {missing}"
             );
             return;
         }
     };
-    // A changed compiler or linker may produce a different init.
-    println!("cargo:rerun-if-changed={}", clang.display());
-    println!("cargo:rerun-if-changed={}", lld.display());
 
     let staging = out_dir.join(format!("{OUTPUT}.tmp"));
     let result = Command::new(&clang)
@@ -122,14 +102,4 @@ fn arg_with(prefix: &str, path: &Path) -> OsString {
     let mut arg = OsString::from(prefix);
     arg.push(path);
     arg
-}
-
-/// The first of `names` found as a file in a `PATH` directory.
-fn find_tool(names: &[&str]) -> Option<PathBuf> {
-    let path = env::var_os("PATH")?;
-    names.iter().find_map(|name| {
-        env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
 }
