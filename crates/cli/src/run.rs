@@ -5,7 +5,7 @@ use crate::args::RunArgs;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vmlane::launch::{launch_vm, Launch, Streams};
+use vmlane::launch::Launch;
 use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::splat::SplatKind;
 use vmlane_spec::{GuestStatus, Outcome, RunSpec};
@@ -30,15 +30,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         ..args.vm.launch(run_spec(&args)?)?
     };
     let (log_path, mut console) = args.vm.console_log()?;
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr();
-    let streams = Streams {
-        stdout: &mut stdout,
-        stderr: &mut stderr,
-        console: &mut console,
-    };
-    let result = launch_vm(&launch, streams, &signals, &say);
-    drop(stdout);
+    let result = crate::vm::launch_here(&launch, &mut console, &signals, &say);
     let (outcome, timings) = match result {
         Ok(done) => done,
         Err(error) => {

@@ -6,7 +6,7 @@ use crate::args::VmArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::time::Instant;
-use vmlane::launch::{launch_vm, Launch, LaunchError, OsChoice, Streams};
+use vmlane::launch::{Launch, LaunchError, OsChoice};
 use vmlane_backend::StopSignals;
 use vmlane_spec::{Input, Outcome, RunSpec};
 
@@ -34,16 +34,8 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
         ..args.vm.launch(shell_spec(&args, terminal)?)?
     };
     let (log_path, mut console) = args.vm.console_log()?;
-    let mut stdout = std::io::stdout().lock();
-    let mut stderr = std::io::stderr();
-    let streams = Streams {
-        stdout: &mut stdout,
-        stderr: &mut stderr,
-        console: &mut console,
-    };
     // The terminal is raw only inside the session, and restored however it ends.
-    let result = launch_vm(&launch, streams, &signals, &say);
-    drop(stdout);
+    let result = crate::vm::launch_here(&launch, &mut console, &signals, &say);
     let outcome = match result {
         Ok((outcome, _)) => outcome,
         Err(error) => {

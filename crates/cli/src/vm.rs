@@ -6,8 +6,11 @@ use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use vmlane::launch::{BackendChoice, BootChoice, Launch, OsChoice};
-use vmlane_backend::ConsoleLog;
+use vmlane::launch::{
+    launch_vm, BackendChoice, BootChoice, Launch, LaunchError, OsChoice, Streams,
+};
+use vmlane_backend::{ConsoleLog, StopSignals, Timings};
+use vmlane_spec::Outcome;
 use vmlane_spec::{Network, RunSpec};
 
 impl VmArgs {
@@ -73,4 +76,21 @@ impl VmArgs {
             .with_context(|| format!("failed to create the console log {}", path.display()))?;
         Ok((path, console))
     }
+}
+
+/// Runs `launch` with the guest's output on this process's stdout and stderr.
+pub fn launch_here(
+    launch: &Launch,
+    console: &mut ConsoleLog,
+    signals: &StopSignals,
+    say: &dyn Fn(&str),
+) -> Result<(Outcome, Timings), LaunchError> {
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr();
+    let streams = Streams {
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        console,
+    };
+    launch_vm(launch, streams, signals, say)
 }
