@@ -414,26 +414,37 @@ fn full_screen_programs_work() {
     sandbox.assert_nothing_left(&kernel);
 }
 
-#[test]
-fn without_a_terminal_stdin_is_the_script() {
-    let Some(kernel) = vmlane_kernel() else {
-        return;
-    };
-    let sandbox = Sandbox::new();
-    let mut child = shell_command(&sandbox, &kernel)
+/// `vmlane shell [extra]` with `script` piped to it and no terminal, to its end.
+fn piped_shell(
+    sandbox: &Sandbox,
+    kernel: &TestKernel,
+    extra: &[&str],
+    script: &[u8],
+) -> std::process::Output {
+    let mut child = shell_command(sandbox, kernel)
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start vmlane shell");
     // Written and closed at once: the guest gets it as soon as it is up.
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"echo hi; [ -t 0 ] || echo no-terminal; exit 3\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    child.stdin.take().unwrap().write_all(script).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn without_a_terminal_stdin_is_the_script() {
+    let Some(kernel) = vmlane_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let output = piped_shell(
+        &sandbox,
+        &kernel,
+        &[],
+        b"echo hi; [ -t 0 ] || echo no-terminal; exit 3\n",
+    );
     assert_eq!(
         output.status.code(),
         Some(3),
@@ -456,20 +467,12 @@ fn with_net_user_the_login_shell_has_the_guest_address() {
         return;
     };
     let sandbox = Sandbox::new();
-    let mut child = shell_command(&sandbox, &kernel)
-        .args(["--net", "user"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vmlane shell");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"ip -4 address show eth0 | grep -o 10.0.2.15/24; exit 4\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = piped_shell(
+        &sandbox,
+        &kernel,
+        &["--net", "user"],
+        b"ip -4 address show eth0 | grep -o 10.0.2.15/24; exit 4\n",
+    );
     assert_eq!(
         output.status.code(),
         Some(4),
