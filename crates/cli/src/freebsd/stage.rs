@@ -67,7 +67,12 @@ pub(super) fn stage_minimal(launch: &Launch, shared: bool) -> Result<PathBuf, La
         .collect();
     let dir = vmlane_image::images_dir(&vmlane_kernel::cache_dir());
     let image = dir.join(format!("minimal-{hex}.img"));
-    if image.is_file() {
+    // A hit is marked as used, so pruning (oldest first) keeps the images in use.
+    let touched = std::fs::File::options()
+        .append(true)
+        .open(&image)
+        .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+    if touched.is_ok() {
         return Ok(image);
     }
     std::fs::create_dir_all(&dir).map_err(LaunchError::RunDir)?;
