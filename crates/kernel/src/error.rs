@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 /// What to do when nothing is found.
 const HOW_TO_GET_ONE: &str = "run scripts/setup to fetch Debian's kernel into the cache, or pass -k PATH to a bzImage, vmlinux or kernel build tree";
 
+/// What to do about a damaged image.
+const REPLACE_IT: &str = "copy it again or rebuild the kernel";
+
 /// Why no kernel could be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -32,6 +35,27 @@ pub enum KernelError {
         /// The file or directory.
         path: PathBuf,
         /// What it is instead, or what is wrong with it.
+        reason: String,
+    },
+    /// The file is shorter than its own header says: a partial download or copy, which QEMU
+    /// would start and the kernel would never report from.
+    #[error("{path} is truncated: its {header} describes {} but the file has {}; {REPLACE_IT}", sizes(*.wanted, *.actual).0, sizes(*.wanted, *.actual).1)]
+    Truncated {
+        /// The image.
+        path: PathBuf,
+        /// The header that gives the size, e.g. `boot header`.
+        header: &'static str,
+        /// The bytes the header describes.
+        wanted: u64,
+        /// The bytes the file has.
+        actual: u64,
+    },
+    /// The header holds values no real image has, such as a segment ending past 2^64 bytes.
+    #[error("{path} is corrupt: {reason}; {REPLACE_IT}")]
+    Corrupt {
+        /// The image.
+        path: PathBuf,
+        /// What is wrong with its header.
         reason: String,
     },
     /// The file could not be read.
@@ -74,6 +98,29 @@ impl KernelError {
     }
 }
 
+/// Both sizes in MiB, KiB or bytes; exact byte counts when the rounded ones would read the
+/// same, so a file a few bytes short does not say "9.8 MiB but the file has 9.8 MiB".
+fn sizes(wanted: u64, actual: u64) -> (String, String) {
+    let (wanted_text, actual_text) = (human_size(wanted), human_size(actual));
+    if wanted_text == actual_text {
+        (format!("{wanted} bytes"), format!("{actual} bytes"))
+    } else {
+        (wanted_text, actual_text)
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let exact = bytes as f64;
+    if exact >= KIB * KIB {
+        format!("{:.1} MiB", exact / (KIB * KIB))
+    } else if exact >= KIB {
+        format!("{:.1} KiB", exact / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 fn cached_list(kernels_dir: &Path, cached: &[String]) -> String {
     if cached.is_empty() {
         format!(
@@ -111,5 +158,31 @@ mod tests {
         let missing = io::Error::from(io::ErrorKind::NotFound);
         let text = KernelError::unreadable(Path::new("/x"), missing).to_string();
         assert_eq!(text, "cannot read kernel /x");
+    }
+
+    #[test]
+    fn truncation_names_the_file_both_sizes_and_the_fix() {
+        let error = KernelError::Truncated {
+            path: "/x/bzImage".into(),
+            header: "boot header",
+            wanted: 10_276_000,
+            actual: 1 << 20,
+        };
+        assert_eq!(
+            error.to_string(),
+            "/x/bzImage is truncated: its boot header describes 9.8 MiB but the file has 1.0 MiB; copy it again or rebuild the kernel"
+        );
+    }
+
+    #[test]
+    fn sizes_that_round_alike_are_given_in_bytes() {
+        assert_eq!(
+            sizes(10_276_000, 10_275_990),
+            ("10276000 bytes".to_string(), "10275990 bytes".to_string())
+        );
+        assert_eq!(
+            sizes(4096, 3072),
+            ("4.0 KiB".to_string(), "3.0 KiB".to_string())
+        );
     }
 }

@@ -4,10 +4,24 @@ use crate::search::Search;
 use std::fs;
 use std::path::PathBuf;
 
-/// A file with a bzImage boot header whose version string names `release`.
+/// Where a [`fake_bzimage`]'s protected-mode code starts: after the boot sector and 4 setup
+/// sectors.
+pub const BZIMAGE_CODE_START: usize = 5 * 512;
+/// How long a [`fake_bzimage`] is, as its boot header says.
+pub const BZIMAGE_LEN: usize = 0x1000;
+
+/// A file with a boot protocol 2.15 header whose version string names `release`, and whose
+/// header describes the file's real length: 4 setup sectors, `syssize` covering the rest, a
+/// payload inside it.
 pub fn fake_bzimage(release: &str) -> Vec<u8> {
-    let mut image = vec![0u8; 0x1000];
+    let mut image = vec![0u8; BZIMAGE_LEN];
+    image[0x1f1] = 4; // setup_sects
+    let syssize = ((BZIMAGE_LEN - BZIMAGE_CODE_START) / 16) as u32;
+    image[0x1f4..0x1f8].copy_from_slice(&syssize.to_le_bytes());
     image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes()); // protocol 2.15
+    image[0x248..0x24c].copy_from_slice(&0x100u32.to_le_bytes()); // payload_offset
+    image[0x24c..0x250].copy_from_slice(&0x400u32.to_le_bytes()); // payload_length
     let at = 0x400u16;
     image[0x20e..0x210].copy_from_slice(&(at - 0x200).to_le_bytes());
     let text = format!("{release} (dev@host) #1 SMP\0");

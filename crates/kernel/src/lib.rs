@@ -18,7 +18,7 @@ mod tree;
 mod version;
 
 pub use cache::{cache_dir, kernels_dir};
-pub use config::Tristate;
+pub use config::{KernelConfig, Tristate};
 pub use error::KernelError;
 pub use freebsd_traits::{freebsd_traits, FreeBsdTraits};
 pub use image::{identify, ImageFormat};

@@ -4,14 +4,13 @@
 //! unchanged rebuild is a lookup.
 
 use super::linux::BuiltKernel;
-use super::process::{run_logged, Progress};
+use super::process::{command, run_logged, Progress};
 use super::source::{canonical_bytes, hex, source_identity};
 use super::BuildError;
 use crate::cache::{self, kernels_dir, FREEBSD_KERNEL};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Where kernel configs live in a FreeBSD tree (vmlane builds amd64 kernels).
 const CONF_DIR: &str = "sys/amd64/conf";
@@ -112,9 +111,9 @@ pub fn build_freebsd(
     let log = log_dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     for step in freebsd_build_commands(request, host, &objdir) {
-        let mut command = Command::new(&step.program);
-        command.args(&step.args).envs(step.env.iter().cloned());
-        run_logged(&step.step, command, &log, progress)?;
+        let mut make = command(&step.program);
+        make.args(&step.args).envs(step.env.iter().cloned());
+        run_logged(&step.step, make, &log, progress)?;
     }
     let built = kernel_path(&request.source, &request.kernconf, &objdir);
     let dir = cache::store(cache, &name, &marker(request, host, &release), |staging| {
@@ -244,13 +243,10 @@ fn check_bmake_tests_writable(source: &Path, objdir: &Path) -> Result<(), BuildE
     Err(BuildError::NotWritable { dir: tests })
 }
 
+/// Whether this process may write in `dir`, by the permissions the kernel checks (a read-only
+/// mount included), not by reading the mode bits.
 fn writable(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    unsafe { libc::access(path.as_ptr(), libc::W_OK) == 0 }
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
 /// The tree's release, `15.1-RELEASE-p1`, as `newvers.sh` composes it from REVISION and BRANCH.

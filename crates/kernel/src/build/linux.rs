@@ -5,14 +5,13 @@
 use super::fragment::{unmet, vmlane_fragment, Setting};
 use super::kconfig;
 use super::llvm::Llvm;
-use super::process::{run_logged, Progress};
+use super::process::{command, run_logged, Progress};
 use super::source::{canonical_bytes, hex, source_identity};
 use super::BuildError;
 use crate::cache::kernels_dir;
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -108,15 +107,15 @@ pub fn build_linux(
     let log = log_dir.join("build.log");
     let _ = std::fs::remove_file(&log);
     let make = |targets: &[&str]| {
-        let mut command = Command::new("make");
-        command.args(make_args(
+        let mut make = command("make");
+        make.args(make_args(
             &request.source,
             &build_dir,
             llvm.as_ref(),
             request.jobs,
             targets,
         ));
-        command
+        make
     };
 
     run_logged("make tinyconfig", make(&["tinyconfig"]), &log, progress)?;

@@ -1,20 +1,14 @@
 //! What identifies a source tree's contents for the cache key: for a git tree HEAD plus the
 //! uncommitted diff, otherwise the newest modification time anywhere in it.
 
+use super::process::command;
 use super::BuildError;
 use std::path::Path;
-use std::process::Command;
 
 /// Bytes that change whenever the tree's contents do.
 pub fn source_identity(source: &Path) -> Result<Vec<u8>, BuildError> {
     if source.join(".git").exists() {
-        let git = |args: &[&str]| {
-            Command::new("git")
-                .arg("-C")
-                .arg(source)
-                .args(args)
-                .output()
-        };
+        let git = |args: &[&str]| command("git").arg("-C").arg(source).args(args).output();
         if let (Ok(head), Ok(diff)) = (git(&["rev-parse", "HEAD"]), git(&["diff", "HEAD"])) {
             if head.status.success() && diff.status.success() {
                 return Ok([head.stdout, diff.stdout].concat());

@@ -48,6 +48,54 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Why an ELF file's headers describe more than the file holds.
+#[derive(Debug)]
+pub enum Damage {
+    /// The program header table or a segment ends at this offset, past the file's end.
+    Short(u64),
+    /// A header whose values add up past 2^64 bytes.
+    Overflow(String),
+    /// Headers the parser rejects.
+    Broken(object::Error),
+}
+
+/// Checks that the program header table and every segment's bytes lie within the file's `len`
+/// bytes, reading only the headers: a cut-off copy loads half a kernel. Header values are
+/// untrusted, so every sum is checked.
+pub fn check_extent(file: &File, len: u64) -> Result<(), Damage> {
+    let data = ReadCache::new(file);
+    let header = elf::FileHeader64::<Endianness>::parse(&data).map_err(Damage::Broken)?;
+    let endian = header.endian().map_err(Damage::Broken)?;
+    let count = header.phnum(endian, &data).map_err(Damage::Broken)? as u64;
+    if count == 0 {
+        return Ok(());
+    }
+    let table_end = header
+        .e_phoff(endian)
+        .checked_add(count * u64::from(header.e_phentsize(endian)))
+        .ok_or_else(|| Damage::Overflow("its program header table ends past 2^64 bytes".into()))?;
+    if table_end > len {
+        return Err(Damage::Short(table_end));
+    }
+    let mut wanted = 0;
+    let segments = header
+        .program_headers(endian, &data)
+        .map_err(Damage::Broken)?;
+    for (index, segment) in segments.iter().enumerate() {
+        let end = segment
+            .p_offset(endian)
+            .checked_add(segment.p_filesz(endian))
+            .ok_or_else(|| {
+                Damage::Overflow(format!("its program header {index} ends past 2^64 bytes"))
+            })?;
+        wanted = wanted.max(end);
+    }
+    match wanted > len {
+        true => Err(Damage::Short(wanted)),
+        false => Ok(()),
+    }
+}
+
 /// Looks for the PVH entry note in the note segments, then in the note sections (some linkers
 /// leave notes out of the segments). Reads only headers and notes, never the whole file.
 pub fn has_pvh_note(file: &File) -> Result<bool, object::Error> {

@@ -138,6 +138,19 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_freebsd_kernel_is_refused() {
+        let mut kernel = fake_kernel(Mark::XenGuestOs);
+        kernel.truncate(crate::fixtures::NOTE_OFFSET + 8);
+        let (_dir, path) = write_file("kernel", &kernel);
+        for error in [format_of(&path).unwrap_err(), identify(&path).unwrap_err()] {
+            assert!(
+                matches!(error, crate::KernelError::Truncated { .. }),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn a_linux_vmlinux_is_not_freebsd() {
         for note in [Note::Segment, Note::Section, Note::Other] {
             let (_dir, path) = write_file("vmlinux", &fake_vmlinux("6.9.0", note));

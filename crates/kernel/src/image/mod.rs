@@ -39,9 +39,13 @@ const HEAD: usize = 0x400;
 /// a `Linux version` banner, since that is what tells it from any other ELF file. A FreeBSD
 /// kernel's release (`15.1-RELEASE-p1`) comes from its version string when it has one.
 pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelError> {
-    let (mut file, head) = open(path)?;
+    let Opened {
+        mut file,
+        head,
+        len,
+    } = open(path)?;
     let unreadable = |e| KernelError::unreadable(path, e);
-    match classify(path, &head, &file)? {
+    match classify(path, &head, &file, len)? {
         ImageFormat::BzImage => {
             let release = bzimage::release(&mut file, &head).map_err(unreadable)?;
             Ok((ImageFormat::BzImage, release))
@@ -67,31 +71,47 @@ pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelErro
 /// The format alone, from the headers: for images whose release is already known, such as
 /// cached kernels, so a large vmlinux is not scanned for its banner on every run.
 pub(crate) fn format_of(path: &Path) -> Result<ImageFormat, KernelError> {
-    let (file, head) = open(path)?;
-    classify(path, &head, &file)
+    let Opened { file, head, len } = open(path)?;
+    classify(path, &head, &file, len)
 }
 
-fn open(path: &Path) -> Result<(File, Vec<u8>), KernelError> {
+/// An image file, open, with its first [`HEAD`] bytes read and its length.
+struct Opened {
+    file: File,
+    head: Vec<u8>,
+    len: u64,
+}
+
+fn open(path: &Path) -> Result<Opened, KernelError> {
     let unreadable = |e| KernelError::unreadable(path, e);
     let mut file = File::open(path).map_err(unreadable)?;
-    if file.metadata().map_err(unreadable)?.is_dir() {
+    let metadata = file.metadata().map_err(unreadable)?;
+    if metadata.is_dir() {
         return Err(KernelError::not_a_kernel(
             path,
             "a directory, not an image file",
         ));
     }
     let mut head = vec![0u8; HEAD];
-    let len = read_up_to(&mut file, &mut head).map_err(unreadable)?;
-    head.truncate(len);
-    Ok((file, head))
+    let read = read_up_to(&mut file, &mut head).map_err(unreadable)?;
+    head.truncate(read);
+    Ok(Opened {
+        file,
+        head,
+        len: metadata.len(),
+    })
 }
 
-fn classify(path: &Path, head: &[u8], file: &File) -> Result<ImageFormat, KernelError> {
+/// The format, once the headers show an x86-64 kernel that the file holds all of (`len`
+/// bytes): a truncated image is refused here, before a VM starts and never reports.
+fn classify(path: &Path, head: &[u8], file: &File, len: u64) -> Result<ImageFormat, KernelError> {
     if bzimage::is_bzimage(head) {
+        check_bzimage_len(path, head, len)?;
         return Ok(ImageFormat::BzImage);
     }
     if elf::is_elf(head) {
         elf::check_header(head).map_err(|reason| KernelError::not_a_kernel(path, &reason))?;
+        check_elf_extent(path, file, len)?;
         if freebsd::is_freebsd(head, file) {
             return Ok(ImageFormat::FreeBsd);
         }
@@ -101,6 +121,37 @@ fn classify(path: &Path, head: &[u8], file: &File) -> Result<ImageFormat, Kernel
         return Ok(ImageFormat::Elf { pvh });
     }
     Err(KernelError::not_a_kernel(path, &unknown::describe(head)))
+}
+
+fn check_bzimage_len(path: &Path, head: &[u8], len: u64) -> Result<(), KernelError> {
+    let wanted = bzimage::described_len(head);
+    if wanted <= len {
+        return Ok(());
+    }
+    Err(KernelError::Truncated {
+        path: path.to_path_buf(),
+        header: "boot header",
+        wanted,
+        actual: len,
+    })
+}
+
+fn check_elf_extent(path: &Path, file: &File, len: u64) -> Result<(), KernelError> {
+    elf::check_extent(file, len).map_err(|damage| match damage {
+        elf::Damage::Short(wanted) => KernelError::Truncated {
+            path: path.to_path_buf(),
+            header: "ELF program header table",
+            wanted,
+            actual: len,
+        },
+        elf::Damage::Overflow(reason) => KernelError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        },
+        elf::Damage::Broken(e) => {
+            KernelError::not_a_kernel(path, &format!("an ELF file with broken headers ({e})"))
+        }
+    })
 }
 
 /// Fills `buf` unless the file ends first; returns how much was read.
@@ -133,7 +184,12 @@ fn release_word(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{fake_bzimage, fake_vmlinux, write_file, Note};
+    use crate::fixtures::{
+        encode_notes, fake_bzimage, fake_vmlinux, write_file, Note, BZIMAGE_CODE_START,
+        BZIMAGE_LEN, NOTE_OFFSET,
+    };
+    use crate::{cache_dir, kernels_dir};
+    use std::path::PathBuf;
 
     #[test]
     fn bzimage_release_comes_from_the_boot_header() {
@@ -151,6 +207,150 @@ mod tests {
         image[0x20e..0x210].copy_from_slice(&[0, 0]);
         let (_dir, path) = write_file("bzImage", &image);
         assert_eq!(identify(&path).unwrap(), (ImageFormat::BzImage, None));
+    }
+
+    /// Both entry points refuse `path` as truncated; returns the sizes the error gives.
+    fn refused_as_truncated(path: &Path) -> (u64, u64) {
+        let by_format = format_of(path).unwrap_err();
+        assert!(
+            matches!(by_format, KernelError::Truncated { .. }),
+            "{by_format}"
+        );
+        let error = identify(path).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains(" is truncated: ")
+                && text.ends_with("copy it again or rebuild the kernel"),
+            "{text}"
+        );
+        let KernelError::Truncated {
+            path: named,
+            wanted,
+            actual,
+            ..
+        } = error
+        else {
+            panic!("{text}");
+        };
+        assert_eq!(named, path);
+        (wanted, actual)
+    }
+
+    #[test]
+    fn a_bzimage_shorter_than_its_boot_header_says_is_refused_as_truncated() {
+        let mut image = fake_bzimage("6.9.0");
+        image.truncate(0xc00);
+        let (_dir, path) = write_file("bzImage", &image);
+        assert_eq!(refused_as_truncated(&path), (BZIMAGE_LEN as u64, 0xc00));
+    }
+
+    #[test]
+    fn a_bzimage_cut_inside_its_boot_header_is_refused_as_truncated() {
+        let mut image = fake_bzimage("6.9.0");
+        image.truncate(0x220);
+        let (_dir, path) = write_file("bzImage", &image);
+        assert_eq!(refused_as_truncated(&path), (BZIMAGE_LEN as u64, 0x220));
+    }
+
+    #[test]
+    fn a_bzimage_whose_payload_runs_past_its_end_is_refused_as_truncated() {
+        let mut image = fake_bzimage("6.9.0");
+        image[0x24c..0x250].copy_from_slice(&0x1000u32.to_le_bytes());
+        let (_dir, path) = write_file("bzImage", &image);
+        let wanted = (BZIMAGE_CODE_START + 0x100 + 0x1000) as u64;
+        assert_eq!(refused_as_truncated(&path), (wanted, BZIMAGE_LEN as u64));
+    }
+
+    #[test]
+    fn a_bzimage_longer_than_its_header_says_is_accepted() {
+        // Debian's signed kernels carry their signature after the described bytes.
+        let mut image = fake_bzimage("6.9.0");
+        image.extend_from_slice(&[0x5a; 0x600]);
+        let (_dir, path) = write_file("bzImage", &image);
+        assert_eq!(identify(&path).unwrap().0, ImageFormat::BzImage);
+    }
+
+    #[test]
+    fn a_vmlinux_cut_inside_a_segment_is_refused_as_truncated() {
+        let mut bytes = fake_vmlinux("6.9.0", Note::Segment);
+        let note_len = encode_notes(&[(b"Xen", 18, &[0; 4])]).len();
+        bytes.truncate(NOTE_OFFSET + 4);
+        let (_dir, path) = write_file("vmlinux", &bytes);
+        let wanted = (NOTE_OFFSET + note_len) as u64;
+        assert_eq!(refused_as_truncated(&path), (wanted, bytes.len() as u64));
+    }
+
+    #[test]
+    fn a_vmlinux_whose_program_headers_lie_past_its_end_is_refused_as_truncated() {
+        let mut bytes = fake_vmlinux("6.9.0", Note::Segment);
+        let len = bytes.len() as u64;
+        bytes[32..40].copy_from_slice(&len.to_le_bytes()); // e_phoff
+        let (_dir, path) = write_file("vmlinux", &bytes);
+        assert_eq!(refused_as_truncated(&path), (len + 56, len));
+    }
+
+    #[test]
+    fn a_segment_ending_past_2_64_bytes_is_refused_as_corrupt() {
+        let mut bytes = fake_vmlinux("6.9.0", Note::Segment);
+        bytes[64 + 8..64 + 16].copy_from_slice(&(u64::MAX - 8).to_le_bytes()); // p_offset
+        let (_dir, path) = write_file("vmlinux", &bytes);
+        for error in [identify(&path).unwrap_err(), format_of(&path).unwrap_err()] {
+            assert!(matches!(error, KernelError::Corrupt { .. }), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("is corrupt: its program header 0 ends past 2^64 bytes"),
+                "{error}"
+            );
+        }
+    }
+
+    /// Kernels scripts/setup put in vmlane's cache: `kernels/*/boot/vmlinuz-*` and any
+    /// `vmlinux-*` beside them, over 1 MiB.
+    fn cached_real_kernels() -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(kernels_dir(&cache_dir())) else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .filter_map(|entry| std::fs::read_dir(entry.path().join("boot")).ok())
+            .flat_map(|boot| boot.flatten().map(|file| file.path()))
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.starts_with("vmlinuz-") || name.starts_with("vmlinux-")
+            })
+            .filter(|path| path.metadata().is_ok_and(|m| m.len() > 1 << 20))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn the_first_mib_of_a_real_kernel_is_refused_as_truncated_and_the_whole_accepted() {
+        let kernels = cached_real_kernels();
+        if !kernels
+            .iter()
+            .any(|k| k.to_string_lossy().contains("/vmlinuz-"))
+        {
+            let why = format!(
+                "no kernel in {}/*/boot/vmlinuz-* (run scripts/setup)",
+                kernels_dir(&cache_dir()).display()
+            );
+            let required = std::env::var_os("VMLANE_E2E_REQUIRED").is_some_and(|v| v == "1");
+            assert!(!required, "VMLANE_E2E_REQUIRED=1, but {why}");
+            println!("skipped: {why}");
+            return;
+        }
+        for kernel in kernels {
+            identify(&kernel).unwrap_or_else(|e| panic!("{}: {e}", kernel.display()));
+            let mut head = vec![0u8; 1 << 20];
+            File::open(&kernel).unwrap().read_exact(&mut head).unwrap();
+            let name = kernel.file_name().unwrap().to_string_lossy();
+            let (_dir, cut) = write_file(&format!("first-mib-of-{name}"), &head);
+            let (wanted, actual) = refused_as_truncated(&cut);
+            assert_eq!(actual, 1 << 20, "{}", kernel.display());
+            assert!(wanted > actual, "{}", kernel.display());
+        }
     }
 
     #[test]
