@@ -5,7 +5,7 @@ use vmlane_checks::splat::{kind_of, SplatKind};
 use vmlane_checks::strip_timestamp;
 
 /// The guest's serial console: every byte goes to the log file; lines are watched for the
-/// kernel's panic message and kept as a short tail for error reports.
+/// kernel's panic message (or a FreeBSD fatal trap) and kept as a short tail for error reports.
 #[derive(Debug)]
 pub struct ConsoleLog {
     file: File,
@@ -13,6 +13,11 @@ pub struct ConsoleLog {
     partial: Vec<u8>,
     tail: Vec<String>,
     panic_line: Option<String>,
+    /// FreeBSD's `Fatal trap` line: it starts a panic report, which a hung kernel may never end.
+    trap_line: Option<String>,
+    /// The step and reason of vmlane's Linux init failing, as it writes them to the console:
+    /// the only report there is when the vmlane port never came up.
+    init_failure: Option<(String, String)>,
     logged: u64,
 }
 
@@ -34,6 +39,8 @@ impl ConsoleLog {
             partial: Vec::new(),
             tail: Vec::new(),
             panic_line: None,
+            trap_line: None,
+            init_failure: None,
             logged: 0,
         })
     }
@@ -70,8 +77,17 @@ impl ConsoleLog {
             .trim_end_matches('\r')
             .to_string();
         self.partial.clear();
-        if self.panic_line.is_none() && is_panic_line(&line) {
-            self.panic_line = Some(strip_timestamp(&line).to_string());
+        match kind_of(&line) {
+            Some(SplatKind::Panic | SplatKind::FreeBsdPanic) if self.panic_line.is_none() => {
+                self.panic_line = Some(strip_timestamp(&line).to_string());
+            }
+            Some(SplatKind::FatalTrap) if self.trap_line.is_none() => {
+                self.trap_line = Some(strip_timestamp(&line).to_string());
+            }
+            _ => {}
+        }
+        if self.init_failure.is_none() {
+            self.init_failure = init_failure(&line);
         }
         if self.tail.len() == TAIL_LINES {
             self.tail.remove(0);
@@ -79,9 +95,17 @@ impl ConsoleLog {
         self.tail.push(line);
     }
 
-    /// The kernel's panic line, if one was seen.
+    /// The kernel's panic line, if one was seen; else the fatal trap that began a panic report
+    /// the kernel may never finish.
     pub fn panic_line(&self) -> Option<&str> {
-        self.panic_line.as_deref()
+        self.panic_line.as_deref().or(self.trap_line.as_deref())
+    }
+
+    /// The step vmlane's Linux init said it failed at, and why, if it said so.
+    pub fn init_failure(&self) -> Option<(&str, &str)> {
+        self.init_failure
+            .as_ref()
+            .map(|(step, message)| (step.as_str(), message.as_str()))
     }
 
     /// The last lines of the console, oldest first.
@@ -102,12 +126,11 @@ impl ConsoleLog {
     }
 }
 
-/// The kernel's panic line, Linux's or FreeBSD's, recognised as `vmlane test` recognises it.
-fn is_panic_line(line: &str) -> bool {
-    matches!(
-        kind_of(line),
-        Some(SplatKind::Panic | SplatKind::FreeBsdPanic)
-    )
+/// `vmlane-init: failed to STEP: MESSAGE`, as the init writes a failed step.
+fn init_failure(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix("vmlane-init: failed to ")?;
+    let (step, message) = rest.split_once(": ")?;
+    Some((step.to_string(), message.to_string()))
 }
 
 #[cfg(test)]
@@ -129,6 +152,41 @@ mod tests {
         );
         let written = std::fs::read(log.path()).unwrap();
         assert!(written.ends_with(b"sysrq triggered crash\n"));
+    }
+
+    #[test]
+    fn a_fatal_trap_counts_as_the_panic_until_the_panic_line_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ConsoleLog::create(&dir.path().join("console.log")).unwrap();
+        log.write(b"Fatal trap 12: page fault while in kernel mode\ncpuid = 0; apic id = 00\n")
+            .unwrap();
+        assert_eq!(
+            log.panic_line(),
+            Some("Fatal trap 12: page fault while in kernel mode")
+        );
+        log.write(b"panic: page fault\n").unwrap();
+        assert_eq!(log.panic_line(), Some("panic: page fault"));
+    }
+
+    #[test]
+    fn an_init_failure_on_the_console_is_read_with_its_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ConsoleLog::create(&dir.path().join("console.log")).unwrap();
+        log.write(b"[    1.3] Run /init as init process\nvmlane-init: failed to find the host port: no virtio port named vmlane.0 appeared within 10s\n")
+            .unwrap();
+        assert_eq!(
+            log.init_failure(),
+            Some((
+                "find the host port",
+                "no virtio port named vmlane.0 appeared within 10s"
+            ))
+        );
+        log.write(b"vmlane-init: failed to mount: later\n").unwrap();
+        assert_eq!(
+            log.init_failure().unwrap().0,
+            "find the host port",
+            "the first"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use machine::{
     Backend, BackendError, Disk, GuestOs, Machine, RunningVm, Share, ShareTransport,
 };
 pub use marked::{ConsoleEvent, MarkedConsole};
-pub use rundir::RunDir;
+pub use rundir::{sweep_abandoned, RunDir};
 pub use session::{run_session, GuestChannel, Session, SessionError, Timings};
 pub use signals::StopSignals;
 

@@ -6,8 +6,10 @@ use crate::machine::{Backend, BackendError, Machine, RunningVm};
 use crate::marked::{ConsoleEvent, MarkedConsole};
 use crate::signals::StopSignals;
 use input::{HostInput, Received};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 use vmlane_proto::{
@@ -97,13 +99,14 @@ pub fn run_session(
     backend: &dyn Backend,
     session: Session<'_>,
 ) -> Result<(Outcome, Timings), SessionError> {
-    run_session_with_input(backend, session, libc::STDIN_FILENO)
+    let stdin = io::stdin();
+    run_session_with_input(backend, session, stdin.as_fd())
 }
 
 fn run_session_with_input(
     backend: &dyn Backend,
     session: Session<'_>,
-    input_fd: RawFd,
+    input_fd: BorrowedFd<'_>,
 ) -> Result<(Outcome, Timings), SessionError> {
     let started = Instant::now();
     let console_listener = listen(&session.machine.console_socket)?;
@@ -162,7 +165,7 @@ fn listen(path: &std::path::Path) -> Result<UnixListener, SessionError> {
     Ok(listener)
 }
 
-struct Run<'a> {
+struct Run<'a, 'fd> {
     vm: Box<dyn RunningVm>,
     started: Instant,
     deadline: Option<Instant>,
@@ -180,9 +183,9 @@ struct Run<'a> {
     /// Whether it has: stdin goes to the console and the console to stderr.
     interactive: bool,
     /// vmlane's stdin.
-    input_fd: RawFd,
+    input_fd: BorrowedFd<'fd>,
     /// The command's input, when it reads the host's.
-    input: Option<HostInput>,
+    input: Option<HostInput<'fd>>,
     stdout: &'a mut dyn Write,
     stderr: &'a mut dyn Write,
     log: &'a mut ConsoleLog,
@@ -213,7 +216,7 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_OUTGOING: usize = 256 * 1024;
 const MAX_GUEST_MARKS: usize = 64;
 
-impl Run<'_> {
+impl Run<'_, '_> {
     fn mark(&mut self, name: &str) {
         self.timings
             .host
@@ -249,62 +252,59 @@ impl Run<'_> {
     }
 
     fn poll(&mut self, timeout_ms: i32) -> Result<Vec<Ready>, SessionError> {
-        let mut entries: Vec<(RawFd, i16, Ready)> = Vec::new();
+        let mut entries: Vec<(BorrowedFd<'_>, PollFlags, Ready)> = Vec::new();
         if let Some(l) = &self.console_listener {
-            entries.push((l.as_raw_fd(), libc::POLLIN, Ready::ConsoleListener));
+            entries.push((l.as_fd(), PollFlags::IN, Ready::ConsoleListener));
         }
         if let Some(l) = &self.port_listener {
-            entries.push((l.as_raw_fd(), libc::POLLIN, Ready::PortListener));
+            entries.push((l.as_fd(), PollFlags::IN, Ready::PortListener));
         }
         if let Some(s) = &self.console {
-            entries.push((s.as_raw_fd(), libc::POLLIN, Ready::Console));
+            entries.push((s.as_fd(), PollFlags::IN, Ready::Console));
         }
         if let Some(s) = &self.port {
-            entries.push((s.as_raw_fd(), libc::POLLIN, Ready::Port));
+            entries.push((s.as_fd(), PollFlags::IN, Ready::Port));
             if !self.outgoing.is_empty() {
-                entries.push((s.as_raw_fd(), libc::POLLOUT, Ready::PortWritable));
+                entries.push((s.as_fd(), PollFlags::OUT, Ready::PortWritable));
             }
         }
-        entries.push((self.vm.exit_fd(), libc::POLLIN, Ready::VmExited));
+        // SAFETY: the descriptor belongs to `self.vm`, borrowed (so neither dropped nor killed)
+        // until the poll below returns.
+        let exit_fd = unsafe { BorrowedFd::borrow_raw(self.vm.exit_fd()) };
+        entries.push((exit_fd, PollFlags::IN, Ready::VmExited));
         if let Some(input) = &self.input {
             // A resize is handled before keys typed after it.
             for fd in input.resize_fds() {
-                entries.push((fd, libc::POLLIN, Ready::Resize));
+                entries.push((fd, PollFlags::IN, Ready::Resize));
             }
             if input.open && self.outgoing.len() < MAX_OUTGOING {
-                entries.push((input.fd(), libc::POLLIN, Ready::Input));
+                entries.push((input.fd(), PollFlags::IN, Ready::Input));
             }
             for fd in input.stop_fds() {
-                entries.push((fd, libc::POLLIN, Ready::TerminalStop));
+                entries.push((fd, PollFlags::IN, Ready::TerminalStop));
             }
         }
         if self.interactive {
-            entries.push((self.input_fd, libc::POLLIN, Ready::Stdin));
+            entries.push((self.input_fd, PollFlags::IN, Ready::Stdin));
         }
         for fd in self.signals.fds() {
-            entries.push((fd, libc::POLLIN, Ready::Signal));
+            // SAFETY: the descriptor belongs to `self.signals`, which outlives the run.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            entries.push((fd, PollFlags::IN, Ready::Signal));
         }
-        let mut fds: Vec<libc::pollfd> = entries
+        let mut fds: Vec<PollFd<'_>> = entries
             .iter()
-            .map(|&(fd, events, _)| libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            })
+            .map(|&(fd, events, _)| PollFd::from_borrowed_fd(fd, events))
             .collect();
-        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            let error = io::Error::last_os_error();
-            return match error.kind() {
-                ErrorKind::Interrupted => Ok(Vec::new()),
-                _ => Err(io_err("wait for the VM")(error)),
-            };
+        match poll_ms(&mut fds, timeout_ms) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(Vec::new()),
+            Err(errno) => return Err(io_err("wait for the VM")(errno.into())),
         }
         Ok(entries
             .into_iter()
             .zip(fds)
-            .filter(|(_, pfd)| pfd.revents != 0)
+            .filter(|(_, pfd)| !pfd.revents().is_empty())
             .map(|((_, _, ready), _)| ready)
             .collect())
     }
@@ -464,22 +464,18 @@ impl Run<'_> {
     /// Passes what the user typed to the kernel's prompt; their end of input ends the run.
     fn relay_stdin(&mut self) -> Result<Option<Outcome>, SessionError> {
         let mut buf = [0u8; 1024];
-        // SAFETY: reads into a local buffer of the given length.
-        let n = unsafe { libc::read(self.input_fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let error = io::Error::last_os_error();
-            return match error.kind() {
-                ErrorKind::Interrupted | ErrorKind::WouldBlock => Ok(None),
-                _ => Err(io_err("read the terminal")(error)),
-            };
-        }
+        let n = match rustix::io::read(self.input_fd, &mut buf) {
+            Ok(n) => n,
+            Err(Errno::INTR | Errno::AGAIN) => return Ok(None),
+            Err(errno) => return Err(io_err("read the terminal")(errno.into())),
+        };
         if n == 0 {
             self.interactive = false;
             return Ok(Some(self.panicked()));
         }
         if let Some(console) = self.console.as_mut() {
             console
-                .write_all(&buf[..n as usize])
+                .write_all(&buf[..n])
                 .map_err(io_err("write to the guest console"))?;
         }
         Ok(None)
@@ -615,6 +611,12 @@ impl Run<'_> {
         if let Some(line) = self.log.panic_line() {
             return Ok(Outcome::KernelPanic(line.to_string()));
         }
+        if let Some((step, message)) = self.log.init_failure() {
+            return Ok(Outcome::InitFailed {
+                step: step.to_string(),
+                message: message.to_string(),
+            });
+        }
         let last_line = self.log.last_line();
         match (last_line, vmm_said) {
             (None, Some(said)) if !said.trim().is_empty() => {
@@ -628,13 +630,17 @@ impl Run<'_> {
 /// Whether a stream has bytes (or its end) waiting right now.
 fn readable(stream: Option<&UnixStream>) -> bool {
     let Some(stream) = stream else { return false };
-    let mut fd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    unsafe { libc::poll(&mut fd, 1, 0) > 0 }
+    let mut fds = [PollFd::new(stream, PollFlags::IN)];
+    matches!(poll_ms(&mut fds, 0), Ok(n) if n > 0)
+}
+
+/// poll(2) with a timeout in milliseconds, as the C call takes it: negative waits forever.
+fn poll_ms(fds: &mut [PollFd<'_>], timeout_ms: i32) -> rustix::io::Result<usize> {
+    let timeout = u64::try_from(timeout_ms).ok().map(|ms| Timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    });
+    rustix::event::poll(fds, timeout.as_ref())
 }
 
 fn accept(listener: &mut Option<UnixListener>) -> Result<Option<UnixStream>, SessionError> {

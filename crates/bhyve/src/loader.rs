@@ -2,6 +2,7 @@
 //! memory, then exits; bhyve then runs what it loaded.
 
 use crate::sys;
+use rustix::process::Signal;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -80,7 +81,7 @@ pub fn run(
         Ok(Some(status)) if !timed_out => Some(status),
         _ => {
             timed_out = true;
-            sys::signal_group(child.id(), libc::SIGKILL);
+            sys::signal_group(&child, Signal::KILL);
             child.wait().ok()
         }
     };

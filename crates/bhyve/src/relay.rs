@@ -3,10 +3,11 @@
 //! console lines (a result, a panic) are written just before the guest powers off.
 
 use crate::sys;
+use rustix::event::{PollFd, PollFlags};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,6 +25,13 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Relay {
     done: OwnedFd,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Which descriptor a poll entry is.
+enum Source {
+    Output,
+    VmExit,
+    Console,
 }
 
 /// What the relay thread works on.
@@ -95,35 +103,37 @@ impl Pump {
                 }
             }
             let mut fds = Vec::with_capacity(3);
+            let mut sources = Vec::with_capacity(3);
             if let Some(f) = &self.output {
-                fds.push(sys::pollfd(f.as_raw_fd(), libc::POLLIN));
+                fds.push(PollFd::new(f, PollFlags::IN));
+                sources.push(Source::Output);
             }
             if let Some(f) = &self.vm_exit {
-                fds.push(sys::pollfd(f.as_raw_fd(), libc::POLLIN));
+                fds.push(PollFd::new(f, PollFlags::IN));
+                sources.push(Source::VmExit);
             }
             if let Some(s) = self.console.as_ref().filter(|_| !self.pending.is_empty()) {
-                fds.push(sys::pollfd(s.as_raw_fd(), libc::POLLOUT));
+                fds.push(PollFd::new(s, PollFlags::OUT));
+                sources.push(Source::Console);
             }
             let timeout = self.gone_at.map(|_| Duration::from_millis(50));
             if sys::poll(&mut fds, timeout).is_err() {
                 return;
             }
-            for pfd in fds.iter().filter(|p| p.revents != 0) {
-                if self
-                    .output
-                    .as_ref()
-                    .is_some_and(|f| f.as_raw_fd() == pfd.fd)
-                {
-                    self.read_output();
-                } else if self
-                    .vm_exit
-                    .as_ref()
-                    .is_some_and(|f| f.as_raw_fd() == pfd.fd)
-                {
-                    self.vm_exit = None;
-                    self.gone_at = Some(Instant::now());
-                } else {
-                    self.write_console();
+            let ready: Vec<Source> = sources
+                .into_iter()
+                .zip(&fds)
+                .filter(|(_, pfd)| !pfd.revents().is_empty())
+                .map(|(source, _)| source)
+                .collect();
+            for source in ready {
+                match source {
+                    Source::Output => self.read_output(),
+                    Source::VmExit => {
+                        self.vm_exit = None;
+                        self.gone_at = Some(Instant::now());
+                    }
+                    Source::Console => self.write_console(),
                 }
             }
         }

@@ -1,107 +1,71 @@
 //! The few system calls std does not wrap, limited to what both Linux and FreeBSD have: no
 //! pidfd, so a VM's exit is watched through a pipe instead.
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::SeekFrom;
+use rustix::io::{Errno, FdFlags};
+use rustix::pipe::PipeFlags;
+use rustix::process::{Pid, Signal};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// A pipe whose ends are closed on exec, so no other child inherits them by accident.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds: [libc::c_int; 2] = [-1; 2];
-    // SAFETY: pipe2 writes two descriptors into the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?)
 }
 
 /// Lets `fd` survive the exec in a forked child; only async-signal-safe calls, for `pre_exec`.
-pub fn keep_across_exec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an integer descriptor with an integer argument.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub fn keep_across_exec(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::io::fcntl_setfd(fd, FdFlags::empty())?)
 }
 
 /// Asks the kernel to SIGKILL the calling child when vmlane dies, even by SIGKILL; for
 /// `pre_exec`. The VM instance itself still needs `bhyvectl --destroy` afterwards.
 pub fn die_with_parent() -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: prctl with integer arguments only.
-        if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    #[cfg(target_os = "freebsd")]
-    {
-        let mut signal: libc::c_int = libc::SIGKILL;
-        // SAFETY: PROC_PDEATHSIG_CTL reads one int through the pointer, which lives across the
-        // call; getpid has no preconditions.
-        let rc = unsafe {
-            libc::procctl(
-                libc::P_PID,
-                libc::getpid() as libc::id_t,
-                libc::PROC_PDEATHSIG_CTL,
-                (&mut signal as *mut libc::c_int).cast(),
-            )
-        };
-        if rc == -1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    // prctl(PR_SET_PDEATHSIG) on Linux, procctl(P_PID, 0, PROC_PDEATHSIG_CTL) on FreeBSD.
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
     Ok(())
 }
 
-/// Sends `signal` to the process group led by `leader`. Callers signal only before reaping the
+/// Sends `signal` to the process group led by `child`. Callers signal only before reaping the
 /// leader, so the group id cannot have been reused.
-pub fn signal_group(leader: u32, signal: libc::c_int) {
-    // SAFETY: kill with integer arguments only; a stale group is reported as ESRCH, ignored.
-    unsafe { libc::kill(-(leader as libc::pid_t), signal) };
+pub fn signal_group(child: &Child, signal: Signal) {
+    // A stale group is reported as ESRCH, ignored.
+    let _ = rustix::process::kill_process_group(Pid::from_child(child), signal);
 }
 
 /// Waits until one of `fds` is ready; `None` waits forever. An interrupted wait returns 0.
-pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let timeout_ms = match timeout {
-        Some(t) => t.as_millis().min(i32::MAX as u128) as libc::c_int,
-        None => -1,
-    };
-    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for the whole call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        let error = io::Error::last_os_error();
-        if error.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
+pub fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    // Whole milliseconds, as poll(2) takes them.
+    let timeout = timeout.map(|t| {
+        let ms = t.as_millis().min(i32::MAX as u128) as u64;
+        Timespec {
+            tv_sec: (ms / 1000) as _,
+            tv_nsec: ((ms % 1000) * 1_000_000) as _,
         }
-        return Err(error);
+    });
+    match rustix::event::poll(fds, timeout.as_ref()) {
+        Ok(n) => Ok(n),
+        Err(Errno::INTR) => Ok(0),
+        Err(errno) => Err(errno.into()),
     }
-    Ok(n as usize)
 }
 
 /// Whether `fd` has bytes or its end waiting, within `timeout` (`None`: forever).
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        let mut pfd = [pollfd(fd.as_raw_fd(), libc::POLLIN)];
+        let mut pfd = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if poll(&mut pfd, left)? > 0 && pfd[0].revents != 0 {
+        if poll(&mut pfd, left)? > 0 && !pfd[0].revents().is_empty() {
             return Ok(true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(false);
         }
-    }
-}
-
-/// A pollfd asking for `events`.
-pub fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
     }
 }
 
@@ -141,38 +105,36 @@ pub fn stop_group(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> 
     if let Some(status) = child.try_wait()? {
         return Ok(status);
     }
-    signal_group(child.id(), libc::SIGTERM);
+    signal_group(child, Signal::TERM);
     if let Some(status) = wait_timeout(child, grace)? {
         return Ok(status);
     }
-    signal_group(child.id(), libc::SIGKILL);
+    signal_group(child, Signal::KILL);
     child.wait()
 }
 
 /// The next offset at or after `from` where data starts (`SEEK_DATA`), `None` past the last
 /// data; an error of kind `Unsupported` when the file system cannot tell.
 pub fn seek_data(fd: BorrowedFd<'_>, from: u64) -> io::Result<Option<u64>> {
-    seek(fd, from, libc::SEEK_DATA)
+    seek(fd, SeekFrom::Data(from))
 }
 
 /// The next offset at or after `from` where a hole starts (`SEEK_HOLE`); the end of the file
 /// counts as one.
 pub fn seek_hole(fd: BorrowedFd<'_>, from: u64) -> io::Result<Option<u64>> {
-    seek(fd, from, libc::SEEK_HOLE)
+    seek(fd, SeekFrom::Hole(from))
 }
 
-fn seek(fd: BorrowedFd<'_>, from: u64, whence: libc::c_int) -> io::Result<Option<u64>> {
-    // SAFETY: lseek with integer arguments only.
-    let at = unsafe { libc::lseek(fd.as_raw_fd(), from as libc::off_t, whence) };
-    if at < 0 {
-        let error = io::Error::last_os_error();
-        return match error.raw_os_error() {
-            Some(libc::ENXIO) => Ok(None),
-            Some(libc::EINVAL) => Err(io::Error::new(io::ErrorKind::Unsupported, error)),
-            _ => Err(error),
-        };
+fn seek(fd: BorrowedFd<'_>, to: SeekFrom) -> io::Result<Option<u64>> {
+    match rustix::fs::seek(fd, to) {
+        Ok(at) => Ok(Some(at)),
+        Err(Errno::NXIO) => Ok(None),
+        Err(Errno::INVAL) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            io::Error::from(Errno::INVAL),
+        )),
+        Err(errno) => Err(errno.into()),
     }
-    Ok(Some(at as u64))
 }
 
 /// Copies up to `len` bytes from `input` at `*in_off` to `output` at `*out_off` inside the

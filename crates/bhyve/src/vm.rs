@@ -5,6 +5,7 @@ use crate::ctl::Destroy;
 use crate::relay::Relay;
 use crate::status::{report, BhyveExit};
 use crate::sys;
+use rustix::process::Signal;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
@@ -65,7 +66,6 @@ impl BhyveVm {
         let pipes = (|| Ok::<_, io::Error>((sys::pipe()?, sys::pipe()?, sys::pipe()?)))()
             .map_err(io_err("make pipes for bhyve"))?;
         let ((in_r, in_w), (out_r, out_w), (exit_r, exit_w)) = pipes;
-        let exit_fd: RawFd = exit_w.as_raw_fd();
         let mut command = Command::new(launch.bhyve);
         command
             .args(launch.args)
@@ -78,12 +78,12 @@ impl BhyveVm {
             command.pre_exec(move || {
                 sys::die_with_parent()?;
                 // Only bhyve holds this pipe's write end: its end of file is bhyve's exit.
-                sys::keep_across_exec(exit_fd)
+                sys::keep_across_exec(&exit_w)
             })
         };
         let spawned = command.spawn();
+        // This also closes vmlane's copy of the exit pipe's write end, held by the closure.
         drop(command);
-        drop(exit_w);
         let mut child = spawned.map_err(|source| BackendError::Spawn {
             program: launch.bhyve.display().to_string(),
             source,
@@ -91,7 +91,7 @@ impl BhyveVm {
         let relay = match Relay::spawn(launch.loader_console, out_r, exit_r, launch.console) {
             Ok(relay) => relay,
             Err(source) => {
-                sys::signal_group(child.id(), libc::SIGKILL);
+                sys::signal_group(&child, Signal::KILL);
                 let _ = child.wait();
                 return Err(io_err("start relaying bhyve's console")(source));
             }

@@ -5,9 +5,11 @@
 //! fixture directory: the fakes find it from their arguments, log their argv to `calls.log`
 //! there and source `bhyveload.sh` / `bhyve.sh` from it.
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::Pid;
 use std::fs;
 use std::io::{ErrorKind, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -178,8 +180,9 @@ impl Fixture {
 }
 
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    // Signal 0 only checks that the process exists.
+    let pid = Pid::from_raw(pid).expect("a process id");
+    rustix::process::test_kill_process(pid).is_ok()
 }
 
 fn read_all(console: &mut UnixStream, text: &mut Vec<u8>) {
@@ -201,24 +204,22 @@ fn run_like_the_session(vm: &mut dyn RunningVm, console: &mut UnixStream) -> (St
     let mut text = Vec::new();
     loop {
         assert!(Instant::now() < deadline, "the VM never exited");
+        // SAFETY: the descriptor belongs to `vm`, which is borrowed until this poll is done.
+        let exit_fd = unsafe { BorrowedFd::borrow_raw(vm.exit_fd()) };
         let mut fds = [
-            libc::pollfd {
-                fd: console.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: vm.exit_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(&*console, PollFlags::IN),
+            PollFd::from_borrowed_fd(exit_fd, PollFlags::IN),
         ];
-        // SAFETY: a valid array of two pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-        if fds[0].revents != 0 {
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        let (console_ready, exited) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+        if console_ready {
             read_all(console, &mut text);
         }
-        if fds[1].revents != 0 {
+        if exited {
             let said = vm
                 .try_wait()
                 .unwrap()

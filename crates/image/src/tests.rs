@@ -24,8 +24,7 @@ fn makefs() -> Option<Makefs> {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Bytes that differ block to block, so a misplaced block shows.

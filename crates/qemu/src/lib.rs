@@ -8,6 +8,7 @@ mod freebsd;
 mod machine;
 mod process;
 mod tsc;
+mod version;
 mod virtiofsd;
 
 pub use accel::{resolve_accel, AccelChoice, HostKvm};
@@ -19,6 +20,7 @@ pub use argv::{
 pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV, FREEBSD_TCG_KERNEL_ENV};
 pub use machine::MachineKind;
 pub use tsc::host_tsc_khz;
+pub use version::qemu_version;
 pub use virtiofsd::find_virtiofsd;
 
 use std::path::PathBuf;
@@ -45,43 +47,15 @@ pub struct QemuBackend {
     pub numa: Vec<NumaNode>,
 }
 
-impl QemuBackend {
-    /// Finds QEMU on `PATH` and a virtiofsd where distributions install it.
-    pub fn detect(accel: AccelChoice, machine: MachineKind) -> Result<QemuBackend, BackendError> {
-        let qemu =
-            find_program("qemu-system-x86_64").ok_or_else(|| BackendError::MissingProgram {
-                program: "qemu-system-x86_64".into(),
-                hint: "install it with `apt-get install qemu-system-x86` (or run scripts/setup)"
-                    .into(),
-            })?;
-        Ok(QemuBackend {
-            qemu,
-            accel,
-            virtiofsd: find_virtiofsd(),
-            machine,
-            network: Network::None,
-            gdb: None,
-            numa: Vec::new(),
-        })
-    }
+/// The QEMU binary vmlane runs.
+pub const QEMU_PROGRAM: &str = "qemu-system-x86_64";
+/// How to get it.
+pub const QEMU_HINT: &str =
+    "install it with `apt-get install qemu-system-x86` (or run scripts/setup)";
 
-    /// The kernel modules the guest needs for this backend's devices and the given share.
-    pub fn guest_modules(&self, share: Option<ShareTransport>, disks: bool) -> Vec<&'static str> {
-        let mut modules = vec![self.machine.transport_module()];
-        modules.extend_from_slice(GUEST_MODULES_BASE);
-        if disks {
-            modules.push("virtio_blk");
-        }
-        if self.network != Network::None {
-            modules.extend_from_slice(GUEST_MODULES_NET);
-        }
-        match share {
-            Some(ShareTransport::NineP) => modules.extend_from_slice(GUEST_MODULES_9P),
-            Some(ShareTransport::VirtioFs) => modules.extend_from_slice(GUEST_MODULES_VIRTIOFS),
-            None => {}
-        }
-        modules
-    }
+/// QEMU on `PATH`, if installed.
+pub fn find_qemu() -> Option<PathBuf> {
+    find_program(QEMU_PROGRAM)
 }
 
 impl Backend for QemuBackend {

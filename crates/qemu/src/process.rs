@@ -1,10 +1,11 @@
 //! QEMU as a child process that cannot outlive vmlane.
 
 use crate::virtiofsd::Virtiofsd;
+use rustix::process::{Pid, PidfdFlags, Signal};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,11 +13,9 @@ use vmlane_backend::{BackendError, Machine, RunningVm};
 
 /// Asks the kernel to SIGKILL the calling child when vmlane dies, even by SIGKILL.
 pub fn die_with_parent() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) } == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::process::set_parent_process_death_signal(Some(
+        Signal::KILL,
+    ))?)
 }
 
 /// A running QEMU and the helpers serving it.
@@ -55,7 +54,7 @@ impl QemuVm {
             program: qemu.display().to_string(),
             source,
         })?;
-        let pidfd = pidfd_open(child.id()).map_err(|source| BackendError::Io {
+        let pidfd = pidfd_open(&child).map_err(|source| BackendError::Io {
             action: "watch the QEMU process".into(),
             source,
         })?;
@@ -127,12 +126,9 @@ impl Drop for QemuVm {
     }
 }
 
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+fn pidfd_open(child: &Child) -> io::Result<OwnedFd> {
+    Ok(rustix::process::pidfd_open(
+        Pid::from_child(child),
+        PidfdFlags::empty(),
+    )?)
 }

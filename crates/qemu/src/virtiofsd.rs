@@ -1,7 +1,9 @@
 //! The virtiofsd helper that serves a virtio-fs share, started so that the host enforces
 //! read-only access: the guest's own mount flags are the guest's to change.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use rustix::io::FdFlags;
+use rustix::mount::MountPropagationFlags;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -99,7 +101,7 @@ pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiof
     // SAFETY: the closure runs in the forked child before exec and only makes system calls.
     unsafe {
         command.pre_exec(move || {
-            clear_cloexec(fd)?;
+            clear_cloexec(socket.as_fd())?;
             crate::process::die_with_parent()?;
             match read_only_mount_namespace() {
                 Err(e) if must_isolate => Err(e),
@@ -107,25 +109,22 @@ pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiof
             }
         });
     }
-    let child = command.spawn().map_err(|source| BackendError::Spawn {
+    let spawned = command.spawn();
+    // The closure holds vmlane's copy of the socket: virtiofsd has its own now.
+    drop(command);
+    let child = spawned.map_err(|source| BackendError::Spawn {
         program: program.display().to_string(),
         source,
     })?;
-    drop(socket);
     Ok(Virtiofsd { child, log })
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
-fn clear_cloexec(fd: i32) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor this process owns.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+fn clear_cloexec(fd: impl AsFd) -> std::io::Result<()> {
+    Ok(rustix::io::fcntl_setfd(fd, FdFlags::empty())?)
 }
 
 /// Gives the helper its own view of every mount, all read-only, so nothing the guest asks for
@@ -147,27 +146,30 @@ fn read_only_mount_namespace() -> std::io::Result<()> {
         userns_fd: 0,
     };
     let root = c"/";
-    // SAFETY: plain system calls with valid, NUL-terminated paths and a correctly sized struct.
-    unsafe {
-        if libc::unshare(libc::CLONE_NEWNS) == -1
-            || libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) == -1
-            || libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                root.as_ptr(),
-                AT_RECURSIVE,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            ) == -1
-        {
-            return Err(std::io::Error::last_os_error());
-        }
+    // rustix's unshare is `unsafe` too (for CLONE_FILES), so it would gain nothing here.
+    // SAFETY: unshare with integer flags only; a new mount namespace touches no memory.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // A `&CStr` path: nothing is allocated in the forked child.
+    rustix::mount::mount_change(
+        root,
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+    )?;
+    // rustix has no mount_setattr.
+    // SAFETY: a valid, NUL-terminated path and a correctly sized struct that outlive the call.
+    let set = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            root.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if set == -1 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -2,9 +2,11 @@
 //! as it is, or the user's terminal, put in raw mode so every key (Ctrl-C, Ctrl-Z, arrows)
 //! reaches the guest's own terminal, watched for resizes and for vmlane's escape, Ctrl-A X.
 
+use rustix::io::Errno;
+use rustix::termios::{OptionalActions, SpecialCodeIndex, Termios};
 use signal_hook::SigId;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use vmlane_proto::{Input, WindowSize};
 
@@ -12,11 +14,11 @@ const CTRL_A: u8 = 0x01;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The host's stdin, relayed to the guest.
-pub(super) struct HostInput {
-    fd: RawFd,
+pub(super) struct HostInput<'fd> {
+    fd: BorrowedFd<'fd>,
     /// Until end of file (or a hang-up) on it.
     pub open: bool,
-    terminal: Option<Terminal>,
+    terminal: Option<Terminal<'fd>>,
 }
 
 /// What one read of the host's input gave.
@@ -30,8 +32,8 @@ pub(super) enum Received {
     Escape(Vec<u8>),
 }
 
-struct Terminal {
-    raw: RawMode,
+struct Terminal<'fd> {
+    raw: RawMode<'fd>,
     escape: EscapeScanner,
     size: WindowSize,
     resized: SignalPipe,
@@ -40,10 +42,10 @@ struct Terminal {
     stops: Vec<(i32, SignalPipe)>,
 }
 
-impl HostInput {
+impl<'fd> HostInput<'fd> {
     /// Starts relaying `fd` when the request reads input. For a terminal this switches it to
     /// raw mode (undone on drop) and fills in the request's window size.
-    pub fn start(fd: RawFd, input: &mut Input) -> io::Result<Option<HostInput>> {
+    pub fn start(fd: BorrowedFd<'fd>, input: &mut Input) -> io::Result<Option<HostInput<'fd>>> {
         let terminal = match input {
             Input::Null => return Ok(None),
             Input::Pipe => None,
@@ -71,12 +73,12 @@ impl HostInput {
     }
 
     /// The descriptor to poll for input.
-    pub fn fd(&self) -> RawFd {
+    pub fn fd(&self) -> BorrowedFd<'fd> {
         self.fd
     }
 
     /// Descriptors that become readable when the terminal was resized or vmlane continued.
-    pub fn resize_fds(&self) -> Vec<RawFd> {
+    pub fn resize_fds(&self) -> Vec<BorrowedFd<'_>> {
         self.terminal
             .iter()
             .flat_map(|t| [t.resized.fd(), t.continued.fd()])
@@ -84,7 +86,7 @@ impl HostInput {
     }
 
     /// Descriptors of signals that end the run.
-    pub fn stop_fds(&self) -> Vec<RawFd> {
+    pub fn stop_fds(&self) -> Vec<BorrowedFd<'_>> {
         self.terminal
             .iter()
             .flat_map(|t| t.stops.iter().map(|(_, pipe)| pipe.fd()))
@@ -119,24 +121,19 @@ impl HostInput {
     /// Reads what is there; call only when the descriptor polled readable.
     pub fn read(&mut self) -> Received {
         let mut buf = [0u8; READ_CHUNK];
-        // SAFETY: reads into a local buffer of the given length. The descriptor stays blocking
-        // (its flags are shared with the user's shell), which is why this waits for poll.
-        let n = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let error = io::Error::last_os_error();
-            if matches!(
-                error.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ) {
-                return Received::Data(Vec::new());
-            }
-        }
-        // An error here is a terminal that hung up (EIO) or a descriptor that is not there.
-        if n <= 0 {
+        // The descriptor stays blocking (its flags are shared with the user's shell), which is
+        // why this waits for poll.
+        let n = match rustix::io::read(self.fd, &mut buf) {
+            Ok(n) => n,
+            Err(Errno::INTR | Errno::AGAIN) => return Received::Data(Vec::new()),
+            // A terminal that hung up (EIO) or a descriptor that is not there.
+            Err(_) => 0,
+        };
+        if n == 0 {
             self.open = false;
             return Received::Closed;
         }
-        let data = &buf[..n as usize];
+        let data = &buf[..n];
         match self.terminal.as_mut() {
             Some(terminal) => terminal.escape.scan(data),
             None => Received::Data(data.to_vec()),
@@ -172,25 +169,19 @@ impl EscapeScanner {
 }
 
 /// A terminal in raw mode until this is dropped, however the run ends.
-struct RawMode {
-    fd: RawFd,
-    saved: libc::termios,
-    raw: libc::termios,
+struct RawMode<'fd> {
+    fd: BorrowedFd<'fd>,
+    saved: Termios,
+    raw: Termios,
 }
 
-impl RawMode {
-    fn enable(fd: RawFd) -> io::Result<RawMode> {
-        // SAFETY: a zeroed termios is a valid buffer for tcgetattr to fill.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: `saved` is a valid, writable termios.
-        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut raw = saved;
-        // SAFETY: `raw` is a valid termios; cfmakeraw only edits its flags.
-        unsafe { libc::cfmakeraw(&mut raw) };
-        raw.c_cc[libc::VMIN] = 1;
-        raw.c_cc[libc::VTIME] = 0;
+impl<'fd> RawMode<'fd> {
+    fn enable(fd: BorrowedFd<'fd>) -> io::Result<RawMode<'fd>> {
+        let saved = rustix::termios::tcgetattr(fd)?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        raw.special_codes[SpecialCodeIndex::VMIN] = 1;
+        raw.special_codes[SpecialCodeIndex::VTIME] = 0;
         let mode = RawMode { fd, saved, raw };
         mode.set(&mode.raw)?;
         Ok(mode)
@@ -200,16 +191,16 @@ impl RawMode {
         let _ = self.set(&self.raw);
     }
 
-    fn set(&self, termios: &libc::termios) -> io::Result<()> {
-        // SAFETY: `termios` is a valid termios; tcsetattr only reads it.
-        if unsafe { libc::tcsetattr(self.fd, libc::TCSADRAIN, termios) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+    fn set(&self, termios: &Termios) -> io::Result<()> {
+        Ok(rustix::termios::tcsetattr(
+            self.fd,
+            OptionalActions::Drain,
+            termios,
+        )?)
     }
 }
 
-impl Drop for RawMode {
+impl Drop for RawMode<'_> {
     fn drop(&mut self) {
         // A terminal that hung up cannot be restored, and there is nobody to tell.
         let _ = self.set(&self.saved);
@@ -230,8 +221,8 @@ impl SignalPipe {
         Ok(SignalPipe { id, read })
     }
 
-    fn fd(&self) -> RawFd {
-        self.read.as_raw_fd()
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
     }
 
     /// Whether the signal arrived since the last call.
@@ -252,13 +243,8 @@ impl Drop for SignalPipe {
 }
 
 /// The size of the terminal on `fd`, if it is one.
-pub(super) fn window_size(fd: RawFd) -> Option<WindowSize> {
-    // SAFETY: a zeroed winsize is a valid buffer for TIOCGWINSZ to fill.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ writes one winsize through the valid pointer.
-    if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } != 0 {
-        return None;
-    }
+pub(super) fn window_size(fd: BorrowedFd<'_>) -> Option<WindowSize> {
+    let ws = rustix::termios::tcgetwinsize(fd).ok()?;
     Some(WindowSize {
         rows: ws.ws_row,
         cols: ws.ws_col,

@@ -2,8 +2,9 @@
 
 use super::*;
 use crate::machine::{GuestOs, Machine};
+use rustix::termios::{LocalModes, Termios, Winsize};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use vmlane_proto::{encode, GuestMessage, HostMessage, Input, WindowSize};
@@ -32,11 +33,7 @@ struct FakeVm {
 }
 
 fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: pipe2 succeeded; the descriptors are ours.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap()
 }
 
 impl Backend for FakeBackend {
@@ -171,7 +168,7 @@ fn run_console(console: &str, exit_after: bool, timeout: Option<Duration>) -> Ra
 const TOKEN: &str = "1234567890abcdef";
 
 fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) -> Ran {
-    run_reading(script, timeout, channel, libc::STDIN_FILENO)
+    run_reading(script, timeout, channel, io::stdin().as_fd())
 }
 
 /// A run whose command reads the host's input from `input_fd`.
@@ -179,7 +176,7 @@ fn run_reading(
     script: Script,
     timeout: Option<Duration>,
     channel: GuestChannel,
-    input_fd: RawFd,
+    input_fd: BorrowedFd<'_>,
 ) -> Ran {
     let console_channel = matches!(channel, GuestChannel::Console { .. });
     let dir = tempfile::tempdir().unwrap();
@@ -317,6 +314,25 @@ fn a_vm_that_exits_silently_quotes_its_last_console_line() {
 }
 
 #[test]
+fn an_init_that_never_reached_the_port_fails_the_run_with_the_step_it_named() {
+    let ran = run(
+        Script {
+            console: b"vmlane-init: failed to find the host port: no virtio port named vmlane.0 appeared within 10s\nreboot: machine restart\n".to_vec(),
+            exit_after: true,
+            ..Script::default()
+        },
+        None,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::InitFailed {
+            step: "find the host port".into(),
+            message: "no virtio port named vmlane.0 appeared within 10s".into()
+        }
+    );
+}
+
+#[test]
 fn output_sent_just_before_the_vm_exits_still_counts() {
     let ran = run(
         Script {
@@ -431,6 +447,23 @@ fn a_panic_that_neither_resets_nor_prompts_ends_after_the_grace() {
 }
 
 #[test]
+fn a_fatal_trap_whose_report_never_ends_is_a_panic_after_the_grace() {
+    // Seen with a stock kernel at its PVH entry under TCG: the report stops mid-way.
+    let ran = run_console(
+        "Fatal trap 12: page fault while in kernel mode\ncpuid = 0; apic id = 00\nfault virtual address\t= 0x0\n",
+        false,
+        Some(Duration::from_secs(20)),
+    );
+    let (outcome, timings) = ran.result.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::KernelPanic("Fatal trap 12: page fault while in kernel mode".into())
+    );
+    let gone = timings.host.iter().find(|(n, _)| n == "vm gone").unwrap().1;
+    assert!(gone < Duration::from_secs(10), "not the timeout: {gone:?}");
+}
+
+#[test]
 fn a_mountroot_prompt_fails_the_run_with_the_mount_error() {
     let ran = run_console(
         "Mounting from ufs:/dev/vtbd0 failed with error 19.\n\nmountroot> ",
@@ -483,7 +516,7 @@ fn piped_input_reaches_the_guest_and_its_end_is_sent() {
         ECHO,
         Some(Duration::from_secs(20)),
         reading(Input::Pipe),
-        read.as_raw_fd(),
+        read.as_fd(),
     );
     writer.join().unwrap();
     let (outcome, _) = ran.result.unwrap();
@@ -517,45 +550,50 @@ fn pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
 }
 
-fn termios(fd: &OwnedFd) -> libc::termios {
-    // SAFETY: a zeroed termios is a valid buffer for tcgetattr.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor and out-pointer.
-    assert_eq!(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) }, 0);
-    t
+fn termios(fd: &OwnedFd) -> Termios {
+    rustix::termios::tcgetattr(fd).unwrap()
 }
 
-fn same_termios(a: &libc::termios, b: &libc::termios) -> bool {
-    (a.c_iflag, a.c_oflag, a.c_cflag, a.c_lflag, a.c_cc)
-        == (b.c_iflag, b.c_oflag, b.c_cflag, b.c_lflag, b.c_cc)
+fn same_termios(a: &Termios, b: &Termios) -> bool {
+    // `SpecialCodes` has no `PartialEq`; its `Debug` lists every code, one to one.
+    let codes = |t: &Termios| format!("{:?}", t.special_codes);
+    (
+        a.input_modes,
+        a.output_modes,
+        a.control_modes,
+        a.local_modes,
+        codes(a),
+    ) == (
+        b.input_modes,
+        b.output_modes,
+        b.control_modes,
+        b.local_modes,
+        codes(b),
+    )
 }
 
 #[test]
 fn a_terminal_is_raw_while_relayed_sized_and_restored_afterwards() {
     let (master, slave) = pty(33, 101);
     let before = termios(&slave);
-    let slave_fd = slave.as_raw_fd();
+    let watched = slave.try_clone().unwrap();
     let typist = std::thread::spawn(move || {
         let mut keys = std::fs::File::from(master);
         // Wait for raw mode: in cooked mode the terminal would hold these keys as a line.
-        // SAFETY: a zeroed termios is a valid buffer for tcgetattr.
-        let mut now: libc::termios = unsafe { std::mem::zeroed() };
         let started = std::time::Instant::now();
-        // SAFETY: valid descriptor and out-pointer.
-        while unsafe { libc::tcgetattr(slave_fd, &mut now) } == 0 && now.c_lflag & libc::ICANON != 0
+        while rustix::termios::tcgetattr(&watched)
+            .is_ok_and(|now| now.local_modes.contains(LocalModes::ICANON))
         {
             assert!(started.elapsed() < Duration::from_secs(10), "never raw");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let size = libc::winsize {
+        let size = Winsize {
             ws_row: 40,
             ws_col: 120,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: a valid winsize for the terminal.
-        let resized = unsafe { libc::ioctl(keys.as_raw_fd(), libc::TIOCSWINSZ, &size) };
-        assert_eq!(resized, 0);
+        rustix::termios::tcsetwinsize(&keys, size).unwrap();
         // This terminal is nobody's controlling terminal, so the signal is sent by hand.
         // SAFETY: raise has no pointer arguments.
         unsafe { libc::raise(libc::SIGWINCH) };
@@ -568,7 +606,7 @@ fn a_terminal_is_raw_while_relayed_sized_and_restored_afterwards() {
         ECHO,
         Some(Duration::from_secs(20)),
         reading(Input::Terminal(WindowSize::default())),
-        slave.as_raw_fd(),
+        slave.as_fd(),
     );
     let _master = typist.join().unwrap();
     let (outcome, _) = ran.result.unwrap();
@@ -600,7 +638,7 @@ fn ctrl_a_x_ends_the_run_and_restores_the_terminal() {
         ECHO,
         Some(Duration::from_secs(20)),
         reading(Input::Terminal(WindowSize::default())),
-        slave.as_raw_fd(),
+        slave.as_fd(),
     );
     let (outcome, _) = ran.result.unwrap();
     assert_eq!(outcome, Outcome::Interrupted(libc::SIGINT));
