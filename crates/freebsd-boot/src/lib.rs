@@ -79,7 +79,7 @@ pub struct KernelInfo {
 #[non_exhaustive]
 pub enum BootError {
     /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -87,7 +87,7 @@ pub enum BootError {
         source: io::Error,
     },
     /// The container could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file.
         path: PathBuf,

@@ -95,7 +95,7 @@ pub enum ProfileError {
         looked: Vec<String>,
     },
     /// The file could not be read.
-    #[error("cannot read the profile {path}: {source}")]
+    #[error("cannot read the profile {path}")]
     Read {
         /// The file.
         path: PathBuf,

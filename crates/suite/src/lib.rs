@@ -4,11 +4,14 @@
 #![deny(missing_docs)]
 
 mod error;
+mod golden;
+mod judge;
 mod load;
 mod matrix;
 mod model;
 
 pub use error::SuiteError;
+pub use judge::{judge, Finished, JudgeError, Status, Verdict};
 pub use load::{load, parse};
 pub use matrix::{matrix, partition, Case, Partition};
 pub use model::{

@@ -104,6 +104,12 @@ fn resolve(
             },
         )
         .collect::<Result<Vec<_>, _>>()?;
+    let profiles = defaults
+        .profiles
+        .iter()
+        .chain(&raw.profiles)
+        .map(|name| resolve_profile(name, base).map_err(&invalid))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut env = defaults.env.clone();
     env.extend(raw.env);
     for key in env.keys() {
@@ -160,8 +166,24 @@ fn resolve(
         env,
         append: raw.append,
         disks,
+        profiles,
         expect,
     })
+}
+
+/// A profile path (as `--profile` tells them: a `/` or a `.toml` suffix) becomes absolute
+/// against the suite file's directory, so the suite works from any directory; a bare name is
+/// left for the profile search.
+fn resolve_profile(name: &str, base: &Path) -> Result<String, String> {
+    if name.trim().is_empty() {
+        return Err("a profile name is empty".into());
+    }
+    if !(name.contains('/') || name.ends_with(".toml")) {
+        return Ok(name.to_string());
+    }
+    let path = base.join(name);
+    let path = std::path::absolute(&path).unwrap_or(path);
+    Ok(path.to_string_lossy().into_owned())
 }
 
 fn compile(pattern: &str) -> Result<(), String> {
@@ -211,6 +233,7 @@ mod tests {
 kernels = ["6.1"]
 timeout = 30
 env = { LANG = "C" }
+profiles = ["debug"]
 
 [[test]]
 name = "probe-enotsup"
@@ -220,6 +243,7 @@ memory = "1G"
 env = { PROBE = "1" }
 append = ["loglevel=7"]
 disks = ["images/scratch.img", "base.img,ro", "64M"]
+profiles = ["zfs-scratch", "profiles/probe.toml"]
 expect.exit = 0
 expect.console = ["Linux version", { regex = "probe: op [0-9]+" }]
 expect.console_in_order = true
@@ -262,6 +286,11 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
                 DiskSpec::Scratch { bytes: 64 << 20 },
             ]
         );
+        assert_eq!(
+            probe.profiles,
+            ["debug", "zfs-scratch", "/suites/profiles/probe.toml"],
+            "the defaults' first, then the test's own; paths relative to the suite file"
+        );
         assert_eq!(probe.env.get("LANG").map(String::as_str), Some("C"));
         assert_eq!(probe.env.get("PROBE").map(String::as_str), Some("1"));
         assert_eq!(
@@ -272,6 +301,7 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
         assert_eq!(probe.expect.ktap, Some(crate::KtapSource::Stdout));
         let panic = &suite.tests[1];
         assert_eq!(panic.kernels, ["6.1"], "the default");
+        assert_eq!(panic.profiles, ["debug"], "the default");
         assert_eq!(panic.argv, ["sh", "-c", "echo c > /proc/sysrq-trigger"]);
         assert_eq!(
             panic.expect.splats,
@@ -327,11 +357,55 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
                 "command = [\"true\"]\ndisks = [\"1G,ro\"]",
                 "cannot be read-only",
             ),
+            (
+                "command = [\"true\"]\nprofiles = [\"debug\", \"\"]",
+                "a profile name is empty",
+            ),
         ] {
             let error = error_of(&format!("[[test]]\nname = \"t1\"\n{body}\n"));
             assert!(error.contains("test \"t1\""), "{error}");
             assert!(error.contains(wanted), "{body}: {error}");
         }
+    }
+
+    #[test]
+    fn an_empty_profile_in_the_defaults_is_an_error_naming_the_test() {
+        let error = error_of(
+            "[defaults]\nprofiles = [\" \"]\n[[test]]\nname = \"t1\"\ncommand = \"true\"\n",
+        );
+        assert!(error.contains("test \"t1\""), "{error}");
+        assert!(error.contains("a profile name is empty"), "{error}");
+    }
+
+    #[test]
+    fn profile_paths_in_a_relative_suite_file_become_absolute_and_names_stay_names() {
+        let suite = parse(
+            "[[test]]\nname = \"t\"\ncommand = \"true\"\n\
+             profiles = [\"zfs-scratch\", \"local.toml\", \"../shared/p\"]\n",
+            Path::new("suites/s.toml"),
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            suite.tests[0].profiles,
+            [
+                "zfs-scratch".to_string(),
+                cwd.join("suites/local.toml").to_string_lossy().into_owned(),
+                cwd.join("suites/../shared/p")
+                    .to_string_lossy()
+                    .into_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_test_without_profiles_anywhere_has_none() {
+        let suite = parse(
+            "[[test]]\nname = \"t\"\ncommand = \"true\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert!(suite.tests[0].profiles.is_empty());
     }
 
     #[test]

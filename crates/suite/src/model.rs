@@ -33,6 +33,8 @@ pub(crate) struct Defaults {
     pub memory: Option<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub profiles: Vec<String>,
 }
 
 /// A test as written.
@@ -51,6 +53,8 @@ pub(crate) struct RawTest {
     pub append: Vec<String>,
     #[serde(default)]
     pub disks: Vec<String>,
+    #[serde(default)]
+    pub profiles: Vec<String>,
     #[serde(default)]
     pub expect: Expectations,
 }
@@ -99,6 +103,10 @@ pub struct Test {
     /// Disks as `--disk` takes them (images relative to the suite file), attached as
     /// `/dev/vda`, `/dev/vdb`, ...
     pub disks: Vec<DiskSpec>,
+    /// `--profile` names or paths, the defaults' then the test's own, loaded by the launch
+    /// engine. Paths (with a `/` or ending in `.toml`) are already made absolute against the
+    /// suite file's directory; bare names are looked up as `--profile` does.
+    pub profiles: Vec<String>,
     /// What must hold afterwards.
     pub expect: Expectations,
 }

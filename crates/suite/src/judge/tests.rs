@@ -1,0 +1,465 @@
+//! The judge on made-up runs: a parsed test, an outcome, a console and a stdout, no VM.
+
+use super::*;
+use crate::load::parse;
+use std::path::Path;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const EXITED_0: Outcome = Outcome::Completed(GuestStatus::Exited(0));
+
+/// An ordinary Linux boot to a command that printed one probe line.
+const BOOT: &str = "\
+[    0.000000] Linux version 6.1.0 (vmlane@build) #1 SMP PREEMPT_DYNAMIC
+[    0.512345] Run /init as init process
+[    0.600000] probe: op 7
+";
+
+/// A sysrq crash as Linux 6.1 prints it.
+const SYSRQ_PANIC: &str = "\
+[    2.000000] sysrq: Trigger a crash
+[    2.000021] Kernel panic - not syncing: sysrq triggered crash
+[    2.000022] CPU: 0 PID: 1 Comm: sh Not tainted 6.1.0 #1
+[    2.000023] Call Trace:
+[    2.000024]  <TASK>
+[    2.000025]  sysrq_handle_crash+0x16/0x20
+[    2.000026]  </TASK>
+[    2.000027] ---[ end Kernel panic - not syncing: sysrq triggered crash ]---
+";
+
+/// FreeBSD's first report on a NULL dereference; the `panic:` line after it may be lost.
+const FREEBSD_TRAP: &str = "\
+Fatal trap 12: page fault while in kernel mode
+cpuid = 0; apic id = 00
+fault virtual address\t= 0x0
+trap number\t\t= 12
+";
+
+/// A WARNING from a module that did not stop the command.
+const WARNING: &str = "\
+[    1.100001] WARNING: CPU: 0 PID: 1 at drivers/misc/vmlane_probe.c:42 probe_write+0x2b/0x40
+[    1.100002] Modules linked in:
+[    1.100013] Call Trace:
+[    1.100014]  <TASK>
+[    1.100015]  vfs_write+0xb9/0x3f0
+[    1.100020]  </TASK>
+[    1.100021] ---[ end trace 0000000000000000 ]---
+";
+
+/// A test named `t` in `/suites/s.toml` with `extra` lines added to its table.
+fn test_with(extra: &str) -> Test {
+    test_in(Path::new("/suites/s.toml"), extra)
+}
+
+fn test_in(file: &Path, extra: &str) -> Test {
+    let text = format!("[[test]]\nname = \"t\"\ncommand = \"./probe\"\n{extra}\n");
+    parse(&text, file).unwrap().tests.remove(0)
+}
+
+fn finished<'a>(outcome: &'a Outcome, console: &'a str, stdout: &'a str) -> Finished<'a> {
+    Finished {
+        outcome,
+        console,
+        stdout,
+        timeout: TIMEOUT,
+    }
+}
+
+fn verdict(test: &Test, outcome: &Outcome, console: &str, stdout: &str) -> Verdict {
+    judge(test, &finished(outcome, console, stdout), false).unwrap()
+}
+
+#[test]
+fn a_clean_run_with_exit_0_passes_with_no_reasons() {
+    let v = verdict(&test_with(""), &EXITED_0, BOOT, "hello\n");
+    assert_eq!(
+        v,
+        Verdict {
+            status: Status::Passed,
+            exit: Some(0),
+            reasons: vec![],
+            splats: vec![],
+            subtests: vec![],
+        }
+    );
+    assert!(v.passed());
+}
+
+#[test]
+fn a_wrong_exit_code_fails_naming_both_codes() {
+    let v = verdict(
+        &test_with(""),
+        &Outcome::Completed(GuestStatus::Exited(2)),
+        BOOT,
+        "",
+    );
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.exit, Some(2));
+    assert_eq!(v.reasons, ["exit status 2, expected 0"]);
+}
+
+#[test]
+fn the_expected_nonzero_exit_code_passes() {
+    let v = verdict(
+        &test_with("expect.exit = 2"),
+        &Outcome::Completed(GuestStatus::Exited(2)),
+        BOOT,
+        "",
+    );
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+}
+
+#[test]
+fn a_command_not_found_fails_and_says_so() {
+    let v = verdict(
+        &test_with(""),
+        &Outcome::Completed(GuestStatus::NotFound),
+        BOOT,
+        "",
+    );
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.exit, Some(127));
+    assert_eq!(
+        v.reasons,
+        ["exit status 127 (command not found), expected 0"]
+    );
+}
+
+#[test]
+fn a_hang_names_the_timeout_and_the_console_tail_first_and_stays_a_hang() {
+    let console: String = (1..=12).map(|i| format!("line {i}\n")).collect();
+    let test = test_with("expect.console = [\"never printed\"]");
+    let v = verdict(&test, &Outcome::TimedOut, &console, "");
+    assert_eq!(
+        v.status,
+        Status::Hang,
+        "other failures do not turn it into a fail"
+    );
+    assert_eq!(v.exit, None);
+    let tail: Vec<String> = (3..=12).map(|i| format!("line {i}")).collect();
+    assert_eq!(
+        v.reasons[0],
+        format!("no result within 30s; console ends:\n{}", tail.join("\n"))
+    );
+    assert_eq!(v.reasons.len(), 2, "{:?}", v.reasons);
+    assert!(v.reasons[1].contains("never printed"), "{:?}", v.reasons);
+}
+
+#[test]
+fn an_interrupted_run_is_interrupted_and_nothing_else_is_checked() {
+    let test = test_with("expect.exit = 3\nexpect.console = [\"never printed\"]");
+    let v = verdict(&test, &Outcome::Interrupted(2), BOOT, "");
+    assert_eq!(v.status, Status::Interrupted);
+    assert_eq!(v.reasons, ["interrupted"]);
+    assert_eq!(v.exit, None);
+}
+
+#[test]
+fn an_undeclared_panic_fails_with_its_report() {
+    let outcome = Outcome::KernelPanic("Kernel panic - not syncing: sysrq triggered crash".into());
+    let v = verdict(&test_with(""), &outcome, SYSRQ_PANIC, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(
+        v.reasons,
+        ["the kernel reported panic: Kernel panic - not syncing: sysrq triggered crash"],
+        "the splat is the one reason; the panic is not reported twice"
+    );
+    assert_eq!(v.splats.len(), 1);
+    assert!(
+        v.splats[0].contains("sysrq_handle_crash"),
+        "{}",
+        v.splats[0]
+    );
+}
+
+#[test]
+fn a_panic_missing_from_the_console_still_fails() {
+    let outcome = Outcome::KernelPanic("Kernel panic - not syncing: lost".into());
+    let v = verdict(&test_with(""), &outcome, BOOT, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(
+        v.reasons,
+        ["the guest kernel panicked: Kernel panic - not syncing: lost"]
+    );
+}
+
+#[test]
+fn a_declared_panic_passes() {
+    let test = test_with("expect.splats = [{ kind = \"panic\", contains = \"sysrq\" }]");
+    let outcome = Outcome::KernelPanic("Kernel panic - not syncing: sysrq triggered crash".into());
+    let v = verdict(&test, &outcome, SYSRQ_PANIC, "");
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+    assert_eq!(v.exit, None);
+    assert!(v.splats.is_empty());
+}
+
+#[test]
+fn a_declared_panic_with_an_exit_expectation_fails_as_the_command_never_finished() {
+    let test = test_with("expect.exit = 0\nexpect.splats = [{ kind = \"panic\" }]");
+    let outcome = Outcome::KernelPanic("Kernel panic - not syncing: sysrq triggered crash".into());
+    let v = verdict(&test, &outcome, SYSRQ_PANIC, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(
+        v.reasons,
+        ["the command never finished: the kernel panicked"]
+    );
+}
+
+#[test]
+fn a_declared_freebsd_fatal_trap_counts_as_the_panic() {
+    let test = test_with("expect.splats = [{ kind = \"fatal_trap\" }]");
+    let outcome = Outcome::KernelPanic("Fatal trap 12: page fault while in kernel mode".into());
+    let v = verdict(&test, &outcome, FREEBSD_TRAP, "");
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+}
+
+#[test]
+fn an_undeclared_freebsd_fatal_trap_fails_once_as_the_panic() {
+    let outcome = Outcome::KernelPanic("Fatal trap 12: page fault while in kernel mode".into());
+    let v = verdict(&test_with(""), &outcome, FREEBSD_TRAP, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(
+        v.reasons,
+        ["the kernel reported fatal_trap: Fatal trap 12: page fault while in kernel mode"]
+    );
+}
+
+#[test]
+fn an_unexpected_warning_fails_even_with_exit_0() {
+    let console = format!("{BOOT}{WARNING}");
+    let v = verdict(&test_with(""), &EXITED_0, &console, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.exit, Some(0));
+    assert_eq!(
+        v.reasons,
+        ["the kernel reported warning: WARNING: CPU: 0 PID: 1 at \
+          drivers/misc/vmlane_probe.c:42 probe_write+0x2b/0x40"]
+    );
+    assert!(v.splats[0].contains("vfs_write"), "{:?}", v.splats);
+}
+
+#[test]
+fn an_expected_splat_that_did_not_happen_fails() {
+    let test = test_with("expect.splats = [{ kind = \"warning\", contains = \"probe\" }]");
+    let v = verdict(&test, &EXITED_0, BOOT, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(
+        v.reasons,
+        ["expected splat not seen: a warning splat whose first line has \"probe\""]
+    );
+}
+
+#[test]
+fn console_lines_present_and_absent_pass_when_they_hold() {
+    let test = test_with(
+        "expect.console = [\"Linux version\", { regex = \"probe: op [0-9]+\" }]\n\
+         expect.console_in_order = true\n\
+         expect.console_absent = [\"BUG:\"]",
+    );
+    let v = verdict(&test, &EXITED_0, BOOT, "");
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+}
+
+#[test]
+fn a_missing_console_line_and_a_forbidden_one_are_both_reasons() {
+    let test = test_with(
+        "expect.console = [\"no such line\"]\nexpect.console_absent = [\"Linux version\"]",
+    );
+    let v = verdict(&test, &EXITED_0, BOOT, "");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.reasons.len(), 2, "{:?}", v.reasons);
+    assert!(v.reasons[0].contains("no such line"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[1].contains("forbidden") && v.reasons[1].contains("Linux version"),
+        "{:?}",
+        v.reasons
+    );
+}
+
+#[test]
+fn console_lines_out_of_order_fail_when_order_is_asked() {
+    let test = test_with(
+        "expect.console = [\"probe: op\", \"Linux version\"]\nexpect.console_in_order = true",
+    );
+    let v = verdict(&test, &EXITED_0, BOOT, "");
+    assert_eq!(v.status, Status::Failed);
+    assert!(v.reasons[0].contains("too early"), "{:?}", v.reasons);
+}
+
+#[test]
+fn stdout_lines_are_checked_in_stdout_and_their_reasons_say_stdout() {
+    let test = test_with("expect.stdout = [\"hello\", { regex = \"^never printed$\" }]");
+    let v = verdict(&test, &EXITED_0, "Linux version\n", "hello\n");
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+    assert!(v.reasons[0].starts_with("stdout: "), "{:?}", v.reasons);
+    assert!(v.reasons[0].contains("never printed"), "{:?}", v.reasons);
+}
+
+#[test]
+fn events_match_partially_from_stdout_or_the_console() {
+    let test = test_with(
+        "expect.events = [{ kind = \"probe\", data = { errno_name = \"ENOTSUP\" } }, \
+         { kind = \"boot\" }]",
+    );
+    let stdout =
+        "{\"kind\":\"probe\",\"pid\":12,\"data\":{\"errno_name\":\"ENOTSUP\",\"errno\":95}}\n";
+    let console = format!("{BOOT}[    0.700000] {{\"kind\":\"boot\",\"ms\":700}}\n");
+    let v = verdict(&test, &EXITED_0, &console, stdout);
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+}
+
+#[test]
+fn a_missing_event_fails_showing_the_closest_one() {
+    let test =
+        test_with("expect.events = [{ kind = \"probe\", data = { errno_name = \"ENOTSUP\" } }]");
+    let stdout = "{\"kind\":\"probe\",\"data\":{\"errno_name\":\"EINVAL\"}}\n";
+    let v = verdict(&test, &EXITED_0, BOOT, stdout);
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("ENOTSUP") && v.reasons[0].contains("EINVAL"),
+        "{:?}",
+        v.reasons
+    );
+}
+
+#[test]
+fn ktap_not_ok_and_truncation_fail_and_every_subtest_is_kept() {
+    let test = test_with("expect.ktap = \"stdout\"");
+    let stdout = "TAP version 13\n1..3\nok 1 alpha\nnot ok 2 beta\n";
+    let v = verdict(&test, &EXITED_0, BOOT, stdout);
+    assert_eq!(v.status, Status::Failed);
+    assert_eq!(v.reasons[0], "ktap: not ok beta");
+    assert_eq!(v.reasons.len(), 2, "{:?}", v.reasons);
+    assert!(v.reasons[1].starts_with("ktap: "), "{:?}", v.reasons);
+    let names: Vec<&str> = v.subtests.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "beta"]);
+}
+
+#[test]
+fn ktap_on_the_console_passes_when_all_ok() {
+    let test = test_with("expect.ktap = \"console\"");
+    let console = format!(
+        "{BOOT}[    1.000000] KTAP version 1\n[    1.000001] 1..1\n[    1.000002] ok 1 example\n"
+    );
+    let v = verdict(&test, &EXITED_0, &console, "not ok 1 ignored\n");
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+    assert_eq!(v.subtests.len(), 1);
+}
+
+#[test]
+fn other_endings_fail_with_their_own_description() {
+    for outcome in [
+        Outcome::VmDied(Some("qemu: terminating on signal 15".into())),
+        Outcome::InitFailed {
+            step: "mount the host root".into(),
+            message: "ENODEV".into(),
+        },
+    ] {
+        let v = verdict(&test_with(""), &outcome, BOOT, "");
+        assert_eq!(v.status, Status::Failed);
+        assert_eq!(v.exit, None);
+        assert_eq!(v.reasons, [outcome.to_string()]);
+    }
+}
+
+#[test]
+fn a_golden_log_is_blessed_into_new_directories_then_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let test = test_in(
+        &dir.path().join("s.toml"),
+        "expect.golden = \"golden/t.log\"\n\
+         expect.substitutions = [{ regex = \"op [0-9]+\", replace = \"op N\" }]",
+    );
+    let golden = dir.path().join("golden/t.log");
+
+    let missing = verdict(&test, &EXITED_0, BOOT, "");
+    assert_eq!(missing.status, Status::Failed);
+    assert!(
+        missing.reasons[0].contains("--bless"),
+        "{:?}",
+        missing.reasons
+    );
+
+    let blessed = judge(&test, &finished(&EXITED_0, BOOT, ""), true).unwrap();
+    assert_eq!(blessed.status, Status::Passed, "{blessed:?}");
+    let written = std::fs::read_to_string(&golden).unwrap();
+    assert!(written.contains("[TIMESTAMP] probe: op N\n"), "{written}");
+
+    let later_boot = BOOT.replace("0.600000] probe: op 7", "0.650000] probe: op 9");
+    let again = verdict(&test, &EXITED_0, &later_boot, "");
+    assert_eq!(again.status, Status::Passed, "{again:?}");
+
+    let differs = verdict(
+        &test,
+        &EXITED_0,
+        &BOOT.replace("Run /init", "Run /sbin/init"),
+        "",
+    );
+    assert_eq!(differs.status, Status::Failed);
+    assert!(
+        differs.reasons[0].starts_with(&format!("console differs from {}", golden.display()))
+            && differs.reasons[0].contains("+[TIMESTAMP] Run /sbin/init"),
+        "{:?}",
+        differs.reasons
+    );
+}
+
+#[test]
+fn blessing_where_no_directory_can_be_made_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("golden"), "a file, not a directory").unwrap();
+    let test = test_in(
+        &dir.path().join("s.toml"),
+        "expect.golden = \"golden/t.log\"",
+    );
+    let error = judge(&test, &finished(&EXITED_0, BOOT, ""), true).unwrap_err();
+    assert!(matches!(error, JudgeError::CreateDir { .. }), "{error:?}");
+    assert!(error.to_string().contains("golden"), "{error}");
+    assert!(std::error::Error::source(&error).is_some());
+}
+
+#[test]
+fn a_bad_expectation_in_a_hand_built_test_is_an_error_naming_file_and_test() {
+    let mut test = test_with("");
+    test.expect.console = vec![ConsoleLine::Regex { regex: "(".into() }];
+    let error = judge(&test, &finished(&EXITED_0, BOOT, ""), false).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "/suites/s.toml: test \"t\": an expectation cannot be checked"
+    );
+    let cause = std::error::Error::source(&error).unwrap().to_string();
+    assert!(cause.contains("invalid regex"), "{cause}");
+
+    let mut test = test_with("");
+    test.expect.splats = vec![crate::ExpectedSplat {
+        kind: Some("oopsie".into()),
+        contains: None,
+    }];
+    let error = judge(&test, &finished(&EXITED_0, BOOT, ""), false).unwrap_err();
+    assert!(matches!(error, JudgeError::Expectation { .. }), "{error:?}");
+}
+
+#[test]
+fn statuses_serialise_in_snake_case() {
+    let names: Vec<String> = [
+        Status::Passed,
+        Status::Failed,
+        Status::Hang,
+        Status::Error,
+        Status::Interrupted,
+    ]
+    .iter()
+    .map(|s| serde_json::to_string(s).unwrap())
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "\"passed\"",
+            "\"failed\"",
+            "\"hang\"",
+            "\"error\"",
+            "\"interrupted\""
+        ]
+    );
+}
