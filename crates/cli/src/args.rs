@@ -57,9 +57,9 @@ pub struct TestArgs {
     /// Write the normalised console of each test with a golden file as its new golden file.
     #[arg(long)]
     pub bless: bool,
-    /// CPU accelerator for every run.
-    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
-    pub accel: AccelArg,
+    /// What every run of the suite gets (profiles from here come after each test's own).
+    #[command(flatten)]
+    pub boot: BootArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,34 +128,17 @@ pub struct KernelBuildArgs {
     pub jobs: Option<u32>,
 }
 
-/// The options of one VM, the same for `vmlane run` and `vmlane shell`.
+/// What shapes every VM, the same for `vmlane run`, `vmlane shell` and `vmlane test`.
 #[derive(Debug, Args)]
-pub struct VmArgs {
-    /// Kernel image (bzImage, vmlinux), kernel build tree, or the name or release of a cached
-    /// kernel. Default: $VMLANE_KERNEL, a build tree in the current directory, vmlane's kernel
-    /// cache, then the newest /boot/vmlinuz-*.
-    #[arg(short, long, value_name = "KERNEL")]
-    pub kernel: Option<PathBuf>,
+pub struct BootArgs {
     /// Directory of the kernel's modules (a lib/modules/<release> directory or a build tree).
     #[arg(long, value_name = "DIR")]
     pub modules: Option<PathBuf>,
-    /// Set an environment variable for the command or shell (repeatable).
-    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(OsString, OsString)>,
     /// Add the options of this profile (repeatable; later ones add to and override earlier
     /// ones, and flags override them): a name in .vmlane/profiles/, ~/.config/vmlane/profiles/
     /// or vmlane's own (`vmlane profile list`), or a path to a .toml file.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
-    /// Guest memory, in MiB or with a suffix (512M, 2G) [default: 512M].
-    #[arg(short, long, value_name = "SIZE", value_parser = parse_memory)]
-    pub memory: Option<u32>,
-    /// Number of virtual CPUs [default: 1].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub cpus: Option<u32>,
-    /// End the VM after this many seconds and exit 124.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<f64>,
     /// CPU accelerator: auto picks KVM only where it can boot stock kernels.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
@@ -169,6 +152,31 @@ pub struct VmArgs {
     /// Extra kernel command-line arguments, appended after vmlane's own.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Vec<String>,
+}
+
+/// The options of one VM, the same for `vmlane run` and `vmlane shell`.
+#[derive(Debug, Args)]
+pub struct VmArgs {
+    /// Kernel image (bzImage, vmlinux), kernel build tree, or the name or release of a cached
+    /// kernel. Default: $VMLANE_KERNEL, a build tree in the current directory, vmlane's kernel
+    /// cache, then the newest /boot/vmlinuz-*.
+    #[arg(short, long, value_name = "KERNEL")]
+    pub kernel: Option<PathBuf>,
+    /// What shapes the VM besides the kernel.
+    #[command(flatten)]
+    pub boot: BootArgs,
+    /// Set an environment variable for the command or shell (repeatable).
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(OsString, OsString)>,
+    /// Guest memory, in MiB or with a suffix (512M, 2G) [default: 512M].
+    #[arg(short, long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u32>,
+    /// Number of virtual CPUs [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cpus: Option<u32>,
+    /// End the VM after this many seconds and exit 124.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
     /// Attach a disk as /dev/vda, /dev/vdb, ... in order (repeatable): IMAGE (raw or qcow2;
     /// the guest's writes are thrown away), IMAGE,ro (a read-only device), or SIZE such as 1G
     /// (an empty sparse disk, gone with the VM).
@@ -250,7 +258,7 @@ pub enum BootArg {
     Pvh,
 }
 
-impl From<BootArg> for vmlane::launch::BootChoice {
+impl From<BootArg> for vmlane::BootChoice {
     fn from(arg: BootArg) -> Self {
         match arg {
             BootArg::Auto => Self::Auto,
@@ -267,7 +275,7 @@ pub enum BackendArg {
     Bhyve,
 }
 
-impl From<BackendArg> for vmlane::launch::BackendChoice {
+impl From<BackendArg> for vmlane::BackendChoice {
     fn from(arg: BackendArg) -> Self {
         match arg {
             BackendArg::Auto => Self::Auto,
@@ -285,7 +293,7 @@ pub enum OsArg {
     FreeBsd,
 }
 
-impl From<OsArg> for vmlane::launch::OsChoice {
+impl From<OsArg> for vmlane::OsChoice {
     fn from(arg: OsArg) -> Self {
         match arg {
             OsArg::Auto => Self::Auto,
@@ -319,7 +327,7 @@ pub enum MachineArg {
     Microvm,
 }
 
-impl From<MachineArg> for vmlane::launch::MachineChoice {
+impl From<MachineArg> for vmlane::MachineChoice {
     fn from(arg: MachineArg) -> Self {
         match arg {
             MachineArg::Auto => Self::Auto,

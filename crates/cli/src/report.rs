@@ -6,22 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vmlane_checks::ktap::{KtapResult, KtapStatus};
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Every expectation held and the kernel reported nothing unexpected.
-    Passed,
-    /// An expectation failed or the kernel reported a splat.
-    Failed,
-    /// No result before the timeout.
-    Hang,
-    /// vmlane could not run it (no such kernel, say).
-    Error,
-    /// Ended by SIGINT or SIGTERM.
-    Interrupted,
-}
+use vmlane_suite::Status;
 
 /// One (test, kernel) result, with the paths of everything it left.
 #[derive(Debug, Clone, Serialize)]

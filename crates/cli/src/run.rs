@@ -2,64 +2,59 @@
 //! console log is kept when something went wrong.
 
 use crate::args::RunArgs;
+use crate::vm::{launch_here, settle_log_after_error, Events};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-use vmlane::launch::Launch;
+use vmlane::Request;
 use vmlane_backend::{ConsoleLog, StopSignals};
 use vmlane_checks::splat::SplatKind;
-use vmlane_spec::{GuestStatus, Outcome, RunSpec};
+use vmlane_spec::{GuestStatus, Outcome};
 
 /// Runs the command and returns the exit code vmlane should exit with.
 pub fn run(args: RunArgs) -> Result<i32> {
     let signals = StopSignals::register().context("failed to catch SIGINT and SIGTERM")?;
-    let clock = Instant::now();
-    let verbose = args.vm.verbose;
-    let say = |what: &str| {
-        if verbose {
-            eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
-        }
-    };
-    let launch = Launch {
-        os: args.os.into(),
-        image: args.image.clone(),
-        backend: args.backend.into(),
-        boot: args.boot.into(),
-        debugger: args.debugger,
-        keep_image: args.keep_image,
-        ..args.vm.launch(run_spec(&args)?)?
-    };
-    let (log_path, mut console) = args.vm.console_log()?;
-    let result = crate::vm::launch_here(&launch, &mut console, &signals, &say);
-    let (outcome, timings) = match result {
-        Ok(done) => done,
+    let events = Events::new(args.vm.verbose);
+    let request = request(&args)?;
+    let mut console = args.vm.console_log()?;
+    let finished = match launch_here(request, &mut console, &signals, &events) {
+        Ok(finished) => finished,
         Err(error) => {
-            if console.path().exists() {
-                eprintln!("vmlane: console log: {}", log_path.display());
-            }
+            settle_log_after_error(&console, args.vm.log.is_some());
             return Err(error.into());
         }
     };
-    if verbose {
-        for (name, at) in &timings.host {
-            say(&format!("{name} at {} ms", at.as_millis()));
-        }
-        for (name, at) in &timings.guest {
-            say(&format!(
-                "guest {name} at {} ms after its kernel started",
-                at.as_millis()
-            ));
-        }
+    for (name, at) in &finished.timings.host {
+        events.say(&format!("{name} at {} ms", at.as_millis()));
+    }
+    for (name, at) in &finished.timings.guest {
+        events.say(&format!(
+            "guest {name} at {} ms after its kernel started",
+            at.as_millis()
+        ));
     }
     if let Some(kib) = peak_memory_kib() {
-        say(&format!("peak memory {kib} KiB"));
+        events.say(&format!("peak memory {kib} KiB"));
     }
-    report(&outcome, &mut console, args.vm.log.is_some(), verbose);
+    let outcome = finished.outcome;
+    report(
+        &outcome,
+        &mut console,
+        args.vm.log.is_some(),
+        args.vm.verbose,
+    );
     Ok(outcome.exit_code())
 }
 
-fn run_spec(args: &RunArgs) -> Result<RunSpec> {
-    args.vm.spec(args.command.clone())
+/// The request: the VM's options and the FreeBSD ones only `run` has.
+fn request(args: &RunArgs) -> Result<Request> {
+    let mut request = args.vm.request(args.command.clone())?;
+    request.os = args.os.into();
+    request.backend = args.backend.into();
+    request.freebsd.image = args.image.clone();
+    request.freebsd.keep_image = args.keep_image;
+    request.freebsd.boot = args.boot.into();
+    request.freebsd.debugger = args.debugger;
+    Ok(request)
 }
 
 pub(crate) fn default_log_path(cache: &Path) -> PathBuf {

@@ -3,12 +3,13 @@
 //! it as a script. Either way vmlane exits with the shell's status.
 
 use crate::args::VmArgs;
+use crate::vm::{launch_here, settle_log_after_error, Events};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::time::Instant;
-use vmlane::launch::{Launch, LaunchError, OsChoice};
+use vmlane::plan::PlanError;
+use vmlane::{OsChoice, Request};
 use vmlane_backend::StopSignals;
-use vmlane_spec::{Input, Outcome, RunSpec};
+use vmlane_spec::{Input, Outcome};
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
@@ -20,33 +21,16 @@ pub struct ShellArgs {
 /// Runs the shell and returns the exit code vmlane should exit with.
 pub fn shell(args: ShellArgs) -> Result<i32> {
     let signals = StopSignals::register().context("failed to catch SIGINT and SIGTERM")?;
-    let clock = Instant::now();
-    let verbose = args.vm.verbose;
-    let say = |what: &str| {
-        if verbose {
-            eprintln!("vmlane: {:>6} ms  {what}", clock.elapsed().as_millis());
-        }
-    };
-    // SAFETY: isatty only inspects the descriptor.
-    let terminal = unsafe { libc::isatty(libc::STDIN_FILENO) } == 1;
-    let launch = Launch {
-        os: OsChoice::Linux,
-        ..args.vm.launch(shell_spec(&args, terminal)?)?
-    };
-    let (log_path, mut console) = args.vm.console_log()?;
+    let events = Events::new(args.vm.verbose);
+    let terminal = rustix::termios::isatty(std::io::stdin());
+    let request = shell_request(&args, terminal)?;
+    let mut console = args.vm.console_log()?;
     // The terminal is raw only inside the session, and restored however it ends.
-    let result = crate::vm::launch_here(&launch, &mut console, &signals, &say);
-    let outcome = match result {
-        Ok((outcome, _)) => outcome,
+    let outcome = match launch_here(request, &mut console, &signals, &events) {
+        Ok(finished) => finished.outcome,
         Err(error) => {
-            // Most errors come before the VM started: an empty log has nothing to show.
-            let empty = std::fs::metadata(console.path()).is_ok_and(|m| m.len() == 0);
-            if empty && args.vm.log.is_none() {
-                let _ = std::fs::remove_file(console.path());
-            } else if console.path().exists() {
-                eprintln!("vmlane: console log: {}", log_path.display());
-            }
-            if let LaunchError::WrongOs { kernel, found, .. } = error {
+            settle_log_after_error(&console, args.vm.log.is_some());
+            if let vmlane::Error::Plan(PlanError::WrongOs { kernel, found, .. }) = error {
                 bail!(
                     "`vmlane shell` supports Linux guests; {} is a {found} kernel",
                     kernel.display()
@@ -81,25 +65,31 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
             let _ = std::fs::remove_file(console.path());
         }
     } else {
-        crate::run::report(&outcome, &mut console, args.vm.log.is_some(), verbose);
+        crate::run::report(
+            &outcome,
+            &mut console,
+            args.vm.log.is_some(),
+            args.vm.verbose,
+        );
     }
     Ok(outcome.exit_code())
 }
 
-/// The spec of a shell: no command (the guest runs the login shell), the host's `SHELL`, and
-/// stdin as a terminal or a pipe.
-fn shell_spec(args: &ShellArgs, terminal: bool) -> Result<RunSpec> {
+/// The request of a shell: no command (the guest runs the login shell), the host's `SHELL`,
+/// stdin as a terminal or a pipe, and a Linux guest.
+fn shell_request(args: &ShellArgs, terminal: bool) -> Result<Request> {
     // An empty command is the login shell.
-    let mut spec = args.vm.spec(Vec::new())?;
+    let mut request = args.vm.request(Vec::new())?;
     if let Some(shell) = std::env::var_os("SHELL") {
-        spec.env.insert(0, ("SHELL".into(), shell));
+        request.env.insert(0, ("SHELL".into(), shell));
     }
-    spec.input = if terminal {
+    request.input = if terminal {
         Input::Terminal
     } else {
         Input::Pipe
     };
-    Ok(spec)
+    request.os = OsChoice::Linux;
+    Ok(request)
 }
 
 #[cfg(test)]
@@ -120,12 +110,13 @@ mod tests {
     #[test]
     fn a_shell_runs_no_command_and_reads_stdin() {
         let args = parse(&["-k", "6.1", "-e", "A=b", "--cpus", "2", "-m", "1G"]);
-        let spec = shell_spec(&args, true).unwrap();
-        assert!(spec.argv.is_empty());
-        assert_eq!(spec.input, Input::Terminal);
-        assert_eq!((spec.cpus, spec.memory_mib), (2, 1024));
-        assert_eq!(spec.env.last().unwrap(), &("A".into(), "b".into()));
-        assert_eq!(shell_spec(&args, false).unwrap().input, Input::Pipe);
+        let request = shell_request(&args, true).unwrap();
+        assert!(request.argv.is_empty());
+        assert_eq!(request.input, Input::Terminal);
+        assert_eq!((request.cpus(), request.memory_mib()), (2, 1024));
+        assert_eq!(request.env.last().unwrap(), &("A".into(), "b".into()));
+        assert_eq!(request.os, OsChoice::Linux);
+        assert_eq!(shell_request(&args, false).unwrap().input, Input::Pipe);
         assert_eq!(args.vm.kernel, Some(PathBuf::from("6.1")));
     }
 

@@ -1,23 +1,17 @@
 //! `vmlane test`: a suite's (test, kernel) matrix, run N VMs at a time, each run checked
 //! against its expectations and the console scanned for kernel failure reports.
 
-use crate::args::{ReportFormat, TestArgs};
-use crate::report::{self, CaseResult, Status};
+use crate::args::{BootArgs, ReportFormat, TestArgs};
+use crate::report::{self, CaseResult};
 use anyhow::{Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vmlane::launch::{launch_captured, BackendChoice, BootChoice, Launch, MachineChoice, OsChoice};
-use vmlane_checks::events::{expect_events, extract_events};
-use vmlane_checks::golden::Normaliser;
-use vmlane_checks::ktap::{parse_ktap, KtapStatus};
-use vmlane_checks::lines::{check_lines, LineExpectation};
-use vmlane_checks::splat::{scan, triage, SplatKind, SplatMatcher};
-use vmlane_checks::TextPattern;
-use vmlane_spec::{GuestStatus, Outcome, RunSpec};
-use vmlane_suite::{matrix, partition, Case, ConsoleLine, KtapSource, Partition, Test};
+use vmlane::launch::launch_captured;
+use vmlane::Request;
+use vmlane_suite::{judge, matrix, partition, Case, Finished, Partition, Status, Test};
 
 /// A run without its own timeout is ended after this long and reported as a hang.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -74,7 +68,7 @@ pub fn test(args: TestArgs) -> Result<i32> {
                     case,
                     cwd: &cwd,
                     results_dir: &results_dir,
-                    accel: args.accel.into(),
+                    boot: &args.boot,
                     bless: args.bless,
                 };
                 let result = runner.run();
@@ -127,7 +121,7 @@ struct CaseRunner<'a> {
     case: &'a Case,
     cwd: &'a Path,
     results_dir: &'a Path,
-    accel: vmlane_spec::Accel,
+    boot: &'a BootArgs,
     bless: bool,
 }
 
@@ -144,12 +138,9 @@ impl CaseRunner<'_> {
             .join(file_name(&kernel_dir));
         let mut result = CaseResult::new(&self.test.name, &kernel_label, &dir);
         let started = Instant::now();
-        match self.run_in(&dir, &mut result) {
-            Ok(()) => {}
-            Err(error) => {
-                result.status = Status::Error;
-                result.reasons.push(format!("{error:#}"));
-            }
+        if let Err(error) = self.run_in(&dir, &mut result) {
+            result.status = Status::Error;
+            result.reasons.push(format!("{error:#}"));
         }
         result.duration = started.elapsed();
         result
@@ -158,236 +149,48 @@ impl CaseRunner<'_> {
     fn run_in(&self, dir: &Path, result: &mut CaseResult) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
-        let mut spec = RunSpec::new(
-            self.test.argv.iter().map(Into::into).collect(),
-            self.cwd.to_path_buf(),
-        );
-        spec.env = self
+        let timeout = self
             .test
-            .env
-            .iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        spec.accel = self.accel;
-        if let Some(cpus) = self.test.cpus {
-            spec.cpus = cpus;
-        }
-        if let Some(mib) = self.test.memory_mib {
-            spec.memory_mib = mib;
-        }
-        spec.timeout = Some(
-            self.test
-                .timeout
-                .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64),
-        );
-        spec.disks = self.test.disks.clone();
-        let launch = Launch {
-            spec,
-            kernel: self.case.kernel.as_ref().map(PathBuf::from),
-            modules: None,
-            machine: MachineChoice::Auto,
-            append: self.test.append.clone(),
-            os: OsChoice::Auto,
-            image: None,
-            backend: BackendChoice::Auto,
-            boot: BootChoice::Auto,
-            debugger: false,
-            keep_image: false,
-        };
-        let captured = launch_captured(&launch, &result.console_log)?;
+            .timeout
+            .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
+        let captured = launch_captured(self.request(timeout), &result.console_log, &|_| {})?;
         std::fs::write(&result.stdout_path, &captured.stdout)?;
         std::fs::write(&result.stderr_path, &captured.stderr)?;
-        let stdout = String::from_utf8_lossy(&captured.stdout).into_owned();
-        self.check(&captured.outcome, &captured.console, &stdout, result)
-    }
-
-    /// Every expectation is checked and every failure kept, so one report says all that went
-    /// wrong.
-    fn check(
-        &self,
-        outcome: &Outcome,
-        console: &str,
-        stdout: &str,
-        result: &mut CaseResult,
-    ) -> Result<()> {
-        let expect = &self.test.expect;
-        let mut failures = Vec::new();
-        let splat_matchers = expect
-            .splats
-            .iter()
-            .map(|s| {
-                let mut matcher = match &s.kind {
-                    Some(kind) => SplatMatcher::kind(kind.parse::<SplatKind>()?),
-                    None => SplatMatcher::first_line(TextPattern::substring("")),
-                };
-                if let Some(text) = &s.contains {
-                    matcher = matcher.with_first_line(TextPattern::substring(text.clone()));
-                }
-                Ok(matcher)
-            })
-            .collect::<Result<Vec<_>, vmlane_checks::Error>>()?;
-        let triaged = triage(scan(console), &splat_matchers);
-        for splat in &triaged.unexpected {
-            failures.push(format!(
-                "the kernel reported {}: {}",
-                splat.kind, splat.first_line
-            ));
-            result.splats.push(splat.text());
-        }
-        for index in &triaged.unmatched {
-            failures.push(format!(
-                "expected splat not seen: {}",
-                splat_matchers[*index]
-            ));
-        }
-
-        match outcome {
-            Outcome::Completed(status) => {
-                let code = outcome.exit_code();
-                result.exit = Some(code);
-                let wanted = expect.exit.unwrap_or(0);
-                if code != wanted {
-                    let how = match status {
-                        GuestStatus::NotFound => " (command not found)".to_string(),
-                        _ => String::new(),
-                    };
-                    failures.push(format!("exit status {code}{how}, expected {wanted}"));
-                }
-            }
-            Outcome::TimedOut => {
-                result.status = Status::Hang;
-                let tail: Vec<&str> = console.lines().rev().take(10).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                result.reasons.push(format!(
-                    "no result within {:?}; console ends:\n{}",
-                    self.test
-                        .timeout
-                        .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64),
-                    tail.join("\n")
-                ));
-            }
-            Outcome::Interrupted(_) => {
-                result.status = Status::Interrupted;
-                result.reasons.push("interrupted".into());
-                return Ok(());
-            }
-            Outcome::KernelPanic(line) => {
-                // Linux's panic line, or FreeBSD's (`panic:`, or the `Fatal trap` before it).
-                let is_panic = |kind: SplatKind| {
-                    matches!(
-                        kind,
-                        SplatKind::Panic | SplatKind::FreeBsdPanic | SplatKind::FatalTrap
-                    )
-                };
-                let declared = triaged.expected.iter().any(|s| is_panic(s.kind));
-                if !declared && !triaged.unexpected.iter().any(|s| is_panic(s.kind)) {
-                    failures.push(format!("the guest kernel panicked: {line}"));
-                }
-                if expect.exit.is_some() {
-                    failures.push("the command never finished: the kernel panicked".into());
-                }
-            }
-            other => failures.push(other.to_string()),
-        }
-
-        let console_checks: Vec<LineExpectation> = patterns(&expect.console)?
-            .into_iter()
-            .map(LineExpectation::appears)
-            .chain(
-                patterns(&expect.console_absent)?
-                    .into_iter()
-                    .map(LineExpectation::absent),
-            )
-            .collect();
-        failures.extend(
-            check_lines(console, &console_checks, expect.console_in_order)
-                .iter()
-                .map(ToString::to_string),
-        );
-        let stdout_checks: Vec<LineExpectation> = patterns(&expect.stdout)?
-            .into_iter()
-            .map(LineExpectation::appears)
-            .collect();
-        failures.extend(
-            check_lines(stdout, &stdout_checks, false)
-                .iter()
-                .map(|f| format!("stdout: {f}")),
-        );
-        if !expect.events.is_empty() {
-            let mut events = extract_events(stdout);
-            events.extend(extract_events(console));
-            failures.extend(
-                expect_events(&events, &expect.events)
-                    .iter()
-                    .map(ToString::to_string),
-            );
-        }
-        if let Some(source) = expect.ktap {
-            let text = match source {
-                KtapSource::Stdout => stdout,
-                KtapSource::Console => console,
-            };
-            let ktap = parse_ktap(text);
-            failures.extend(
-                ktap.results
-                    .iter()
-                    .filter(|r| r.status == KtapStatus::NotOk)
-                    .map(|r| format!("ktap: not ok {}", r.name)),
-            );
-            failures.extend(ktap.problems.iter().map(|p| format!("ktap: {p}")));
-            result.subtests = ktap.results;
-        }
-        if let Some(golden) = &expect.golden {
-            let mut normaliser = Normaliser::new();
-            for substitution in &expect.substitutions {
-                normaliser = normaliser.substitute(&substitution.regex, &substitution.replace)?;
-            }
-            if self.bless {
-                if let Some(parent) = golden.parent() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("failed to create {}", parent.display()))?;
-                }
-                std::fs::write(golden, normaliser.normalise(console))
-                    .with_context(|| format!("failed to bless {}", golden.display()))?;
-            } else {
-                match std::fs::read_to_string(golden) {
-                    Ok(text) => {
-                        if let Err(mismatch) = normaliser.compare(console, &text) {
-                            failures.push(format!(
-                                "console differs from {}:\n{}",
-                                golden.display(),
-                                mismatch.diff
-                            ));
-                        }
-                    }
-                    Err(e) => failures.push(format!(
-                        "cannot read the golden log {} ({e}); run with --bless to write it",
-                        golden.display()
-                    )),
-                }
-            }
-        }
-
-        if result.status != Status::Hang {
-            result.status = if failures.is_empty() {
-                Status::Passed
-            } else {
-                Status::Failed
-            };
-        }
-        result.reasons.extend(failures);
+        let stdout = String::from_utf8_lossy(&captured.stdout);
+        let finished = Finished {
+            outcome: &captured.outcome,
+            console: &captured.console,
+            stdout: &stdout,
+            timeout,
+        };
+        let verdict = judge(self.test, &finished, self.bless)?;
+        result.status = verdict.status;
+        result.exit = verdict.exit;
+        result.reasons = verdict.reasons;
+        result.splats = verdict.splats;
+        result.subtests = verdict.subtests;
         Ok(())
     }
-}
 
-fn patterns(lines: &[ConsoleLine]) -> Result<Vec<TextPattern>, vmlane_checks::Error> {
-    lines
-        .iter()
-        .map(|line| match line {
-            ConsoleLine::Text(text) => Ok(TextPattern::substring(text.clone())),
-            ConsoleLine::Regex { regex } => TextPattern::regex(regex),
-        })
-        .collect()
+    /// The test's own settings, then the command line's for every test; the suite's
+    /// profiles come before the command line's.
+    fn request(&self, timeout: Duration) -> Request {
+        let test = self.test;
+        let mut request = Request::new(
+            test.argv.iter().map(Into::into).collect(),
+            self.cwd.to_path_buf(),
+        );
+        request.kernel = self.case.kernel.as_ref().map(PathBuf::from);
+        request.env = test.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        request.cpus = test.cpus;
+        request.memory_mib = test.memory_mib;
+        request.timeout = Some(timeout);
+        request.disks = test.disks.clone();
+        request.append = test.append.clone();
+        request.profiles = test.profiles.clone();
+        self.boot.apply(&mut request);
+        request
+    }
 }
 
 /// A test or kernel name as one path component.

@@ -1,96 +1,132 @@
-//! What `vmlane run` and `vmlane shell` make of their shared VM options: the launch (with
-//! profiles applied under the flags) and the console log.
+//! What `vmlane run`, `vmlane shell` and `vmlane test` make of their shared options: the
+//! request, the console log, and the engine's events on stderr.
 
-use crate::args::{NetArg, VmArgs};
+use crate::args::{BootArgs, NetArg, VmArgs};
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::Duration;
-use vmlane::launch::{
-    launch_vm, BackendChoice, BootChoice, Launch, LaunchError, OsChoice, Streams,
-};
-use vmlane_backend::{ConsoleLog, StopSignals, Timings};
-use vmlane_spec::Outcome;
-use vmlane_spec::{Network, RunSpec};
+use std::time::{Duration, Instant};
+use vmlane::boot::Io;
+use vmlane::launch::launch;
+use vmlane::result::Finished;
+use vmlane::{LaunchEvent, Request};
+use vmlane_backend::{ConsoleLog, StopSignals};
+use vmlane_spec::Network;
+
+impl BootArgs {
+    /// Puts these options into `request`, after what it has.
+    pub fn apply(&self, request: &mut Request) {
+        request.modules_dir = self.modules.clone();
+        request.profiles.extend(self.profiles.iter().cloned());
+        request.accel = self.accel.into();
+        request.machine = self.machine.into();
+        request.linux.share = self.share.into();
+        request.append.extend(self.append.iter().cloned());
+    }
+}
 
 impl VmArgs {
-    /// The run spec for `argv` (empty: the login shell) in the current directory.
-    pub fn spec(&self, argv: Vec<OsString>) -> Result<RunSpec> {
+    /// The request for `argv` (empty: the login shell) in the current directory.
+    pub fn request(&self, argv: Vec<OsString>) -> Result<Request> {
         let cwd = std::env::current_dir().context("failed to read the current directory")?;
-        let mut spec = RunSpec::new(argv, cwd);
-        spec.env = self.env.clone();
-        spec.cpus = self.cpus.unwrap_or(1);
-        spec.memory_mib = self.memory.unwrap_or(512);
-        spec.accel = self.accel.into();
-        spec.share = self.share.into();
-        spec.disks = self.disks.clone();
-        spec.network = match self.net {
+        let mut request = Request::new(argv, cwd);
+        request.kernel = self.kernel.clone();
+        self.boot.apply(&mut request);
+        request.env = self.env.clone();
+        request.cpus = self.cpus;
+        request.memory_mib = self.memory;
+        request.disks = self.disks.clone();
+        request.network = match self.net {
             Some(NetArg::User) => Network::User {
                 forwards: self.forwards.clone(),
             },
             _ if !self.forwards.is_empty() => bail!("--forward needs --net user"),
             _ => Network::None,
         };
-        spec.gdb = self.gdb;
-        spec.timeout = match self.timeout {
+        request.gdb = self.gdb;
+        request.timeout = match self.timeout {
             Some(secs) if secs.is_finite() && secs > 0.0 => Some(Duration::from_secs_f64(secs)),
             Some(secs) => bail!("--timeout must be a positive number of seconds, got {secs}"),
             None => None,
         };
-        Ok(spec)
-    }
-
-    /// The launch these options describe for `spec`: the profiles first, then the flags,
-    /// which win. FreeBSD-only choices are left at their defaults for the caller to set.
-    pub fn launch(&self, mut spec: RunSpec) -> Result<Launch> {
-        let mut append = self.append.clone();
-        crate::profile::apply(
-            &self.profiles,
-            &mut spec,
-            &mut append,
-            self.cpus,
-            self.memory,
-        )?;
-        Ok(Launch {
-            spec,
-            kernel: self.kernel.clone(),
-            modules: self.modules.clone(),
-            machine: self.machine.into(),
-            append,
-            os: OsChoice::Auto,
-            image: None,
-            backend: BackendChoice::Auto,
-            boot: BootChoice::Auto,
-            debugger: false,
-            keep_image: false,
-        })
+        Ok(request)
     }
 
     /// The console log: `--log`, or a new file under vmlane's cache.
-    pub fn console_log(&self) -> Result<(PathBuf, ConsoleLog)> {
+    pub fn console_log(&self) -> Result<ConsoleLog> {
         let path = self
             .log
             .clone()
             .unwrap_or_else(|| crate::run::default_log_path(&vmlane_kernel::cache_dir()));
-        let console = ConsoleLog::create(&path)
-            .with_context(|| format!("failed to create the console log {}", path.display()))?;
-        Ok((path, console))
+        ConsoleLog::create(&path)
+            .with_context(|| format!("failed to create the console log {}", path.display()))
     }
 }
 
-/// Runs `launch` with the guest's output on this process's stdout and stderr.
+/// After a run that failed with an error: a log the guest wrote to is kept and named; an
+/// empty one (most errors come before any VM starts) is removed unless `--log` asked for it.
+pub fn settle_log_after_error(console: &ConsoleLog, log_requested: bool) {
+    let empty = std::fs::metadata(console.path()).is_ok_and(|m| m.len() == 0);
+    if empty && !log_requested {
+        let _ = std::fs::remove_file(console.path());
+    } else if console.path().exists() {
+        eprintln!("vmlane: console log: {}", console.path().display());
+    }
+}
+
+/// Shows the engine's events on stderr: notices once per process, what it found and decided
+/// only with `-v` (with the time since vmlane started), a debugger's attach command always.
+pub struct Events {
+    verbose: bool,
+    clock: Instant,
+}
+
+impl Events {
+    /// A printer for a run started now.
+    pub fn new(verbose: bool) -> Events {
+        Events {
+            verbose,
+            clock: Instant::now(),
+        }
+    }
+
+    /// Prints `event` if it is one to print.
+    pub fn show(&self, event: LaunchEvent) {
+        match event {
+            LaunchEvent::Notice(notice) => {
+                static PRINTED: std::sync::Once = std::sync::Once::new();
+                PRINTED.call_once(|| eprintln!("vmlane: {notice}"));
+            }
+            LaunchEvent::WaitingForDebugger { .. } => {
+                for line in event.to_string().lines() {
+                    eprintln!("vmlane: {line}");
+                }
+            }
+            LaunchEvent::Kernel { .. } | LaunchEvent::Detail(_) => self.say(&event.to_string()),
+        }
+    }
+
+    /// Says `what` with `-v`.
+    pub fn say(&self, what: &str) {
+        if self.verbose {
+            eprintln!("vmlane: {:>6} ms  {what}", self.clock.elapsed().as_millis());
+        }
+    }
+}
+
+/// Runs `request` with the guest's output on this process's stdout and stderr.
 pub fn launch_here(
-    launch: &Launch,
+    request: Request,
     console: &mut ConsoleLog,
     signals: &StopSignals,
-    say: &dyn Fn(&str),
-) -> Result<(Outcome, Timings), LaunchError> {
+    events: &Events,
+) -> Result<Finished, vmlane::Error> {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
-    let streams = Streams {
+    let io = Io {
         stdout: &mut stdout,
         stderr: &mut stderr,
         console,
+        signals,
     };
-    launch_vm(launch, streams, signals, say)
+    launch(request, io, &|event| events.show(event))
 }

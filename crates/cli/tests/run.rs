@@ -428,3 +428,97 @@ fn a_disk_image_is_a_block_device_and_guest_writes_never_reach_it() {
         );
     }
 }
+
+#[test]
+fn a_truncated_kernel_is_refused_before_any_vm_starts() {
+    let Some(kernel) = kernels().into_iter().find(|k| k.label == "debian-cloud") else {
+        return;
+    };
+    let vmlinuz = std::fs::read_dir(kernel.dir.join("boot"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .expect("a vmlinuz in the cached kernel");
+    let sandbox = Sandbox::new();
+    let truncated = sandbox.work().join("bzImage");
+    let whole = std::fs::read(&vmlinuz).unwrap();
+    std::fs::write(&truncated, &whole[..1 << 20]).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .arg("run")
+        .arg("-k")
+        .arg(&truncated)
+        .args(["--", "true"])
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("bzImage is truncated"), "{stderr}");
+    assert!(
+        stderr.contains("copy it again or rebuild the kernel"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(std::fs::read_dir(sandbox.runtime()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_run_killed_outright_leaves_its_run_dir_for_the_next_run_to_remove() {
+    let Some(kernel) = kernels().into_iter().next() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let mut child = sandbox
+        .command(&kernel, &["--disk", "1G"], &["sleep", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(sandbox.runtime())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    let started = Instant::now();
+    while !run_dirs()
+        .iter()
+        .any(|dir| dir.join("console.sock").exists())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no run dir appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = run_dirs();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].join("scratch0.img").is_file(),
+        "the scratch disk is left"
+    );
+    // QEMU dies with vmlane (PR_SET_PDEATHSIG); only the directory outlives it.
+    let runtime = sandbox.runtime().to_string_lossy().into_owned();
+    let gone = Instant::now();
+    while !common::processes_mentioning(&runtime).is_empty() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(10),
+            "QEMU outlived vmlane"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = sandbox.run(&kernel, &[], &["true"]);
+    assert_code(&kernel, &output, 0);
+    // sandbox.run checked that nothing is left: the killed run's directory went too.
+}

@@ -431,3 +431,114 @@ fn a_two_kernel_matrix_gives_a_result_per_test_and_kernel() {
         "two different kernels booted: {releases:?}"
     );
 }
+
+#[test]
+fn suites_take_profiles_per_test_and_from_the_command_line() {
+    let Some(kernel) = kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let suite = write_suite(
+        &sandbox.work(),
+        &format!(
+            r#"
+[defaults]
+kernels = ["{kernel}"]
+timeout = 120
+
+[[test]]
+name = "zfs-scratch-disks"
+command = ["sh", "-c", "cat /sys/block/vd?/size"]
+profiles = ["zfs-scratch"]
+expect.stdout = ["2097152"]
+
+[[test]]
+name = "debug-from-the-command-line"
+command = ["sh", "-c", "cat /proc/sys/kernel/panic_on_warn; ls /sys/block | grep -c vd || true"]
+expect.stdout = ["1", "0"]
+"#
+        ),
+    );
+    let output = vmlane_test_in(
+        &sandbox,
+        &suite,
+        &["--format", "json", "--profile", "debug"],
+    );
+    let results = json_results(&output);
+    for name in ["zfs-scratch-disks", "debug-from-the-command-line"] {
+        assert_eq!(by_test(&results, name)["status"], "passed", "{results:?}");
+    }
+    let stdout = std::fs::read_to_string(Path::new(
+        by_test(&results, "zfs-scratch-disks")["stdout_path"]
+            .as_str()
+            .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(stdout, "2097152\n".repeat(4), "four disks from the profile");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+#[test]
+fn a_suite_boots_a_bare_kernel_image_with_the_modules_given_on_the_command_line() {
+    let Some(generic) = common::kernels()
+        .into_iter()
+        .find(|k| k.label == "debian-generic")
+    else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    // Alone, away from the cache, the image has no modules and cannot mount the share.
+    let boot = generic.dir.join("boot");
+    let vmlinuz = std::fs::read_dir(&boot)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vmlinuz-")
+        })
+        .expect("a vmlinuz in the cached kernel");
+    let image = sandbox.work().join("bzImage");
+    std::fs::copy(&vmlinuz, &image).unwrap();
+    let release = generic
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let modules = generic.dir.join("lib/modules").join(&release);
+    let suite = write_suite(
+        &sandbox.work(),
+        r#"
+[[test]]
+name = "uname"
+command = ["uname", "-r"]
+timeout = 180
+"#,
+    );
+    let image = image.to_string_lossy().into_owned();
+    let without = vmlane_test_in(&sandbox, &suite, &["--format", "json", "-k", &image]);
+    let failed = &json_results(&without)[0];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    // Its virtio drivers are modules, so the init never finds its port, and says so.
+    let reason = failed["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("failed to find the host port"), "{reason}");
+    let with = vmlane_test_in(
+        &sandbox,
+        &suite,
+        &[
+            "--format",
+            "json",
+            "-k",
+            &image,
+            "--modules",
+            &modules.to_string_lossy(),
+        ],
+    );
+    let results = json_results(&with);
+    assert_eq!(results[0]["status"], "passed", "{results:?}");
+    let stdout = std::fs::read_to_string(results[0]["stdout_path"].as_str().unwrap()).unwrap();
+    assert_eq!(stdout.trim(), release);
+}

@@ -70,6 +70,20 @@ impl ModuleIndex {
         })
     }
 
+    /// An index of known contents, read from no directory: what planning tests use as a
+    /// made-up kernel's modules.
+    pub fn from_parts(dir: &Path, builtin: &[&str], modules: &[(&str, &Path)]) -> ModuleIndex {
+        ModuleIndex {
+            dir: dir.to_path_buf(),
+            files: modules
+                .iter()
+                .map(|(name, path)| (normalise(name), path.to_path_buf()))
+                .collect(),
+            builtin: builtin.iter().map(|name| normalise(name)).collect(),
+            depmod: None,
+        }
+    }
+
     /// The directory this index was opened on.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -1,6 +1,6 @@
-//! The run model shared by every vmlane crate: what to run, how big the VM is, and what came of
-//! it. No I/O happens here, so front ends (CLI, suites, the library facade) and backends agree on
-//! one vocabulary.
+//! The vocabulary shared by every vmlane crate: accelerators, shares, disks, networks, what a
+//! command reads, and what came of a run. No I/O happens here, so the engine, suites and
+//! backends agree on one vocabulary.
 #![deny(missing_docs)]
 
 mod disk;
@@ -11,4 +11,4 @@ mod run;
 pub use disk::{parse_size, DiskSpec};
 pub use net::{Network, PortForward};
 pub use outcome::{exit_code, GuestStatus, Outcome};
-pub use run::{Accel, Input, NumaNode, RunSpec, ShareKind};
+pub use run::{Accel, Input, NumaNode, ShareKind};

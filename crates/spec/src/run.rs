@@ -1,9 +1,3 @@
-use std::ffi::OsString;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use crate::{DiskSpec, Network};
-
 /// Which CPU accelerator runs the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Accel {
@@ -40,44 +34,6 @@ pub enum Input {
     Terminal,
 }
 
-/// One command to run in one throwaway VM.
-#[derive(Debug, Clone)]
-pub struct RunSpec {
-    /// The command and its arguments, passed to the guest byte for byte.
-    pub argv: Vec<OsString>,
-    /// Extra `KEY=VALUE` environment entries, applied over the defaults.
-    pub env: Vec<(OsString, OsString)>,
-    /// The directory the command starts in; the host path, visible in the guest unchanged.
-    pub cwd: PathBuf,
-    /// Number of virtual CPUs.
-    pub cpus: u32,
-    /// Guest memory in MiB.
-    pub memory_mib: u32,
-    /// Wall-clock limit for the whole VM; `None` waits forever.
-    pub timeout: Option<Duration>,
-    /// The accelerator to ask for.
-    pub accel: Accel,
-    /// The shared-folder transport to ask for.
-    pub share: ShareKind,
-    /// Disks for the guest, as `/dev/vda`, `/dev/vdb`, ... in this order.
-    pub disks: Vec<DiskSpec>,
-    /// The guest's network (Linux guests).
-    pub network: Network,
-    /// Start halted with a gdb stub on this port of 127.0.0.1 (Linux guests).
-    pub gdb: Option<u16>,
-    /// What the command reads on stdin.
-    pub input: Input,
-    /// Kernel modules to load in the guest besides those its devices need (Linux guests).
-    pub modules: Vec<String>,
-    /// Shell commands run on the host before the VM starts; the first failure stops the run.
-    pub host_setup: Vec<String>,
-    /// Shell commands run in the guest before the command (Linux guests).
-    pub guest_setup: Vec<String>,
-    /// NUMA nodes; empty for one node. Their CPUs and memory add up to `cpus` and
-    /// `memory_mib`.
-    pub numa: Vec<NumaNode>,
-}
-
 /// One NUMA node of the guest: its share of the CPUs and memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NumaNode {
@@ -85,28 +41,4 @@ pub struct NumaNode {
     pub cpus: u32,
     /// Memory on this node, in MiB.
     pub memory_mib: u32,
-}
-
-impl RunSpec {
-    /// A spec for `argv` in `cwd` with vmlane's defaults for everything else.
-    pub fn new(argv: Vec<OsString>, cwd: PathBuf) -> Self {
-        RunSpec {
-            argv,
-            env: Vec::new(),
-            cwd,
-            cpus: 1,
-            memory_mib: 512,
-            timeout: None,
-            accel: Accel::Auto,
-            share: ShareKind::Auto,
-            disks: Vec::new(),
-            network: Network::None,
-            gdb: None,
-            input: Input::Null,
-            modules: Vec::new(),
-            host_setup: Vec::new(),
-            guest_setup: Vec::new(),
-            numa: Vec::new(),
-        }
-    }
 }

@@ -62,6 +62,17 @@ fn a_kernel_panic_is_an_outcome_with_its_splat() {
     );
 }
 
+#[test]
+fn a_profile_shapes_the_vm_as_it_does_for_vmlane_run() {
+    let script = "cat /proc/sys/kernel/panic_on_warn; \
+                  mountpoint -q /sys/kernel/debug && echo debugfs";
+    let Some(result) = in_vm(Run::new(["sh", "-c", script]).profile("debug")) else {
+        return;
+    };
+    assert!(result.success(), "{:?}\n{}", result.outcome, result.console);
+    assert_eq!(String::from_utf8_lossy(&result.stdout), "1\ndebugfs\n");
+}
+
 /// Subset matching, as `vmlane test` does it for `expect.events`.
 fn vmlane_checks_match(pattern: &serde_json::Value, value: &serde_json::Value) -> bool {
     vmlane::events_match(pattern, value)

@@ -1,0 +1,482 @@
+//! The rules for FreeBSD guests: machine and entry route from the kernel's own symbols (so
+//! users never patch or describe their kernels), the kernel environment, and the root disk.
+
+use super::error::PlanError;
+use super::vm::{qemu, BackendPlan, Decided, VmPlan, SHARE_TAG};
+use crate::host::Host;
+use crate::kernel::FreeBsdKernel;
+use crate::request::{BackendChoice, BootChoice, MachineChoice, Request};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use vmlane_backend::{Share, ShareTransport};
+use vmlane_guest_freebsd::{RunFile, INIT_PATH, SHARE_MOUNT_POINT};
+use vmlane_kernel::{FreeBsdTraits, Kernel};
+use vmlane_qemu::{freebsd_cmdline, AccelChoice, MachineKind};
+
+/// Boot flag and environment that put a GENERIC-style kernel's console on the serial port.
+const SERIAL_CONSOLE: &[&str] = &["-h", "hw.uart.console=io:0x3f8,br:115200"];
+/// The command's `PATH`, unless the request sets one.
+const DEFAULT_PATH: &str = "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin";
+/// Where the probe goes in the minimal guest.
+const PROBE_DIR: &str = "/vmlane/bin";
+/// The token in a minimal image's run file: the init takes the run's own from the kernel
+/// environment, so one image serves every run of the same probe and arguments.
+pub(crate) const IMAGE_TOKEN: &str = "from-kenv";
+/// Memory a FreeBSD kernel needs past its own image to get to its init.
+const MIN_FREE_MIB: u64 = 64;
+
+/// How QEMU enters the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootRoute {
+    /// At the kernel's PVH note, directly.
+    Pvh,
+    /// Through vmlane's boot stub, the way FreeBSD's loader enters it.
+    Native,
+}
+
+/// A FreeBSD guest: its root disk reports on the console with this run's token.
+#[derive(Debug)]
+pub struct FreeBsdGuest {
+    /// How QEMU enters the kernel, and why; none under bhyve, whose loader enters it.
+    pub route: Option<(BootRoute, &'static str)>,
+    /// What the guest boots from and runs.
+    pub root: FreeBsdRoot,
+    /// The token of this run's console markers.
+    pub token: String,
+    /// Whether a panic stops at `db>` for the user.
+    pub debugger: bool,
+}
+
+/// What a FreeBSD guest boots from.
+#[derive(Debug)]
+pub enum FreeBsdRoot {
+    /// vmlane's minimal guest: its init runs `run` (the program, copied in) and resets.
+    Minimal {
+        /// The program on the host.
+        program: PathBuf,
+        /// What the init runs; `argv[0]` is the program's path in the guest.
+        run: RunFile,
+    },
+    /// The user's image, whose rc.d hook runs `run` from a run disk.
+    Image {
+        /// The image file.
+        image: PathBuf,
+        /// Whether the guest's writes land in it.
+        keep_writes: bool,
+        /// What the hook runs.
+        run: RunFile,
+    },
+}
+
+impl FreeBsdGuest {
+    pub(super) fn describe(&self, vm: &VmPlan) -> Vec<String> {
+        let mut lines = vec![match self.route {
+            Some((route, why)) => format!(
+                "accelerator {:?}, machine {:?}; {route:?} entry: {why}",
+                vm.accel, vm.machine
+            ),
+            None => "FreeBSD kernel on bhyve".into(),
+        }];
+        lines.push(match vm.share {
+            Some(_) => "host root shared over 9p (p9fs)".into(),
+            None => "the kernel has no p9fs: the host's files are not shared".into(),
+        });
+        lines.push(format!("kernel environment: {}", vm.cmdline));
+        lines
+    }
+}
+
+pub(super) fn plan(
+    request: &Request,
+    kernel: &Kernel,
+    traits: FreeBsdKernel,
+    host: &Host,
+    accel: AccelChoice,
+    token: &str,
+) -> Result<Decided<FreeBsdGuest>, PlanError> {
+    let machine = choose_machine(request.machine, &traits.traits);
+    let backend = match request.backend {
+        BackendChoice::Bhyve => BackendPlan::Bhyve(host.bhyve.clone()?),
+        BackendChoice::Auto if host.freebsd_host => BackendPlan::Bhyve(host.bhyve.clone()?),
+        BackendChoice::Auto | BackendChoice::Qemu => qemu(host)?,
+    };
+    let route = match backend {
+        BackendPlan::Qemu { .. } => {
+            Some(choose_route(request.freebsd.boot, accel, &traits.traits)?)
+        }
+        BackendPlan::Bhyve(_) => None,
+    };
+    if matches!(route, Some((BootRoute::Native, _))) {
+        check_native_entry(traits.native_entry, kernel, request.memory_mib())?;
+    }
+    let share = traits.traits.p9fs.then(|| Share {
+        host_dir: PathBuf::from("/"),
+        tag: SHARE_TAG.into(),
+        transport: ShareTransport::NineP,
+    });
+    let root = root(request, token, share.is_some())?;
+    let mut append: Vec<String> = Vec::new();
+    if machine == MachineKind::Q35 {
+        // GENERIC-style kernels pick the video console unless told otherwise.
+        append.extend(SERIAL_CONSOLE.iter().map(|w| w.to_string()));
+    }
+    append.extend(request.append.iter().cloned());
+    let init_path = matches!(root, FreeBsdRoot::Minimal { .. }).then_some(INIT_PATH);
+    let debugger = request.freebsd.debugger;
+    Ok(Decided {
+        backend,
+        machine,
+        cmdline: freebsd_cmdline(accel, token, init_path, debugger, &append),
+        share,
+        guest: FreeBsdGuest {
+            route,
+            root,
+            token: token.into(),
+            debugger,
+        },
+    })
+}
+
+/// The loader route works everywhere; PVH is faster but needs a paravirtual clock, which
+/// only hardware KVM gives a FreeBSD guest.
+fn choose_route(
+    choice: BootChoice,
+    accel: AccelChoice,
+    traits: &FreeBsdTraits,
+) -> Result<(BootRoute, &'static str), PlanError> {
+    let kvm = accel != AccelChoice::Tcg;
+    Ok(match choice {
+        BootChoice::Native => (BootRoute::Native, "asked for with --boot native"),
+        BootChoice::Pvh if !traits.pvh => return Err(PlanError::NoPvhNote),
+        BootChoice::Pvh => (BootRoute::Pvh, "asked for with --boot pvh"),
+        BootChoice::Auto if !traits.pvh => (BootRoute::Native, "the kernel has no PVH entry"),
+        BootChoice::Auto if !kvm => (
+            BootRoute::Native,
+            "under TCG a FreeBSD kernel entered at PVH has no paravirtual clock",
+        ),
+        BootChoice::Auto => (
+            BootRoute::Pvh,
+            "KVM gives the kernel its clock at the PVH entry",
+        ),
+    })
+}
+
+/// microvm for kernels that find their devices without ACPI, q35 for the rest.
+fn choose_machine(choice: MachineChoice, traits: &FreeBsdTraits) -> MachineKind {
+    match choice {
+        MachineChoice::Q35 => MachineKind::Q35,
+        MachineChoice::Microvm => MachineKind::Microvm,
+        MachineChoice::Auto if traits.boots_without_acpi() => MachineKind::Microvm,
+        MachineChoice::Auto => MachineKind::Q35,
+    }
+}
+
+/// The boot stub can enter the kernel, and the kernel fits in the VM with room of its own.
+fn check_native_entry(
+    entry: Result<u64, vmlane_freebsd_boot::BootError>,
+    kernel: &Kernel,
+    memory_mib: u32,
+) -> Result<(), PlanError> {
+    let needed_mib = entry.map_err(PlanError::NativeEntry)?.div_ceil(1 << 20) + MIN_FREE_MIB;
+    if u64::from(memory_mib) < needed_mib {
+        return Err(PlanError::TooLittleMemory {
+            kernel: kernel.image.clone(),
+            needed_mib,
+            memory_mib,
+        });
+    }
+    Ok(())
+}
+
+/// The root: the user's image with the command as given, or vmlane's minimal guest with the
+/// command's program (a host path) copied in.
+fn root(request: &Request, token: &str, shared: bool) -> Result<FreeBsdRoot, PlanError> {
+    let raw_argv = || request.argv.iter().map(|a| a.as_bytes().to_vec());
+    if let Some(image) = &request.freebsd.image {
+        return Ok(FreeBsdRoot::Image {
+            image: request.cwd.join(image),
+            keep_writes: request.freebsd.keep_image,
+            run: RunFile {
+                token: token.into(),
+                cwd: guest_cwd(&request.cwd, false),
+                share_tag: None,
+                argv: raw_argv().collect(),
+                env: guest_env(request),
+            },
+        });
+    }
+    let program = request
+        .cwd
+        .join(request.argv.first().ok_or(PlanError::NoProgram)?);
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "probe".into());
+    let mut argv = vec![format!("{PROBE_DIR}/{name}").into_bytes()];
+    argv.extend(raw_argv().skip(1));
+    Ok(FreeBsdRoot::Minimal {
+        program,
+        run: RunFile {
+            token: IMAGE_TOKEN.into(),
+            cwd: guest_cwd(&request.cwd, shared),
+            share_tag: shared.then(|| SHARE_TAG.to_string()),
+            argv,
+            env: guest_env(request),
+        },
+    })
+}
+
+/// The working directory in the guest: the user's, under the share, when the host's files
+/// are there; the root otherwise.
+fn guest_cwd(cwd: &Path, shared: bool) -> Vec<u8> {
+    if !shared {
+        return b"/".to_vec();
+    }
+    let mut path = SHARE_MOUNT_POINT.as_bytes().to_vec();
+    path.extend_from_slice(cwd.as_os_str().as_bytes());
+    path
+}
+
+fn guest_env(request: &Request) -> Vec<Vec<u8>> {
+    let mut env: Vec<Vec<u8>> = vec![
+        format!("PATH={DEFAULT_PATH}").into_bytes(),
+        b"HOME=/".to_vec(),
+        b"TERM=vt100".to_vec(),
+    ];
+    for (key, value) in &request.env {
+        let prefix = [key.as_bytes(), b"="].concat();
+        env.retain(|e| !e.starts_with(&prefix));
+        env.push([prefix.as_slice(), value.as_bytes()].concat());
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake;
+    use crate::kernel::fake::freebsd;
+    use crate::plan::GuestPlan;
+    use vmlane_qemu::HostKvm;
+
+    const FIRECRACKER: FreeBsdTraits = FreeBsdTraits {
+        virtio_mmio_cmdline: true,
+        mptable: true,
+        pvh: true,
+        p9fs: false,
+        symbols: true,
+    };
+    const GENERIC: FreeBsdTraits = FreeBsdTraits {
+        virtio_mmio_cmdline: false,
+        mptable: true,
+        pvh: true,
+        p9fs: false,
+        symbols: true,
+    };
+
+    fn request(argv: &[&str]) -> Request {
+        Request::new(argv.iter().map(Into::into).collect(), "/work".into())
+    }
+
+    fn planned(
+        request: &Request,
+        traits: FreeBsdTraits,
+        kvm: HostKvm,
+    ) -> Result<super::super::Plan, PlanError> {
+        super::super::plan(request, freebsd(traits, 32 << 20), &fake::host(kvm), "tok")
+    }
+
+    fn guest(plan: &super::super::Plan) -> &FreeBsdGuest {
+        match &plan.guest {
+            GuestPlan::FreeBsd(guest) => guest,
+            GuestPlan::Linux(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_stub_under_tcg_and_pvh_only_under_kvm() {
+        let route = |choice, accel, traits| choose_route(choice, accel, traits).unwrap().0;
+        assert_eq!(
+            route(BootChoice::Auto, AccelChoice::Tcg, &FIRECRACKER),
+            BootRoute::Native
+        );
+        assert_eq!(
+            route(BootChoice::Auto, AccelChoice::Kvm, &FIRECRACKER),
+            BootRoute::Pvh
+        );
+        let no_note = FreeBsdTraits {
+            pvh: false,
+            ..FIRECRACKER
+        };
+        assert_eq!(
+            route(BootChoice::Auto, AccelChoice::Kvm, &no_note),
+            BootRoute::Native
+        );
+        assert_eq!(
+            route(BootChoice::Pvh, AccelChoice::Tcg, &FIRECRACKER),
+            BootRoute::Pvh
+        );
+        assert_eq!(
+            route(BootChoice::Native, AccelChoice::Kvm, &FIRECRACKER),
+            BootRoute::Native
+        );
+        let error = choose_route(BootChoice::Pvh, AccelChoice::Kvm, &no_note).unwrap_err();
+        assert!(error.to_string().contains("options XENHVM"), "{error}");
+    }
+
+    #[test]
+    fn the_machine_follows_the_kernel_unless_asked() {
+        assert_eq!(
+            choose_machine(MachineChoice::Auto, &FIRECRACKER),
+            MachineKind::Microvm
+        );
+        assert_eq!(
+            choose_machine(MachineChoice::Auto, &GENERIC),
+            MachineKind::Q35
+        );
+        assert_eq!(
+            choose_machine(MachineChoice::Q35, &FIRECRACKER),
+            MachineKind::Q35
+        );
+        assert_eq!(
+            choose_machine(MachineChoice::Microvm, &GENERIC),
+            MachineKind::Microvm
+        );
+    }
+
+    #[test]
+    fn a_probe_runs_in_the_minimal_guest_from_vmlanes_init() {
+        let mut asked = request(&["./probe", "exit", "7"]);
+        asked.env = vec![("PATH".into(), "/x".into())];
+        let plan = planned(&asked, FIRECRACKER, HostKvm::Pvm).unwrap();
+        assert_eq!(plan.vm.machine, MachineKind::Microvm);
+        let guest = guest(&plan);
+        assert_eq!(guest.route.map(|r| r.0), Some(BootRoute::Native));
+        let FreeBsdRoot::Minimal { program, run } = &guest.root else {
+            panic!("{:?}", guest.root)
+        };
+        assert_eq!(program, Path::new("/work/./probe"));
+        assert_eq!(
+            run.argv,
+            [
+                b"/vmlane/bin/probe".to_vec(),
+                b"exit".to_vec(),
+                b"7".to_vec()
+            ]
+        );
+        assert_eq!(run.token, IMAGE_TOKEN);
+        assert_eq!(run.cwd, b"/", "nothing is shared without p9fs");
+        assert_eq!(
+            run.env,
+            [
+                b"HOME=/".to_vec(),
+                b"TERM=vt100".to_vec(),
+                b"PATH=/x".to_vec()
+            ]
+        );
+        let cmdline = &plan.vm.cmdline;
+        assert!(
+            cmdline.contains("vmlane.token=tok init_path=/vmlane/init"),
+            "{cmdline}"
+        );
+        assert!(
+            cmdline.contains("machdep.disable_tsc_calibration=0"),
+            "{cmdline}"
+        );
+        assert!(!cmdline.contains("hw.uart.console"), "{cmdline}");
+    }
+
+    #[test]
+    fn generic_kernels_get_q35_with_a_serial_console_and_user_words_last() {
+        let mut asked = request(&["/bin/sh", "-c", "exit 5"]);
+        asked.freebsd.image = Some("img/freebsd.img".into());
+        asked.append = vec!["boot_verbose".into()];
+        let plan = planned(&asked, GENERIC, HostKvm::Pvm).unwrap();
+        assert_eq!(plan.vm.machine, MachineKind::Q35);
+        let cmdline = &plan.vm.cmdline;
+        assert!(
+            cmdline.ends_with("-h hw.uart.console=io:0x3f8,br:115200 boot_verbose"),
+            "{cmdline}"
+        );
+        assert!(
+            !cmdline.contains("init_path"),
+            "an image boots its own userland: {cmdline}"
+        );
+        let FreeBsdRoot::Image {
+            image,
+            keep_writes,
+            run,
+        } = &guest(&plan).root
+        else {
+            panic!()
+        };
+        assert_eq!(image, Path::new("/work/img/freebsd.img"));
+        assert!(!keep_writes);
+        assert_eq!(run.token, "tok");
+        assert_eq!(run.argv[0], b"/bin/sh");
+    }
+
+    #[test]
+    fn a_p9fs_kernel_shares_the_host_root_and_works_in_the_users_directory() {
+        let traits = FreeBsdTraits {
+            p9fs: true,
+            ..FIRECRACKER
+        };
+        let plan = planned(&request(&["./probe"]), traits, HostKvm::Pvm).unwrap();
+        assert!(plan
+            .vm
+            .share
+            .as_ref()
+            .is_some_and(|s| s.transport == ShareTransport::NineP));
+        let FreeBsdRoot::Minimal { run, .. } = &guest(&plan).root else {
+            panic!()
+        };
+        assert_eq!(run.cwd, b"/host/work");
+        assert_eq!(run.share_tag.as_deref(), Some("vmlane-root"));
+    }
+
+    #[test]
+    fn a_kernel_too_large_for_the_vm_is_refused_naming_what_it_needs() {
+        let mut asked = request(&["./probe"]);
+        asked.memory_mib = Some(128);
+        let kernel = freebsd(FIRECRACKER, 100 << 20);
+        let error = super::super::plan(&asked, kernel, &fake::host(HostKvm::Pvm), "t").unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "needs at least 164 MiB of guest memory; the VM has 128 MiB (raise it with -m)"
+            ),
+            "{error}"
+        );
+        // At the PVH entry the stub's layout does not matter.
+        asked.freebsd.boot = BootChoice::Pvh;
+        let kernel = freebsd(FIRECRACKER, 100 << 20);
+        assert!(super::super::plan(&asked, kernel, &fake::host(HostKvm::Pvm), "t").is_ok());
+    }
+
+    #[test]
+    fn the_debugger_keeps_panics_at_db_and_bhyve_needs_a_freebsd_host() {
+        let mut asked = request(&["./probe"]);
+        asked.freebsd.debugger = true;
+        let plan = planned(&asked, FIRECRACKER, HostKvm::Pvm).unwrap();
+        assert!(guest(&plan).debugger);
+        assert!(
+            !plan.vm.cmdline.contains("debugger_on_panic"),
+            "{}",
+            plan.vm.cmdline
+        );
+        asked.backend = BackendChoice::Bhyve;
+        let error = planned(&asked, FIRECRACKER, HostKvm::Pvm)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("bhyve is not installed") && error.contains("FreeBSD host"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_freebsd_run_without_an_image_needs_a_program() {
+        let error = planned(&request(&[]), FIRECRACKER, HostKvm::Pvm).unwrap_err();
+        assert!(error.to_string().contains("needs a command"), "{error}");
+    }
+}

@@ -1,0 +1,605 @@
+//! The rules for Linux guests: machine, share, modules, kernel command line, and what
+//! vmlane's init is asked to run.
+
+use super::error::{PlanError, ShareError, VirtioFsProblem};
+use super::vm::{qemu, Decided, VmPlan, SHARE_TAG};
+use crate::host::Host;
+use crate::kernel::LinuxKernel;
+use crate::request::{MachineChoice, Request};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use vmlane_backend::{Share, ShareTransport};
+use vmlane_kernel::Kernel;
+use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
+use vmlane_profile::quote;
+use vmlane_proto::{RunRequest, ShareMount};
+use vmlane_qemu::{
+    kernel_cmdline, AccelChoice, MachineKind, GUEST_ADDRESS, GUEST_MODULES_9P, GUEST_MODULES_BASE,
+    GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS,
+};
+use vmlane_spec::{Network, ShareKind};
+
+/// The command's `PATH`, unless the request sets one.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A Linux guest: vmlane's init in an initramfs with the modules its devices need.
+#[derive(Debug)]
+pub struct LinuxGuest {
+    /// How the host root is shared.
+    pub share: ShareTransport,
+    /// Modules to load, by name; staging adds what they depend on.
+    pub modules: Vec<String>,
+    /// The kernel's modules, where staging finds their files and dependencies.
+    pub index: Option<ModuleIndex>,
+    /// What the init runs, sent over the vmlane port.
+    pub run: RunRequest,
+    /// The vmlinux a debugger attaches with, when `--gdb` was asked for and one was found.
+    pub symbols: Option<PathBuf>,
+}
+
+impl LinuxGuest {
+    pub(super) fn describe(&self, vm: &VmPlan) -> Vec<String> {
+        vec![
+            format!("accelerator {:?}, machine {:?}", vm.accel, vm.machine),
+            format!("host root shared over {:?}", self.share),
+            format!("modules wanted: {}", self.modules.join(" ")),
+        ]
+    }
+}
+
+pub(super) fn plan(
+    request: &Request,
+    kernel: &Kernel,
+    traits: LinuxKernel,
+    host: &Host,
+    accel: AccelChoice,
+) -> Result<Decided<LinuxGuest>, PlanError> {
+    let machine = choose_machine(request.machine, !request.numa.is_empty(), &traits)?;
+    let backend = qemu(host)?;
+    let virtiofsd = host.virtiofsd.is_some();
+    let share = choose_share(
+        request.linux.share,
+        &traits,
+        kernel,
+        virtiofsd,
+        machine,
+        accel,
+    )?;
+    let ip = check_network(&request.network, &traits, kernel, host)?;
+    check_modules(&request.linux.modules, &traits, kernel)?;
+    let disks = !request.disks.is_empty();
+    let modules = guest_modules(
+        machine,
+        share,
+        disks,
+        &request.network,
+        &request.linux.modules,
+    );
+    let tsc_khz = host.tsc_khz.filter(|_| accel == AccelChoice::Tcg);
+    Ok(Decided {
+        backend,
+        machine,
+        cmdline: kernel_cmdline(machine, accel, tsc_khz, &request.append),
+        share: Some(Share {
+            host_dir: PathBuf::from("/"),
+            tag: SHARE_TAG.into(),
+            transport: share,
+        }),
+        guest: LinuxGuest {
+            share,
+            modules,
+            run: run_request(request, share, ip, host.term.as_ref()),
+            symbols: request.gdb.and(traits.symbols),
+            index: traits.modules,
+        },
+    })
+}
+
+/// microvm boots fastest but only kernels that take virtio-mmio devices from the command line
+/// can see its devices; everything else gets q35 and virtio-pci. NUMA needs q35's ACPI.
+fn choose_machine(
+    requested: MachineChoice,
+    numa: bool,
+    traits: &LinuxKernel,
+) -> Result<MachineKind, PlanError> {
+    Ok(match (requested, numa) {
+        (MachineChoice::Microvm, true) => return Err(PlanError::NumaNeedsQ35),
+        (_, true) | (MachineChoice::Q35, false) => MachineKind::Q35,
+        (MachineChoice::Microvm, false) => MachineKind::Microvm,
+        (MachineChoice::Auto, false) => {
+            if traits.built_in("VIRTIO_MMIO") && traits.built_in("VIRTIO_MMIO_CMDLINE_DEVICES") {
+                MachineKind::Microvm
+            } else {
+                MachineKind::Q35
+            }
+        }
+    })
+}
+
+/// The share transport the kernel can mount: 9p needs no helper process, virtio-fs needs a
+/// virtiofsd on the host (and, measured, does not work on microvm under TCG).
+fn choose_share(
+    requested: ShareKind,
+    traits: &LinuxKernel,
+    kernel: &Kernel,
+    virtiofsd: bool,
+    machine: MachineKind,
+    accel: AccelChoice,
+) -> Result<ShareTransport, ShareError> {
+    let nine_p = traits.has("9p") && traits.has("9pnet_virtio");
+    let virtiofs = traits.has("virtiofs");
+    let problem = if !virtiofsd {
+        Some(VirtioFsProblem::NoVirtiofsd)
+    } else if machine == MachineKind::Microvm && accel == AccelChoice::Tcg {
+        Some(VirtioFsProblem::MicrovmUnderTcg)
+    } else {
+        None
+    };
+    let kernel = kernel.image.clone();
+    match requested {
+        ShareKind::NineP if nine_p => Ok(ShareTransport::NineP),
+        ShareKind::NineP => Err(ShareError::NoNineP { kernel }),
+        ShareKind::VirtioFs if !virtiofs => Err(ShareError::NoVirtioFs { kernel }),
+        ShareKind::VirtioFs => match problem {
+            None => Ok(ShareTransport::VirtioFs),
+            Some(problem) => Err(ShareError::VirtioFsUnusable(problem)),
+        },
+        ShareKind::Auto if virtiofs && problem.is_none() => Ok(ShareTransport::VirtioFs),
+        ShareKind::Auto if nine_p => Ok(ShareTransport::NineP),
+        ShareKind::Auto => match (virtiofs, problem) {
+            (true, Some(problem)) => {
+                Err(ShareError::NoNinePAndVirtioFsUnusable { kernel, problem })
+            }
+            _ => Err(ShareError::Neither { kernel }),
+        },
+    }
+}
+
+/// Whether the guest can have the network asked for, and the host's `ip` it sets it up with.
+fn check_network(
+    network: &Network,
+    traits: &LinuxKernel,
+    kernel: &Kernel,
+    host: &Host,
+) -> Result<Option<PathBuf>, PlanError> {
+    if *network == Network::None {
+        return Ok(None);
+    }
+    if !traits.has("virtio_net") {
+        return Err(PlanError::NoNic {
+            kernel: kernel.image.clone(),
+        });
+    }
+    host.ip.clone().map(Some).ok_or(PlanError::NoIp)
+}
+
+/// Modules asked for by name must exist for this kernel, built in or as a file.
+fn check_modules(names: &[String], traits: &LinuxKernel, kernel: &Kernel) -> Result<(), PlanError> {
+    let missing = names.iter().find(|name| match &traits.modules {
+        Some(index) => index.status(name) == ModuleStatus::Absent,
+        None => true,
+    });
+    match missing {
+        Some(name) => Err(PlanError::NoModule {
+            name: name.clone(),
+            kernel: kernel.image.clone(),
+            release: kernel.release.clone(),
+            modules_dir: traits
+                .modules
+                .as_ref()
+                .map(|index| index.dir().to_path_buf()),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The modules the guest's devices need, then those asked for.
+fn guest_modules(
+    machine: MachineKind,
+    share: ShareTransport,
+    disks: bool,
+    network: &Network,
+    extra: &[String],
+) -> Vec<String> {
+    let mut modules = vec![machine.transport_module()];
+    modules.extend_from_slice(GUEST_MODULES_BASE);
+    if disks {
+        modules.push("virtio_blk");
+    }
+    if *network != Network::None {
+        modules.extend_from_slice(GUEST_MODULES_NET);
+    }
+    modules.extend_from_slice(match share {
+        ShareTransport::NineP => GUEST_MODULES_9P,
+        ShareTransport::VirtioFs => GUEST_MODULES_VIRTIOFS,
+    });
+    let mut modules: Vec<String> = modules.into_iter().map(String::from).collect();
+    modules.extend(extra.iter().cloned());
+    modules
+}
+
+/// What vmlane's init runs: the command (wrapped by guest setup and network setup, which
+/// then become it), its environment over vmlane's defaults, its directory, and the share.
+fn run_request(
+    request: &Request,
+    transport: ShareTransport,
+    ip: Option<PathBuf>,
+    term: Option<&OsString>,
+) -> RunRequest {
+    let term = term.cloned().unwrap_or_else(|| "linux".into());
+    let mut env: Vec<(OsString, OsString)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOME".into(), "/root".into()),
+        ("TERM".into(), term),
+    ];
+    for (key, value) in &request.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    let (fstype, options) = match transport {
+        ShareTransport::NineP => (
+            "9p",
+            "trans=virtio,version=9p2000.L,msize=512000,cache=loose",
+        ),
+        ShareTransport::VirtioFs => ("virtiofs", ""),
+    };
+    let argv = with_guest_setup(&request.linux.guest_setup, &request.argv);
+    let argv = match ip {
+        Some(ip) => with_network(&ip, &argv),
+        None => argv,
+    };
+    RunRequest {
+        argv: argv.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
+            .collect(),
+        cwd: request.cwd.as_os_str().as_bytes().to_vec(),
+        share: Some(ShareMount {
+            fstype: fstype.into(),
+            tag: SHARE_TAG.into(),
+            options: options.into(),
+        }),
+        input: request.input.into(),
+    }
+}
+
+/// What ends a wrapper script: the command, or for a shell (no command) the login shell.
+fn then_command(argv: &[OsString]) -> &'static str {
+    if argv.is_empty() {
+        "exec \"${SHELL:-/bin/sh}\" -l"
+    } else {
+        "exec \"$@\""
+    }
+}
+
+/// `script` run by one `/bin/sh` that becomes the command: pid, argv and status stay its own.
+fn wrapped(script: String, argv: &[OsString]) -> Vec<OsString> {
+    let mut wrapped: Vec<OsString> = vec!["/bin/sh".into(), "-c".into(), script.into()];
+    wrapped.push("vmlane".into());
+    wrapped.extend(argv.iter().cloned());
+    wrapped
+}
+
+/// The guest setup commands, then the command. A failing setup command ends the run with
+/// 125, as vmlane's own failures do.
+fn with_guest_setup(setup: &[String], argv: &[OsString]) -> Vec<OsString> {
+    if setup.is_empty() {
+        return argv.to_vec();
+    }
+    let mut script = String::new();
+    for command in setup {
+        let shown = quote(Path::new(&format!("vmlane: guest setup failed: {command}")));
+        script.push_str(&format!(
+            "{{ {command}\n}} || {{ echo {shown} \"(exit $?)\" >&2; exit 125; }}\n"
+        ));
+    }
+    script.push_str(then_command(argv));
+    wrapped(script, argv)
+}
+
+/// Brings up the guest's loopback and NIC with the host's `ip`, then becomes the command.
+/// The guest init sets up no network, and in-kernel `ip=` autoconfiguration is built into
+/// none of the kernels vmlane boots; where it is, it runs before init loads the NIC's module.
+fn with_network(ip: &Path, argv: &[OsString]) -> Vec<OsString> {
+    let ip = quote(ip);
+    let script = format!(
+        "{ip} link set lo up && {ip} link set eth0 up && \
+         {ip} address add {GUEST_ADDRESS}/24 dev eth0 && \
+         {ip} route add default via {HOST_ADDRESS} || \
+         {{ echo 'vmlane: failed to set up the guest network (--net user)' >&2; exit 125; }}; \
+         {}",
+        then_command(argv)
+    );
+    wrapped(script, argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake;
+    use crate::kernel::{fake::linux, KernelTraits};
+    use vmlane_qemu::HostKvm;
+
+    const MINIMAL: &str = "CONFIG_VIRTIO_MMIO=y\nCONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y\nCONFIG_9P_FS=y\nCONFIG_NET_9P_VIRTIO=y\nCONFIG_VIRTIO_FS=y\nCONFIG_VIRTIO_NET=y\n";
+    const DISTRO: &str = "CONFIG_VIRTIO_MMIO=m\n# CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is not set\n";
+    /// Debian's generic kernel: everything a module, virtio-fs included.
+    const DISTRO_MODULES: &[(&str, bool)] = &[
+        ("virtio_pci", false),
+        ("virtio_console", false),
+        ("overlay", false),
+        ("9p", false),
+        ("9pnet_virtio", false),
+        ("virtiofs", false),
+        ("virtio_net", false),
+        ("virtio_blk", false),
+        ("zfs", false),
+    ];
+
+    fn traits(kernel: &crate::kernel::GuestKernel) -> &LinuxKernel {
+        match &kernel.traits {
+            KernelTraits::Linux(traits) => traits,
+            KernelTraits::FreeBsd(_) => unreachable!(),
+        }
+    }
+
+    fn request() -> Request {
+        Request::new(vec!["true".into()], "/work".into())
+    }
+
+    fn planned(
+        request: &Request,
+        kernel: crate::kernel::GuestKernel,
+        kvm: HostKvm,
+    ) -> super::super::Plan {
+        super::super::plan(request, kernel, &fake::host(kvm), "t").unwrap()
+    }
+
+    #[test]
+    fn kernels_with_command_line_mmio_devices_get_microvm() {
+        let minimal = linux(MINIMAL, None);
+        let distro = linux(DISTRO, None);
+        let choose = |choice, numa, kernel| choose_machine(choice, numa, traits(kernel));
+        assert_eq!(
+            choose(MachineChoice::Auto, false, &minimal).unwrap(),
+            MachineKind::Microvm
+        );
+        assert_eq!(
+            choose(MachineChoice::Q35, false, &minimal).unwrap(),
+            MachineKind::Q35
+        );
+        assert_eq!(
+            choose(MachineChoice::Auto, false, &distro).unwrap(),
+            MachineKind::Q35
+        );
+        assert_eq!(
+            choose(MachineChoice::Microvm, false, &distro).unwrap(),
+            MachineKind::Microvm
+        );
+    }
+
+    #[test]
+    fn numa_nodes_need_q35() {
+        let minimal = linux(MINIMAL, None);
+        assert_eq!(
+            choose_machine(MachineChoice::Auto, true, traits(&minimal)).unwrap(),
+            MachineKind::Q35
+        );
+        let error = choose_machine(MachineChoice::Microvm, true, traits(&minimal)).unwrap_err();
+        assert!(error.to_string().contains("--machine q35"), "{error}");
+    }
+
+    #[test]
+    fn microvm_under_tcg_shares_over_9p_and_refuses_virtiofs() {
+        let minimal = linux(MINIMAL, None);
+        let (t, k) = (traits(&minimal), &minimal.kernel);
+        let microvm = MachineKind::Microvm;
+        assert_eq!(
+            choose_share(ShareKind::Auto, t, k, true, microvm, AccelChoice::Tcg).unwrap(),
+            ShareTransport::NineP
+        );
+        let error = choose_share(ShareKind::VirtioFs, t, k, true, microvm, AccelChoice::Tcg)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("microvm"), "{error}");
+        assert_eq!(
+            choose_share(ShareKind::Auto, t, k, true, microvm, AccelChoice::Kvm).unwrap(),
+            ShareTransport::VirtioFs
+        );
+        let error = choose_share(ShareKind::VirtioFs, t, k, false, microvm, AccelChoice::Kvm)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no virtiofsd is installed"), "{error}");
+    }
+
+    #[test]
+    fn module_only_support_without_modules_does_not_count() {
+        let kernel = linux(
+            "CONFIG_9P_FS=m\nCONFIG_NET_9P_VIRTIO=m\nCONFIG_VIRTIO_FS=m\n",
+            None,
+        );
+        let error = choose_share(
+            ShareKind::Auto,
+            traits(&kernel),
+            &kernel.kernel,
+            true,
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("neither 9p nor virtio-fs"), "{error}");
+        let error = choose_share(
+            ShareKind::NineP,
+            traits(&kernel),
+            &kernel.kernel,
+            true,
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("has no 9p support; try --share virtiofs"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_distro_kernel_gets_q35_virtiofs_and_exactly_the_modules_its_devices_need() {
+        let kernel = linux(DISTRO, Some(DISTRO_MODULES));
+        let mut asked = request();
+        asked.disks = vec![vmlane_spec::DiskSpec::Scratch { bytes: 1 << 20 }];
+        asked.linux.modules = vec!["zfs".into()];
+        let plan = planned(&asked, kernel, HostKvm::Pvm);
+        assert_eq!(plan.vm.machine, MachineKind::Q35);
+        assert_eq!(plan.vm.accel, AccelChoice::Tcg);
+        assert!(plan
+            .vm
+            .accel_notice
+            .as_deref()
+            .is_some_and(|n| n.contains("kvm_pvm")));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(guest.share, ShareTransport::VirtioFs);
+        assert_eq!(
+            guest.modules,
+            [
+                "virtio_pci",
+                "virtio_console",
+                "overlay",
+                "virtio_blk",
+                "virtiofs",
+                "zfs"
+            ]
+        );
+        assert!(
+            plan.vm.cmdline.contains("tsc_early_khz=2445404"),
+            "{}",
+            plan.vm.cmdline
+        );
+        assert_eq!(guest.run.share.as_ref().unwrap().fstype, "virtiofs");
+    }
+
+    #[test]
+    fn a_module_the_kernel_lacks_is_refused_naming_where_it_looked() {
+        let mut asked = request();
+        asked.linux.modules = vec!["nosuch".into()];
+        let error = super::super::plan(
+            &asked,
+            linux(DISTRO, Some(DISTRO_MODULES)),
+            &fake::host(HostKvm::Pvm),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("has no module `nosuch` in /lib/modules/6.1.0"),
+            "{error}"
+        );
+        let error =
+            super::super::plan(&asked, linux(MINIMAL, None), &fake::host(HostKvm::Pvm), "t")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("give one with --modules"), "{error}");
+    }
+
+    #[test]
+    fn the_network_needs_a_nic_driver_and_the_hosts_ip() {
+        let mut asked = request();
+        asked.network = Network::User { forwards: vec![] };
+        let no_nic = linux("CONFIG_9P_FS=y\nCONFIG_NET_9P_VIRTIO=y\n", None);
+        let error = super::super::plan(&asked, no_nic, &fake::host(HostKvm::Pvm), "t").unwrap_err();
+        assert!(error.to_string().contains("CONFIG_VIRTIO_NET"), "{error}");
+        let mut host = fake::host(HostKvm::Pvm);
+        host.ip = None;
+        let error = super::super::plan(&asked, linux(MINIMAL, None), &host, "t").unwrap_err();
+        assert!(error.to_string().contains("iproute2"), "{error}");
+        let plan = planned(&asked, linux(MINIMAL, None), HostKvm::Pvm);
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert!(guest.modules.contains(&"virtio_net".to_string()));
+        assert_eq!(guest.run.argv[..2], [b"/bin/sh".to_vec(), b"-c".to_vec()]);
+    }
+
+    #[test]
+    fn hardware_kvm_needs_no_tsc_hint_and_the_users_words_come_last() {
+        let mut asked = request();
+        asked.append = vec!["loglevel=7".into()];
+        let plan = planned(&asked, linux(MINIMAL, None), HostKvm::Hardware);
+        assert_eq!(plan.vm.accel, AccelChoice::Kvm);
+        assert!(plan.vm.accel_notice.is_none());
+        assert!(
+            !plan.vm.cmdline.contains("tsc_early_khz"),
+            "{}",
+            plan.vm.cmdline
+        );
+        assert!(
+            plan.vm.cmdline.ends_with(" loglevel=7"),
+            "{}",
+            plan.vm.cmdline
+        );
+    }
+
+    #[test]
+    fn the_guest_gets_vmlanes_environment_under_the_requests() {
+        let mut asked = request();
+        asked.env = vec![("PATH".into(), "/opt/bin".into()), ("A".into(), "b".into())];
+        let run = run_request(&asked, ShareTransport::NineP, None, None);
+        assert_eq!(
+            run.env,
+            [
+                b"HOME=/root".to_vec(),
+                b"TERM=linux".to_vec(),
+                b"PATH=/opt/bin".to_vec(),
+                b"A=b".to_vec()
+            ]
+        );
+        assert_eq!(run.cwd, b"/work");
+        assert_eq!(run.argv, [b"true".to_vec()]);
+        assert!(run.share.unwrap().options.contains("trans=virtio"));
+    }
+
+    #[test]
+    fn the_network_is_set_up_before_the_command_takes_over_with_its_argv() {
+        let argv: Vec<OsString> = vec!["printf".into(), "%s\n".into(), "a b".into()];
+        let wrapped = with_network(Path::new("/usr/sbin/ip"), &argv);
+        assert_eq!(wrapped[..2], ["/bin/sh", "-c"]);
+        let script = wrapped[2].to_string_lossy();
+        assert!(
+            script.contains("/usr/sbin/ip address add 10.0.2.15/24 dev eth0"),
+            "{script}"
+        );
+        assert!(
+            script.contains("route add default via 10.0.2.2"),
+            "{script}"
+        );
+        assert!(script.ends_with("exec \"$@\""), "{script}");
+        assert_eq!(wrapped[3..], ["vmlane", "printf", "%s\n", "a b"]);
+    }
+
+    #[test]
+    fn guest_setup_runs_before_the_command_or_the_login_shell() {
+        let argv: Vec<OsString> = vec!["printf".into(), "%s\n".into(), "a b".into()];
+        assert_eq!(with_guest_setup(&[], &argv), argv);
+        let setup = ["mount -t debugfs none /sys/kernel/debug".to_string()];
+        let wrapped = with_guest_setup(&setup, &argv);
+        assert_eq!(wrapped[..2], ["/bin/sh", "-c"]);
+        let script = wrapped[2].to_string_lossy();
+        assert!(
+            script.starts_with("{ mount -t debugfs none /sys/kernel/debug\n} || {"),
+            "{script}"
+        );
+        assert!(script.contains("exit 125; }"), "{script}");
+        assert!(script.ends_with("exec \"$@\""), "{script}");
+        assert_eq!(wrapped[3..], ["vmlane", "printf", "%s\n", "a b"]);
+        let shell = with_guest_setup(&setup, &[]);
+        assert!(shell[2]
+            .to_string_lossy()
+            .ends_with("exec \"${SHELL:-/bin/sh}\" -l"));
+        assert_eq!(shell.len(), 4);
+    }
+}

@@ -1,0 +1,105 @@
+//! The VM part of a plan, the same in kind for every guest OS, and what each OS's rules
+//! hand back to be put into it.
+
+use super::error::PlanError;
+use crate::host::Host;
+use std::path::PathBuf;
+use std::time::Duration;
+use vmlane_backend::Share;
+use vmlane_bhyve::BhyveBackend;
+use vmlane_qemu::{AccelChoice, MachineKind};
+use vmlane_spec::{DiskSpec, Network, NumaNode};
+
+/// The tag the host root is shared under, and mounted by, for every guest OS.
+pub(crate) const SHARE_TAG: &str = "vmlane-root";
+
+/// The VM: machine, resources, devices and the backend that runs it.
+#[derive(Debug)]
+pub struct VmPlan {
+    /// The VMM.
+    pub backend: BackendPlan,
+    /// The accelerator.
+    pub accel: AccelChoice,
+    /// Why `auto` fell back to a slow accelerator, for the user to hear once.
+    pub accel_notice: Option<String>,
+    /// The machine type.
+    pub machine: MachineKind,
+    /// Virtual CPUs.
+    pub cpus: u32,
+    /// Memory in MiB.
+    pub memory_mib: u32,
+    /// NUMA nodes (empty: one).
+    pub numa: Vec<NumaNode>,
+    /// The kernel command line (FreeBSD: its environment).
+    pub cmdline: String,
+    /// The host root shared with the guest, if it can be.
+    pub share: Option<Share>,
+    /// The request's disks, images as absolute paths; the guest's own disks come first.
+    pub disks: Vec<DiskSpec>,
+    /// Host ports to hold from staging until the VM starts, so a taken one fails early.
+    pub ports: Vec<PortUse>,
+    /// The guest's network.
+    pub network: Network,
+    /// The gdb stub's port.
+    pub gdb: Option<u16>,
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// Host commands to run before the VM starts, in `cwd`.
+    pub host_setup: Vec<String>,
+    /// The request's directory.
+    pub cwd: PathBuf,
+}
+
+/// The VMM that runs the VM.
+#[derive(Debug, Clone)]
+pub enum BackendPlan {
+    /// QEMU, with the virtiofsd that serves a virtio-fs share.
+    Qemu {
+        /// The QEMU program.
+        program: PathBuf,
+        /// The virtiofsd, if any.
+        virtiofsd: Option<PathBuf>,
+    },
+    /// bhyve on a FreeBSD host.
+    Bhyve(BhyveBackend),
+}
+
+/// A host port the VM will listen on, and the option that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortUse {
+    /// The port on 127.0.0.1.
+    pub port: u16,
+    /// The flag, for messages: `--gdb`, `--forward 8080:80`.
+    pub what: String,
+}
+
+/// What the rules of one guest OS decide.
+pub(super) struct Decided<Guest> {
+    pub(super) backend: BackendPlan,
+    pub(super) machine: MachineKind,
+    pub(super) cmdline: String,
+    pub(super) share: Option<Share>,
+    pub(super) guest: Guest,
+}
+
+impl<Guest> Decided<Guest> {
+    /// The same decisions with the guest part turned into `G`.
+    pub(super) fn map<G>(self, into: impl FnOnce(Guest) -> G) -> Decided<G> {
+        Decided {
+            backend: self.backend,
+            machine: self.machine,
+            cmdline: self.cmdline,
+            share: self.share,
+            guest: into(self.guest),
+        }
+    }
+}
+
+/// QEMU, as the host has it.
+pub(super) fn qemu(host: &Host) -> Result<BackendPlan, PlanError> {
+    let qemu = host.qemu.clone()?;
+    Ok(BackendPlan::Qemu {
+        program: qemu.path,
+        virtiofsd: host.virtiofsd.clone(),
+    })
+}
