@@ -155,6 +155,26 @@ fn a_fatal_trap_is_a_panic() {
 }
 
 #[test]
+fn a_fatal_trap_whose_report_never_ends_fails_the_run_without_a_timeout() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    let started = std::time::Instant::now();
+    let output = run_action(&sandbox, &kernel, "trap-hang", &[]);
+    assert_code(&kernel, &output, 125);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("vmlane: console: Fatal trap 12: page fault while in kernel mode"),
+        "the report is quoted: {stderr}"
+    );
+    assert!(stderr.contains("fault virtual address"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "ended by the panic grace, not a timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn a_kernel_waiting_at_mountroot_fails_at_once_with_the_mount_error() {
     let Some(kernel) = test_kernel() else { return };
     let sandbox = Sandbox::new();

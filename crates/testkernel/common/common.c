@@ -274,6 +274,13 @@ NOINLINE void vmlane_act(struct str token, struct str action, int debugger)
 		      "mountroot> ");
 		hang();
 	}
+	if (equals(action, "trap-hang")) {
+		/* How a stock kernel at its PVH entry under TCG sometimes stops: mid-report. */
+		print("Fatal trap 12: page fault while in kernel mode\n"
+		      "cpuid = 0; apic id = 00\n"
+		      "fault virtual address   = 0x0\n");
+		hang();
+	}
 	if (equals(action, "hang"))
 		hang();
 	if (equals(action, "flood"))
