@@ -242,12 +242,7 @@ fn a_guest_kernel_panic_fails_the_run_quoting_the_panic() {
 #[test]
 fn a_missing_kernel_is_a_clear_error_and_starts_no_vm() {
     let sandbox = Sandbox::new();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
-        .args(["run", "-k", "/nonexistent/bzImage", "--", "true"])
-        .current_dir(sandbox.work())
-        .env("XDG_RUNTIME_DIR", sandbox.runtime())
-        .output()
-        .unwrap();
+    let output = sandbox.run_image(std::path::Path::new("/nonexistent/bzImage"));
     assert_eq!(output.status.code(), Some(125));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("/nonexistent/bzImage"), "{stderr}");
@@ -259,15 +254,7 @@ fn a_file_that_is_not_a_kernel_is_a_clear_error_and_starts_no_vm() {
     let sandbox = Sandbox::new();
     let bogus = sandbox.work().join("bzImage");
     std::fs::write(&bogus, "this is a text file, not a kernel\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
-        .arg("run")
-        .arg("-k")
-        .arg(&bogus)
-        .args(["--", "true"])
-        .current_dir(sandbox.work())
-        .env("XDG_RUNTIME_DIR", sandbox.runtime())
-        .output()
-        .unwrap();
+    let output = sandbox.run_image(&bogus);
     assert_eq!(output.status.code(), Some(125));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("not a kernel"), "{stderr}");
@@ -434,30 +421,11 @@ fn a_truncated_kernel_is_refused_before_any_vm_starts() {
     let Some(kernel) = kernels().into_iter().find(|k| k.label == "debian-cloud") else {
         return;
     };
-    let vmlinuz = std::fs::read_dir(kernel.dir.join("boot"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinuz-")
-        })
-        .expect("a vmlinuz in the cached kernel");
     let sandbox = Sandbox::new();
     let truncated = sandbox.work().join("bzImage");
-    let whole = std::fs::read(&vmlinuz).unwrap();
+    let whole = std::fs::read(kernel.vmlinuz()).unwrap();
     std::fs::write(&truncated, &whole[..1 << 20]).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
-        .arg("run")
-        .arg("-k")
-        .arg(&truncated)
-        .args(["--", "true"])
-        .current_dir(sandbox.work())
-        .env("XDG_RUNTIME_DIR", sandbox.runtime())
-        .output()
-        .unwrap();
+    let output = sandbox.run_image(&truncated);
     assert_eq!(output.status.code(), Some(125));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("bzImage is truncated"), "{stderr}");

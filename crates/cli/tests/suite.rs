@@ -488,20 +488,8 @@ fn a_suite_boots_a_bare_kernel_image_with_the_modules_given_on_the_command_line(
     };
     let sandbox = Sandbox::new();
     // Alone, away from the cache, the image has no modules and cannot mount the share.
-    let boot = generic.dir.join("boot");
-    let vmlinuz = std::fs::read_dir(&boot)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinuz-")
-        })
-        .expect("a vmlinuz in the cached kernel");
     let image = sandbox.work().join("bzImage");
-    std::fs::copy(&vmlinuz, &image).unwrap();
+    std::fs::copy(generic.vmlinuz(), &image).unwrap();
     let release = generic
         .dir
         .file_name()

@@ -186,6 +186,21 @@ pub(crate) mod fake {
         }
     }
 
+    /// What a FIRECRACKER-style kernel has: devices from its command line, an MP table.
+    pub const FIRECRACKER: FreeBsdTraits = FreeBsdTraits {
+        virtio_mmio_cmdline: true,
+        mptable: true,
+        pvh: true,
+        p9fs: false,
+        symbols: true,
+    };
+
+    /// What a GENERIC-style kernel has: it needs ACPI and PCI.
+    pub const GENERIC: FreeBsdTraits = FreeBsdTraits {
+        virtio_mmio_cmdline: false,
+        ..FIRECRACKER
+    };
+
     /// A FreeBSD kernel with these traits whose stub entry needs `memory_needed` bytes.
     pub fn freebsd(traits: FreeBsdTraits, memory_needed: u64) -> GuestKernel {
         GuestKernel {

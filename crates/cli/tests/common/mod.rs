@@ -12,6 +12,23 @@ pub struct TestKernel {
     pub dir: PathBuf,
 }
 
+impl TestKernel {
+    /// The cached kernel's compressed image (`boot/vmlinuz-*`).
+    pub fn vmlinuz(&self) -> PathBuf {
+        std::fs::read_dir(self.dir.join("boot"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("vmlinuz-")
+            })
+            .expect("a vmlinuz in the cached kernel")
+    }
+}
+
 /// The kernels every end-to-end test runs against. Without them the tests say so and skip,
 /// unless `VMLANE_E2E_REQUIRED` is set (as in CI), where a missing kernel is a failure.
 pub fn kernels() -> Vec<TestKernel> {
@@ -139,6 +156,19 @@ impl Sandbox {
             .env("XDG_RUNTIME_DIR", self.runtime())
             .env_remove("VMLANE_KERNEL");
         command
+    }
+
+    /// `vmlane run -k IMAGE -- true` for a kernel file that must be refused before any VM.
+    pub fn run_image(&self, image: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_vmlane"))
+            .arg("run")
+            .arg("-k")
+            .arg(image)
+            .args(["--", "true"])
+            .current_dir(self.work())
+            .env("XDG_RUNTIME_DIR", self.runtime())
+            .output()
+            .unwrap()
     }
 
     pub fn run(&self, kernel: &TestKernel, extra: &[&str], argv: &[&str]) -> Output {

@@ -255,24 +255,9 @@ fn guest_env(request: &Request) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::host::fake;
-    use crate::kernel::fake::freebsd;
+    use crate::kernel::fake::{freebsd, FIRECRACKER, GENERIC};
     use crate::plan::GuestPlan;
     use vmlane_qemu::HostKvm;
-
-    const FIRECRACKER: FreeBsdTraits = FreeBsdTraits {
-        virtio_mmio_cmdline: true,
-        mptable: true,
-        pvh: true,
-        p9fs: false,
-        symbols: true,
-    };
-    const GENERIC: FreeBsdTraits = FreeBsdTraits {
-        virtio_mmio_cmdline: false,
-        mptable: true,
-        pvh: true,
-        p9fs: false,
-        symbols: true,
-    };
 
     fn request(argv: &[&str]) -> Request {
         Request::new(argv.iter().map(Into::into).collect(), "/work".into())

@@ -192,8 +192,7 @@ fn ports(request: &Request) -> Vec<PortUse> {
 mod tests {
     use super::*;
     use crate::host::fake;
-    use crate::kernel::fake::{freebsd, linux};
-    use vmlane_kernel::FreeBsdTraits;
+    use crate::kernel::fake::{freebsd, linux, FIRECRACKER};
     use vmlane_qemu::HostKvm;
     use vmlane_spec::{NumaNode, PortForward};
 
@@ -206,14 +205,6 @@ mod tests {
             .unwrap_err()
             .to_string()
     }
-
-    const FIRECRACKER: FreeBsdTraits = FreeBsdTraits {
-        virtio_mmio_cmdline: true,
-        mptable: true,
-        pvh: true,
-        p9fs: false,
-        symbols: true,
-    };
 
     #[test]
     fn the_kernel_decides_the_os_and_a_mismatch_is_refused_in_one_line() {
