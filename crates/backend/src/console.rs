@@ -45,6 +45,12 @@ impl ConsoleLog {
         })
     }
 
+    /// Empties the log for a second start of the VM, as if just created.
+    pub fn restart(&mut self) -> io::Result<()> {
+        *self = ConsoleLog::create(&self.path.clone())?;
+        Ok(())
+    }
+
     /// Where the log is.
     pub fn path(&self) -> &Path {
         &self.path

@@ -16,7 +16,7 @@ pub use machine::{
 };
 pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::{sweep_abandoned, RunDir};
-pub use session::{run_session, GuestChannel, Session, SessionError, Timings};
+pub use session::{run_session, GuestChannel, Session, SessionError, Snapshotting, Timings};
 pub use signals::StopSignals;
 
 pub use vmlane_spec::Outcome;

@@ -1,5 +1,5 @@
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How the host root reaches the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,11 @@ pub struct Machine {
     pub disks: Vec<Disk>,
     /// A private directory for the backend's own sockets and logs; removed after the run.
     pub run_dir: PathBuf,
+    /// Start from this saved VM (RAM and device state of a guest ready for its request)
+    /// instead of booting; the rest of the machine must be the one that was saved.
+    pub restore_from: Option<PathBuf>,
+    /// Where the backend offers control of the VM (QEMU: QMP), so the session can save it.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// A failure to start or control a VM.
@@ -110,6 +115,24 @@ pub enum BackendError {
         /// What it said.
         message: String,
     },
+    /// The backend cannot do this.
+    #[error("the {backend} backend cannot {what}")]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// What it was asked.
+        what: &'static str,
+    },
+    /// The VMM refused a control command.
+    #[error("{program} refused to {action}: {message}")]
+    Refused {
+        /// The program.
+        program: String,
+        /// What it was asked to do.
+        action: String,
+        /// What it said.
+        message: String,
+    },
     /// Anything else with an I/O cause.
     #[error("failed to {action}")]
     Io {
@@ -127,6 +150,11 @@ pub trait Backend {
     fn name(&self) -> &str;
     /// Starts the VM. The sockets in `machine` are already listening when this is called.
     fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError>;
+    /// What a saved guest of `machine` depends on, as named parts: a guest saved with other
+    /// parts cannot be restored into it. `None`: this backend cannot save guests.
+    fn snapshot_key(&self, _machine: &Machine) -> Option<Vec<(String, String)>> {
+        None
+    }
 }
 
 /// A started VM. Dropping it must end the VM and every helper it started.
@@ -138,4 +166,12 @@ pub trait RunningVm {
     fn try_wait(&mut self) -> io::Result<Option<String>>;
     /// Ends the VM now, and waits for it and its helpers to be gone.
     fn kill(&mut self);
+    /// Writes the whole VM (RAM and device state) to `to` and lets it run on; the machine's
+    /// `control_socket` must have been set.
+    fn save(&mut self, _to: &Path) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            backend: "this",
+            what: "save a running VM",
+        })
+    }
 }

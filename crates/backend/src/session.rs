@@ -11,7 +11,9 @@ use rustix::io::Errno;
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use vmlane_checks::golden::RESTORE_LINE;
 use vmlane_proto::{
     encode, DecodeError, Decoder, Frame, GuestMessage, HostMessage, Marker, RunRequest,
 };
@@ -35,6 +37,29 @@ pub enum GuestChannel {
     },
 }
 
+/// What the session does with saved guests.
+#[derive(Debug, Clone, Default)]
+pub enum Snapshotting {
+    /// Nothing: the guest boots and runs.
+    #[default]
+    Off,
+    /// The guest boots; once its init is ready for the request, the VM is saved to `state`
+    /// and the console so far to `console`, then it runs on. A save that fails leaves neither
+    /// file and the run goes on.
+    Save {
+        /// Where the VM's state goes.
+        state: PathBuf,
+        /// Where the console up to that point goes.
+        console: PathBuf,
+    },
+    /// The machine restores a guest saved that way; `console` is what it printed while it
+    /// booted, put at the head of this run's console log.
+    Restored {
+        /// The saved boot console.
+        console: Vec<u8>,
+    },
+}
+
 /// How long a kernel that printed its panic line may take to finish the report and reset
 /// before the run is ended anyway.
 const PANIC_GRACE: Duration = Duration::from_secs(3);
@@ -55,6 +80,8 @@ pub struct Session<'a> {
     pub console: &'a mut ConsoleLog,
     /// SIGINT/SIGTERM, already being caught.
     pub signals: &'a StopSignals,
+    /// Whether the guest is saved, or was.
+    pub snapshot: Snapshotting,
 }
 
 /// When each phase of the run was reached, measured from the start of the session.
@@ -75,6 +102,9 @@ pub enum SessionError {
     /// The VMM itself failed (bad arguments, unreadable kernel…); its own words.
     #[error("the VMM exited before the guest started: {0}")]
     VmmFailed(String),
+    /// A saved guest could not be restored; the VMM's words.
+    #[error("the saved guest could not be restored: {0}")]
+    RestoreFailed(String),
     /// The guest sent bytes that are not vmlane frames.
     #[error("the guest broke the vmlane protocol")]
     Protocol(#[source] DecodeError),
@@ -109,6 +139,18 @@ fn run_session_with_input(
     input_fd: BorrowedFd<'_>,
 ) -> Result<(Outcome, Timings), SessionError> {
     let started = Instant::now();
+    if let Snapshotting::Restored { console } = &session.snapshot {
+        let newline: &[u8] = if console.ends_with(b"\n") || console.is_empty() {
+            b""
+        } else {
+            b"\n"
+        };
+        let head = [console.as_slice(), newline, RESTORE_LINE.as_bytes(), b"\n"].concat();
+        session
+            .console
+            .write(&head)
+            .map_err(io_err("write the console log"))?;
+    }
     let console_listener = listen(&session.machine.console_socket)?;
     let port_listener = session
         .machine
@@ -116,15 +158,26 @@ fn run_session_with_input(
         .as_deref()
         .map(listen)
         .transpose()?;
-    let (outgoing, marked, debugger, input) = match session.channel {
+    let (requests, marked, debugger, input) = match session.channel {
         GuestChannel::Port(mut request) => {
             let input = HostInput::start(input_fd, &mut request.input)
                 .map_err(io_err("put the terminal in raw mode"))?;
-            (encode(&HostMessage::Run(request)), None, false, input)
+            let mut frames = encode(&prepare().map_err(io_err("read the host's entropy"))?);
+            frames.extend(encode(&HostMessage::Run(request)));
+            (frames, None, false, input)
         }
         GuestChannel::Console { token, debugger } => {
             (Vec::new(), Some(MarkedConsole::new(&token)), debugger, None)
         }
+    };
+    // A guest to be saved gets its request only after the save, or the saved one would
+    // already have it.
+    let restored = matches!(session.snapshot, Snapshotting::Restored { .. });
+    let (outgoing, held, save) = match session.snapshot {
+        Snapshotting::Save { state, console } => {
+            (Vec::new(), Some(requests), Some((state, console)))
+        }
+        _ => (requests, None, None),
     };
     let vm = backend.start(&session.machine)?;
     let mut run = Run {
@@ -137,6 +190,10 @@ fn run_session_with_input(
         console: None,
         port: None,
         outgoing,
+        held,
+        save,
+        restored,
+        heard_from_vm: false,
         decoder: Decoder::new(),
         marked,
         panic_deadline: None,
@@ -157,7 +214,28 @@ fn run_session_with_input(
     result.map(|outcome| (outcome, run.timings))
 }
 
+/// The clock and entropy every guest gets before its request.
+fn prepare() -> io::Result<HostMessage> {
+    let wall_clock_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut entropy = vec![0u8; 64];
+    let mut filled = 0;
+    while filled < entropy.len() {
+        filled += rustix::rand::getrandom(
+            &mut entropy[filled..],
+            rustix::rand::GetRandomFlags::empty(),
+        )?;
+    }
+    Ok(HostMessage::Prepare {
+        wall_clock_ns,
+        entropy,
+    })
+}
+
 fn listen(path: &std::path::Path) -> Result<UnixListener, SessionError> {
+    // A socket left by an earlier attempt in the same run directory.
+    let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path).map_err(io_err("listen on a socket in the run dir"))?;
     listener
         .set_nonblocking(true)
@@ -175,6 +253,14 @@ struct Run<'a, 'fd> {
     console: Option<UnixStream>,
     port: Option<UnixStream>,
     outgoing: Vec<u8>,
+    /// Frames for the guest held back until it has been saved.
+    held: Option<Vec<u8>>,
+    /// Where to save the ready guest: its state and its console so far.
+    save: Option<(PathBuf, PathBuf)>,
+    /// Whether the VM was restored from a saved guest.
+    restored: bool,
+    /// Whether the VM has sent anything, on the console or the port.
+    heard_from_vm: bool,
     decoder: Decoder,
     marked: Option<MarkedConsole>,
     panic_deadline: Option<Instant>,
@@ -394,6 +480,7 @@ impl Run<'_, '_> {
             }
             Err(e) => return Err(io_err("read the guest console")(e)),
         };
+        self.heard_from_vm = true;
         self.log
             .write(&buf[..n])
             .map_err(io_err("write the console log"))?;
@@ -543,7 +630,10 @@ impl Run<'_, '_> {
                 self.port = None;
                 return Ok(None);
             }
-            Ok(n) => self.decoder.push(&buf[..n]),
+            Ok(n) => {
+                self.heard_from_vm = true;
+                self.decoder.push(&buf[..n]);
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
                 return Ok(None)
             }
@@ -576,6 +666,7 @@ impl Run<'_, '_> {
                 self.mark(&format!("guest: {name}"));
             }
             GuestMessage::Mark { .. } => {}
+            GuestMessage::Ready => self.ready(),
             GuestMessage::Stdout(data) => {
                 if let Some(outcome) = forward(self.stdout, &data)? {
                     return Ok(Some(outcome));
@@ -597,8 +688,45 @@ impl Run<'_, '_> {
         Ok(None)
     }
 
+    /// The init waits for its request: save the VM first if asked, then let the request go.
+    /// A save that fails costs the run nothing but the time it took.
+    fn ready(&mut self) {
+        if let Some((state, console)) = self.save.take() {
+            // The console up to this point is the saved guest's boot.
+            self.drain_console();
+            let saved = self
+                .vm
+                .save(&state)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    std::fs::copy(self.log.path(), &console)
+                        .map(drop)
+                        .map_err(|e| format!("cannot keep the boot console: {e}"))
+                });
+            match saved {
+                Ok(()) => self.mark("guest saved"),
+                Err(why) => {
+                    let _ = std::fs::remove_file(&state);
+                    let _ = std::fs::remove_file(&console);
+                    self.mark(&format!("guest not saved: {why}"));
+                }
+            }
+        }
+        if let Some(frames) = self.held.take() {
+            self.outgoing.extend(frames);
+        }
+    }
+
     fn vm_exited(&mut self) -> Result<Outcome, SessionError> {
         let vmm_said = self.vm.try_wait().map_err(io_err("wait for the VMM"))?;
+        if self.restored
+            && !self.heard_from_vm
+            && !readable(self.port.as_ref())
+            && !readable(self.console.as_ref())
+        {
+            let said = vmm_said.unwrap_or_default();
+            return Err(SessionError::RestoreFailed(said.trim().to_string()));
+        }
         // Whatever the guest sent before it went down still counts.
         while readable(self.port.as_ref()) {
             if let Some(outcome) = self.read_port()? {

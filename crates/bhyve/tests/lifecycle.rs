@@ -119,6 +119,8 @@ fn fixture(bhyveload: &str, bhyve: &str) -> Fixture {
         share: None,
         disks: vec![Disk::throwaway(d.join("root.img"))],
         run_dir,
+        restore_from: None,
+        control_socket: None,
     };
     let listener = UnixListener::bind(&machine.console_socket).unwrap();
     let mut backend = BhyveBackend::with_programs(fakes().clone());

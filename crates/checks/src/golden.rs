@@ -20,13 +20,19 @@
 //!    `N MHz`, and the nanosecond figures of `sched_clock: Marking stable (…)->(…)`. Nothing
 //!    else that looks like a number is touched.
 //!
-//! A line's trailing `\r` is dropped. User substitutions (regex → replacement, `$1` for groups)
+//! A line's trailing `\r` is dropped, and the line vmlane writes where a restored guest's run
+//! begins ([`RESTORE_LINE`]) is left out, so cold and warm runs compare alike. User substitutions (regex → replacement, `$1` for groups)
 //! run after the built-in ones, in the order given, also line by line.
 
 use crate::error::{compile, Error};
 use regex::Regex;
 use similar::TextDiff;
 use std::sync::LazyLock;
+
+/// The line in a console log between the boot a saved guest kept and the run that restored
+/// it.
+pub const RESTORE_LINE: &str =
+    "vmlane: --- restored from a saved, ready guest: the run's own console starts here ---";
 
 /// Lines of unchanged context around each change in a diff.
 pub const DIFF_CONTEXT: usize = 3;
@@ -87,6 +93,9 @@ impl Normaliser {
         let mut out = String::with_capacity(log.len());
         for line in log.lines() {
             let mut line = line.trim_end_matches('\r').to_string();
+            if line == RESTORE_LINE {
+                continue;
+            }
             for (regex, with) in BUILT_IN.iter() {
                 line = regex.replace_all(&line, *with).into_owned();
             }
@@ -138,6 +147,14 @@ mod tests {
 
     fn norm(line: &str) -> String {
         Normaliser::new().normalise(line).trim_end().to_string()
+    }
+
+    #[test]
+    fn the_line_where_a_restored_run_begins_is_left_out() {
+        let cold = "[    0.1] Linux version 6.1\nhello\n";
+        let warm = format!("[    0.1] Linux version 6.1\n{RESTORE_LINE}\nhello\n");
+        let normaliser = Normaliser::new();
+        assert_eq!(normaliser.normalise(cold), normaliser.normalise(&warm));
     }
 
     #[test]

@@ -152,6 +152,10 @@ pub struct BootArgs {
     /// Extra kernel command-line arguments, appended after vmlane's own.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Vec<String>,
+    /// Boot the kernel even where a saved, ready guest of the same configuration could be
+    /// restored instead, and save none.
+    #[arg(long)]
+    pub cold: bool,
 }
 
 /// The options of one VM, the same for `vmlane run` and `vmlane shell`.

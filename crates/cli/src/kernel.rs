@@ -368,7 +368,11 @@ fn remove(names: &[String]) -> Result<i32> {
         if let Some(key) = name.rsplit('-').next().filter(|k| k.len() == 12) {
             let _ = std::fs::remove_dir_all(cache.join("builds").join(key));
         }
-        eprintln!("vmlane: removed {name}");
+        let saved = vmlane::snapshot::Snapshots::new(&cache).forget_kernel(&path);
+        match saved {
+            0 => eprintln!("vmlane: removed {name}"),
+            n => eprintln!("vmlane: removed {name} and its {n} saved guest(s)"),
+        }
     }
     Ok(0)
 }

@@ -70,6 +70,7 @@ pub fn test(args: TestArgs) -> Result<i32> {
                     results_dir: &results_dir,
                     boot: &args.boot,
                     bless: args.bless,
+                    shared_kernel: cases.iter().filter(|c| c.kernel == case.kernel).count() > 1,
                 };
                 let result = runner.run();
                 if result.status == Status::Interrupted {
@@ -123,6 +124,8 @@ struct CaseRunner<'a> {
     results_dir: &'a Path,
     boot: &'a BootArgs,
     bless: bool,
+    /// Other cases run on the same kernel: the first saves its ready guest for them.
+    shared_kernel: bool,
 }
 
 impl CaseRunner<'_> {
@@ -188,6 +191,8 @@ impl CaseRunner<'_> {
         request.disks = test.disks.clone();
         request.append = test.append.clone();
         request.profiles = test.profiles.clone();
+        request.cold = test.cold;
+        request.save_on_first_use = self.shared_kernel;
         self.boot.apply(&mut request);
         request
     }

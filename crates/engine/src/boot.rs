@@ -1,14 +1,18 @@
-//! Step 6, boot: the backend is built from the plan, the same way for every guest OS, and the
-//! one session loop runs the VM to its end.
+//! Step 6, boot: the backend is built from the plan, the same way for every guest OS; the run
+//! starts from a saved, ready guest where one matches, else it boots (and may save its ready
+//! guest for later runs); the one session loop runs the VM to its end.
 
+use crate::event::LaunchEvent;
+use crate::host::Host;
 use crate::plan::{BackendPlan, GuestPlan, Plan};
 use crate::result::Finished;
+use crate::snapshot::{Key, Saved, Snapshots, Start};
 use crate::stage::Staged;
 use crate::Error;
 use std::io::Write;
 use vmlane_backend::{
-    run_session, Backend, ConsoleLog, GuestChannel, Machine, Session, SessionError, StopSignals,
-    Timings,
+    run_session, Backend, ConsoleLog, GuestChannel, Machine, Session, SessionError, Snapshotting,
+    StopSignals, Timings,
 };
 use vmlane_qemu::QemuBackend;
 use vmlane_spec::Outcome;
@@ -26,8 +30,15 @@ pub struct Io<'a> {
     pub signals: &'a StopSignals,
 }
 
-/// Boots the staged VM and runs it to its end. The staged files go when this returns.
-pub fn boot(plan: &Plan, mut staged: Staged, io: Io<'_>) -> Result<Finished, Error> {
+/// Boots the staged VM, or restores it, and runs it to its end. The staged files go when
+/// this returns.
+pub fn boot(
+    plan: &Plan,
+    mut staged: Staged,
+    host: &Host,
+    mut io: Io<'_>,
+    events: &dyn Fn(LaunchEvent),
+) -> Result<Finished, Error> {
     if let Some(signal) = io.signals.received() {
         return Ok(Finished {
             outcome: Outcome::Interrupted(signal),
@@ -35,23 +46,128 @@ pub fn boot(plan: &Plan, mut staged: Staged, io: Io<'_>) -> Result<Finished, Err
         });
     }
     let backend = backend(&plan.vm.backend, plan);
-    let session = Session {
-        machine: machine(plan, &staged),
-        channel: channel(&plan.guest, &staged),
-        timeout: plan.vm.timeout,
-        stdout: io.stdout,
-        stderr: io.stderr,
-        console: io.console,
-        signals: io.signals,
+    let snapshots = Snapshots::new(&host.cache_dir);
+    let machine = machine(plan, &staged);
+    let key = backend.snapshot_key(&machine).map(|mut parts| {
+        let version = host.qemu.as_ref().ok().and_then(|q| q.version.clone());
+        parts.push(("QEMU version".into(), version.unwrap_or_default()));
+        Key::new(parts)
+    });
+    let start = match (&plan.vm.warm, &key) {
+        (Err(reason), _) => Start::Cold(reason.to_string()),
+        (Ok(()), None) => Start::Cold("this backend cannot save guests".into()),
+        (Ok(()), Some(key)) => snapshots.decide(key, plan.vm.save_on_first_use),
     };
+    events(LaunchEvent::Detail(start.describe()));
     // Held until now, so a taken port failed the run before it booted.
     staged.ports.clear();
-    let result = run_session(backend.as_ref(), session);
+    let booter = Booter {
+        backend: &*backend,
+        plan,
+        staged: &staged,
+        snapshots: &snapshots,
+        key: key.as_ref(),
+    };
+    let ended = match start {
+        Start::Warm(saved) => match booter.restore(machine.clone(), &saved, &mut io) {
+            Err(SessionError::RestoreFailed(why)) => {
+                snapshots.discard(&saved);
+                events(LaunchEvent::Notice(format!(
+                    "the saved guest for this configuration could not be restored ({why}); it was deleted and this run boots"
+                )));
+                io.console.restart().map_err(|source| Error::ConsoleLog {
+                    path: io.console.path().to_path_buf(),
+                    source,
+                })?;
+                // Saved again, to replace it.
+                let replace = key.as_ref().map_or(Start::Cold(String::new()), |key| {
+                    snapshots.decide(key, true)
+                });
+                booter.cold(machine, replace, &mut io)
+            }
+            other => other,
+        },
+        cold => booter.cold(machine, cold, &mut io),
+    };
     drop(staged);
-    match result {
+    match ended {
         Ok((outcome, timings)) => Ok(Finished { outcome, timings }),
         Err(SessionError::Backend(error)) => Err(Error::Backend(error)),
         Err(error) => Err(Error::Session(error)),
+    }
+}
+
+/// What every start of this run's VM shares.
+struct Booter<'a> {
+    backend: &'a dyn Backend,
+    plan: &'a Plan,
+    staged: &'a Staged,
+    snapshots: &'a Snapshots,
+    key: Option<&'a Key>,
+}
+
+impl Booter<'_> {
+    /// Starts from a saved guest; its boot console heads the log.
+    fn restore(
+        &self,
+        machine: Machine,
+        saved: &Saved,
+        io: &mut Io<'_>,
+    ) -> Result<(Outcome, Timings), SessionError> {
+        let restored = Machine {
+            restore_from: Some(saved.state.clone()),
+            ..machine
+        };
+        let snapshot = Snapshotting::Restored {
+            console: saved.console.clone(),
+        };
+        self.session(restored, snapshot, io)
+    }
+
+    /// Boots, saving the ready guest when `start` says so; only a complete save is kept.
+    fn cold(
+        &self,
+        machine: Machine,
+        start: Start,
+        io: &mut Io<'_>,
+    ) -> Result<(Outcome, Timings), SessionError> {
+        let (Start::ColdSaving(pending, _), Some(key)) = (start, self.key) else {
+            return self.session(machine, Snapshotting::Off, io);
+        };
+        let saving = Machine {
+            control_socket: Some(self.staged.run_dir.join("qmp.sock")),
+            ..machine
+        };
+        let snapshot = Snapshotting::Save {
+            state: pending.state.clone(),
+            console: pending.console.clone(),
+        };
+        let ended = self.session(saving, snapshot, io);
+        if pending.state.is_file() && pending.console.is_file() {
+            let _ = self.snapshots.commit(pending, key);
+        } else {
+            self.snapshots.abandon(pending);
+        }
+        ended
+    }
+
+    fn session(
+        &self,
+        machine: Machine,
+        snapshot: Snapshotting,
+        io: &mut Io<'_>,
+    ) -> Result<(Outcome, Timings), SessionError> {
+        let session = Session {
+            machine,
+            channel: channel(&self.plan.guest, self.staged),
+            timeout: self.plan.vm.timeout,
+            stdout: &mut *io.stdout,
+            stderr: &mut *io.stderr,
+            console: &mut *io.console,
+            signals: io.signals,
+            snapshot,
+        };
+        run_session(self.backend, session)
     }
 }
 
@@ -84,6 +200,8 @@ fn machine(plan: &Plan, staged: &Staged) -> Machine {
         share: plan.vm.share.clone(),
         disks: staged.disks.clone(),
         run_dir: staged.run_dir.path().to_path_buf(),
+        restore_from: None,
+        control_socket: None,
     }
 }
 

@@ -50,7 +50,7 @@ pub fn launch(
         });
     }
     // 6. Boot: the backend built from the plan, the session run to its end.
-    boot::boot(&plan, staged, io)
+    boot::boot(&plan, staged, host, io, events)
 }
 
 /// [`launch`] with stdout and stderr kept in memory and the console written to

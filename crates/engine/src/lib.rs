@@ -24,6 +24,7 @@ pub mod launch;
 pub mod plan;
 pub mod request;
 pub mod result;
+pub mod snapshot;
 pub mod stage;
 
 pub use api::{Run, RunResult};

@@ -316,7 +316,7 @@ impl Relay<'_> {
                         let _ = pty::set_window_size(master, size);
                     }
                 }
-                HostMessage::Run(_) => {
+                HostMessage::Run(_) | HostMessage::Prepare { .. } => {
                     return Err(Failure::new(
                         "relay the host's input",
                         "the host sent a second run request",

@@ -3,6 +3,7 @@
 
 mod command;
 mod console;
+mod fresh;
 mod modules;
 mod mounts;
 mod port;
@@ -39,16 +40,35 @@ fn run(port_slot: &mut Option<Port>) -> Result<(), Failure> {
             boot_ns,
         })?;
     }
-    let HostMessage::Run(request) = port.receive()? else {
-        return Err(Failure::new(
-            "read the run request",
-            "the host sent input before the request",
-        ));
-    };
+    port.send(&GuestMessage::Ready)?;
+    let request = receive_request(port)?;
     mounts::enter_root(&request)?;
     port.mark("root ready")?;
     let status = command::run(&request, port)?;
     port.send(&GuestMessage::Exit(status))?;
     port.wait_for_host_to_hang_up();
     Ok(())
+}
+
+/// The host's request, after the clock and entropy it sends first: a guest restored from a
+/// snapshot resumes here.
+fn receive_request(port: &mut Port) -> Result<vmlane_proto::RunRequest, Failure> {
+    loop {
+        match port.receive()? {
+            HostMessage::Prepare {
+                wall_clock_ns,
+                entropy,
+            } => {
+                fresh::set_wall_clock(wall_clock_ns)?;
+                fresh::reseed(&entropy)?;
+            }
+            HostMessage::Run(request) => return Ok(request),
+            _ => {
+                return Err(Failure::new(
+                    "read the run request",
+                    "the host sent input before the request",
+                ))
+            }
+        }
+    }
 }

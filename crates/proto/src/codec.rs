@@ -1,4 +1,6 @@
-use crate::message::{GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize};
+use crate::message::{
+    GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize, MAX_ENTROPY,
+};
 use vmlane_spec::GuestStatus;
 
 /// The largest frame payload either side accepts. Output is sent in chunks well below it.
@@ -10,11 +12,13 @@ const KIND_RUN: u8 = 1;
 const KIND_STDIN: u8 = 2;
 const KIND_STDIN_CLOSED: u8 = 3;
 const KIND_WINDOW_SIZE: u8 = 4;
+const KIND_PREPARE: u8 = 5;
 const KIND_MARK: u8 = 16;
 const KIND_STDOUT: u8 = 17;
 const KIND_STDERR: u8 = 18;
 const KIND_EXIT: u8 = 19;
 const KIND_FAILED: u8 = 20;
+const KIND_READY: u8 = 21;
 
 const STATUS_EXITED: u8 = 0;
 const STATUS_SIGNALED: u8 = 1;
@@ -242,6 +246,14 @@ impl<'a> Reader<'a> {
 impl Frame for HostMessage {
     fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
+            HostMessage::Prepare {
+                wall_clock_ns,
+                entropy,
+            } => {
+                Writer::frame(out, KIND_PREPARE)
+                    .u64(*wall_clock_ns)
+                    .bytes(entropy);
+            }
             HostMessage::Run(run) => encode_run(run, out),
             HostMessage::Stdin(data) => {
                 Writer::frame(out, KIND_STDIN).out.extend_from_slice(data);
@@ -258,6 +270,17 @@ impl Frame for HostMessage {
     fn decode(kind: u8, payload: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader { rest: payload };
         let message = match kind {
+            KIND_PREPARE => {
+                let wall_clock_ns = r.u64()?;
+                let entropy = r.bytes()?;
+                if entropy.len() > MAX_ENTROPY {
+                    return Err(DecodeError::Malformed("more entropy than a guest takes"));
+                }
+                HostMessage::Prepare {
+                    wall_clock_ns,
+                    entropy,
+                }
+            }
             KIND_RUN => return decode_run(r),
             KIND_STDIN => return Ok(HostMessage::Stdin(payload.to_vec())),
             KIND_STDIN_CLOSED => HostMessage::StdinClosed,
@@ -333,6 +356,9 @@ impl Frame for GuestMessage {
                     .bytes(name.as_bytes())
                     .u64(*boot_ns);
             }
+            GuestMessage::Ready => {
+                Writer::frame(out, KIND_READY);
+            }
             GuestMessage::Stdout(data) => {
                 Writer::frame(out, KIND_STDOUT).out.extend_from_slice(data);
             }
@@ -363,6 +389,7 @@ impl Frame for GuestMessage {
                 name: r.string()?,
                 boot_ns: r.u64()?,
             },
+            KIND_READY => GuestMessage::Ready,
             KIND_STDOUT => return Ok(GuestMessage::Stdout(payload.to_vec())),
             KIND_STDERR => return Ok(GuestMessage::Stderr(payload.to_vec())),
             KIND_EXIT => {
@@ -414,6 +441,7 @@ mod tests {
             name: "modules loaded".into(),
             boot_ns: 123,
         });
+        roundtrip(GuestMessage::Ready);
         roundtrip(GuestMessage::Stdout(vec![0, 255, b'\n']));
         roundtrip(GuestMessage::Stderr(Vec::new()));
         roundtrip(GuestMessage::Exit(GuestStatus::Exited(7)));
@@ -468,6 +496,32 @@ mod tests {
             rows: 50,
             cols: 132,
         }));
+        roundtrip(HostMessage::Prepare {
+            wall_clock_ns: 1_796_405_203_000_000_000,
+            entropy: vec![7; 64],
+        });
+    }
+
+    #[test]
+    fn a_guest_is_never_handed_more_entropy_than_it_takes() {
+        let mut frame = encode(&HostMessage::Prepare {
+            wall_clock_ns: 0,
+            entropy: vec![0; MAX_ENTROPY + 1],
+        });
+        let mut decoder = Decoder::new();
+        decoder.push(&frame);
+        assert!(matches!(
+            decoder.next_message::<HostMessage>(),
+            Err(DecodeError::Malformed(_))
+        ));
+        // A length field that claims more than the frame holds.
+        frame.truncate(HEADER + 8 + 4);
+        let len = (frame.len() - HEADER) as u32;
+        frame[1..HEADER].copy_from_slice(&len.to_le_bytes());
+        frame[HEADER + 8..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut decoder = Decoder::new();
+        decoder.push(&frame);
+        assert!(decoder.next_message::<HostMessage>().is_err());
     }
 
     #[test]

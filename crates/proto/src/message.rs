@@ -61,9 +61,21 @@ pub struct RunRequest {
     pub input: Input,
 }
 
+/// Most entropy a [`HostMessage::Prepare`] carries; the guest needs 32 bytes to reseed.
+pub const MAX_ENTROPY: usize = 512;
+
 /// A message from the host to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMessage {
+    /// Sent before [`HostMessage::Run`]: what a guest restored from a snapshot would otherwise
+    /// have from the moment the snapshot was taken.
+    Prepare {
+        /// The host's wall clock, nanoseconds since the Unix epoch.
+        wall_clock_ns: u64,
+        /// Fresh random bytes to mix into the guest's generator before it reseeds, so two
+        /// runs restored from one snapshot never share their random numbers.
+        entropy: Vec<u8>,
+    },
     /// Run this command.
     Run(RunRequest),
     /// Bytes for the command's standard input (pipe or terminal).
@@ -84,6 +96,8 @@ pub enum GuestMessage {
         /// Nanoseconds since boot.
         boot_ns: u64,
     },
+    /// The init waits for its request: a VM saved now restores to a guest ready to run one.
+    Ready,
     /// Bytes the command wrote to its standard output.
     Stdout(Vec<u8>),
     /// Bytes the command wrote to its standard error.

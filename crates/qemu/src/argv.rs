@@ -412,6 +412,8 @@ mod tests {
             }),
             disks: Vec::new(),
             run_dir: PathBuf::from("/run/x"),
+            restore_from: None,
+            control_socket: None,
         }
     }
 

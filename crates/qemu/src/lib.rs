@@ -7,6 +7,8 @@ mod argv;
 mod freebsd;
 mod machine;
 mod process;
+mod qmp;
+mod snapshot;
 mod tsc;
 mod version;
 mod virtiofsd;
@@ -74,11 +76,24 @@ impl Backend for QemuBackend {
             }
             _ => None,
         };
+        let mut args = self.vm_args(machine);
+        args.extend(snapshot::control_args(machine));
+        let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;
+        Ok(Box::new(vm))
+    }
+
+    fn snapshot_key(&self, machine: &Machine) -> Option<Vec<(String, String)>> {
+        Some(snapshot::key(&self.qemu, machine, &self.vm_args(machine)))
+    }
+}
+
+impl QemuBackend {
+    /// Everything that makes the VM what it is, without how it is started or controlled.
+    fn vm_args(&self, machine: &Machine) -> Vec<std::ffi::OsString> {
         let mut args = qemu_args_numa(machine, self.machine, self.accel, &self.numa);
         args.extend(network_args(&self.network, self.machine));
         args.extend(gdb_args(self.gdb));
-        let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;
-        Ok(Box::new(vm))
+        args
     }
 }
 

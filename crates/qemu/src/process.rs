@@ -1,5 +1,6 @@
 //! QEMU as a child process that cannot outlive vmlane.
 
+use crate::qmp::Qmp;
 use crate::virtiofsd::Virtiofsd;
 use rustix::process::{Pid, PidfdFlags, Signal};
 use std::ffi::OsString;
@@ -25,6 +26,8 @@ pub struct QemuVm {
     stderr_log: PathBuf,
     virtiofsd: Option<Virtiofsd>,
     exited: bool,
+    /// The QMP socket, when the VM may be saved.
+    control: Option<PathBuf>,
 }
 
 impl QemuVm {
@@ -64,6 +67,7 @@ impl QemuVm {
             stderr_log,
             virtiofsd,
             exited: false,
+            control: machine.control_socket.clone(),
         })
     }
 
@@ -117,6 +121,22 @@ impl RunningVm for QemuVm {
             self.exited = true;
         }
         self.stop_helpers();
+    }
+
+    fn save(&mut self, to: &Path) -> Result<(), BackendError> {
+        let refused = |source: io::Error| BackendError::Refused {
+            program: "QEMU".into(),
+            action: format!("save the VM to {}", to.display()),
+            message: source.to_string(),
+        };
+        let Some(socket) = &self.control else {
+            return Err(BackendError::Unsupported {
+                backend: "qemu",
+                what: "save a VM started without a QMP socket",
+            });
+        };
+        let mut qmp = Qmp::connect(socket).map_err(refused)?;
+        crate::qmp::save(&mut qmp, to).map_err(refused)
     }
 }
 

@@ -167,6 +167,7 @@ fn resolve(
         append: raw.append,
         disks,
         profiles,
+        cold: raw.cold,
         expect,
     })
 }
@@ -254,6 +255,7 @@ expect.ktap = "stdout"
 [[test]]
 name = "tsc-panic"
 command = "echo c > /proc/sysrq-trigger"
+cold = true
 expect.splats = [{ kind = "panic", contains = "sysrq" }]
 expect.golden = "golden/tsc.log"
 expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
@@ -302,6 +304,7 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
         let panic = &suite.tests[1];
         assert_eq!(panic.kernels, ["6.1"], "the default");
         assert_eq!(panic.profiles, ["debug"], "the default");
+        assert!(panic.cold && !probe.cold);
         assert_eq!(panic.argv, ["sh", "-c", "echo c > /proc/sysrq-trigger"]);
         assert_eq!(
             panic.expect.splats,

@@ -56,6 +56,8 @@ pub(crate) struct RawTest {
     #[serde(default)]
     pub profiles: Vec<String>,
     #[serde(default)]
+    pub cold: bool,
+    #[serde(default)]
     pub expect: Expectations,
 }
 
@@ -107,6 +109,9 @@ pub struct Test {
     /// engine. Paths (with a `/` or ending in `.toml`) are already made absolute against the
     /// suite file's directory; bare names are looked up as `--profile` does.
     pub profiles: Vec<String>,
+    /// Always booted, never restored from a saved guest: for tests that must see a boot of
+    /// their own.
+    pub cold: bool,
     /// What must hold afterwards.
     pub expect: Expectations,
 }

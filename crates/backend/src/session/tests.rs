@@ -20,6 +20,10 @@ struct Script {
     /// After the request, echo input as stdout, report sizes as `[ROWSxCOLS]`, and exit 3 at
     /// the end of input or a Ctrl-D.
     echo_input: bool,
+    /// Port bytes sent before waiting for the request (a `Ready` frame).
+    before_request: Vec<u8>,
+    /// The "VM" exits at once without a word, as QEMU does when it cannot restore a guest.
+    dies_at_start: bool,
 }
 
 struct FakeBackend {
@@ -30,6 +34,8 @@ struct FakeBackend {
 struct FakeVm {
     exit_read: OwnedFd,
     exited: Arc<Mutex<bool>>,
+    /// What the guest had received from the host when it was saved.
+    request: Arc<Mutex<Vec<u8>>>,
 }
 
 fn pipe() -> (OwnedFd, OwnedFd) {
@@ -46,6 +52,15 @@ impl Backend for FakeBackend {
         let exited = Arc::new(Mutex::new(false));
         let (script, request, machine) =
             (self.script.clone(), self.request.clone(), machine.clone());
+        let vm_request = request.clone();
+        if script.dies_at_start {
+            std::fs::File::from(exit_write).write_all(b"x").unwrap();
+            return Ok(Box::new(FakeVm {
+                exit_read,
+                exited,
+                request: vm_request,
+            }));
+        }
         std::thread::spawn(move || {
             let mut console = UnixStream::connect(&machine.console_socket).unwrap();
             console.write_all(&script.console).unwrap();
@@ -62,12 +77,15 @@ impl Backend for FakeBackend {
             let mut port = UnixStream::connect(port_socket).unwrap();
             let mut decoder = Decoder::new();
             let mut buf = [0u8; 4096];
-            loop {
+            let _ = port.write_all(&script.before_request);
+            'request: loop {
                 let n = port.read(&mut buf).unwrap();
                 request.lock().unwrap().extend_from_slice(&buf[..n]);
                 decoder.push(&buf[..n]);
-                if decoder.next_message::<HostMessage>().unwrap().is_some() {
-                    break;
+                while let Some(message) = decoder.next_message::<HostMessage>().unwrap() {
+                    if matches!(message, HostMessage::Run(_)) {
+                        break 'request;
+                    }
                 }
             }
             let _ = port.write_all(&script.port);
@@ -83,7 +101,11 @@ impl Backend for FakeBackend {
                 std::thread::sleep(Duration::from_secs(30));
             }
         });
-        Ok(Box::new(FakeVm { exit_read, exited }))
+        Ok(Box::new(FakeVm {
+            exit_read,
+            exited,
+            request: vm_request,
+        }))
     }
 }
 
@@ -102,7 +124,9 @@ fn echo_input(port: &mut UnixStream, decoder: &mut Decoder) {
                     false,
                 ),
                 HostMessage::StdinClosed => (GuestMessage::Stdout(b"[closed]".to_vec()), true),
-                HostMessage::Run(_) => panic!("a second run request"),
+                HostMessage::Run(_) | HostMessage::Prepare { .. } => {
+                    panic!("a second run request")
+                }
             };
             port.write_all(&encode(&reply)).unwrap();
             if last {
@@ -131,6 +155,12 @@ impl RunningVm for FakeVm {
     fn kill(&mut self) {
         *self.exited.lock().unwrap() = true;
     }
+
+    fn save(&mut self, to: &std::path::Path) -> Result<(), BackendError> {
+        let received = self.request.lock().unwrap().len();
+        std::fs::write(to, format!("state; {received} bytes received")).unwrap();
+        Ok(())
+    }
 }
 
 struct Ran {
@@ -138,6 +168,7 @@ struct Ran {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     request: Vec<u8>,
+    console_log: String,
 }
 
 fn run(script: Script, timeout: Option<Duration>) -> Ran {
@@ -171,12 +202,40 @@ fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) ->
     run_reading(script, timeout, channel, io::stdin().as_fd())
 }
 
+/// A run of `true` that saves or restores a guest.
+fn run_snapshot(script: Script, snapshot: Snapshotting) -> Ran {
+    let request = RunRequest {
+        argv: vec![b"true".to_vec()],
+        env: vec![],
+        cwd: b"/".to_vec(),
+        share: None,
+        input: Input::Null,
+    };
+    run_session_in(
+        script,
+        Some(Duration::from_secs(20)),
+        GuestChannel::Port(request),
+        io::stdin().as_fd(),
+        snapshot,
+    )
+}
+
 /// A run whose command reads the host's input from `input_fd`.
 fn run_reading(
     script: Script,
     timeout: Option<Duration>,
     channel: GuestChannel,
     input_fd: BorrowedFd<'_>,
+) -> Ran {
+    run_session_in(script, timeout, channel, input_fd, Snapshotting::Off)
+}
+
+fn run_session_in(
+    script: Script,
+    timeout: Option<Duration>,
+    channel: GuestChannel,
+    input_fd: BorrowedFd<'_>,
+    snapshot: Snapshotting,
 ) -> Ran {
     let console_channel = matches!(channel, GuestChannel::Console { .. });
     let dir = tempfile::tempdir().unwrap();
@@ -192,6 +251,8 @@ fn run_reading(
         share: None,
         disks: Vec::new(),
         run_dir: dir.path().to_path_buf(),
+        restore_from: None,
+        control_socket: None,
     };
     let backend = FakeBackend {
         script,
@@ -210,15 +271,18 @@ fn run_reading(
             stderr: &mut stderr,
             console: &mut console,
             signals: &signals,
+            snapshot,
         },
         input_fd,
     );
     let request = backend.request.lock().unwrap().clone();
+    drop(console);
     Ran {
         result,
         stdout,
         stderr,
         request,
+        console_log: std::fs::read_to_string(dir.path().join("console.log")).unwrap(),
     }
 }
 
@@ -329,6 +393,74 @@ fn an_init_that_never_reached_the_port_fails_the_run_with_the_step_it_named() {
             step: "find the host port".into(),
             message: "no virtio port named vmlane.0 appeared within 10s".into()
         }
+    );
+}
+
+#[test]
+fn a_ready_guest_is_saved_before_it_gets_its_request_and_then_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, console) = (dir.path().join("state"), dir.path().join("console"));
+    let ran = run_snapshot(
+        Script {
+            console: b"booted\n".to_vec(),
+            before_request: frames(&[GuestMessage::Ready]),
+            port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
+            ..Script::default()
+        },
+        Snapshotting::Save {
+            state: state.clone(),
+            console: console.clone(),
+        },
+    );
+    let (outcome, timings) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(0)));
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "state; 0 bytes received",
+        "saved before the request was sent"
+    );
+    assert_eq!(std::fs::read_to_string(&console).unwrap(), "booted\n");
+    assert!(timings.host.iter().any(|(n, _)| n == "guest saved"));
+    assert_eq!(run_request(&ran.request).argv, [b"true".to_vec()]);
+}
+
+#[test]
+fn a_restored_run_logs_the_saved_boot_then_its_own_console() {
+    let ran = run_snapshot(
+        Script {
+            console: b"after\n".to_vec(),
+            port: frames(&[GuestMessage::Exit(GuestStatus::Exited(4))]),
+            ..Script::default()
+        },
+        Snapshotting::Restored {
+            console: b"[    0.1] Linux version 6.1\n".to_vec(),
+        },
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Completed(GuestStatus::Exited(4))
+    );
+    assert_eq!(
+        ran.console_log,
+        format!("[    0.1] Linux version 6.1\n{RESTORE_LINE}\nafter\n")
+    );
+}
+
+#[test]
+fn a_guest_that_cannot_be_restored_is_an_error_of_its_own() {
+    let ran = run_snapshot(
+        Script {
+            dies_at_start: true,
+            ..Script::default()
+        },
+        Snapshotting::Restored {
+            console: b"boot\n".to_vec(),
+        },
+    );
+    assert!(
+        matches!(ran.result, Err(SessionError::RestoreFailed(_))),
+        "{:?}",
+        ran.result
     );
 }
 
@@ -479,9 +611,14 @@ fn a_mountroot_prompt_fails_the_run_with_the_mount_error() {
     assert!(message.contains("mountroot>"), "{message}");
 }
 
+/// The request the guest got, after the clock and entropy that come first.
 fn run_request(sent: &[u8]) -> RunRequest {
     let mut decoder = Decoder::new();
     decoder.push(sent);
+    let Some(HostMessage::Prepare { entropy, .. }) = decoder.next_message().unwrap() else {
+        panic!("no Prepare first")
+    };
+    assert_eq!(entropy.len(), 64);
     match decoder.next_message::<HostMessage>().unwrap().unwrap() {
         HostMessage::Run(request) => request,
         other => panic!("{other:?}"),
@@ -503,6 +640,8 @@ const ECHO: Script = Script {
     port: Vec::new(),
     exit_after: false,
     echo_input: true,
+    before_request: Vec::new(),
+    dies_at_start: false,
 };
 
 #[test]

@@ -10,7 +10,7 @@ mod vm;
 pub use error::{PlanError, ShareError, VirtioFsProblem};
 pub use freebsd::{BootRoute, FreeBsdGuest, FreeBsdRoot};
 pub use linux::LinuxGuest;
-pub use vm::{BackendPlan, PortUse, VmPlan};
+pub use vm::{BackendPlan, ColdReason, PortUse, VmPlan};
 
 use crate::host::Host;
 use crate::kernel::{GuestKernel, KernelTraits};
@@ -94,12 +94,46 @@ pub fn plan(
         timeout: request.timeout,
         host_setup: request.host_setup.clone(),
         cwd: request.cwd.clone(),
+        warm: Ok(()),
+        save_on_first_use: request.save_on_first_use,
     };
-    Ok(Plan {
+    let mut plan = Plan {
         kernel: kernel.kernel,
         vm,
         guest: decided.guest,
-    })
+    };
+    plan.vm.warm = warmth(request, &plan);
+    Ok(plan)
+}
+
+/// Whether a saved guest may stand in for this run's boot: only where everything that
+/// differs between runs reaches the guest after its init is ready.
+fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
+    let virtiofs = plan
+        .vm
+        .share
+        .as_ref()
+        .is_some_and(|share| share.transport == vmlane_backend::ShareTransport::VirtioFs);
+    let image = |disk: &DiskSpec| matches!(disk, DiskSpec::Image { .. });
+    let rules = [
+        (request.cold, ColdReason::Asked),
+        (
+            matches!(plan.guest, GuestPlan::FreeBsd(_)),
+            ColdReason::FreeBsd,
+        ),
+        (
+            matches!(plan.vm.backend, BackendPlan::Bhyve(_)),
+            ColdReason::Bhyve,
+        ),
+        (request.gdb.is_some(), ColdReason::Debugger),
+        (request.network != Network::None, ColdReason::Network),
+        (request.disks.iter().any(image), ColdReason::DiskImage),
+        (virtiofs, ColdReason::VirtioFs),
+    ];
+    match rules.into_iter().find(|(applies, _)| *applies) {
+        Some((_, reason)) => Err(reason),
+        None => Ok(()),
+    }
 }
 
 /// The guest OS is the kernel's, which must be the one asked for, and the options given

@@ -48,6 +48,36 @@ pub struct VmPlan {
     pub host_setup: Vec<String>,
     /// The request's directory.
     pub cwd: PathBuf,
+    /// Whether a saved guest may stand in for the boot, or why not.
+    pub warm: Result<(), ColdReason>,
+    /// Save the ready guest on the first run of its configuration.
+    pub save_on_first_use: bool,
+}
+
+/// Why a run boots although saved guests are used elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ColdReason {
+    /// `--cold`.
+    #[error("a cold boot was asked for (--cold)")]
+    Asked,
+    /// `--gdb`: the boot is what is debugged.
+    #[error("--gdb debugs the boot itself")]
+    Debugger,
+    /// `--net`.
+    #[error("guests with a network are not saved yet")]
+    Network,
+    /// A disk image: the guest reads it while it boots, and it may change between runs.
+    #[error("a disk image is attached, and the guest reads it while it boots")]
+    DiskImage,
+    /// virtio-fs: a vhost-user device cannot be saved.
+    #[error("the host's files are shared over virtio-fs, whose device cannot be saved (a kernel with 9p can be)")]
+    VirtioFs,
+    /// A FreeBSD guest.
+    #[error("FreeBSD guests are not saved yet")]
+    FreeBsd,
+    /// A backend that cannot save guests.
+    #[error("the bhyve backend cannot save guests")]
+    Bhyve,
 }
 
 /// The VMM that runs the VM.

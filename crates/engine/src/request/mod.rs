@@ -59,6 +59,12 @@ pub struct Request {
     pub host_setup: Vec<String>,
     /// Profiles to apply, by name or path; [`Request::with_profiles`] resolves them.
     pub profiles: Vec<String>,
+    /// Boot, even where a saved guest of this configuration could be restored (`--cold`),
+    /// and save none.
+    pub cold: bool,
+    /// Save the ready guest on the first run of a configuration rather than the second: for
+    /// callers that know more runs of it follow (a suite).
+    pub save_on_first_use: bool,
     /// What only Linux guests have.
     pub linux: LinuxOptions,
     /// What only FreeBSD guests have.

@@ -1,0 +1,45 @@
+//! What a guest restored from a snapshot would otherwise keep from the moment the snapshot
+//! was taken: its wall clock and its random generator's state. Both come from the host with
+//! every request, so cold and restored guests alike start from the host's.
+
+use crate::console::{Failure, StepContext};
+use crate::sys::check;
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+
+/// `_IOW('R', 0x03, int[2])`: add bytes to the input pool, crediting their entropy.
+const RNDADDENTROPY: libc::c_ulong = 0x4008_5203;
+/// `_IO('R', 0x07)`: reseed the generator from the pool now, not on its schedule.
+const RNDRESEEDCRNG: libc::c_ulong = 0x5207;
+
+/// Sets the wall clock to the host's.
+pub fn set_wall_clock(ns: u64) -> Result<(), Failure> {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec for the duration of the call.
+    check(unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) })
+        .map(drop)
+        .step(|| "set the wall clock".into())
+}
+
+/// Mixes the host's bytes into the kernel's pool and reseeds from it.
+pub fn reseed(entropy: &[u8]) -> Result<(), Failure> {
+    let random = OpenOptions::new()
+        .write(true)
+        .open("/dev/urandom")
+        .step(|| "open /dev/urandom".into())?;
+    // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+    let mut info = Vec::with_capacity(8 + entropy.len());
+    info.extend_from_slice(&((entropy.len() * 8) as i32).to_ne_bytes());
+    info.extend_from_slice(&(entropy.len() as i32).to_ne_bytes());
+    info.extend_from_slice(entropy);
+    // SAFETY: `info` is laid out as the kernel's rand_pool_info and lives through the call.
+    check(unsafe { libc::ioctl(random.as_raw_fd(), RNDADDENTROPY, info.as_ptr()) })
+        .step(|| "add the host's entropy".into())?;
+    // SAFETY: takes no argument.
+    check(unsafe { libc::ioctl(random.as_raw_fd(), RNDRESEEDCRNG) })
+        .step(|| "reseed the random generator".into())?;
+    Ok(())
+}
