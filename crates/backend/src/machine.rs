@@ -19,6 +19,10 @@ pub struct Share {
     pub tag: String,
     /// The transport.
     pub transport: ShareTransport,
+    /// The device is plugged in once the VM runs ([`RunningVm::plug_share`]), so a guest saved
+    /// before that never had it: how a virtio-fs share, whose device cannot be saved, reaches
+    /// a saved guest.
+    pub plugged_later: bool,
 }
 
 /// Which kind of guest a machine boots: it decides the devices and how results come back.
@@ -166,6 +170,11 @@ pub trait RunningVm {
     fn try_wait(&mut self) -> io::Result<Option<String>>;
     /// Ends the VM now, and waits for it and its helpers to be gone.
     fn kill(&mut self);
+    /// Plugs in the share's device of a machine whose share is `plugged_later`, once the VM
+    /// runs (a restored one: once its state is loaded); nothing for other machines.
+    fn plug_share(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// Writes the whole VM (RAM and device state) to `to` and lets it run on; the machine's
     /// `control_socket` must have been set.
     fn save(&mut self, _to: &Path) -> Result<(), BackendError> {

@@ -207,6 +207,15 @@ fn run_session_with_input(
         signals: session.signals,
     };
     run.mark("vm started");
+    if run.restored {
+        if let Err(error) = run.vm.plug_share() {
+            let said = run.vm.try_wait().ok().flatten();
+            run.vm.kill();
+            return Err(SessionError::RestoreFailed(
+                said.unwrap_or(error.to_string()),
+            ));
+        }
+    }
     let result = run.until_outcome();
     run.vm.kill();
     run.drain_console();
@@ -666,7 +675,7 @@ impl Run<'_, '_> {
                 self.mark(&format!("guest: {name}"));
             }
             GuestMessage::Mark { .. } => {}
-            GuestMessage::Ready => self.ready(),
+            GuestMessage::Ready => self.ready()?,
             GuestMessage::Stdout(data) => {
                 if let Some(outcome) = forward(self.stdout, &data)? {
                     return Ok(Some(outcome));
@@ -688,9 +697,10 @@ impl Run<'_, '_> {
         Ok(None)
     }
 
-    /// The init waits for its request: save the VM first if asked, then let the request go.
-    /// A save that fails costs the run nothing but the time it took.
-    fn ready(&mut self) {
+    /// The init waits for its request: save the VM first if asked, then plug in what the
+    /// saved guest must not have, then let the request go. A save that fails costs the run
+    /// nothing but the time it took.
+    fn ready(&mut self) -> Result<(), SessionError> {
         if let Some((state, console)) = self.save.take() {
             // The console up to this point is the saved guest's boot.
             self.drain_console();
@@ -713,8 +723,10 @@ impl Run<'_, '_> {
             }
         }
         if let Some(frames) = self.held.take() {
+            self.vm.plug_share()?;
             self.outgoing.extend(frames);
         }
+        Ok(())
     }
 
     fn vm_exited(&mut self) -> Result<Outcome, SessionError> {

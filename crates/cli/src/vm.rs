@@ -74,7 +74,7 @@ pub fn settle_log_after_error(console: &ConsoleLog, log_requested: bool) {
     }
 }
 
-/// Shows the engine's events on stderr: notices once per process, what it found and decided
+/// Shows the engine's events on stderr: each notice once per process, what it found and decided
 /// only with `-v` (with the time since vmlane started), a debugger's attach command always.
 pub struct Events {
     verbose: bool,
@@ -94,8 +94,13 @@ impl Events {
     pub fn show(&self, event: LaunchEvent) {
         match event {
             LaunchEvent::Notice(notice) => {
-                static PRINTED: std::sync::Once = std::sync::Once::new();
-                PRINTED.call_once(|| eprintln!("vmlane: {notice}"));
+                // `vmlane test` starts many VMs; each notice is said once.
+                static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+                let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+                if !said.contains(&notice) {
+                    eprintln!("vmlane: {notice}");
+                    said.push(notice);
+                }
             }
             LaunchEvent::WaitingForDebugger { .. } => {
                 for line in event.to_string().lines() {

@@ -70,8 +70,9 @@ pub fn boot(
     };
     let ended = match start {
         Start::Warm(saved) => match booter.restore(machine.clone(), &saved, &mut io) {
-            Err(SessionError::RestoreFailed(why)) => {
+            Err(SessionError::RestoreFailed(said)) => {
                 snapshots.discard(&saved);
+                let why = said.lines().last().unwrap_or("QEMU said nothing");
                 events(LaunchEvent::Notice(format!(
                     "the saved guest for this configuration could not be restored ({why}); it was deleted and this run boots"
                 )));
@@ -116,6 +117,7 @@ impl Booter<'_> {
     ) -> Result<(Outcome, Timings), SessionError> {
         let restored = Machine {
             restore_from: Some(saved.state.clone()),
+            control_socket: self.control_socket(&machine),
             ..machine
         };
         let snapshot = Snapshotting::Restored {
@@ -132,7 +134,12 @@ impl Booter<'_> {
         io: &mut Io<'_>,
     ) -> Result<(Outcome, Timings), SessionError> {
         let (Start::ColdSaving(pending, _), Some(key)) = (start, self.key) else {
-            return self.session(machine, Snapshotting::Off, io);
+            // Nothing is saved: a share's device can be there from the start.
+            let mut plain = machine;
+            if let Some(share) = plain.share.as_mut() {
+                share.plugged_later = false;
+            }
+            return self.session(plain, Snapshotting::Off, io);
         };
         let saving = Machine {
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),
@@ -149,6 +156,12 @@ impl Booter<'_> {
             self.snapshots.abandon(pending);
         }
         ended
+    }
+
+    /// QEMU's QMP socket, where the share is plugged in once the VM runs.
+    fn control_socket(&self, machine: &Machine) -> Option<std::path::PathBuf> {
+        let later = machine.share.as_ref().is_some_and(|s| s.plugged_later);
+        later.then(|| self.staged.run_dir.join("qmp.sock"))
     }
 
     fn session(

@@ -5,6 +5,7 @@ use crate::console::{Failure, StepContext};
 use crate::sys::{self, mount};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
 use vmlane_proto::RunRequest;
 
 const LOWER: &str = "/vmlane/lower";
@@ -54,9 +55,18 @@ pub fn enter_root(request: &RunRequest) -> Result<(), Failure> {
         .step(|| format!("enter the working directory {cwd}"))
 }
 
+/// How long a virtio-fs device may take to appear: a guest restored from a saved one gets its
+/// device plugged in after the restore.
+const SHARE_DEVICE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where a virtio-fs device shows once its driver has it.
+const VIRTIOFS_DEVICES: &str = "/sys/bus/virtio/drivers/virtiofs";
+
 fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Failure> {
     for dir in [LOWER, SCRATCH, ROOT] {
         fs::create_dir_all(dir).step(|| format!("create {dir}"))?;
+    }
+    if fstype == "virtiofs" {
+        wait_for_virtiofs_device()?;
     }
     mount(tag, LOWER, Some(fstype), libc::MS_RDONLY, Some(options))
         .step(|| format!("mount the host root ({fstype} tag {tag})"))?;
@@ -67,6 +77,29 @@ fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Fail
     }
     let data = format!("lowerdir={LOWER},upperdir={SCRATCH}/upper,workdir={SCRATCH}/work");
     mount("overlay", ROOT, Some("overlay"), 0, Some(&data)).step(|| "mount the overlay root".into())
+}
+
+/// Waits until a virtio-fs device is bound to its driver (at once, unless it is being
+/// plugged in).
+fn wait_for_virtiofs_device() -> Result<(), Failure> {
+    let started = Instant::now();
+    loop {
+        let bound = fs::read_dir(VIRTIOFS_DEVICES).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("virtio"))
+        });
+        if bound {
+            return Ok(());
+        }
+        if started.elapsed() > SHARE_DEVICE_TIMEOUT {
+            return Err(Failure::new(
+                "find the host share",
+                format!("no virtio-fs device appeared within {SHARE_DEVICE_TIMEOUT:?}"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Fresh tmpfs on /tmp and /run, except where the command's own directory lives, which must

@@ -318,6 +318,19 @@ fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
                 ),
             );
         }
+        ShareTransport::VirtioFs if share.plugged_later => {
+            // A free PCIe slot the device is plugged into later, with native hotplug: the
+            // guest handles it at once, where ACPI hotplug loses an event sent to a VM still
+            // loading its saved state.
+            args.pair(
+                "-global",
+                "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
+            );
+            args.pair(
+                "-device",
+                format!("pcie-root-port,id={SHARE_PORT},chassis=1"),
+            );
+        }
         ShareTransport::VirtioFs => {
             args.pair(
                 "-chardev",
@@ -334,6 +347,9 @@ fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
         }
     }
 }
+
+/// The PCIe root port a later-plugged share's device goes into.
+pub const SHARE_PORT: &str = "vmlane-share-port";
 
 /// `snapshot=on` sends the guest's writes to a temporary overlay that QEMU unlinks as soon as
 /// it has opened it, so nothing of it outlives the VM, however the VM ends; only disks whose
@@ -409,6 +425,7 @@ mod tests {
                 host_dir: PathBuf::from("/"),
                 tag: "vmlane-root".into(),
                 transport,
+                plugged_later: false,
             }),
             disks: Vec::new(),
             run_dir: PathBuf::from("/run/x"),

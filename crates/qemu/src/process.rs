@@ -26,8 +26,16 @@ pub struct QemuVm {
     stderr_log: PathBuf,
     virtiofsd: Option<Virtiofsd>,
     exited: bool,
-    /// The QMP socket, when the VM may be saved.
+    /// The QMP socket, when the VM may be saved or have its share plugged in.
     control: Option<PathBuf>,
+    /// The share device still to be plugged in.
+    share_to_plug: Option<SharePlug>,
+}
+
+/// A virtio-fs device to plug into a running VM: virtiofsd's socket and the tag.
+struct SharePlug {
+    socket: PathBuf,
+    tag: String,
 }
 
 impl QemuVm {
@@ -68,6 +76,14 @@ impl QemuVm {
             virtiofsd,
             exited: false,
             control: machine.control_socket.clone(),
+            share_to_plug: machine
+                .share
+                .as_ref()
+                .filter(|share| share.plugged_later)
+                .map(|share| SharePlug {
+                    socket: machine.run_dir.join("virtiofs.sock"),
+                    tag: share.tag.clone(),
+                }),
         })
     }
 
@@ -90,6 +106,26 @@ impl QemuVm {
             }
         }
         said
+    }
+}
+
+impl QemuVm {
+    fn qmp(&self) -> Result<Qmp, BackendError> {
+        let Some(socket) = &self.control else {
+            return Err(BackendError::Unsupported {
+                backend: "qemu",
+                what: "control a VM started without a QMP socket",
+            });
+        };
+        Qmp::connect(socket).map_err(refused("connect to its QMP socket".into()))
+    }
+}
+
+fn refused(action: String) -> impl FnOnce(io::Error) -> BackendError {
+    move |source| BackendError::Refused {
+        program: "QEMU".into(),
+        action,
+        message: source.to_string(),
     }
 }
 
@@ -124,19 +160,18 @@ impl RunningVm for QemuVm {
     }
 
     fn save(&mut self, to: &Path) -> Result<(), BackendError> {
-        let refused = |source: io::Error| BackendError::Refused {
-            program: "QEMU".into(),
-            action: format!("save the VM to {}", to.display()),
-            message: source.to_string(),
-        };
-        let Some(socket) = &self.control else {
-            return Err(BackendError::Unsupported {
-                backend: "qemu",
-                what: "save a VM started without a QMP socket",
-            });
-        };
-        let mut qmp = Qmp::connect(socket).map_err(refused)?;
+        let refused = refused(format!("save the VM to {}", to.display()));
+        let mut qmp = self.qmp()?;
         crate::qmp::save(&mut qmp, to).map_err(refused)
+    }
+
+    fn plug_share(&mut self) -> Result<(), BackendError> {
+        let Some(plug) = self.share_to_plug.take() else {
+            return Ok(());
+        };
+        let mut qmp = self.qmp()?;
+        crate::qmp::plug_virtiofs(&mut qmp, &plug.socket, &plug.tag)
+            .map_err(refused("plug in the virtio-fs share".into()))
     }
 }
 

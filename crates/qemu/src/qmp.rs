@@ -91,6 +91,41 @@ pub fn save(qmp: &mut Qmp, to: &Path) -> io::Result<()> {
     status
 }
 
+/// Plugs a vhost-user virtio-fs device for virtiofsd's `socket` into the VM's free PCIe
+/// slot, once the VM runs: a restored VM first finishes loading its state, which would
+/// otherwise overwrite the slot's hotplug event.
+pub fn plug_virtiofs(qmp: &mut Qmp, socket: &Path, tag: &str) -> io::Result<()> {
+    loop {
+        let status = qmp.execute("query-status", None)?;
+        if status["status"] != "inmigrate" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let backend = json!({
+        "type": "socket",
+        "data": {
+            "addr": { "type": "unix", "data": { "path": socket.to_string_lossy() } },
+            "server": false
+        }
+    });
+    qmp.execute(
+        "chardev-add",
+        Some(json!({ "id": "share", "backend": backend })),
+    )?;
+    qmp.execute(
+        "device_add",
+        Some(json!({
+            "driver": "vhost-user-fs-pci",
+            "id": "vmlane-share",
+            "chardev": "share",
+            "tag": tag,
+            "bus": crate::argv::SHARE_PORT,
+        })),
+    )?;
+    Ok(())
+}
+
 /// `path` as one word for the shell QEMU runs `exec:` commands with.
 pub fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', "'\\''"))
@@ -154,6 +189,26 @@ mod tests {
         );
         assert!(asked[2].contains("query-migrate"));
         assert!(asked[4].contains(r#""execute":"cont""#));
+    }
+
+    #[test]
+    fn a_share_is_plugged_in_once_the_vm_has_loaded_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = fake_qemu(
+            dir.path(),
+            vec![
+                r#"{"return": {}}"#,
+                r#"{"return": {"status": "inmigrate", "running": false}}"#,
+                r#"{"return": {"status": "running", "running": true}}"#,
+                r#"{"return": {}}"#,
+                r#"{"return": {}}"#,
+            ],
+        );
+        let mut qmp = Qmp::connect(&dir.path().join("qmp.sock")).unwrap();
+        plug_virtiofs(&mut qmp, Path::new("/run/x/virtiofs.sock"), "vmlane-root").unwrap();
+        let asked = server.join().unwrap();
+        assert!(asked[3].contains("chardev-add") && asked[3].contains("/run/x/virtiofs.sock"));
+        assert!(asked[4].contains("vhost-user-fs-pci") && asked[4].contains("vmlane-share-port"));
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub(super) fn plan(
         host_dir: PathBuf::from("/"),
         tag: SHARE_TAG.into(),
         transport: ShareTransport::NineP,
+        plugged_later: false,
     });
     let root = root(request, token, share.is_some())?;
     let mut append: Vec<String> = Vec::new();

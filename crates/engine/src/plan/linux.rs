@@ -65,6 +65,7 @@ pub(super) fn plan(
         virtiofsd,
         machine,
         accel,
+        !request.cold,
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
@@ -85,6 +86,10 @@ pub(super) fn plan(
             host_dir: PathBuf::from("/"),
             tag: SHARE_TAG.into(),
             transport: share,
+            // virtio-fs cannot be saved; on q35 its device can be plugged in afterwards.
+            plugged_later: share == ShareTransport::VirtioFs
+                && machine == MachineKind::Q35
+                && !request.cold,
         }),
         guest: LinuxGuest {
             share,
@@ -118,7 +123,10 @@ fn choose_machine(
 }
 
 /// The share transport the kernel can mount: 9p needs no helper process, virtio-fs needs a
-/// virtiofsd on the host (and, measured, does not work on microvm under TCG).
+/// virtiofsd on the host (and, measured, does not work on microvm under TCG). Where saved
+/// guests may stand in for the boot (`saving`), `auto` takes 9p first: a guest sharing over
+/// 9p is saved as it is, one over virtio-fs is not.
+#[allow(clippy::too_many_arguments)]
 fn choose_share(
     requested: ShareKind,
     traits: &LinuxKernel,
@@ -126,6 +134,7 @@ fn choose_share(
     virtiofsd: bool,
     machine: MachineKind,
     accel: AccelChoice,
+    saving: bool,
 ) -> Result<ShareTransport, ShareError> {
     let nine_p = traits.has("9p") && traits.has("9pnet_virtio");
     let virtiofs = traits.has("virtiofs");
@@ -145,6 +154,7 @@ fn choose_share(
             None => Ok(ShareTransport::VirtioFs),
             Some(problem) => Err(ShareError::VirtioFsUnusable(problem)),
         },
+        ShareKind::Auto if nine_p && saving => Ok(ShareTransport::NineP),
         ShareKind::Auto if virtiofs && problem.is_none() => Ok(ShareTransport::VirtioFs),
         ShareKind::Auto if nine_p => Ok(ShareTransport::NineP),
         ShareKind::Auto => match (virtiofs, problem) {
@@ -396,20 +406,54 @@ mod tests {
         let (t, k) = (traits(&minimal), &minimal.kernel);
         let microvm = MachineKind::Microvm;
         assert_eq!(
-            choose_share(ShareKind::Auto, t, k, true, microvm, AccelChoice::Tcg).unwrap(),
+            choose_share(
+                ShareKind::Auto,
+                t,
+                k,
+                true,
+                microvm,
+                AccelChoice::Tcg,
+                false
+            )
+            .unwrap(),
             ShareTransport::NineP
         );
-        let error = choose_share(ShareKind::VirtioFs, t, k, true, microvm, AccelChoice::Tcg)
-            .unwrap_err()
-            .to_string();
+        let error = choose_share(
+            ShareKind::VirtioFs,
+            t,
+            k,
+            true,
+            microvm,
+            AccelChoice::Tcg,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("microvm"), "{error}");
         assert_eq!(
-            choose_share(ShareKind::Auto, t, k, true, microvm, AccelChoice::Kvm).unwrap(),
+            choose_share(
+                ShareKind::Auto,
+                t,
+                k,
+                true,
+                microvm,
+                AccelChoice::Kvm,
+                false
+            )
+            .unwrap(),
             ShareTransport::VirtioFs
         );
-        let error = choose_share(ShareKind::VirtioFs, t, k, false, microvm, AccelChoice::Kvm)
-            .unwrap_err()
-            .to_string();
+        let error = choose_share(
+            ShareKind::VirtioFs,
+            t,
+            k,
+            false,
+            microvm,
+            AccelChoice::Kvm,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("no virtiofsd is installed"), "{error}");
     }
 
@@ -426,6 +470,7 @@ mod tests {
             true,
             MachineKind::Q35,
             AccelChoice::Tcg,
+            true,
         )
         .unwrap_err()
         .to_string();
@@ -437,6 +482,7 @@ mod tests {
             true,
             MachineKind::Q35,
             AccelChoice::Tcg,
+            true,
         )
         .unwrap_err()
         .to_string();
@@ -447,9 +493,30 @@ mod tests {
     }
 
     #[test]
+    fn auto_takes_9p_first_where_guests_may_be_saved_and_virtiofs_first_for_cold_runs() {
+        let kernel = linux(DISTRO, Some(DISTRO_MODULES));
+        let (t, k) = (traits(&kernel), &kernel.kernel);
+        let choose = |saving| {
+            choose_share(
+                ShareKind::Auto,
+                t,
+                k,
+                true,
+                MachineKind::Q35,
+                AccelChoice::Tcg,
+                saving,
+            )
+            .unwrap()
+        };
+        assert_eq!(choose(true), ShareTransport::NineP);
+        assert_eq!(choose(false), ShareTransport::VirtioFs);
+    }
+
+    #[test]
     fn a_distro_kernel_gets_q35_virtiofs_and_exactly_the_modules_its_devices_need() {
         let kernel = linux(DISTRO, Some(DISTRO_MODULES));
         let mut asked = request();
+        asked.cold = true;
         asked.disks = vec![vmlane_spec::DiskSpec::Scratch { bytes: 1 << 20 }];
         asked.linux.modules = vec!["zfs".into()];
         let plan = planned(&asked, kernel, HostKvm::Pvm);

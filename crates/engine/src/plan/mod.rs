@@ -109,11 +109,9 @@ pub fn plan(
 /// Whether a saved guest may stand in for this run's boot: only where everything that
 /// differs between runs reaches the guest after its init is ready.
 fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
-    let virtiofs = plan
-        .vm
-        .share
-        .as_ref()
-        .is_some_and(|share| share.transport == vmlane_backend::ShareTransport::VirtioFs);
+    let virtiofs = plan.vm.share.as_ref().is_some_and(|share| {
+        share.transport == vmlane_backend::ShareTransport::VirtioFs && !share.plugged_later
+    });
     let image = |disk: &DiskSpec| matches!(disk, DiskSpec::Image { .. });
     let rules = [
         (request.cold, ColdReason::Asked),

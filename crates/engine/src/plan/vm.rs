@@ -69,8 +69,8 @@ pub enum ColdReason {
     /// A disk image: the guest reads it while it boots, and it may change between runs.
     #[error("a disk image is attached, and the guest reads it while it boots")]
     DiskImage,
-    /// virtio-fs: a vhost-user device cannot be saved.
-    #[error("the host's files are shared over virtio-fs, whose device cannot be saved (a kernel with 9p can be)")]
+    /// virtio-fs on microvm: a vhost-user device cannot be saved, nor plugged in later there.
+    #[error("the host's files are shared over virtio-fs on microvm, whose device can neither be saved nor plugged in later (a kernel with 9p can be saved)")]
     VirtioFs,
     /// A FreeBSD guest.
     #[error("FreeBSD guests are not saved yet")]
