@@ -208,12 +208,9 @@ fn run_session_with_input(
     };
     run.mark("vm started");
     if run.restored {
-        if let Err(error) = run.vm.plug_share() {
-            let said = run.vm.try_wait().ok().flatten();
+        if let Err(error) = run.plug_restored_share() {
             run.vm.kill();
-            return Err(SessionError::RestoreFailed(
-                said.unwrap_or(error.to_string()),
-            ));
+            return Err(error);
         }
     }
     let result = run.until_outcome();
@@ -695,6 +692,24 @@ impl Run<'_, '_> {
             }
         }
         Ok(None)
+    }
+
+    /// Plugs in a restored guest's share; a VM that dies meanwhile could not be restored.
+    fn plug_restored_share(&mut self) -> Result<(), SessionError> {
+        let Err(error) = self.vm.plug_share() else {
+            return Ok(());
+        };
+        // QEMU's own words say why, once it has exited.
+        // SAFETY: the descriptor belongs to `self.vm`, alive through the poll.
+        let exit_fd = unsafe { BorrowedFd::borrow_raw(self.vm.exit_fd()) };
+        let exited = matches!(poll_ms(&mut [PollFd::from_borrowed_fd(exit_fd, PollFlags::IN)], 2000), Ok(n) if n > 0);
+        let said = exited
+            .then(|| self.vm.try_wait().ok().flatten())
+            .flatten()
+            .filter(|said| !said.trim().is_empty());
+        Err(SessionError::RestoreFailed(
+            said.unwrap_or_else(|| error.to_string()),
+        ))
     }
 
     /// The init waits for its request: save the VM first if asked, then plug in what the

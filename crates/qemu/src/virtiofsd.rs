@@ -60,6 +60,8 @@ pub struct Virtiofsd {
 /// Starts virtiofsd on a socket vmlane listens on already, so QEMU can connect at once.
 pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiofsd, BackendError> {
     let socket_path = machine.run_dir.join("virtiofs.sock");
+    // One left by an earlier start of the VM in this run directory.
+    let _ = std::fs::remove_file(&socket_path);
     let listener = UnixListener::bind(&socket_path).map_err(|source| BackendError::Io {
         action: format!("listen on {}", socket_path.display()),
         source,

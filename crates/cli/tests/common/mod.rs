@@ -143,11 +143,22 @@ impl Sandbox {
 
     /// `vmlane run -k KERNEL --accel A [extra] -- argv`, in the sandbox's work dir.
     pub fn command(&self, kernel: &TestKernel, extra: &[&str], argv: &[&str]) -> Command {
+        self.command_for(&kernel.dir, extra, argv)
+    }
+
+    /// [`Sandbox::command`] for a kernel given as a file or directory, run to its end.
+    pub fn command_with_kernel(&self, kernel: &Path, extra: &[&str], argv: &[&str]) -> Output {
+        self.command_for(kernel, extra, argv)
+            .output()
+            .expect("start vmlane")
+    }
+
+    fn command_for(&self, kernel: &Path, extra: &[&str], argv: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_vmlane"));
         command
             .arg("run")
             .arg("-k")
-            .arg(&kernel.dir)
+            .arg(kernel)
             .args(["--accel", accel()])
             .args(extra)
             .arg("--")
