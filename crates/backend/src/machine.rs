@@ -89,6 +89,19 @@ pub struct Machine {
     pub restore_from: Option<PathBuf>,
     /// Where the backend offers control of the VM (QEMU: QMP), so the session can save it.
     pub control_socket: Option<PathBuf>,
+    /// Guest RAM in a file instead of anonymous memory: a saved guest's RAM is then a copy of
+    /// the file, and a restored one maps it instead of loading it.
+    pub memory_file: Option<MemoryFile>,
+}
+
+/// A file that holds guest RAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Whether the guest's writes land in the file (a guest to be saved), or in private copies
+    /// of its pages that leave the file as it is (a guest restored from it).
+    pub shared: bool,
 }
 
 /// A failure to start or control a VM.
@@ -171,16 +184,24 @@ pub trait RunningVm {
     /// Ends the VM now, and waits for it and its helpers to be gone.
     fn kill(&mut self);
     /// Plugs in the share's device of a machine whose share is `plugged_later`, once the VM
-    /// runs (a restored one: once its state is loaded); nothing for other machines.
+    /// runs; nothing for other machines.
     fn plug_share(&mut self) -> Result<(), BackendError> {
         Ok(())
     }
-    /// Writes the whole VM (RAM and device state) to `to` and lets it run on; the machine's
-    /// `control_socket` must have been set.
-    fn save(&mut self, _to: &Path) -> Result<(), BackendError> {
+    /// Writes the whole VM to `state` (device state, and RAM unless it is in a memory file,
+    /// which is copied to `ram`) and lets it run on; the machine's `control_socket` must have
+    /// been set.
+    fn save(&mut self, _state: &Path, _ram: &Path) -> Result<(), BackendError> {
         Err(BackendError::Unsupported {
             backend: "this",
             what: "save a running VM",
+        })
+    }
+    /// Loads the state of a VM started with `restore_from`, runs it, and plugs in its share.
+    fn resume(&mut self) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            backend: "this",
+            what: "restore a saved VM",
         })
     }
 }

@@ -44,11 +44,13 @@ pub enum Snapshotting {
     #[default]
     Off,
     /// The guest boots; once its init is ready for the request, the VM is saved to `state`
-    /// and the console so far to `console`, then it runs on. A save that fails leaves neither
-    /// file and the run goes on.
+    /// (its RAM to `ram` when it is in a memory file) and the console so far to `console`,
+    /// then it runs on. A save that fails leaves none of the files and the run goes on.
     Save {
         /// Where the VM's state goes.
         state: PathBuf,
+        /// Where the RAM goes, when the machine keeps it in a memory file.
+        ram: PathBuf,
         /// Where the console up to that point goes.
         console: PathBuf,
     },
@@ -174,9 +176,19 @@ fn run_session_with_input(
     // already have it.
     let restored = matches!(session.snapshot, Snapshotting::Restored { .. });
     let (outgoing, held, save) = match session.snapshot {
-        Snapshotting::Save { state, console } => {
-            (Vec::new(), Some(requests), Some((state, console)))
-        }
+        Snapshotting::Save {
+            state,
+            ram,
+            console,
+        } => (
+            Vec::new(),
+            Some(requests),
+            Some(SaveTo {
+                state,
+                ram,
+                console,
+            }),
+        ),
         _ => (requests, None, None),
     };
     let vm = backend.start(&session.machine)?;
@@ -208,7 +220,7 @@ fn run_session_with_input(
     };
     run.mark("vm started");
     if run.restored {
-        if let Err(error) = run.plug_restored_share() {
+        if let Err(error) = run.resume() {
             run.vm.kill();
             return Err(error);
         }
@@ -218,6 +230,13 @@ fn run_session_with_input(
     run.drain_console();
     run.mark("vm gone");
     result.map(|outcome| (outcome, run.timings))
+}
+
+/// Where a ready guest is saved.
+struct SaveTo {
+    state: PathBuf,
+    ram: PathBuf,
+    console: PathBuf,
 }
 
 /// The clock and entropy every guest gets before its request.
@@ -261,8 +280,8 @@ struct Run<'a, 'fd> {
     outgoing: Vec<u8>,
     /// Frames for the guest held back until it has been saved.
     held: Option<Vec<u8>>,
-    /// Where to save the ready guest: its state and its console so far.
-    save: Option<(PathBuf, PathBuf)>,
+    /// Where to save the ready guest.
+    save: Option<SaveTo>,
     /// Whether the VM was restored from a saved guest.
     restored: bool,
     /// Whether the VM has sent anything, on the console or the port.
@@ -694,9 +713,11 @@ impl Run<'_, '_> {
         Ok(None)
     }
 
-    /// Plugs in a restored guest's share; a VM that dies meanwhile could not be restored.
-    fn plug_restored_share(&mut self) -> Result<(), SessionError> {
-        let Err(error) = self.vm.plug_share() else {
+    /// Loads a restored guest's state and runs it; a VM that dies meanwhile could not be
+    /// restored.
+    fn resume(&mut self) -> Result<(), SessionError> {
+        let Err(error) = self.vm.resume() else {
+            self.mark("guest restored");
             return Ok(());
         };
         // QEMU's own words say why, once it has exited.
@@ -716,23 +737,25 @@ impl Run<'_, '_> {
     /// saved guest must not have, then let the request go. A save that fails costs the run
     /// nothing but the time it took.
     fn ready(&mut self) -> Result<(), SessionError> {
-        if let Some((state, console)) = self.save.take() {
+        if let Some(to) = self.save.take() {
             // The console up to this point is the saved guest's boot.
             self.drain_console();
+            self.mark("saving the guest");
             let saved = self
                 .vm
-                .save(&state)
+                .save(&to.state, &to.ram)
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
-                    std::fs::copy(self.log.path(), &console)
+                    std::fs::copy(self.log.path(), &to.console)
                         .map(drop)
                         .map_err(|e| format!("cannot keep the boot console: {e}"))
                 });
             match saved {
                 Ok(()) => self.mark("guest saved"),
                 Err(why) => {
-                    let _ = std::fs::remove_file(&state);
-                    let _ = std::fs::remove_file(&console);
+                    for file in [&to.state, &to.ram, &to.console] {
+                        let _ = std::fs::remove_file(file);
+                    }
                     self.mark(&format!("guest not saved: {why}"));
                 }
             }

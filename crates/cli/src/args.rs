@@ -146,7 +146,8 @@ pub struct BootArgs {
     /// devices built in (vmlane's own builds), q35 for the rest.
     #[arg(long, value_enum, default_value_t = MachineArg::Auto)]
     pub machine: MachineArg,
-    /// How the host's files reach the guest.
+    /// How the host's files reach the guest: auto takes 9p first where the guest may be
+    /// saved, else virtio-fs first.
     #[arg(long, value_enum, default_value_t = ShareArg::Auto)]
     pub share: ShareArg,
     /// Extra kernel command-line arguments, appended after vmlane's own.

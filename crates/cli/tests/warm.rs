@@ -227,40 +227,45 @@ fn a_saved_guest_that_cannot_be_restored_is_replaced_by_a_cold_boot() {
     for kernel in warm_kernels() {
         let mut runs = Runs::new(&kernel, "corrupt");
         runs.warm_up();
-        let state = runs.saved().join("state");
-        let size = std::fs::metadata(&state).unwrap().len();
-        std::fs::File::options()
-            .write(true)
-            .open(&state)
-            .unwrap()
-            .set_len(size / 3)
-            .unwrap();
-        let ran = runs.run(&[], &["sh", "-c", "echo still here"]);
-        assert_code(&kernel, &ran.output, 0);
-        assert_eq!(
-            text(&ran.output.stdout),
-            "still here\n",
-            "[{}]",
-            kernel.label
-        );
-        assert!(!ran.warm, "[{}]", kernel.label);
-        let stderr = text(&ran.output.stderr);
-        assert!(
-            stderr.contains("could not be restored"),
-            "[{}] {stderr}",
-            kernel.label
-        );
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "[{}] one line: {stderr}",
-            kernel.label
-        );
-        assert!(
-            runs.run(&[], &["true"]).warm,
-            "[{}] not replaced",
-            kernel.label
-        );
+        // The device state, and where a guest's RAM is a file of its own, that file.
+        for part in ["state", "ram"] {
+            let file = runs.saved().join(part);
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(meta.len() / 3)
+                .unwrap();
+            let ran = runs.run(&[], &["sh", "-c", "echo still here"]);
+            assert_code(&kernel, &ran.output, 0);
+            assert_eq!(
+                text(&ran.output.stdout),
+                "still here\n",
+                "[{}] {part}",
+                kernel.label
+            );
+            assert!(!ran.warm, "[{}] {part}", kernel.label);
+            let stderr = text(&ran.output.stderr);
+            assert!(
+                stderr.contains("could not be restored"),
+                "[{}] {part}: {stderr}",
+                kernel.label
+            );
+            assert_eq!(
+                stderr.lines().count(),
+                1,
+                "[{}] one line: {stderr}",
+                kernel.label
+            );
+            assert!(
+                runs.run(&[], &["true"]).warm,
+                "[{}] {part} not replaced",
+                kernel.label
+            );
+        }
     }
 }
 

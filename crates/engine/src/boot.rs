@@ -11,8 +11,8 @@ use crate::stage::Staged;
 use crate::Error;
 use std::io::Write;
 use vmlane_backend::{
-    run_session, Backend, ConsoleLog, GuestChannel, Machine, Session, SessionError, Snapshotting,
-    StopSignals, Timings,
+    run_session, Backend, ConsoleLog, GuestChannel, Machine, MemoryFile, Session, SessionError,
+    Snapshotting, StopSignals, Timings,
 };
 use vmlane_qemu::QemuBackend;
 use vmlane_spec::Outcome;
@@ -117,7 +117,11 @@ impl Booter<'_> {
     ) -> Result<(Outcome, Timings), SessionError> {
         let restored = Machine {
             restore_from: Some(saved.state.clone()),
-            control_socket: self.control_socket(&machine),
+            control_socket: Some(self.staged.run_dir.join("qmp.sock")),
+            memory_file: saved.ram.clone().map(|path| MemoryFile {
+                path,
+                shared: false,
+            }),
             ..machine
         };
         let snapshot = Snapshotting::Restored {
@@ -141,12 +145,21 @@ impl Booter<'_> {
             }
             return self.session(plain, Snapshotting::Off, io);
         };
+        // RAM in a file is saved by copying the file rather than streaming it, and restored
+        // by mapping it; a guest whose RAM virtiofsd maps, or split in NUMA nodes, streams it.
+        let shares_memory = machine.share.as_ref().is_some_and(|s| s.plugged_later);
+        let memory_file = (!shares_memory && self.plan.vm.numa.is_empty()).then(|| MemoryFile {
+            path: self.staged.run_dir.join("ram"),
+            shared: true,
+        });
         let saving = Machine {
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),
+            memory_file,
             ..machine
         };
         let snapshot = Snapshotting::Save {
             state: pending.state.clone(),
+            ram: pending.ram.clone(),
             console: pending.console.clone(),
         };
         let ended = self.session(saving, snapshot, io);
@@ -156,12 +169,6 @@ impl Booter<'_> {
             self.snapshots.abandon(pending);
         }
         ended
-    }
-
-    /// QEMU's QMP socket, where the share is plugged in once the VM runs.
-    fn control_socket(&self, machine: &Machine) -> Option<std::path::PathBuf> {
-        let later = machine.share.as_ref().is_some_and(|s| s.plugged_later);
-        later.then(|| self.staged.run_dir.join("qmp.sock"))
     }
 
     fn session(
@@ -215,6 +222,7 @@ fn machine(plan: &Plan, staged: &Staged) -> Machine {
         run_dir: staged.run_dir.path().to_path_buf(),
         restore_from: None,
         control_socket: None,
+        memory_file: None,
     }
 }
 

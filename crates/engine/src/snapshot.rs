@@ -18,6 +18,7 @@ const KEPT_SNAPSHOTS: usize = 8;
 /// Configurations remembered as run once, so their second run saves them.
 const KEPT_SEEN: usize = 256;
 const STATE: &str = "state";
+const RAM: &str = "ram";
 const CONSOLE: &str = "console.log";
 const KEY: &str = "key";
 
@@ -77,6 +78,8 @@ pub struct Saved {
     dir: PathBuf,
     /// The VM's state.
     pub state: PathBuf,
+    /// Its RAM, when the state leaves it out.
+    pub ram: Option<PathBuf>,
     /// What its console printed while it booted.
     pub console: Vec<u8>,
 }
@@ -88,6 +91,8 @@ pub struct Pending {
     target: PathBuf,
     /// Where the VM's state is written.
     pub state: PathBuf,
+    /// Where its RAM is written, when the state leaves it out.
+    pub ram: PathBuf,
     /// Where the boot console is written.
     pub console: PathBuf,
 }
@@ -229,6 +234,7 @@ impl Snapshots {
             .keep();
         Ok(Pending {
             state: dir.join(STATE),
+            ram: dir.join(RAM),
             console: dir.join(CONSOLE),
             target: self.dir.join(&key.hash),
             dir,
@@ -280,9 +286,11 @@ fn load(dir: &Path) -> Option<Saved> {
     let state = dir.join(STATE);
     state.is_file().then_some(())?;
     let console = fs::read(dir.join(CONSOLE)).ok()?;
+    let ram = dir.join(RAM);
     Some(Saved {
         dir: dir.to_path_buf(),
         state,
+        ram: ram.is_file().then_some(ram),
         console,
     })
 }

@@ -230,13 +230,24 @@ fn add_machine(
         add_numa(args, numa, memory_backend);
         return;
     }
-    if memory_backend {
+    let memory_file = machine.memory_file.as_ref().filter(|_| !memory_backend);
+    if memory_backend || memory_file.is_some() {
         machine_opts.push_str(",memory-backend=mem");
     }
     args.pair("-machine", machine_opts);
     args.pair("-cpu", cpu);
     args.pair("-smp", machine.cpus.to_string());
     args.pair("-m", format!("{}M", machine.memory_mib));
+    if let Some(file) = memory_file {
+        // A saved guest's RAM is this file; a restored one maps it privately.
+        let mut object = OsString::from(format!(
+            "memory-backend-file,id=mem,size={}M,share={},mem-path=",
+            machine.memory_mib,
+            if file.shared { "on" } else { "off" }
+        ));
+        object.push(escape_option(file.path.as_os_str()));
+        args.pair("-object", object);
+    }
     if memory_backend {
         // vhost-user devices (virtiofsd) need guest memory they can map.
         args.pair(
@@ -431,6 +442,7 @@ mod tests {
             run_dir: PathBuf::from("/run/x"),
             restore_from: None,
             control_socket: None,
+            memory_file: None,
         }
     }
 

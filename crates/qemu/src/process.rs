@@ -30,6 +30,10 @@ pub struct QemuVm {
     control: Option<PathBuf>,
     /// The share device still to be plugged in.
     share_to_plug: Option<SharePlug>,
+    /// The saved state to load, for a VM restored from one.
+    restore_from: Option<PathBuf>,
+    /// The file the guest's RAM is in, shared (a guest that may be saved) or not (restored).
+    memory_file: Option<vmlane_backend::MemoryFile>,
 }
 
 /// A virtio-fs device to plug into a running VM: virtiofsd's socket and the tag.
@@ -84,6 +88,8 @@ impl QemuVm {
                     socket: machine.run_dir.join("virtiofs.sock"),
                     tag: share.tag.clone(),
                 }),
+            restore_from: machine.restore_from.clone(),
+            memory_file: machine.memory_file.clone(),
         })
     }
 
@@ -159,10 +165,27 @@ impl RunningVm for QemuVm {
         self.stop_helpers();
     }
 
-    fn save(&mut self, to: &Path) -> Result<(), BackendError> {
-        let refused = refused(format!("save the VM to {}", to.display()));
+    fn save(&mut self, state: &Path, ram: &Path) -> Result<(), BackendError> {
+        let refused = refused(format!("save the VM to {}", state.display()));
         let mut qmp = self.qmp()?;
-        crate::qmp::save(&mut qmp, to).map_err(refused)
+        let ram_file = self
+            .memory_file
+            .as_ref()
+            .filter(|file| file.shared)
+            .map(|file| file.path.as_path());
+        crate::snapshot::save(&mut qmp, state, ram_file, ram).map_err(refused)
+    }
+
+    fn resume(&mut self) -> Result<(), BackendError> {
+        let Some(state) = self.restore_from.clone() else {
+            return Ok(());
+        };
+        let mut qmp = self.qmp()?;
+        let ram_in_file = self.memory_file.is_some();
+        crate::snapshot::restore(&mut qmp, &state, ram_in_file)
+            .map_err(refused(format!("restore the VM from {}", state.display())))?;
+        drop(qmp);
+        self.plug_share()
     }
 
     fn plug_share(&mut self) -> Result<(), BackendError> {

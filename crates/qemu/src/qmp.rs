@@ -73,35 +73,55 @@ impl Qmp {
 /// memory is copied, and QEMU stops it only for the last pages, so the saved guest is the
 /// one that was waiting at that moment.
 pub fn save(qmp: &mut Qmp, to: &Path) -> io::Result<()> {
-    let uri = format!("exec:cat > {}", shell_quote(to));
-    qmp.execute("migrate", Some(json!({ "uri": uri })))?;
-    let status = loop {
-        let info = qmp.execute("query-migrate", None)?;
-        match info["status"].as_str() {
-            Some("completed") => break Ok(()),
-            Some("failed") | Some("cancelled") => {
-                let why = info["error-desc"].as_str().unwrap_or("no reason given");
-                break Err(io::Error::other(format!("the migration failed: {why}")));
-            }
-            _ => std::thread::sleep(Duration::from_millis(5)),
-        }
-    };
+    let status = migrate(qmp, to);
     // The VM stops when the migration ends, successful or not; the run goes on.
     qmp.execute("cont", None)?;
     status
 }
 
-/// Plugs a vhost-user virtio-fs device for virtiofsd's `socket` into the VM's free PCIe
-/// slot, once the VM runs: a restored VM first finishes loading its state, which would
-/// otherwise overwrite the slot's hotplug event.
-pub fn plug_virtiofs(qmp: &mut Qmp, socket: &Path, tag: &str) -> io::Result<()> {
+/// Leaves RAM in a shared memory file out of a migration: the file is the RAM.
+pub fn ignore_shared_memory(qmp: &mut Qmp) -> io::Result<()> {
+    let capability = json!({ "capability": "x-ignore-shared", "state": true });
+    qmp.execute(
+        "migrate-set-capabilities",
+        Some(json!({ "capabilities": [capability] })),
+    )
+    .map(drop)
+}
+
+/// Waits until an incoming migration has been loaded; the VM's state then.
+pub fn wait_until_loaded(qmp: &mut Qmp) -> io::Result<String> {
     loop {
         let status = qmp.execute("query-status", None)?;
-        if status["status"] != "inmigrate" {
-            break;
+        match status["status"].as_str() {
+            Some("inmigrate") => std::thread::sleep(Duration::from_millis(1)),
+            Some(other) => return Ok(other.to_string()),
+            None => return Err(io::Error::other("query-status gave no status")),
         }
-        std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Migrates the VM into the file `to` and waits for the end.
+pub fn migrate(qmp: &mut Qmp, to: &Path) -> io::Result<()> {
+    let uri = format!("exec:cat > {}", shell_quote(to));
+    qmp.execute("migrate", Some(json!({ "uri": uri })))?;
+    loop {
+        let info = qmp.execute("query-migrate", None)?;
+        match info["status"].as_str() {
+            Some("completed") => return Ok(()),
+            Some("failed") | Some("cancelled") => {
+                let why = info["error-desc"].as_str().unwrap_or("no reason given");
+                return Err(io::Error::other(format!("the migration failed: {why}")));
+            }
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// Plugs a vhost-user virtio-fs device for virtiofsd's `socket` into the VM's free PCIe
+/// slot; a restored VM must have loaded its state first, which would otherwise overwrite the
+/// slot's hotplug event.
+pub fn plug_virtiofs(qmp: &mut Qmp, socket: &Path, tag: &str) -> io::Result<()> {
     let backend = json!({
         "type": "socket",
         "data": {
@@ -192,14 +212,38 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_waits_for_the_state_and_runs_a_guest_saved_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = fake_qemu(
+            dir.path(),
+            vec![
+                r#"{"return": {}}"#,
+                r#"{"return": {}}"#,
+                r#"{"return": {}}"#,
+                r#"{"return": {"status": "inmigrate", "running": false}}"#,
+                r#"{"return": {"status": "paused", "running": false}}"#,
+                r#"{"return": {}}"#,
+            ],
+        );
+        let mut qmp = Qmp::connect(&dir.path().join("qmp.sock")).unwrap();
+        crate::snapshot::restore(&mut qmp, Path::new("/s/state"), true).unwrap();
+        let asked = server.join().unwrap();
+        assert!(asked[1].contains("x-ignore-shared"), "{}", asked[1]);
+        assert!(
+            asked[2].contains(r#""uri":"exec:cat '/s/state'""#),
+            "{}",
+            asked[2]
+        );
+        assert!(asked[5].contains(r#""execute":"cont""#), "{}", asked[5]);
+    }
+
+    #[test]
     fn a_share_is_plugged_in_once_the_vm_has_loaded_its_state() {
         let dir = tempfile::tempdir().unwrap();
         let server = fake_qemu(
             dir.path(),
             vec![
                 r#"{"return": {}}"#,
-                r#"{"return": {"status": "inmigrate", "running": false}}"#,
-                r#"{"return": {"status": "running", "running": true}}"#,
                 r#"{"return": {}}"#,
                 r#"{"return": {}}"#,
             ],
@@ -207,8 +251,8 @@ mod tests {
         let mut qmp = Qmp::connect(&dir.path().join("qmp.sock")).unwrap();
         plug_virtiofs(&mut qmp, Path::new("/run/x/virtiofs.sock"), "vmlane-root").unwrap();
         let asked = server.join().unwrap();
-        assert!(asked[3].contains("chardev-add") && asked[3].contains("/run/x/virtiofs.sock"));
-        assert!(asked[4].contains("vhost-user-fs-pci") && asked[4].contains("vmlane-share-port"));
+        assert!(asked[1].contains("chardev-add") && asked[1].contains("/run/x/virtiofs.sock"));
+        assert!(asked[2].contains("vhost-user-fs-pci") && asked[2].contains("vmlane-share-port"));
     }
 
     #[test]

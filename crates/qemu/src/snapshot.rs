@@ -1,8 +1,9 @@
 //! Saved guests on QEMU: started with `-incoming` from a file, controlled over QMP, and known
 //! by everything on the command line that shapes the guest.
 
-use crate::qmp::shell_quote;
+use crate::qmp::{shell_quote, Qmp};
 use std::ffi::OsString;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use vmlane_backend::Machine;
@@ -16,11 +17,76 @@ pub fn control_args(machine: &Machine) -> Vec<OsString> {
         value.push(",server=on,wait=off");
         args.extend([OsString::from("-qmp"), value]);
     }
-    if let Some(state) = &machine.restore_from {
-        args.push("-incoming".into());
-        args.push(format!("exec:cat {}", shell_quote(state)).into());
+    if machine.restore_from.is_some() {
+        // The state is loaded over QMP ([`restore`]), where its capabilities are set first.
+        args.extend(["-incoming".into(), "defer".into()]);
     }
     args
+}
+
+/// Saves the VM to `state`. A VM whose RAM is in a memory file is stopped while its device
+/// state is written and its RAM copied to `ram` (a sparse copy, written in tens of ms); any
+/// other is live-migrated, RAM and all. Either way it runs on afterwards.
+pub fn save(qmp: &mut Qmp, state: &Path, ram_file: Option<&Path>, ram: &Path) -> io::Result<()> {
+    let Some(ram_file) = ram_file else {
+        return crate::qmp::save(qmp, state);
+    };
+    crate::qmp::ignore_shared_memory(qmp)?;
+    qmp.execute("stop", None)?;
+    let saved = crate::qmp::migrate(qmp, state).and_then(|()| copy_sparse(ram_file, ram));
+    qmp.execute("cont", None)?;
+    saved
+}
+
+/// Loads a VM started with `-incoming defer` from `state` (its RAM mapped from the memory
+/// file, when it has one) and runs it.
+pub fn restore(qmp: &mut Qmp, state: &Path, ram_in_file: bool) -> io::Result<()> {
+    if ram_in_file {
+        crate::qmp::ignore_shared_memory(qmp)?;
+    }
+    let uri = format!("exec:cat {}", shell_quote(state));
+    qmp.execute("migrate-incoming", Some(serde_json::json!({ "uri": uri })))?;
+    let status = crate::qmp::wait_until_loaded(qmp)?;
+    // A guest stopped while it was saved stays paused until told to run.
+    if status != "running" {
+        qmp.execute("cont", None)?;
+    }
+    Ok(())
+}
+
+/// Copies the data of a sparse file, holes left as holes.
+fn copy_sparse(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{seek, SeekFrom};
+    let source = std::fs::File::open(from)?;
+    let target = std::fs::File::create(to)?;
+    let len = source.metadata()?.len();
+    target.set_len(len)?;
+    let mut at = 0u64;
+    while at < len {
+        let data = match seek(&source, SeekFrom::Data(at)) {
+            Ok(offset) => offset,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let hole = seek(&source, SeekFrom::Hole(data))?;
+        let mut from_at = data;
+        let mut to_at = data;
+        while from_at < hole {
+            let left = (hole - from_at) as usize;
+            let n = rustix::fs::copy_file_range(
+                &source,
+                Some(&mut from_at),
+                &target,
+                Some(&mut to_at),
+                left,
+            )?;
+            if n == 0 {
+                break;
+            }
+        }
+        at = hole;
+    }
+    target.sync_data()
 }
 
 /// The parts a saved guest depends on, by name: the QEMU binary, the kernel and initramfs
@@ -102,6 +168,7 @@ mod tests {
             run_dir: dir.to_path_buf(),
             restore_from: None,
             control_socket: None,
+            memory_file: None,
         }
     }
 
@@ -170,8 +237,24 @@ mod tests {
                 "-qmp",
                 "unix:/run/x/qmp.sock,server=on,wait=off",
                 "-incoming",
-                "exec:cat '/cache/snapshots/abc/state'"
+                "defer"
             ]
         );
+    }
+
+    #[test]
+    fn a_sparse_copy_keeps_the_data_and_the_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("ram"), dir.path().join("copy"));
+        let file = std::fs::File::create(&from).unwrap();
+        file.set_len(64 << 20).unwrap();
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(b"start", 0).unwrap();
+        file.write_all_at(&[7u8; 8192], 32 << 20).unwrap();
+        file.write_all_at(b"end", (64 << 20) - 3).unwrap();
+        copy_sparse(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&from).unwrap(), std::fs::read(&to).unwrap());
+        let blocks = std::os::unix::fs::MetadataExt::blocks(&to.metadata().unwrap());
+        assert!(blocks < 1024, "{blocks} blocks: the holes were written");
     }
 }

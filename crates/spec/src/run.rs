@@ -13,7 +13,8 @@ pub enum Accel {
 /// How the host's root filesystem reaches the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ShareKind {
-    /// Whichever the kernel supports, virtio-fs first when a virtiofsd is installed.
+    /// Whichever the kernel supports: 9p first where saved guests may stand in for the boot
+    /// (a 9p guest is saved as it is), else virtio-fs first when a virtiofsd is installed.
     #[default]
     Auto,
     /// virtio-9p served by QEMU itself: no helper process.

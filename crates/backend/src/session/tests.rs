@@ -49,7 +49,7 @@ impl Backend for FakeBackend {
 
     fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError> {
         let (exit_read, exit_write) = pipe();
-        let exited = Arc::new(Mutex::new(false));
+        let exited = Arc::new(Mutex::new(self.script.dies_at_start));
         let (script, request, machine) =
             (self.script.clone(), self.request.clone(), machine.clone());
         let vm_request = request.clone();
@@ -156,9 +156,23 @@ impl RunningVm for FakeVm {
         *self.exited.lock().unwrap() = true;
     }
 
-    fn save(&mut self, to: &std::path::Path) -> Result<(), BackendError> {
+    fn save(
+        &mut self,
+        state: &std::path::Path,
+        _ram: &std::path::Path,
+    ) -> Result<(), BackendError> {
         let received = self.request.lock().unwrap().len();
-        std::fs::write(to, format!("state; {received} bytes received")).unwrap();
+        std::fs::write(state, format!("state; {received} bytes received")).unwrap();
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<(), BackendError> {
+        if *self.exited.lock().unwrap() {
+            return Err(BackendError::Unsupported {
+                backend: "fake",
+                what: "resume a VM that is gone",
+            });
+        }
         Ok(())
     }
 }
@@ -253,6 +267,7 @@ fn run_session_in(
         run_dir: dir.path().to_path_buf(),
         restore_from: None,
         control_socket: None,
+        memory_file: None,
     };
     let backend = FakeBackend {
         script,
@@ -409,6 +424,7 @@ fn a_ready_guest_is_saved_before_it_gets_its_request_and_then_runs_on() {
         },
         Snapshotting::Save {
             state: state.clone(),
+            ram: dir.path().join("ram"),
             console: console.clone(),
         },
     );
