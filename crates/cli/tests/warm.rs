@@ -198,17 +198,7 @@ fn another_configuration_boots_cold() {
     }
     // The same kernel in another file is another kernel.
     let copy = runs.sandbox.work().join("vmlinux");
-    let image = std::fs::read_dir(kernel.dir.join("boot"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("vmlinux-")
-        })
-        .expect("a vmlinux in the cached kernel");
+    let image = kernel.boot_file("vmlinux-");
     std::fs::copy(image, &copy).unwrap();
     let log = runs.sandbox.root.path().join("copy.log");
     let output = runs.sandbox.command_with_kernel(

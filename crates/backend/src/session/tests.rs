@@ -185,15 +185,19 @@ struct Ran {
     console_log: String,
 }
 
-fn run(script: Script, timeout: Option<Duration>) -> Ran {
-    let request = RunRequest {
+/// The request of a run of `true`.
+fn run_true() -> GuestChannel {
+    GuestChannel::Port(RunRequest {
         argv: vec![b"true".to_vec()],
         env: vec![],
         cwd: b"/".to_vec(),
         share: None,
         input: Input::Null,
-    };
-    run_with(script, timeout, GuestChannel::Port(request))
+    })
+}
+
+fn run(script: Script, timeout: Option<Duration>) -> Ran {
+    run_with(script, timeout, run_true())
 }
 
 /// A run of a guest that reports with console markers carrying [`TOKEN`].
@@ -218,17 +222,10 @@ fn run_with(script: Script, timeout: Option<Duration>, channel: GuestChannel) ->
 
 /// A run of `true` that saves or restores a guest.
 fn run_snapshot(script: Script, snapshot: Snapshotting) -> Ran {
-    let request = RunRequest {
-        argv: vec![b"true".to_vec()],
-        env: vec![],
-        cwd: b"/".to_vec(),
-        share: None,
-        input: Input::Null,
-    };
     run_session_in(
         script,
         Some(Duration::from_secs(20)),
-        GuestChannel::Port(request),
+        run_true(),
         io::stdin().as_fd(),
         snapshot,
     )

@@ -15,17 +15,17 @@ pub struct TestKernel {
 impl TestKernel {
     /// The cached kernel's compressed image (`boot/vmlinuz-*`).
     pub fn vmlinuz(&self) -> PathBuf {
+        self.boot_file("vmlinuz-")
+    }
+
+    /// The cached kernel's file in `boot/` whose name starts with `prefix`.
+    pub fn boot_file(&self, prefix: &str) -> PathBuf {
         std::fs::read_dir(self.dir.join("boot"))
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("vmlinuz-")
-            })
-            .expect("a vmlinuz in the cached kernel")
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no boot/{prefix}* in the cached kernel"))
     }
 }
 
