@@ -55,8 +55,8 @@ pub fn enter_root(request: &RunRequest) -> Result<(), Failure> {
         .step(|| format!("enter the working directory {cwd}"))
 }
 
-/// How long a virtio-fs device may take to appear: a guest restored from a saved one gets its
-/// device plugged in after the restore.
+/// How long a virtio-fs device may take to appear and register its tag: a guest restored
+/// from a saved one gets its device plugged in after the restore.
 const SHARE_DEVICE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where a virtio-fs device shows once its driver has it.
 const VIRTIOFS_DEVICES: &str = "/sys/bus/virtio/drivers/virtiofs";
@@ -65,10 +65,7 @@ fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Fail
     for dir in [LOWER, SCRATCH, ROOT] {
         fs::create_dir_all(dir).step(|| format!("create {dir}"))?;
     }
-    if fstype == "virtiofs" {
-        wait_for_virtiofs_device()?;
-    }
-    mount(tag, LOWER, Some(fstype), libc::MS_RDONLY, Some(options))
+    mount_share(fstype, tag, options)
         .step(|| format!("mount the host root ({fstype} tag {tag})"))?;
     mount("tmpfs", SCRATCH, Some("tmpfs"), 0, Some("mode=0755"))
         .step(|| "mount the tmpfs for the overlay".into())?;
@@ -79,24 +76,38 @@ fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Fail
     mount("overlay", ROOT, Some("overlay"), 0, Some(&data)).step(|| "mount the overlay root".into())
 }
 
-/// Waits until a virtio-fs device is bound to its driver (at once, unless it is being
-/// plugged in).
-fn wait_for_virtiofs_device() -> Result<(), Failure> {
+/// Mounts the share read-only on [`LOWER`]. A virtio-fs device plugged in after a restore
+/// may still be probing: until it has registered its tag, the mount fails with EINVAL, and is
+/// tried again for a while.
+fn mount_share(fstype: &str, tag: &str, options: &str) -> std::io::Result<()> {
     let started = Instant::now();
     loop {
+        let mounted = mount(tag, LOWER, Some(fstype), libc::MS_RDONLY, Some(options));
+        match mounted {
+            Err(e)
+                if fstype == "virtiofs"
+                    && e.raw_os_error() == Some(libc::EINVAL)
+                    && started.elapsed() < SHARE_DEVICE_TIMEOUT =>
+            {
+                wait_for_virtiofs_device();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Waits, up to [`SHARE_DEVICE_TIMEOUT`], until a virtio-fs device is bound to its driver.
+fn wait_for_virtiofs_device() {
+    let started = Instant::now();
+    while started.elapsed() < SHARE_DEVICE_TIMEOUT {
         let bound = fs::read_dir(VIRTIOFS_DEVICES).is_ok_and(|entries| {
             entries
                 .flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with("virtio"))
         });
         if bound {
-            return Ok(());
-        }
-        if started.elapsed() > SHARE_DEVICE_TIMEOUT {
-            return Err(Failure::new(
-                "find the host share",
-                format!("no virtio-fs device appeared within {SHARE_DEVICE_TIMEOUT:?}"),
-            ));
+            return;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
