@@ -12,6 +12,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use vmlane_backend::{sweep_abandoned, RunDir};
 
 /// Saved guests kept; each is tens of MiB.
 const KEPT_SNAPSHOTS: usize = 8;
@@ -21,6 +22,8 @@ const STATE: &str = "state";
 const RAM: &str = "ram";
 const CONSOLE: &str = "console.log";
 const KEY: &str = "key";
+/// Names of saves under way.
+const PENDING_PREFIX: &str = ".new-";
 
 /// What a saved guest depends on: named parts, and their hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,10 +87,11 @@ pub struct Saved {
     pub console: Vec<u8>,
 }
 
-/// Where a guest saved by this run goes until it is complete.
+/// Where a guest saved by this run goes until it is complete: a directory marked as this
+/// process's, so one left by a run killed mid-save is removed by the next save.
 #[derive(Debug)]
 pub struct Pending {
-    dir: PathBuf,
+    dir: RunDir,
     target: PathBuf,
     /// Where the VM's state is written.
     pub state: PathBuf,
@@ -183,10 +187,9 @@ impl Snapshots {
     /// Keeps what a run saved, whole: its files appear under the key at once or not at all.
     pub fn commit(&self, pending: Pending, key: &Key) -> io::Result<()> {
         fs::write(pending.dir.join(KEY), key.text())?;
-        if fs::rename(&pending.dir, &pending.target).is_err() {
-            // Another run saved the same guest first.
-            let _ = fs::remove_dir_all(&pending.dir);
-        }
+        // Moved into place whole; if another run saved the same guest first, dropping
+        // `pending` removes this one.
+        let _ = fs::rename(pending.dir.path(), &pending.target);
         prune(&self.dir, KEPT_SNAPSHOTS, |name| {
             name != "seen" && !name.starts_with('.')
         });
@@ -195,7 +198,7 @@ impl Snapshots {
 
     /// Drops what a run was saving, when it did not finish.
     pub fn abandon(&self, pending: Pending) {
-        let _ = fs::remove_dir_all(pending.dir);
+        drop(pending);
     }
 
     /// Deletes a saved guest that could not be restored.
@@ -228,10 +231,8 @@ impl Snapshots {
 
     fn pending(&self, key: &Key) -> io::Result<Pending> {
         fs::create_dir_all(&self.dir)?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!(".new-{}-", key.hash))
-            .tempdir_in(&self.dir)?
-            .keep();
+        sweep_abandoned(&self.dir, PENDING_PREFIX);
+        let dir = RunDir::owned(&self.dir, PENDING_PREFIX)?;
         Ok(Pending {
             state: dir.join(STATE),
             ram: dir.join(RAM),
@@ -389,10 +390,8 @@ mod tests {
         };
         fs::write(&pending.state, "half a st").unwrap();
         snapshots.abandon(pending);
-        assert!(!matches!(
-            snapshots.decide(&key("512M"), true),
-            Start::Warm(_)
-        ));
+        let under_way = snapshots.decide(&key("512M"), true);
+        assert!(!matches!(under_way, Start::Warm(_)));
         let leftovers: Vec<_> = fs::read_dir(cache.path().join("snapshots"))
             .unwrap()
             .flatten()
@@ -400,6 +399,24 @@ mod tests {
             .filter(|n| n.to_string_lossy().starts_with(".new-"))
             .collect();
         assert_eq!(leftovers.len(), 1, "only the save now under way");
+        drop(under_way);
+    }
+
+    #[test]
+    fn a_save_left_by_a_run_killed_mid_way_is_removed_by_the_next_save() {
+        let cache = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::new(cache.path());
+        // As a killed run leaves it: an owner file nobody holds, half a state.
+        let dead = cache.path().join("snapshots/.new-dead");
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join("owner.lock"), "").unwrap();
+        fs::write(dead.join(STATE), "half a st").unwrap();
+        save(&snapshots, &key("512M"));
+        assert!(!dead.exists());
+        assert!(matches!(
+            snapshots.decide(&key("512M"), false),
+            Start::Warm(_)
+        ));
     }
 
     #[test]
