@@ -102,6 +102,9 @@ pub struct MemoryFile {
     /// Whether the guest's writes land in the file (a guest to be saved), or in private copies
     /// of its pages that leave the file as it is (a guest restored from it).
     pub shared: bool,
+    /// A saved RAM file the backend copies to `path` before the VM starts: a restored guest
+    /// whose RAM another process maps (virtiofsd) needs it shared, so it runs on a copy.
+    pub copied_from: Option<PathBuf>,
 }
 
 /// A failure to start or control a VM.

@@ -72,7 +72,12 @@ pub fn boot(
         Start::Warm(saved) => match booter.restore(machine.clone(), &saved, &mut io) {
             Err(SessionError::RestoreFailed(said)) => {
                 snapshots.discard(&saved);
-                let why = said.lines().last().unwrap_or("QEMU said nothing");
+                // QEMU's last words, not those of its helpers that follow them.
+                let qemu_said = said.split("\nvirtiofsd: ").next().unwrap_or_default();
+                let why = qemu_said
+                    .lines()
+                    .rfind(|line| !line.trim().is_empty())
+                    .unwrap_or("QEMU said nothing");
                 events(LaunchEvent::Notice(format!(
                     "the saved guest for this configuration could not be restored ({why}); it was deleted and this run boots"
                 )));
@@ -115,13 +120,26 @@ impl Booter<'_> {
         saved: &Saved,
         io: &mut Io<'_>,
     ) -> Result<(Outcome, Timings), SessionError> {
+        // virtiofsd maps the guest's RAM too, so such a guest runs on its own copy of the
+        // saved RAM, shared; any other maps the saved file privately.
+        let shares_memory = machine.share.as_ref().is_some_and(|s| s.plugged_later);
+        let memory_file = saved.ram.clone().map(|saved_ram| match shares_memory {
+            true => MemoryFile {
+                // Not the file a cold boot after a failed restore saves from.
+                path: self.staged.run_dir.join("restored-ram"),
+                shared: true,
+                copied_from: Some(saved_ram),
+            },
+            false => MemoryFile {
+                path: saved_ram,
+                shared: false,
+                copied_from: None,
+            },
+        });
         let restored = Machine {
             restore_from: Some(saved.state.clone()),
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),
-            memory_file: saved.ram.clone().map(|path| MemoryFile {
-                path,
-                shared: false,
-            }),
+            memory_file,
             ..machine
         };
         let snapshot = Snapshotting::Restored {
@@ -146,11 +164,11 @@ impl Booter<'_> {
             return self.session(plain, Snapshotting::Off, io);
         };
         // RAM in a file is saved by copying the file rather than streaming it, and restored
-        // by mapping it; a guest whose RAM virtiofsd maps, or split in NUMA nodes, streams it.
-        let shares_memory = machine.share.as_ref().is_some_and(|s| s.plugged_later);
-        let memory_file = (!shares_memory && self.plan.vm.numa.is_empty()).then(|| MemoryFile {
+        // by mapping it; a guest whose RAM is split in NUMA nodes streams it.
+        let memory_file = self.plan.vm.numa.is_empty().then(|| MemoryFile {
             path: self.staged.run_dir.join("ram"),
             shared: true,
+            copied_from: None,
         });
         let saving = Machine {
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),

@@ -230,7 +230,11 @@ fn add_machine(
         add_numa(args, numa, memory_backend);
         return;
     }
-    let memory_file = machine.memory_file.as_ref().filter(|_| !memory_backend);
+    // vhost-user devices (virtiofsd) map guest memory, so theirs must be shared.
+    let memory_file = machine
+        .memory_file
+        .as_ref()
+        .filter(|file| file.shared || !memory_backend);
     if memory_backend || memory_file.is_some() {
         machine_opts.push_str(",memory-backend=mem");
     }
@@ -239,7 +243,8 @@ fn add_machine(
     args.pair("-smp", machine.cpus.to_string());
     args.pair("-m", format!("{}M", machine.memory_mib));
     if let Some(file) = memory_file {
-        // A saved guest's RAM is this file; a restored one maps it privately.
+        // A guest to be saved runs on this file; a restored one maps the saved file privately,
+        // or its own copy of it shared when virtiofsd maps its RAM too.
         let mut object = OsString::from(format!(
             "memory-backend-file,id=mem,size={}M,share={},mem-path=",
             machine.memory_mib,
@@ -248,8 +253,7 @@ fn add_machine(
         object.push(escape_option(file.path.as_os_str()));
         args.pair("-object", object);
     }
-    if memory_backend {
-        // vhost-user devices (virtiofsd) need guest memory they can map.
+    if memory_backend && memory_file.is_none() {
         args.pair(
             "-object",
             format!(
@@ -526,6 +530,33 @@ mod tests {
         assert!(text.contains(",memory-backend=mem"));
         assert!(text.contains("vhost-user-fs-pci,chardev=share,tag=vmlane-root"));
         assert!(text.contains("socket,id=share,path=/run/x/virtiofs.sock"));
+    }
+
+    #[test]
+    fn a_virtiofs_guests_ram_file_is_shared_and_replaces_the_memfd() {
+        let mut shared = machine(Some(ShareTransport::VirtioFs));
+        shared.memory_file = Some(vmlane_backend::MemoryFile {
+            path: "/run/x/restored-ram".into(),
+            shared: true,
+            copied_from: Some("/cache/ram".into()),
+        });
+        let text = joined(&qemu_args(&shared, MachineKind::Q35, AccelChoice::Tcg));
+        assert!(
+            text.contains(
+                "memory-backend-file,id=mem,size=512M,share=on,mem-path=/run/x/restored-ram"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("memfd"), "{text}");
+        // A private mapping would hide the guest's writes from virtiofsd: memfd instead.
+        let mut private = shared.clone();
+        private.memory_file.as_mut().unwrap().shared = false;
+        let text = joined(&qemu_args(&private, MachineKind::Q35, AccelChoice::Tcg));
+        assert!(
+            text.contains("memory-backend-memfd,id=mem,size=512M,share=on"),
+            "{text}"
+        );
+        assert!(!text.contains("mem-path"), "{text}");
     }
 
     #[test]

@@ -51,6 +51,16 @@ impl QemuVm {
         machine: &Machine,
         virtiofsd: Option<Virtiofsd>,
     ) -> Result<QemuVm, BackendError> {
+        if let Some(file) = &machine.memory_file {
+            if let Some(saved) = &file.copied_from {
+                crate::snapshot::copy_sparse(saved, &file.path, false).map_err(|source| {
+                    BackendError::Io {
+                        action: format!("copy the saved guest's RAM from {}", saved.display()),
+                        source,
+                    }
+                })?;
+            }
+        }
         let stderr_log = machine.run_dir.join("qemu.log");
         let stderr = File::create(&stderr_log).map_err(|source| BackendError::Io {
             action: format!("create {}", stderr_log.display()),

@@ -33,7 +33,7 @@ pub fn save(qmp: &mut Qmp, state: &Path, ram_file: Option<&Path>, ram: &Path) ->
     };
     crate::qmp::ignore_shared_memory(qmp)?;
     qmp.execute("stop", None)?;
-    let saved = crate::qmp::migrate(qmp, state).and_then(|()| copy_sparse(ram_file, ram));
+    let saved = crate::qmp::migrate(qmp, state).and_then(|()| copy_sparse(ram_file, ram, true));
     qmp.execute("cont", None)?;
     saved
 }
@@ -54,8 +54,9 @@ pub fn restore(qmp: &mut Qmp, state: &Path, ram_in_file: bool) -> io::Result<()>
     Ok(())
 }
 
-/// Copies the data of a sparse file, holes left as holes.
-fn copy_sparse(from: &Path, to: &Path) -> io::Result<()> {
+/// Copies the data of a sparse file, holes left as holes; `durable` copies reach the disk
+/// before this returns (a saved guest), others need not (a run's own copy).
+pub(crate) fn copy_sparse(from: &Path, to: &Path, durable: bool) -> io::Result<()> {
     use rustix::fs::{seek, SeekFrom};
     let source = std::fs::File::open(from)?;
     let target = std::fs::File::create(to)?;
@@ -69,24 +70,54 @@ fn copy_sparse(from: &Path, to: &Path) -> io::Result<()> {
             Err(e) => return Err(e.into()),
         };
         let hole = seek(&source, SeekFrom::Hole(data))?;
-        let mut from_at = data;
-        let mut to_at = data;
-        while from_at < hole {
-            let left = (hole - from_at) as usize;
-            let n = rustix::fs::copy_file_range(
-                &source,
-                Some(&mut from_at),
-                &target,
-                Some(&mut to_at),
-                left,
-            )?;
-            if n == 0 {
-                break;
-            }
-        }
+        copy_range(&source, &target, data, hole)?;
         at = hole;
     }
-    target.sync_data()
+    if durable {
+        target.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Copies bytes `start..end` in the kernel, or through a buffer where the two files are on
+/// different filesystems (a run directory on tmpfs, the cache on disk).
+fn copy_range(
+    source: &std::fs::File,
+    target: &std::fs::File,
+    start: u64,
+    end: u64,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut from_at = start;
+    let mut to_at = start;
+    while from_at < end {
+        let left = (end - from_at) as usize;
+        match rustix::fs::copy_file_range(
+            source,
+            Some(&mut from_at),
+            target,
+            Some(&mut to_at),
+            left,
+        ) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {
+                let mut buf = vec![0u8; 1 << 20];
+                while from_at < end {
+                    let want = buf.len().min((end - from_at) as usize);
+                    let n = source.read_at(&mut buf[..want], from_at)?;
+                    if n == 0 {
+                        break;
+                    }
+                    target.write_all_at(&buf[..n], to_at)?;
+                    from_at += n as u64;
+                    to_at += n as u64;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The parts a saved guest depends on, by name: the QEMU binary, the kernel and initramfs
@@ -252,9 +283,28 @@ mod tests {
         file.write_all_at(b"start", 0).unwrap();
         file.write_all_at(&[7u8; 8192], 32 << 20).unwrap();
         file.write_all_at(b"end", (64 << 20) - 3).unwrap();
-        copy_sparse(&from, &to).unwrap();
+        copy_sparse(&from, &to, true).unwrap();
         assert_eq!(std::fs::read(&from).unwrap(), std::fs::read(&to).unwrap());
         let blocks = std::os::unix::fs::MetadataExt::blocks(&to.metadata().unwrap());
         assert!(blocks < 1024, "{blocks} blocks: the holes were written");
+    }
+
+    #[test]
+    fn a_sparse_copy_crosses_filesystems() {
+        use std::os::unix::fs::MetadataExt;
+        let disk = tempfile::tempdir().unwrap();
+        let Ok(memory) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm to copy to");
+            return;
+        };
+        if disk.path().metadata().unwrap().dev() == memory.path().metadata().unwrap().dev() {
+            eprintln!("skipped: the temporary directory is on /dev/shm's filesystem");
+            return;
+        }
+        let (from, to) = (disk.path().join("ram"), memory.path().join("copy"));
+        let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+        std::fs::write(&from, &data).unwrap();
+        copy_sparse(&from, &to, false).unwrap();
+        assert!(std::fs::read(&to).unwrap() == data);
     }
 }
