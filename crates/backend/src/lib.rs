@@ -12,7 +12,7 @@ mod signals;
 
 pub use console::ConsoleLog;
 pub use machine::{
-    Backend, BackendError, Disk, GuestOs, Machine, MemoryFile, RunningVm, Share, ShareTransport,
+    Backend, BackendError, Disk, GuestOs, GuestRam, Machine, RunningVm, Share, ShareTransport,
 };
 pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::{sweep_abandoned, RunDir};

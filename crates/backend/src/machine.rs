@@ -89,22 +89,23 @@ pub struct Machine {
     pub restore_from: Option<PathBuf>,
     /// Where the backend offers control of the VM (QEMU: QMP), so the session can save it.
     pub control_socket: Option<PathBuf>,
-    /// Guest RAM in a file instead of anonymous memory: a saved guest's RAM is then a copy of
-    /// the file, and a restored one maps it instead of loading it.
-    pub memory_file: Option<MemoryFile>,
+    /// Where guest RAM lives, when not in the VMM's anonymous memory: memory vmlane can copy
+    /// for a guest to be saved, or a saved guest's RAM for one restored from it.
+    pub guest_ram: Option<GuestRam>,
 }
 
-/// A file that holds guest RAM.
+/// Guest RAM the backend provides instead of the VMM's own anonymous memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemoryFile {
-    /// The file.
-    pub path: PathBuf,
-    /// Whether the guest's writes land in the file (a guest to be saved), or in private copies
-    /// of its pages that leave the file as it is (a guest restored from it).
-    pub shared: bool,
-    /// A saved RAM file the backend copies to `path` before the VM starts: a restored guest
-    /// whose RAM another process maps (virtiofsd) needs it shared, so it runs on a copy.
-    pub copied_from: Option<PathBuf>,
+pub enum GuestRam {
+    /// Memory the backend holds and shares with the VMM (a memfd): a guest to be saved, whose
+    /// RAM is copied out while it is stopped, without streaming it through the VMM.
+    Saveable,
+    /// A saved guest's RAM file mapped privately: its pages are read as the guest touches them
+    /// and its writes never reach the file.
+    MappedFrom(PathBuf),
+    /// A copy of a saved guest's RAM file in memory the backend holds, shared with the VMM: for
+    /// a restored guest whose RAM a helper maps too (virtiofsd), which a private map would hide.
+    CopiedFrom(PathBuf),
 }
 
 /// A failure to start or control a VM.

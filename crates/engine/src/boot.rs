@@ -11,7 +11,7 @@ use crate::stage::Staged;
 use crate::Error;
 use std::io::Write;
 use vmlane_backend::{
-    run_session, Backend, ConsoleLog, GuestChannel, Machine, MemoryFile, Session, SessionError,
+    run_session, Backend, ConsoleLog, GuestChannel, GuestRam, Machine, Session, SessionError,
     Snapshotting, StopSignals, Timings,
 };
 use vmlane_qemu::QemuBackend;
@@ -120,26 +120,17 @@ impl Booter<'_> {
         saved: &Saved,
         io: &mut Io<'_>,
     ) -> Result<(Outcome, Timings), SessionError> {
-        // virtiofsd maps the guest's RAM too, so such a guest runs on its own copy of the
-        // saved RAM, shared; any other maps the saved file privately.
+        // virtiofsd maps the guest's RAM too, so such a guest runs on a shared copy of the
+        // saved RAM; any other maps the saved file privately.
         let shares_memory = machine.share.as_ref().is_some_and(|s| s.plugged_later);
-        let memory_file = saved.ram.clone().map(|saved_ram| match shares_memory {
-            true => MemoryFile {
-                // Not the file a cold boot after a failed restore saves from.
-                path: self.staged.run_dir.join("restored-ram"),
-                shared: true,
-                copied_from: Some(saved_ram),
-            },
-            false => MemoryFile {
-                path: saved_ram,
-                shared: false,
-                copied_from: None,
-            },
+        let guest_ram = saved.ram.clone().map(|saved_ram| match shares_memory {
+            true => GuestRam::CopiedFrom(saved_ram),
+            false => GuestRam::MappedFrom(saved_ram),
         });
         let restored = Machine {
             restore_from: Some(saved.state.clone()),
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),
-            memory_file,
+            guest_ram,
             ..machine
         };
         let snapshot = Snapshotting::Restored {
@@ -163,16 +154,12 @@ impl Booter<'_> {
             }
             return self.session(plain, Snapshotting::Off, io);
         };
-        // RAM in a file is saved by copying the file rather than streaming it, and restored
-        // by mapping it; a guest whose RAM is split in NUMA nodes streams it.
-        let memory_file = self.plan.vm.numa.is_empty().then(|| MemoryFile {
-            path: self.staged.run_dir.join("ram"),
-            shared: true,
-            copied_from: None,
-        });
+        // RAM the backend holds is saved by copying it rather than streaming it, and restored
+        // by mapping the copy; a guest whose RAM is split in NUMA nodes streams it.
+        let guest_ram = self.plan.vm.numa.is_empty().then_some(GuestRam::Saveable);
         let saving = Machine {
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),
-            memory_file,
+            guest_ram,
             ..machine
         };
         let snapshot = Snapshotting::Save {
@@ -240,7 +227,7 @@ fn machine(plan: &Plan, staged: &Staged) -> Machine {
         run_dir: staged.run_dir.path().to_path_buf(),
         restore_from: None,
         control_socket: None,
-        memory_file: None,
+        guest_ram: None,
     }
 }
 

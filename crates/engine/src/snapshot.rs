@@ -187,6 +187,10 @@ impl Snapshots {
     /// Keeps what a run saved, whole: its files appear under the key at once or not at all.
     pub fn commit(&self, pending: Pending, key: &Key) -> io::Result<()> {
         fs::write(pending.dir.join(KEY), key.text())?;
+        // On disk before it is in place, so a crash never leaves a saved guest half there.
+        for entry in fs::read_dir(pending.dir.path())? {
+            fs::File::open(entry?.path())?.sync_data()?;
+        }
         // Moved into place whole; if another run saved the same guest first, dropping
         // `pending` removes this one.
         let _ = fs::rename(pending.dir.path(), &pending.target);

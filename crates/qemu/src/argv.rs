@@ -3,6 +3,7 @@
 use crate::accel::AccelChoice;
 use crate::machine::MachineKind;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use vmlane_backend::{Machine, ShareTransport};
 use vmlane_proto::PORT_NAME;
 use vmlane_spec::{Network, NumaNode};
@@ -156,15 +157,25 @@ pub fn gdb_args(port: Option<u16>) -> Vec<OsString> {
 
 /// The whole QEMU argument list (without the program name).
 pub fn qemu_args(machine: &Machine, kind: MachineKind, accel: AccelChoice) -> Vec<OsString> {
-    qemu_args_numa(machine, kind, accel, &[])
+    qemu_args_numa(machine, kind, accel, &[], None)
 }
 
-/// [`qemu_args`] for a guest split into NUMA nodes (none: one node).
+/// The file guest RAM is mapped from, when it is not QEMU's anonymous memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RamBacking {
+    /// The file (memory vmlane holds shows as `/proc/self/fd/N`).
+    pub path: PathBuf,
+    /// Whether the guest's writes land in the file, or in private copies of its pages.
+    pub shared: bool,
+}
+
+/// [`qemu_args`] for a guest split into NUMA nodes (none: one node), its RAM in `ram` if given.
 pub fn qemu_args_numa(
     machine: &Machine,
     kind: MachineKind,
     accel: AccelChoice,
     numa: &[NumaNode],
+    ram: Option<&RamBacking>,
 ) -> Vec<OsString> {
     let mut args = Args::default();
     args.push([
@@ -174,7 +185,7 @@ pub fn qemu_args_numa(
         "none",
         "-no-reboot",
     ]);
-    add_machine(&mut args, machine, kind, accel, numa);
+    add_machine(&mut args, machine, kind, accel, numa, ram);
     args.pair("-kernel", machine.kernel.as_os_str());
     if let Some(initrd) = &machine.initrd {
         args.pair("-initrd", initrd.as_os_str());
@@ -207,6 +218,7 @@ fn add_machine(
     kind: MachineKind,
     accel: AccelChoice,
     numa: &[NumaNode],
+    ram: Option<&RamBacking>,
 ) {
     let (accel_name, cpu) = match accel {
         AccelChoice::Kvm => ("kvm", "host"),
@@ -231,10 +243,7 @@ fn add_machine(
         return;
     }
     // vhost-user devices (virtiofsd) map guest memory, so theirs must be shared.
-    let memory_file = machine
-        .memory_file
-        .as_ref()
-        .filter(|file| file.shared || !memory_backend);
+    let memory_file = ram.filter(|file| file.shared || !memory_backend);
     if memory_backend || memory_file.is_some() {
         machine_opts.push_str(",memory-backend=mem");
     }
@@ -243,8 +252,8 @@ fn add_machine(
     args.pair("-smp", machine.cpus.to_string());
     args.pair("-m", format!("{}M", machine.memory_mib));
     if let Some(file) = memory_file {
-        // A guest to be saved runs on this file; a restored one maps the saved file privately,
-        // or its own copy of it shared when virtiofsd maps its RAM too.
+        // Memory vmlane holds (a guest to be saved, or a restored one whose RAM virtiofsd maps
+        // too), or a saved guest's RAM file mapped privately.
         let mut object = OsString::from(format!(
             "memory-backend-file,id=mem,size={}M,share={},mem-path=",
             machine.memory_mib,
@@ -446,7 +455,7 @@ mod tests {
             run_dir: PathBuf::from("/run/x"),
             restore_from: None,
             control_socket: None,
-            memory_file: None,
+            guest_ram: None,
         }
     }
 
@@ -534,24 +543,37 @@ mod tests {
 
     #[test]
     fn a_virtiofs_guests_ram_file_is_shared_and_replaces_the_memfd() {
-        let mut shared = machine(Some(ShareTransport::VirtioFs));
-        shared.memory_file = Some(vmlane_backend::MemoryFile {
-            path: "/run/x/restored-ram".into(),
+        let virtiofs = machine(Some(ShareTransport::VirtioFs));
+        let held = RamBacking {
+            path: "/proc/self/fd/7".into(),
             shared: true,
-            copied_from: Some("/cache/ram".into()),
-        });
-        let text = joined(&qemu_args(&shared, MachineKind::Q35, AccelChoice::Tcg));
+        };
+        let args = qemu_args_numa(
+            &virtiofs,
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+            &[],
+            Some(&held),
+        );
+        let text = joined(&args);
         assert!(
-            text.contains(
-                "memory-backend-file,id=mem,size=512M,share=on,mem-path=/run/x/restored-ram"
-            ),
+            text.contains("memory-backend-file,id=mem,size=512M,share=on,mem-path=/proc/self/fd/7"),
             "{text}"
         );
         assert!(!text.contains("memfd"), "{text}");
         // A private mapping would hide the guest's writes from virtiofsd: memfd instead.
-        let mut private = shared.clone();
-        private.memory_file.as_mut().unwrap().shared = false;
-        let text = joined(&qemu_args(&private, MachineKind::Q35, AccelChoice::Tcg));
+        let private = RamBacking {
+            path: "/cache/ram".into(),
+            shared: false,
+        };
+        let args = qemu_args_numa(
+            &virtiofs,
+            MachineKind::Q35,
+            AccelChoice::Tcg,
+            &[],
+            Some(&private),
+        );
+        let text = joined(&args);
         assert!(
             text.contains("memory-backend-memfd,id=mem,size=512M,share=on"),
             "{text}"
@@ -673,7 +695,7 @@ mod tests {
                 memory_mib: 512,
             },
         ];
-        let args = qemu_args_numa(&m, MachineKind::Q35, AccelChoice::Tcg, &nodes);
+        let args = qemu_args_numa(&m, MachineKind::Q35, AccelChoice::Tcg, &nodes, None);
         assert_eq!(
             value_after(&args, "-object"),
             [
@@ -699,6 +721,7 @@ mod tests {
             MachineKind::Q35,
             AccelChoice::Kvm,
             &nodes,
+            None,
         );
         let text = joined(&args);
         assert!(

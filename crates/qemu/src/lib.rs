@@ -8,6 +8,7 @@ mod freebsd;
 mod machine;
 mod process;
 mod qmp;
+mod ram;
 mod snapshot;
 mod tsc;
 mod version;
@@ -15,7 +16,7 @@ mod virtiofsd;
 
 pub use accel::{resolve_accel, AccelChoice, HostKvm};
 pub use argv::{
-    gdb_args, kernel_cmdline, network_args, qemu_args, qemu_args_numa, GUEST_ADDRESS,
+    gdb_args, kernel_cmdline, network_args, qemu_args, qemu_args_numa, RamBacking, GUEST_ADDRESS,
     GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS,
     KERNEL_ARGS,
 };
@@ -76,21 +77,26 @@ impl Backend for QemuBackend {
             }
             _ => None,
         };
-        let mut args = self.vm_args(machine);
+        let (held, backing) = ram::prepare(machine)?;
+        let mut args = self.vm_args(machine, backing.as_ref());
         args.extend(snapshot::control_args(machine));
-        let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd)?;
+        let vm = process::QemuVm::spawn(&self.qemu, &args, machine, virtiofsd, held)?;
         Ok(Box::new(vm))
     }
 
     fn snapshot_key(&self, machine: &Machine) -> Option<Vec<(String, String)>> {
-        Some(snapshot::key(&self.qemu, machine, &self.vm_args(machine)))
+        Some(snapshot::key(
+            &self.qemu,
+            machine,
+            &self.vm_args(machine, None),
+        ))
     }
 }
 
 impl QemuBackend {
     /// Everything that makes the VM what it is, without how it is started or controlled.
-    fn vm_args(&self, machine: &Machine) -> Vec<std::ffi::OsString> {
-        let mut args = qemu_args_numa(machine, self.machine, self.accel, &self.numa);
+    fn vm_args(&self, machine: &Machine, ram: Option<&RamBacking>) -> Vec<std::ffi::OsString> {
+        let mut args = qemu_args_numa(machine, self.machine, self.accel, &self.numa, ram);
         args.extend(network_args(&self.network, self.machine));
         args.extend(gdb_args(self.gdb));
         args

@@ -1,6 +1,7 @@
 //! QEMU as a child process that cannot outlive vmlane.
 
 use crate::qmp::Qmp;
+use crate::ram::HeldRam;
 use crate::virtiofsd::Virtiofsd;
 use rustix::process::{Pid, PidfdFlags, Signal};
 use std::ffi::OsString;
@@ -32,8 +33,11 @@ pub struct QemuVm {
     share_to_plug: Option<SharePlug>,
     /// The saved state to load, for a VM restored from one.
     restore_from: Option<PathBuf>,
-    /// The file the guest's RAM is in, shared (a guest that may be saved) or not (restored).
-    memory_file: Option<vmlane_backend::MemoryFile>,
+    /// Whether the guest's RAM is in a file (held here or saved), not streamed when saved or
+    /// restored.
+    ram_in_file: bool,
+    /// The guest's RAM, when vmlane holds it.
+    ram: Option<HeldRam>,
 }
 
 /// A virtio-fs device to plug into a running VM: virtiofsd's socket and the tag.
@@ -50,17 +54,8 @@ impl QemuVm {
         args: &[OsString],
         machine: &Machine,
         virtiofsd: Option<Virtiofsd>,
+        ram: Option<HeldRam>,
     ) -> Result<QemuVm, BackendError> {
-        if let Some(file) = &machine.memory_file {
-            if let Some(saved) = &file.copied_from {
-                crate::snapshot::copy_sparse(saved, &file.path, false).map_err(|source| {
-                    BackendError::Io {
-                        action: format!("copy the saved guest's RAM from {}", saved.display()),
-                        source,
-                    }
-                })?;
-            }
-        }
         let stderr_log = machine.run_dir.join("qemu.log");
         let stderr = File::create(&stderr_log).map_err(|source| BackendError::Io {
             action: format!("create {}", stderr_log.display()),
@@ -73,8 +68,19 @@ impl QemuVm {
             .stdout(Stdio::null())
             .stderr(stderr)
             .process_group(0);
-        // SAFETY: the closure only calls prctl in the forked child.
-        unsafe { command.pre_exec(die_with_parent) };
+        let inherited = ram.as_ref().map(HeldRam::fd);
+        // SAFETY: the closure only calls prctl and fcntl in the forked child.
+        unsafe {
+            command.pre_exec(move || {
+                die_with_parent()?;
+                if let Some(fd) = inherited {
+                    // QEMU maps the guest's RAM through /proc/self/fd/N: N must stay open.
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+                }
+                Ok(())
+            })
+        };
         let child = command.spawn().map_err(|source| BackendError::Spawn {
             program: qemu.display().to_string(),
             source,
@@ -99,7 +105,8 @@ impl QemuVm {
                     tag: share.tag.clone(),
                 }),
             restore_from: machine.restore_from.clone(),
-            memory_file: machine.memory_file.clone(),
+            ram_in_file: machine.guest_ram.is_some(),
+            ram,
         })
     }
 
@@ -178,12 +185,8 @@ impl RunningVm for QemuVm {
     fn save(&mut self, state: &Path, ram: &Path) -> Result<(), BackendError> {
         let refused = refused(format!("save the VM to {}", state.display()));
         let mut qmp = self.qmp()?;
-        let ram_file = self
-            .memory_file
-            .as_ref()
-            .filter(|file| file.shared)
-            .map(|file| file.path.as_path());
-        crate::snapshot::save(&mut qmp, state, ram_file, ram).map_err(refused)
+        crate::snapshot::save(&mut qmp, state, self.ram.as_ref().map(HeldRam::file), ram)
+            .map_err(refused)
     }
 
     fn resume(&mut self) -> Result<(), BackendError> {
@@ -191,8 +194,7 @@ impl RunningVm for QemuVm {
             return Ok(());
         };
         let mut qmp = self.qmp()?;
-        let ram_in_file = self.memory_file.is_some();
-        crate::snapshot::restore(&mut qmp, &state, ram_in_file)
+        crate::snapshot::restore(&mut qmp, &state, self.ram_in_file)
             .map_err(refused(format!("restore the VM from {}", state.display())))?;
         drop(qmp);
         self.plug_share()

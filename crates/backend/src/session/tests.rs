@@ -264,7 +264,7 @@ fn run_session_in(
         run_dir: dir.path().to_path_buf(),
         restore_from: None,
         control_socket: None,
-        memory_file: None,
+        guest_ram: None,
     };
     let backend = FakeBackend {
         script,
