@@ -193,6 +193,9 @@ impl RunningVm for QemuVm {
         let Some(state) = self.restore_from.clone() else {
             return Ok(());
         };
+        if let Some(ram) = self.ram.as_mut() {
+            ram.filled()?;
+        }
         let mut qmp = self.qmp()?;
         crate::snapshot::restore(&mut qmp, &state, self.ram_in_file)
             .map_err(refused(format!("restore the VM from {}", state.display())))?;

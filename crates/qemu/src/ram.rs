@@ -6,14 +6,39 @@
 use crate::argv::RamBacking;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use vmlane_backend::{BackendError, GuestRam, Machine};
 
 /// The memfd behind a guest's RAM.
 pub struct HeldRam {
     file: File,
+    /// The copy of a saved guest's RAM still under way while QEMU starts.
+    filling: Option<Filling>,
+}
+
+/// A copy into the held RAM on a thread of its own, and what it copies from.
+struct Filling {
+    copy: std::thread::JoinHandle<std::io::Result<()>>,
+    from: PathBuf,
 }
 
 impl HeldRam {
+    /// Waits for the saved RAM to be in place: QEMU's device state refers to it (virtqueues
+    /// live in guest RAM), so it must be complete before the state is loaded.
+    pub fn filled(&mut self) -> Result<(), BackendError> {
+        let Some(filling) = self.filling.take() else {
+            return Ok(());
+        };
+        let copied = filling
+            .copy
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the copy panicked")));
+        copied.map_err(|source| BackendError::Io {
+            action: format!("copy the saved guest's RAM from {}", filling.from.display()),
+            source,
+        })
+    }
+
     /// The memory the guest's RAM is in, to copy out of it.
     pub fn file(&self) -> &File {
         &self.file
@@ -51,27 +76,40 @@ pub fn prepare(machine: &Machine) -> Result<(Option<HeldRam>, Option<RamBacking>
     Ok((Some(held), Some(backing)))
 }
 
-fn hold(memory_mib: u32, copy_of: Option<&std::path::Path>) -> Result<HeldRam, BackendError> {
+fn hold(memory_mib: u32, copy_of: Option<&Path>) -> Result<HeldRam, BackendError> {
     let io = |action: String| move |source| BackendError::Io { action, source };
     let fd = rustix::fs::memfd_create("vmlane-guest-ram", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| io("hold the guest's RAM in memory".into())(e.into()))?;
     let file = File::from(fd);
-    match copy_of {
-        Some(saved) => {
-            let source = File::open(saved).map_err(io(format!(
-                "open the saved guest's RAM {}",
-                saved.display()
-            )))?;
-            crate::snapshot::copy_sparse(&source, &file).map_err(io(format!(
-                "copy the saved guest's RAM from {}",
-                saved.display()
-            )))?;
-        }
-        None => file
-            .set_len(u64::from(memory_mib) << 20)
-            .map_err(io("size the guest's RAM".into()))?,
-    }
-    Ok(HeldRam { file })
+    let Some(saved) = copy_of else {
+        file.set_len(u64::from(memory_mib) << 20)
+            .map_err(io("size the guest's RAM".into()))?;
+        return Ok(HeldRam {
+            file,
+            filling: None,
+        });
+    };
+    // Sized as the saved file is, so QEMU refuses one of the wrong size as it starts; filled
+    // while QEMU starts, on a core QEMU's start leaves free.
+    let source = File::open(saved).map_err(io(format!(
+        "open the saved guest's RAM {}",
+        saved.display()
+    )))?;
+    let len = source
+        .metadata()
+        .map_err(io(format!("read the size of {}", saved.display())))?
+        .len();
+    file.set_len(len)
+        .map_err(io("size the guest's RAM".into()))?;
+    let target = file
+        .try_clone()
+        .map_err(io("hold the guest's RAM in memory".into()))?;
+    let copy = std::thread::spawn(move || crate::snapshot::copy_sparse(&source, &target));
+    let filling = Some(Filling {
+        copy,
+        from: saved.to_path_buf(),
+    });
+    Ok(HeldRam { file, filling })
 }
 
 #[cfg(test)]
@@ -79,7 +117,6 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::unix::fs::FileExt;
-    use std::path::Path;
     use vmlane_backend::GuestOs;
 
     fn machine(guest_ram: Option<GuestRam>) -> Machine {
@@ -138,12 +175,24 @@ mod tests {
         );
 
         let (held, backing) = prepare(&machine(Some(GuestRam::CopiedFrom(saved.clone())))).unwrap();
-        let held = held.unwrap();
+        let mut held = held.unwrap();
+        held.filled().unwrap();
         assert!(backing.unwrap().shared);
         let mut copied = [0u8; 10];
         held.file().read_exact_at(&mut copied, 8 << 20).unwrap();
         assert_eq!(&copied, b"saved page");
         assert_eq!(held.file().metadata().unwrap().len(), 64 << 20);
+    }
+
+    #[test]
+    fn a_saved_ram_file_of_the_wrong_size_is_held_at_its_size_for_qemu_to_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = dir.path().join("ram");
+        File::create(&saved).unwrap().set_len(21 << 20).unwrap();
+        let (held, _) = prepare(&machine(Some(GuestRam::CopiedFrom(saved)))).unwrap();
+        let mut held = held.unwrap();
+        held.filled().unwrap();
+        assert_eq!(held.file().metadata().unwrap().len(), 21 << 20);
     }
 
     #[test]

@@ -348,6 +348,39 @@ fn ktap_on_the_console_passes_when_all_ok() {
 }
 
 #[test]
+fn kunit_ktap_printed_at_boot_gives_one_verdict_cold_and_warm() {
+    // KUnit's built-in tests print their KTAP while the kernel boots: in a warm run's log that
+    // is the saved boot, before the restore line and the run's own console.
+    let test = test_with("expect.ktap = \"console\"\nexpect.console = [\"Run /init\"]");
+    let kunit = |second: &str| {
+        format!(
+            "[    0.300000] KTAP version 1\n[    0.300001] 1..2\n[    0.300002] ok 1 example\n\
+             [    0.300003] {second} 2 list-kunit-test\n"
+        )
+    };
+    let run_part = "[    0.700000] random: crng reseeded\n";
+    for second in ["ok", "not ok"] {
+        let cold = format!("{}{BOOT}{run_part}", kunit(second));
+        let warm = format!(
+            "{}{BOOT}{}\n{run_part}",
+            kunit(second),
+            vmlane_checks::golden::RESTORE_LINE
+        );
+        let cold = verdict(&test, &EXITED_0, &cold, "");
+        let warm = verdict(&test, &EXITED_0, &warm, "");
+        assert_eq!(cold.status, warm.status, "{second}: {warm:?}");
+        assert_eq!(cold.reasons, warm.reasons, "{second}");
+        assert_eq!(warm.subtests.len(), 2, "{second}: {warm:?}");
+        let expected = if second == "ok" {
+            Status::Passed
+        } else {
+            Status::Failed
+        };
+        assert_eq!(warm.status, expected, "{second}: {warm:?}");
+    }
+}
+
+#[test]
 fn other_endings_fail_with_their_own_description() {
     for outcome in [
         Outcome::VmDied(Some("qemu: terminating on signal 15".into())),
