@@ -15,7 +15,17 @@ use std::process::ExitCode;
 use vmlane_spec::exit_code;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    // Usage errors are vmlane's failures too (125), never a code the command could return.
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(match error.use_stderr() {
+                true => exit_code::VMLANE_FAILED as u8,
+                false => 0,
+            });
+        }
+    };
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(run_args),
         args::Command::Shell(shell_args) => shell::shell(shell_args),

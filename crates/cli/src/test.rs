@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use vmlane::launch::launch_captured;
 use vmlane::Request;
+use vmlane_spec::exit_code;
 use vmlane_suite::{judge, matrix, partition, Case, Finished, Partition, Status, Test};
 
 /// A run without its own timeout is ended after this long and reported as a hang.
@@ -104,16 +105,22 @@ pub fn test(args: TestArgs) -> Result<i32> {
         ReportFormat::Junit => report::junit(&mut stdout, &results)?,
     }
     stdout.flush()?;
-    let interrupted = results.iter().any(|r| r.status == Status::Interrupted);
-    let all_passed =
-        results.len() == cases.len() && results.iter().all(|r| r.status == Status::Passed);
-    Ok(if interrupted {
+    Ok(suite_exit_code(&results, cases.len()))
+}
+
+/// 130 if interrupted, 125 if vmlane could not run a case (its fault, not the kernel's), 1 if
+/// a test failed or hung, 0 when every case ran and passed.
+fn suite_exit_code(results: &[CaseResult], cases: usize) -> i32 {
+    let any = |status: Status| results.iter().any(|r| r.status == status);
+    if any(Status::Interrupted) {
         130
-    } else if all_passed {
+    } else if any(Status::Error) {
+        exit_code::VMLANE_FAILED
+    } else if results.len() == cases && results.iter().all(|r| r.status == Status::Passed) {
         0
     } else {
         1
-    })
+    }
 }
 
 /// One (test, kernel) run and its checks.
@@ -237,6 +244,25 @@ fn default_jobs() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exit_code_tells_failed_tests_from_vmlane_failing() {
+        let result = |status| {
+            let mut r = CaseResult::new("t", "6.1", Path::new("/r/t/6.1"));
+            r.status = status;
+            r
+        };
+        let code = |statuses: &[Status], cases| {
+            let results: Vec<_> = statuses.iter().map(|s| result(*s)).collect();
+            suite_exit_code(&results, cases)
+        };
+        assert_eq!(code(&[Status::Passed, Status::Passed], 2), 0);
+        assert_eq!(code(&[Status::Passed], 2), 1, "a case without a result");
+        assert_eq!(code(&[Status::Passed, Status::Failed], 2), 1);
+        assert_eq!(code(&[Status::Hang, Status::Passed], 2), 1);
+        assert_eq!(code(&[Status::Failed, Status::Error], 2), 125);
+        assert_eq!(code(&[Status::Error, Status::Interrupted], 2), 130);
+    }
 
     #[test]
     fn names_become_single_path_components() {

@@ -351,3 +351,28 @@ fn gdb_attaches_to_the_halted_vm_and_stops_at_a_boot_breakpoint() {
     assert_eq!(stdout, "the command ran\n", "[{}]", kernel.label);
     sandbox.assert_nothing_left(&kernel);
 }
+
+#[test]
+fn usage_errors_exit_125_and_help_exits_0() {
+    let vmlane = env!("CARGO_BIN_EXE_vmlane");
+    let bad = Command::new(vmlane)
+        .args(["run", "--no-such-flag", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(125), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("--no-such-flag"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let help = Command::new(vmlane)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        text(&help.stdout).contains("Usage"),
+        "{}",
+        text(&help.stdout)
+    );
+}

@@ -301,6 +301,25 @@ fn a_broken_suite_is_refused_before_any_vm_starts() {
     );
 }
 
+#[test]
+fn a_case_vmlane_cannot_run_exits_125_not_as_a_failed_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), "[[test]]\nname = \"t\"\ncommand = \"true\"\n");
+    let results = dir.path().join("results");
+    let args = [
+        "-k",
+        "no-such-kernel-9.9",
+        "--format",
+        "json",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let output = vmlane_test(&suite, &args);
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output.stderr));
+    let results = json_results(&output);
+    assert_eq!(results[0]["status"], "error", "{results:?}");
+}
+
 const KTAP: &str = r#"
 [[test]]
 name = "kselftest-like"
