@@ -544,36 +544,28 @@ mod tests {
     #[test]
     fn a_virtiofs_guests_ram_file_is_shared_and_replaces_the_memfd() {
         let virtiofs = machine(Some(ShareTransport::VirtioFs));
-        let held = RamBacking {
-            path: "/proc/self/fd/7".into(),
-            shared: true,
+        let with_ram = |path: &str, shared| {
+            let ram = RamBacking {
+                path: path.into(),
+                shared,
+            };
+            let args = qemu_args_numa(
+                &virtiofs,
+                MachineKind::Q35,
+                AccelChoice::Tcg,
+                &[],
+                Some(&ram),
+            );
+            joined(&args)
         };
-        let args = qemu_args_numa(
-            &virtiofs,
-            MachineKind::Q35,
-            AccelChoice::Tcg,
-            &[],
-            Some(&held),
-        );
-        let text = joined(&args);
+        let text = with_ram("/proc/self/fd/7", true);
         assert!(
             text.contains("memory-backend-file,id=mem,size=512M,share=on,mem-path=/proc/self/fd/7"),
             "{text}"
         );
         assert!(!text.contains("memfd"), "{text}");
         // A private mapping would hide the guest's writes from virtiofsd: memfd instead.
-        let private = RamBacking {
-            path: "/cache/ram".into(),
-            shared: false,
-        };
-        let args = qemu_args_numa(
-            &virtiofs,
-            MachineKind::Q35,
-            AccelChoice::Tcg,
-            &[],
-            Some(&private),
-        );
-        let text = joined(&args);
+        let text = with_ram("/cache/ram", false);
         assert!(
             text.contains("memory-backend-memfd,id=mem,size=512M,share=on"),
             "{text}"
