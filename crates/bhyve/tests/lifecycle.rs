@@ -121,7 +121,7 @@ fn fixture(bhyveload: &str, bhyve: &str) -> Fixture {
         run_dir,
         restore_from: None,
         control_socket: None,
-        memory_file: None,
+        guest_ram: None,
     };
     let listener = UnixListener::bind(&machine.console_socket).unwrap();
     let mut backend = BhyveBackend::with_programs(fakes().clone());
