@@ -48,6 +48,16 @@ pub struct TestArgs {
     /// Run only share K of N of the (test, kernel) matrix, for CI machines side by side.
     #[arg(long, value_name = "K/N")]
     pub partition: Option<String>,
+    /// Run only tests whose name matches: a glob (`probe-*`) or a regex between slashes
+    /// (`/^probe-(a|b)$/`). Repeatable; a test matching any runs.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Leave out tests whose name matches (glob or /regex/; repeatable), even if filtered in.
+    #[arg(long, value_name = "PATTERN")]
+    pub skip: Vec<String>,
+    /// Print the (test, kernel) runs that would be made, one a line, and boot nothing.
+    #[arg(long)]
+    pub list: bool,
     /// What goes to stdout: a human summary, one JSON object per result, or JUnit XML.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     pub format: ReportFormat,

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use vmlane::launch::launch_captured;
 use vmlane::Request;
 use vmlane_spec::exit_code;
-use vmlane_suite::{judge, matrix, partition, Case, Finished, Partition, Status, Test};
+use vmlane_suite::{
+    judge, matrix, partition, select, Case, Finished, NamePattern, Partition, Status, Test,
+};
 
 /// A run without its own timeout is ended after this long and reported as a hang.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -20,9 +22,25 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 /// Runs the suite; 0 only if every case passed.
 pub fn test(args: TestArgs) -> Result<i32> {
     let suite = vmlane_suite::load(&args.suite)?;
+    let patterns = |given: &[String]| -> Result<Vec<NamePattern>> {
+        Ok(given
+            .iter()
+            .map(|p| NamePattern::parse(p))
+            .collect::<Result<_, _>>()?)
+    };
     let mut cases = matrix(&suite, &args.kernels);
+    cases = select(
+        &suite,
+        cases,
+        &patterns(&args.filter)?,
+        &patterns(&args.skip)?,
+    );
     if let Some(share) = &args.partition {
         cases = partition(cases, share.parse::<Partition>()?);
+    }
+    if args.list {
+        list(&suite.tests, &cases, args.format)?;
+        return Ok(0);
     }
     let results_dir = match &args.results {
         Some(dir) => dir.clone(),
@@ -106,6 +124,24 @@ pub fn test(args: TestArgs) -> Result<i32> {
     }
     stdout.flush()?;
     Ok(suite_exit_code(&results, cases.len()))
+}
+
+/// The runs `--list` names: `TEST<TAB>KERNEL` lines, or with `--format json` one object each.
+fn list(tests: &[Test], cases: &[Case], format: ReportFormat) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for case in cases {
+        let test = &tests[case.test].name;
+        let kernel = case.kernel.as_deref().unwrap_or("default");
+        match format {
+            ReportFormat::Json => writeln!(
+                stdout,
+                "{}",
+                serde_json::json!({ "test": test, "kernel": kernel })
+            )?,
+            _ => writeln!(stdout, "{test}\t{kernel}")?,
+        }
+    }
+    Ok(())
 }
 
 /// 130 if interrupted, 125 if vmlane could not run a case (its fault, not the kernel's), 1 if

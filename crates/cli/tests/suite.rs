@@ -320,6 +320,42 @@ fn a_case_vmlane_cannot_run_exits_125_not_as_a_failed_test() {
     assert_eq!(results[0]["status"], "error", "{results:?}");
 }
 
+#[test]
+fn list_names_the_selected_runs_without_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests: String = ["probe-a", "probe-b", "probe-a-slow", "boot"]
+        .iter()
+        .map(|n| format!("[[test]]\nname = \"{n}\"\ncommand = \"true\"\n\n"))
+        .collect();
+    let suite = write_suite(dir.path(), &tests);
+    let args = [
+        "--list",
+        "-k",
+        "no-such-kernel-1",
+        "-k",
+        "no-such-kernel-2",
+        "--filter",
+        "probe-*",
+        "--skip",
+        "/slow/",
+        "--partition",
+        "1/2",
+    ];
+    let output = vmlane_test(&suite, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "probe-a\tno-such-kernel-1\nprobe-b\tno-such-kernel-1\n"
+    );
+    let bad = vmlane_test(&suite, &["--list", "--filter", "/(/"]);
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(
+        text(&bad.stderr).contains("between slashes"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
 const KTAP: &str = r#"
 [[test]]
 name = "kselftest-like"

@@ -9,6 +9,7 @@ mod judge;
 mod load;
 mod matrix;
 mod model;
+mod select;
 
 pub use error::SuiteError;
 pub use judge::{judge, Finished, JudgeError, Status, Verdict};
@@ -17,3 +18,4 @@ pub use matrix::{matrix, partition, Case, Partition};
 pub use model::{
     Command, ConsoleLine, Expectations, ExpectedSplat, KtapSource, Substitution, Suite, Test,
 };
+pub use select::{select, NamePattern, PatternError};
