@@ -103,6 +103,13 @@ pub fn test(args: TestArgs) -> Result<i32> {
                     (None, true) => eprintln!("{}", report::line(&result)),
                     (None, false) => {}
                 }
+                if args.format == ReportFormat::Json {
+                    // Each result the moment its case ends, so CI shows progress and a run
+                    // cut short still reported every case that finished.
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = report::json(&mut stdout, std::slice::from_ref(&result))
+                        .and_then(|()| stdout.flush());
+                }
                 results.lock().expect("results lock")[i] = Some(result);
             });
         }
@@ -119,7 +126,7 @@ pub fn test(args: TestArgs) -> Result<i32> {
     let mut stdout = std::io::stdout().lock();
     match args.format {
         ReportFormat::Human => report::summary(&mut stdout, &results, cases.len(), &results_dir)?,
-        ReportFormat::Json => report::json(&mut stdout, &results)?,
+        ReportFormat::Json => {}
         ReportFormat::Junit => report::junit(&mut stdout, &results)?,
     }
     stdout.flush()?;

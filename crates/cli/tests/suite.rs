@@ -356,6 +356,44 @@ fn list_names_the_selected_runs_without_booting() {
     );
 }
 
+#[test]
+fn json_results_arrive_as_each_case_ends() {
+    let Some(kernel) = kernel() else {
+        eprintln!("skipped: no kernel (run scripts/setup)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "[[test]]\nname = \"quick\"\ncommand = \"true\"\n\n\
+         [[test]]\nname = \"slow\"\ncommand = [\"sleep\", \"4\"]\n",
+    );
+    let sandbox = Sandbox::new();
+    let results = dir.path().join("results");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .arg("test")
+        .arg(&suite)
+        .args(["--accel", common::accel(), "-j", "1", "--format", "json"])
+        .args(["-k", &kernel, "--results", results.to_str().unwrap()])
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["test"], "quick", "{first}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first result came only when the run ended"
+    );
+    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(second["test"], "slow", "{second}");
+    assert!(lines.next().is_none());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
 const KTAP: &str = r#"
 [[test]]
 name = "kselftest-like"
