@@ -58,6 +58,9 @@ pub struct TestArgs {
     /// Print the (test, kernel) runs that would be made, one a line, and boot nothing.
     #[arg(long)]
     pub list: bool,
+    /// Start no further run once one has not passed (runs already going finish).
+    #[arg(long)]
+    pub fail_fast: bool,
     /// What goes to stdout: a human summary, one JSON object per result, or JUnit XML.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     pub format: ReportFormat,

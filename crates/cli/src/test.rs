@@ -92,7 +92,8 @@ pub fn test(args: TestArgs) -> Result<i32> {
                     shared_kernel: cases.iter().filter(|c| c.kernel == case.kernel).count() > 1,
                 };
                 let result = runner.run();
-                if result.status == Status::Interrupted {
+                let failed_fast = args.fail_fast && result.status != Status::Passed;
+                if result.status == Status::Interrupted || failed_fast {
                     stop.store(true, Ordering::SeqCst);
                 }
                 match (&bar, human) {

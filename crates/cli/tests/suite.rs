@@ -394,6 +394,30 @@ fn json_results_arrive_as_each_case_ends() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
+#[test]
+fn fail_fast_starts_nothing_after_a_failure() {
+    let Some(kernel) = kernel() else {
+        eprintln!("skipped: no kernel (run scripts/setup)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(
+        dir.path(),
+        "[[test]]\nname = \"fails\"\ncommand = \"false\"\n\n\
+         [[test]]\nname = \"never-runs\"\ncommand = \"true\"\n",
+    );
+    let results = dir.path().join("results");
+    let args = ["-k", &kernel, "-j", "1", "--fail-fast", "--format", "json"];
+    let output = vmlane_test(
+        &suite,
+        &[&args[..], &["--results", results.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let results = json_results(&output);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0]["test"], "fails");
+}
+
 const KTAP: &str = r#"
 [[test]]
 name = "kselftest-like"
