@@ -100,12 +100,9 @@ pub enum GuestRam {
     /// Memory the backend holds and shares with the VMM (a memfd): a guest to be saved, whose
     /// RAM is copied out while it is stopped, without streaming it through the VMM.
     Saveable,
-    /// A saved guest's RAM file mapped privately: its pages are read as the guest touches them
-    /// and its writes never reach the file.
-    MappedFrom(PathBuf),
-    /// A copy of a saved guest's RAM file in memory the backend holds, shared with the VMM: for
-    /// a restored guest whose RAM a helper maps too (virtiofsd), which a private map would hide.
-    CopiedFrom(PathBuf),
+    /// A saved guest's RAM file, which the guest's writes never reach: mapped privately, or
+    /// copied first where a helper of the VMM maps guest RAM too (virtiofsd).
+    SavedIn(PathBuf),
 }
 
 /// A failure to start or control a VM.

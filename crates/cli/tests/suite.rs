@@ -28,16 +28,23 @@ fn vmlane_test(suite: &Path, extra: &[&str]) -> Output {
 
 /// `vmlane test` in the sandbox's runtime dir, so leftovers can be attributed.
 fn vmlane_test_in(sandbox: &Sandbox, suite: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vmlane"))
+    vmlane_test_command(sandbox, suite, extra)
+        .output()
+        .expect("start vmlane")
+}
+
+/// The [`vmlane_test_in`] command, for a test that reads its output as it comes.
+fn vmlane_test_command(sandbox: &Sandbox, suite: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vmlane"));
+    command
         .arg("test")
         .arg(suite)
         .args(["--accel", common::accel()])
         .args(extra)
         .current_dir(sandbox.work())
         .env("XDG_RUNTIME_DIR", sandbox.runtime())
-        .env_remove("VMLANE_KERNEL")
-        .output()
-        .expect("start vmlane")
+        .env_remove("VMLANE_KERNEL");
+    command
 }
 
 fn json_results(output: &Output) -> Vec<Value> {
@@ -370,13 +377,9 @@ fn json_results_arrive_as_each_case_ends() {
     );
     let sandbox = Sandbox::new();
     let results = dir.path().join("results");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmlane"))
-        .arg("test")
-        .arg(&suite)
-        .args(["--accel", common::accel(), "-j", "1", "--format", "json"])
-        .args(["-k", &kernel, "--results", results.to_str().unwrap()])
-        .current_dir(sandbox.work())
-        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+    let args = ["-j", "1", "--format", "json", "-k", &kernel];
+    let mut child = vmlane_test_command(&sandbox, &suite, &args)
+        .args(["--results", results.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -120,13 +120,7 @@ impl Booter<'_> {
         saved: &Saved,
         io: &mut Io<'_>,
     ) -> Result<(Outcome, Timings), SessionError> {
-        // virtiofsd maps the guest's RAM too, so such a guest runs on a shared copy of the
-        // saved RAM; any other maps the saved file privately.
-        let shares_memory = machine.share.as_ref().is_some_and(|s| s.plugged_later);
-        let guest_ram = saved.ram.clone().map(|saved_ram| match shares_memory {
-            true => GuestRam::CopiedFrom(saved_ram),
-            false => GuestRam::MappedFrom(saved_ram),
-        });
+        let guest_ram = saved.ram.clone().map(GuestRam::SavedIn);
         let restored = Machine {
             restore_from: Some(saved.state.clone()),
             control_socket: Some(self.staged.run_dir.join("qmp.sock")),

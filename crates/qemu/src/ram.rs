@@ -7,7 +7,7 @@ use crate::argv::RamBacking;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use vmlane_backend::{BackendError, GuestRam, Machine};
+use vmlane_backend::{BackendError, GuestRam, Machine, ShareTransport};
 
 /// The memfd behind a guest's RAM.
 pub struct HeldRam {
@@ -58,11 +58,16 @@ impl HeldRam {
 }
 
 /// The RAM `machine` asks for: memory held here (empty, or a saved file's copy), or a saved
-/// file QEMU maps itself; with what QEMU's command line says of it.
+/// file QEMU maps itself; with what QEMU's command line says of it. virtiofsd maps guest RAM
+/// too, and a private map would hide the guest's writes from it: such a guest gets a copy.
 pub fn prepare(machine: &Machine) -> Result<(Option<HeldRam>, Option<RamBacking>), BackendError> {
+    let virtiofs = machine
+        .share
+        .as_ref()
+        .is_some_and(|share| share.transport == ShareTransport::VirtioFs);
     let held = match &machine.guest_ram {
         None => return Ok((None, None)),
-        Some(GuestRam::MappedFrom(saved)) => {
+        Some(GuestRam::SavedIn(saved)) if !virtiofs => {
             let backing = RamBacking {
                 path: saved.clone(),
                 shared: false,
@@ -70,7 +75,7 @@ pub fn prepare(machine: &Machine) -> Result<(Option<HeldRam>, Option<RamBacking>
             return Ok((None, Some(backing)));
         }
         Some(GuestRam::Saveable) => hold(machine.memory_mib, None)?,
-        Some(GuestRam::CopiedFrom(saved)) => hold(machine.memory_mib, Some(saved))?,
+        Some(GuestRam::SavedIn(saved)) => hold(machine.memory_mib, Some(saved))?,
     };
     let backing = held.backing();
     Ok((Some(held), Some(backing)))
@@ -117,7 +122,7 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::unix::fs::FileExt;
-    use vmlane_backend::GuestOs;
+    use vmlane_backend::{GuestOs, Share};
 
     fn machine(guest_ram: Option<GuestRam>) -> Machine {
         Machine {
@@ -158,6 +163,19 @@ mod tests {
         assert_eq!(&seen, b"guest");
     }
 
+    /// `machine` sharing the host's files over `transport`.
+    fn sharing(guest_ram: GuestRam, transport: ShareTransport) -> Machine {
+        Machine {
+            share: Some(Share {
+                host_dir: "/".into(),
+                tag: "vmlane-root".into(),
+                transport,
+                plugged_later: true,
+            }),
+            ..machine(Some(guest_ram))
+        }
+    }
+
     #[test]
     fn a_restored_guest_maps_its_saved_ram_or_runs_on_a_copy_of_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -166,7 +184,8 @@ mod tests {
         file.set_len(64 << 20).unwrap();
         file.write_all_at(b"saved page", 8 << 20).unwrap();
 
-        let (held, backing) = prepare(&machine(Some(GuestRam::MappedFrom(saved.clone())))).unwrap();
+        let ninep = sharing(GuestRam::SavedIn(saved.clone()), ShareTransport::NineP);
+        let (held, backing) = prepare(&ninep).unwrap();
         assert!(held.is_none());
         let backing = backing.unwrap();
         assert_eq!(
@@ -174,7 +193,9 @@ mod tests {
             (saved.as_path(), false)
         );
 
-        let (held, backing) = prepare(&machine(Some(GuestRam::CopiedFrom(saved.clone())))).unwrap();
+        // virtiofsd maps guest RAM too: a private map would hide the guest's writes from it.
+        let virtiofs = sharing(GuestRam::SavedIn(saved.clone()), ShareTransport::VirtioFs);
+        let (held, backing) = prepare(&virtiofs).unwrap();
         let mut held = held.unwrap();
         held.filled().unwrap();
         assert!(backing.unwrap().shared);
@@ -189,7 +210,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let saved = dir.path().join("ram");
         File::create(&saved).unwrap().set_len(21 << 20).unwrap();
-        let (held, _) = prepare(&machine(Some(GuestRam::CopiedFrom(saved)))).unwrap();
+        let virtiofs = sharing(GuestRam::SavedIn(saved), ShareTransport::VirtioFs);
+        let (held, _) = prepare(&virtiofs).unwrap();
         let mut held = held.unwrap();
         held.filled().unwrap();
         assert_eq!(held.file().metadata().unwrap().len(), 21 << 20);
@@ -197,8 +219,8 @@ mod tests {
 
     #[test]
     fn a_missing_saved_ram_file_is_an_error_naming_it() {
-        let missing = GuestRam::CopiedFrom("/nonexistent/ram".into());
-        let Err(error) = prepare(&machine(Some(missing))) else {
+        let missing = GuestRam::SavedIn("/nonexistent/ram".into());
+        let Err(error) = prepare(&sharing(missing, ShareTransport::VirtioFs)) else {
             panic!("a missing file was copied");
         };
         assert!(error.to_string().contains("/nonexistent/ram"), "{error}");

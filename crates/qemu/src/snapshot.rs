@@ -88,13 +88,8 @@ fn start_writeback(file: &File) {
 }
 
 /// Copies bytes `start..end` in the kernel, or through a buffer where the two files are on
-/// different filesystems (a run directory on tmpfs, the cache on disk).
-fn copy_range(
-    source: &std::fs::File,
-    target: &std::fs::File,
-    start: u64,
-    end: u64,
-) -> io::Result<()> {
+/// different filesystems (guest RAM held in memory, the cache on disk).
+fn copy_range(source: &File, target: &File, start: u64, end: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let mut from_at = start;
     let mut to_at = start;
