@@ -1,32 +1,52 @@
 //! KTAP (and TAP 13), the result format of KUnit and kselftest: every subtest, nested names
-//! joined with `.`, and whether the stream was complete. A stream that stops early (the
-//! kernel crashed, the runner was killed) is reported as truncated, never as a pass.
+//! joined with `.`, their directives and diagnostic lines, and whether the stream was complete.
+//! A stream that stops early (the kernel crashed, the runner was killed) is reported as
+//! truncated, never as a pass.
+//!
+//! The reader follows the kernel's `Documentation/dev-tools/ktap.rst`: a result line is
+//! `<ok|not ok> <number> [<description>][ # [<directive>] [<diagnostic data>]]`, where only a
+//! `#` that follows whitespace opens the directive part, and lines that are none of KTAP's
+//! kinds (console output from elsewhere in the kernel) never change a result.
 
-use serde::Serialize;
+mod diagnostics;
+mod line;
+
+use diagnostics::Diagnostics;
+use line::{Line, ResultLine};
+use serde::{Deserialize, Serialize};
 
 /// How one (sub)test ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KtapStatus {
-    /// `ok`.
+    /// `ok`, also `ok … # XPASS` (kselftest's unexpected pass; the reason keeps `XPASS`).
     Ok,
-    /// `not ok`.
+    /// `not ok`, also `… # TIMEOUT` and `… # ERROR` (the reason keeps the directive). The
+    /// default, so a result nobody filled in never reads as a pass.
+    #[default]
     NotOk,
     /// `ok … # SKIP`.
     Skip,
     /// `… # TODO`: a known failure, not counted against the test.
     Todo,
+    /// `… # XFAIL`: an expected failure, not counted against the test.
+    Xfail,
 }
 
 /// One result line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KtapResult {
     /// The names from the outermost test down, joined with `.`.
     pub name: String,
     /// Its status.
     pub status: KtapStatus,
-    /// The text after `# SKIP` / `# TODO`, if any.
+    /// The text after the `#`: the data of `SKIP`/`TODO`/`XFAIL`, the whole text for
+    /// `TIMEOUT`/`ERROR`/`XPASS` or for diagnostic data that is no directive (`rcode=0`).
     pub reason: String,
+    /// The diagnostic lines printed for this test before its result line, without their `# `;
+    /// at most about 50 lines and 8 KiB, with a last line saying so when more were cut.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
 }
 
 /// A whole stream.
@@ -35,129 +55,327 @@ pub struct KtapReport {
     /// Every result, subtests before the test that holds them, as the stream lists them.
     pub results: Vec<KtapResult>,
     /// Why the stream is incomplete or broken: no version line, fewer results than a plan
-    /// announced, `Bail out!`.
+    /// announced, a subtest without its result line, `Bail out!`.
     pub problems: Vec<String>,
 }
 
 impl KtapReport {
-    /// Nothing failed (TODO does not count) and the stream was complete.
+    /// Nothing failed (TODO and XFAIL do not count) and the stream was complete.
     pub fn passed(&self) -> bool {
         self.problems.is_empty() && !self.results.iter().any(|r| r.status == KtapStatus::NotOk)
     }
 }
 
-/// One nesting level while parsing.
+/// Parses KTAP from `text`; lines may carry a printk timestamp (KUnit writes to the console)
+/// and a `\r` (serial consoles).
+pub fn parse_ktap(text: &str) -> KtapReport {
+    let mut parser = Parser::default();
+    for (number, raw) in text.lines().enumerate() {
+        parser.line(number, raw);
+    }
+    parser.finish()
+}
+
+/// One nesting level while parsing. Levels nest strictly deeper, so their indents rise.
 #[derive(Debug, Default)]
 struct Level {
     indent: usize,
+    /// From `# Subtest: name`, to name the results of a subtest that never got its own.
+    name: Option<String>,
     planned: Option<usize>,
     seen: usize,
     /// Results of this level's subtests, waiting for this level's next result line to name
     /// their parent.
     children: Vec<KtapResult>,
+    /// Diagnostics printed before a subtest's plan or first result (`# module: x`): they
+    /// describe the test the subtest belongs to, not its first case.
+    header: Diagnostics,
+    /// Diagnostics waiting for this level's next result line.
+    pending: Diagnostics,
 }
 
-/// Parses KTAP from `text`; lines may carry a printk timestamp (KUnit writes to the console).
-pub fn parse_ktap(text: &str) -> KtapReport {
-    let mut report = KtapReport::default();
-    let mut levels: Vec<Level> = Vec::new();
-    let mut started = false;
-    for raw in text.lines() {
-        let line = crate::strip_timestamp(raw.trim_end_matches('\r'));
+impl Level {
+    fn new(indent: usize, name: Option<String>) -> Self {
+        Self {
+            indent,
+            name,
+            ..Self::default()
+        }
+    }
+
+    /// Nothing but a version line (and maybe a `# Subtest:`) so far.
+    fn is_fresh(&self) -> bool {
+        self.planned.is_none() && self.seen == 0 && self.children.is_empty()
+    }
+
+    /// What the problems call this level.
+    fn owner(&self) -> String {
+        match &self.name {
+            Some(name) => format!("subtest {name}"),
+            None => "an unfinished subtest".into(),
+        }
+    }
+}
+
+/// The reader's state between lines.
+#[derive(Debug, Default)]
+struct Parser {
+    report: KtapReport,
+    /// Open levels, outermost first; empty until the first version line.
+    levels: Vec<Level>,
+    /// A `# Subtest:` name (with its indent) seen before the level it names was opened.
+    subtest: Option<(usize, String)>,
+    /// Where an indented line without `#` goes: right after a diagnostic, KUnit prints the
+    /// rest of a failed expectation (`Expected a == b, but`) unmarked. The level's index and
+    /// the diagnostic's indent.
+    continuation: Option<(usize, usize)>,
+}
+
+impl Parser {
+    fn line(&mut self, number: usize, raw: &str) {
+        let line = crate::strip_timestamp(raw.trim_matches('\r')).trim_end_matches('\r');
         let body = line.trim_start();
         let indent = line.len() - body.len();
-        if body.starts_with("KTAP version") || body.starts_with("TAP version") {
-            if !started {
-                started = true;
-                levels.push(Level {
-                    indent,
-                    ..Level::default()
-                });
-            } else if levels.last().is_none_or(|l| indent > l.indent) {
-                levels.push(Level {
-                    indent,
-                    ..Level::default()
-                });
+        let kind = line::classify(body);
+        if self.levels.is_empty() {
+            if kind == Line::Version {
+                self.open(indent);
             }
-            continue;
+            return;
         }
-        if !started {
-            continue;
+        if !matches!(kind, Line::Other | Line::Diagnostic(_)) {
+            self.continuation = None;
         }
-        if body.starts_with("Bail out!") {
-            report.problems.push(body.to_string());
-            continue;
+        match kind {
+            Line::Version => self.version(indent),
+            Line::Plan(count) => self.plan(indent, count),
+            Line::Result(result) => self.result(indent, result),
+            Line::Subtest(name) => self.subtest(indent, name),
+            Line::Diagnostic(text) => self.diagnostic(number, indent, text),
+            Line::BailOut => self.report.problems.push(body.to_string()),
+            Line::Other => self.continued(number, line, indent),
         }
-        if let Some(count) = plan(body) {
-            // A plan deeper than the current level opens a subtest without a version line
-            // (TAP 13 style).
-            if levels
-                .last()
-                .is_some_and(|l| indent > l.indent && l.planned.is_some())
-            {
-                levels.push(Level {
-                    indent,
-                    ..Level::default()
-                });
-            }
-            if let Some(level) = levels.last_mut() {
-                level.planned = Some(count);
-            }
-            continue;
+    }
+
+    /// A deeper version line opens a subtest. One at the depth of an open subtest means that
+    /// subtest never finished; one at the top starts a new stream (a module loaded later).
+    fn version(&mut self, indent: usize) {
+        if self
+            .innermost()
+            .is_some_and(|l| l.indent == indent && l.is_fresh())
+        {
+            return;
         }
-        let Some((status, name, reason)) = result_line(body) else {
-            continue;
+        while self.levels.len() > 1 && self.innermost().is_some_and(|l| l.indent >= indent) {
+            self.abandon_innermost();
+        }
+        if self.innermost().is_some_and(|l| indent > l.indent) {
+            self.open(indent);
+        } else {
+            self.restart_top();
+        }
+    }
+
+    /// Checks the plan of the stream so far and counts afresh; the results stay.
+    fn restart_top(&mut self) {
+        let Some(top) = self.levels.last_mut() else {
+            return;
         };
-        // Close every level deeper than this line: their results belong to this one.
-        let mut children = Vec::new();
-        while levels.len() > 1 && levels.last().is_some_and(|l| l.indent > indent) {
-            let closed = levels.pop().expect("checked non-empty");
-            check_plan(&closed, &name, &mut report.problems);
-            children = closed.children;
+        if !top.is_fresh() {
+            check_plan(top, "the stream", &mut self.report.problems);
+            top.planned = None;
+            top.seen = 0;
         }
-        let Some(level) = levels.last_mut() else {
-            continue;
+    }
+
+    /// A plan deeper than a level that already has one opens a subtest without a version
+    /// line (TAP 13 style).
+    fn plan(&mut self, indent: usize, count: usize) {
+        if self
+            .innermost()
+            .is_some_and(|l| indent > l.indent && l.planned.is_some())
+        {
+            self.open(indent);
+        }
+        if let Some(level) = self.levels.last_mut() {
+            level.planned = Some(count);
+        }
+    }
+
+    fn result(&mut self, indent: usize, result: ResultLine) {
+        // A result deeper than every level belongs to a subtest that printed no version or
+        // plan line (older KUnit's parameterised tests).
+        if self.innermost().is_some_and(|l| indent > l.indent) {
+            self.open(indent);
+        }
+        self.subtest = None;
+        let closed = self.close_subtest_of(indent);
+        self.record(result, closed);
+    }
+
+    /// Closes the levels deeper than a result line at `indent`: the nearest one is that
+    /// result's subtest, any deeper ones never got their own result line.
+    fn close_subtest_of(&mut self, indent: usize) -> Option<Level> {
+        while self
+            .levels
+            .len()
+            .checked_sub(2)
+            .and_then(|parent| self.levels.get(parent))
+            .is_some_and(|parent| parent.indent > indent)
+        {
+            self.abandon_innermost();
+        }
+        if self.levels.len() > 1 && self.innermost().is_some_and(|l| l.indent > indent) {
+            self.levels.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Adds a result to the innermost level, after the results of the subtest it closes and
+    /// with that subtest's leftover diagnostics.
+    fn record(&mut self, result: ResultLine, closed: Option<Level>) {
+        let Some(level) = self.levels.last_mut() else {
+            return;
         };
         level.seen += 1;
-        for mut child in children {
-            child.name = format!("{name}.{}", child.name);
-            level.children.push(child);
+        let mut diagnostics = std::mem::take(&mut level.pending);
+        if let Some(closed) = closed {
+            check_plan(&closed, &result.name, &mut self.report.problems);
+            diagnostics = diagnostics.merge(closed.header).merge(closed.pending);
+            for mut child in closed.children {
+                child.name = format!("{}.{}", result.name, child.name);
+                level.children.push(child);
+            }
         }
         level.children.push(KtapResult {
-            name,
-            status,
-            reason,
+            name: result.name,
+            status: result.status,
+            reason: result.reason,
+            diagnostics: diagnostics.into_lines(),
         });
     }
-    if !started {
-        report.problems.push("no KTAP or TAP version line".into());
-        return report;
-    }
-    // Whatever is still open at the end was cut off.
-    while let Some(level) = levels.pop() {
-        let depth = levels.len();
-        check_plan(
-            &level,
-            if depth == 0 {
-                "the stream"
-            } else {
-                "an unfinished subtest"
-            },
-            &mut report.problems,
-        );
-        match levels.last_mut() {
-            Some(parent) => {
-                report
-                    .problems
-                    .push("a subtest has no result line: the stream stopped inside it".into());
-                parent.children.extend(level.children);
+
+    /// Names the level it follows, or the next one to open at its indent.
+    fn subtest(&mut self, indent: usize, name: &str) {
+        match self.levels.last_mut() {
+            Some(level) if level.indent == indent && level.name.is_none() && level.is_fresh() => {
+                level.name = Some(name.to_string());
             }
-            None => report.results.extend(level.children),
+            _ => self.subtest = Some((indent, name.to_string())),
         }
     }
-    report
+
+    /// A diagnostic belongs to the next result line at its own depth or shallower: the
+    /// innermost level not deeper than the line.
+    fn diagnostic(&mut self, number: usize, indent: usize, text: &str) {
+        let index = self
+            .levels
+            .partition_point(|l| l.indent <= indent)
+            .saturating_sub(1);
+        self.continuation = Some((index, indent));
+        self.keep(index, number, text);
+    }
+
+    /// An indented line right after a diagnostic, at least as deep, continues it; lines at
+    /// the margin are the rest of the kernel talking and neither count nor interrupt.
+    fn continued(&mut self, number: usize, line: &str, indent: usize) {
+        let Some((index, base)) = self.continuation else {
+            return;
+        };
+        if indent == 0 || indent < base {
+            return;
+        }
+        let text = line.get(base..).unwrap_or(line.trim_start()).trim_end();
+        self.keep(index, number, text);
+    }
+
+    fn keep(&mut self, index: usize, number: usize, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        // The top level is no subtest: what it prints first belongs to its first test.
+        let subtest = index > 0;
+        if let Some(level) = self.levels.get_mut(index) {
+            if subtest && level.is_fresh() {
+                level.header.push(number, text);
+            } else {
+                level.pending.push(number, text);
+            }
+        }
+    }
+
+    fn open(&mut self, indent: usize) {
+        let name = self.take_subtest(indent);
+        self.levels.push(Level::new(indent, name));
+    }
+
+    fn take_subtest(&mut self, indent: usize) -> Option<String> {
+        match self.subtest.take() {
+            Some((at, name)) if at == indent => Some(name),
+            other => {
+                self.subtest = other;
+                None
+            }
+        }
+    }
+
+    fn innermost(&self) -> Option<&Level> {
+        self.levels.last()
+    }
+
+    /// Closes the innermost level, which never got its result line: it is reported with its
+    /// last diagnostic, and its results move up, named by its `# Subtest:` line if it had one.
+    fn abandon_innermost(&mut self) {
+        let Some(level) = self.levels.pop() else {
+            return;
+        };
+        let owner = level.owner();
+        check_plan(&level, &owner, &mut self.report.problems);
+        // What it printed last says where it stopped; no later result should carry it.
+        let leftovers = level.header.merge(level.pending);
+        let after = leftovers
+            .last()
+            .map(|line| format!(" (last diagnostic: {line})"))
+            .unwrap_or_default();
+        let who = match &level.name {
+            Some(name) => format!("subtest {name}"),
+            None => "a subtest".into(),
+        };
+        self.report.problems.push(format!(
+            "{who} has no result line: the stream stopped inside it{after}"
+        ));
+        let Some(parent) = self.levels.last_mut() else {
+            return;
+        };
+        for mut child in level.children {
+            if let Some(name) = &level.name {
+                child.name = format!("{name}.{}", child.name);
+            }
+            parent.children.push(child);
+        }
+    }
+
+    /// Whatever is still open at the end was cut off.
+    fn finish(mut self) -> KtapReport {
+        while self.levels.len() > 1 {
+            self.abandon_innermost();
+        }
+        match self.levels.pop() {
+            Some(top) => {
+                check_plan(&top, "the stream", &mut self.report.problems);
+                self.report.results.extend(top.children);
+            }
+            None => self
+                .report
+                .problems
+                .push("no KTAP or TAP version line".into()),
+        }
+        self.report
+    }
 }
 
+/// Reports a level that announced more results than it printed, or printed nothing at all.
 fn check_plan(level: &Level, owner: &str, problems: &mut Vec<String>) {
     match level.planned {
         Some(planned) if level.seen < planned => problems.push(format!(
@@ -169,137 +387,9 @@ fn check_plan(level: &Level, owner: &str, problems: &mut Vec<String>) {
     }
 }
 
-/// `1..N`.
-fn plan(body: &str) -> Option<usize> {
-    let rest = body.strip_prefix("1..")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
-/// `ok 3 name # SKIP reason`, `not ok 1 - name`.
-fn result_line(body: &str) -> Option<(KtapStatus, String, String)> {
-    let (ok, rest) = if let Some(rest) = body.strip_prefix("not ok ") {
-        (false, rest)
-    } else {
-        (true, body.strip_prefix("ok ")?)
-    };
-    let number_end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    if number_end == 0 {
-        return None;
-    }
-    let number = &rest[..number_end];
-    let rest = rest[number_end..].trim_start();
-    let rest = rest.strip_prefix("- ").unwrap_or(rest);
-    let (name, directive) = match rest.split_once('#') {
-        Some((name, directive)) => (name.trim(), directive.trim()),
-        None => (rest.trim(), ""),
-    };
-    let upper = directive.to_ascii_uppercase();
-    let (status, reason) = if upper.starts_with("SKIP") {
-        (KtapStatus::Skip, directive[4..].trim())
-    } else if upper.starts_with("TODO") {
-        (KtapStatus::Todo, directive[4..].trim())
-    } else if ok {
-        (KtapStatus::Ok, "")
-    } else {
-        (KtapStatus::NotOk, "")
-    };
-    let name = if name.is_empty() {
-        format!("test_{number}")
-    } else {
-        name.to_string()
-    };
-    Some((status, name, reason.to_string()))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KUNIT: &str = "\
-[    1.100000] KTAP version 1
-[    1.100001] 1..2
-[    1.100002]     KTAP version 1
-[    1.100003]     # Subtest: list-kunit-test
-[    1.100004]     1..3
-[    1.100005]     ok 1 list_test_list_init
-[    1.100006]     not ok 2 list_test_list_add
-[    1.100007]     ok 3 list_test_list_del # SKIP not on this arch
-[    1.100008] not ok 1 list-kunit-test
-[    1.100009] ok 2 time_test_cases # TODO flaky under emulation
-";
-
-    fn statuses(report: &KtapReport) -> Vec<(&str, KtapStatus)> {
-        report
-            .results
-            .iter()
-            .map(|r| (r.name.as_str(), r.status))
-            .collect()
-    }
-
-    #[test]
-    fn nested_kunit_results_get_dotted_names_and_directives() {
-        let report = parse_ktap(KUNIT);
-        assert!(report.problems.is_empty(), "{:?}", report.problems);
-        assert_eq!(
-            statuses(&report),
-            [
-                ("list-kunit-test.list_test_list_init", KtapStatus::Ok),
-                ("list-kunit-test.list_test_list_add", KtapStatus::NotOk),
-                ("list-kunit-test.list_test_list_del", KtapStatus::Skip),
-                ("list-kunit-test", KtapStatus::NotOk),
-                ("time_test_cases", KtapStatus::Todo),
-            ]
-        );
-        assert_eq!(report.results[2].reason, "not on this arch");
-        assert!(!report.passed());
-    }
-
-    #[test]
-    fn a_complete_passing_kselftest_stream_passes() {
-        let text = "TAP version 13\n1..2\n# selftests: timers: posix_timers\nok 1 selftests: timers: posix_timers\nok 2 selftests: timers: nanosleep # SKIP needs root\n";
-        let report = parse_ktap(text);
-        assert!(report.passed(), "{report:?}");
-        assert_eq!(report.results.len(), 2);
-        assert_eq!(report.results[1].status, KtapStatus::Skip);
-    }
-
-    #[test]
-    fn a_truncated_stream_is_a_failure_even_if_all_seen_passed() {
-        let text = "KTAP version 1\n1..3\n    KTAP version 1\n    1..2\n    ok 1 a\n";
-        let report = parse_ktap(text);
-        assert!(!report.passed());
-        assert!(
-            report.problems.iter().any(|p| p.contains("1 of 2 planned")),
-            "{:?}",
-            report.problems
-        );
-        assert!(
-            report.problems.iter().any(|p| p.contains("stopped inside")),
-            "{:?}",
-            report.problems
-        );
-        let top = "KTAP version 1\n1..3\nok 1 a\nok 2 b\n";
-        let report = parse_ktap(top);
-        assert!(
-            report.problems.iter().any(|p| p.contains("2 of 3 planned")),
-            "{:?}",
-            report.problems
-        );
-    }
-
-    #[test]
-    fn no_version_line_and_bail_out_are_problems() {
-        assert!(!parse_ktap("ok 1 a\n").passed());
-        let report = parse_ktap("KTAP version 1\n1..2\nok 1 a\nBail out! the kernel oopsed\n");
-        assert!(report.problems.iter().any(|p| p.starts_with("Bail out!")));
-    }
-
-    #[test]
-    fn other_console_lines_between_results_are_ignored() {
-        let text = "[ 0.1] Linux version 6.1\nKTAP version 1\n1..1\n[ 0.2] random: crng init done\nok 1 only\n";
-        assert!(parse_ktap(text).passed());
-    }
-}
+mod fixtures;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
