@@ -19,6 +19,17 @@ pub struct ConsoleLog {
     /// the only report there is when the vmlane port never came up.
     init_failure: Option<(String, String)>,
     logged: u64,
+    /// Where the console is also streamed as it comes (`vmlane test -v`).
+    echo: Option<Echo>,
+}
+
+/// The sink a console is streamed to.
+struct Echo(Box<dyn Write + Send>);
+
+impl std::fmt::Debug for Echo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Echo")
+    }
 }
 
 const TAIL_LINES: usize = 20;
@@ -42,12 +53,20 @@ impl ConsoleLog {
             trap_line: None,
             init_failure: None,
             logged: 0,
+            echo: None,
         })
+    }
+
+    /// Also streams every byte the guest writes to `sink`, as it arrives.
+    pub fn echo_to(&mut self, sink: Box<dyn Write + Send>) {
+        self.echo = Some(Echo(sink));
     }
 
     /// Empties the log for a second start of the VM, as if just created.
     pub fn restart(&mut self) -> io::Result<()> {
+        let echo = self.echo.take();
         *self = ConsoleLog::create(&self.path.clone())?;
+        self.echo = echo;
         Ok(())
     }
 
@@ -58,6 +77,10 @@ impl ConsoleLog {
 
     /// Takes bytes as they arrive from the guest.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(Echo(echo)) = &mut self.echo {
+            // A reader that went away must not end the run.
+            let _ = echo.write_all(bytes).and_then(|()| echo.flush());
+        }
         let room = MAX_LOG_BYTES.saturating_sub(self.logged);
         if room > 0 {
             let kept = &bytes[..bytes.len().min(room as usize)];
@@ -158,6 +181,41 @@ mod tests {
         );
         let written = std::fs::read(log.path()).unwrap();
         assert!(written.ends_with(b"sysrq triggered crash\n"));
+    }
+
+    /// A sink the test can read after the log has taken it.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_echoed_console_streams_every_byte_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ConsoleLog::create(&dir.path().join("console.log")).unwrap();
+        let sink = Shared::default();
+        log.echo_to(Box::new(sink.clone()));
+        log.write(b"[    0.1] boot").unwrap();
+        assert_eq!(
+            sink.0.lock().unwrap().as_slice(),
+            b"[    0.1] boot",
+            "not held back to a line end"
+        );
+        log.restart().unwrap();
+        log.write(b"ing again\n").unwrap();
+        assert_eq!(
+            sink.0.lock().unwrap().as_slice(),
+            b"[    0.1] booting again\n"
+        );
+        assert_eq!(std::fs::read(log.path()).unwrap(), b"ing again\n");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub enum ShareTransport {
     VirtioFs,
 }
 
-/// A host directory shared read-only with the guest.
+/// A host directory shared with the guest: read-only (the host root), or writable (`--rwdir`).
 #[derive(Debug, Clone)]
 pub struct Share {
     /// The host directory.
@@ -19,6 +19,8 @@ pub struct Share {
     pub tag: String,
     /// The transport.
     pub transport: ShareTransport,
+    /// The guest's writes reach `host_dir`; otherwise the host enforces read-only access.
+    pub writable: bool,
     /// The device is plugged in once the VM runs ([`RunningVm::plug_share`]), so a guest saved
     /// before that never had it: how a virtio-fs share, whose device cannot be saved, reaches
     /// a saved guest.
@@ -80,6 +82,8 @@ pub struct Machine {
     pub port_socket: Option<PathBuf>,
     /// The host root share, if any.
     pub share: Option<Share>,
+    /// Writable host directories, over the root share's transport.
+    pub rwdirs: Vec<Share>,
     /// Disk images attached in order as virtio block devices (`/dev/vda`, `/dev/vdb`, ...).
     pub disks: Vec<Disk>,
     /// A private directory for the backend's own sockets and logs; removed after the run.
@@ -92,6 +96,13 @@ pub struct Machine {
     /// Where guest RAM lives, when not in the VMM's anonymous memory: memory vmlane can copy
     /// for a guest to be saved, or a saved guest's RAM for one restored from it.
     pub guest_ram: Option<GuestRam>,
+}
+
+impl Machine {
+    /// Every share: the host root's first, then the writable directories.
+    pub fn shares(&self) -> impl Iterator<Item = &Share> {
+        self.share.iter().chain(&self.rwdirs)
+    }
 }
 
 /// Guest RAM the backend provides instead of the VMM's own anonymous memory.
@@ -184,8 +195,8 @@ pub trait RunningVm {
     fn try_wait(&mut self) -> io::Result<Option<String>>;
     /// Ends the VM now, and waits for it and its helpers to be gone.
     fn kill(&mut self);
-    /// Plugs in the share's device of a machine whose share is `plugged_later`, once the VM
-    /// runs; nothing for other machines.
+    /// Plugs in the devices of a machine's shares that are `plugged_later`, once the VM runs;
+    /// nothing for other machines.
     fn plug_share(&mut self) -> Result<(), BackendError> {
         Ok(())
     }
@@ -198,7 +209,7 @@ pub trait RunningVm {
             what: "save a running VM",
         })
     }
-    /// Loads the state of a VM started with `restore_from`, runs it, and plugs in its share.
+    /// Loads the state of a VM started with `restore_from`, runs it, and plugs in its shares.
     fn resume(&mut self) -> Result<(), BackendError> {
         Err(BackendError::Unsupported {
             backend: "this",

@@ -117,6 +117,7 @@ fn fixture(bhyveload: &str, bhyve: &str) -> Fixture {
         console_socket: run_dir.join("console.sock"),
         port_socket: None,
         share: None,
+        rwdirs: Vec::new(),
         disks: vec![Disk::throwaway(d.join("root.img"))],
         run_dir,
         restore_from: None,

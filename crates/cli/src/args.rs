@@ -5,9 +5,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use vmlane_spec::{Accel, DiskSpec, PortForward, ShareKind};
 
+/// `vmlane --version`: the version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("VMLANE_COMMIT"), ")");
+
 /// Boot a kernel in a throwaway VM and run a command in it.
 #[derive(Debug, Parser)]
-#[command(name = "vmlane", version, about)]
+#[command(name = "vmlane", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -32,6 +35,17 @@ pub enum Command {
     /// List profiles, or show what some compose to.
     #[command(subcommand)]
     Profile(crate::profile::ProfileCommand),
+    /// Work with the results of `vmlane test` runs: merge the shards of a partitioned run.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Print a completion script for a shell (`vmlane completions bash > /etc/bash_completion.d/vmlane`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print vmlane's man page (`vmlane man > vmlane.1`).
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -45,8 +59,10 @@ pub struct TestArgs {
     /// VMs at once. Default: from the CPU count and free memory.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
-    /// Run only share K of N of the (test, kernel) matrix, for CI machines side by side.
-    #[arg(long, value_name = "K/N")]
+    /// Run only share K of N of the (test, kernel) matrix, for CI machines side by side:
+    /// `count:K/N` (or `K/N`) deals every N-th case, `hash:K/N` deals by test name and kernel,
+    /// so a case keeps its share when tests are added.
+    #[arg(long, value_name = "[count:|hash:]K/N")]
     pub partition: Option<String>,
     /// Run only tests whose name matches: a glob (`probe-*`) or a regex between slashes
     /// (`/^probe-(a|b)$/`). Repeatable; a test matching any runs.
@@ -61,9 +77,19 @@ pub struct TestArgs {
     /// Start no further run once one has not passed (runs already going finish).
     #[arg(long)]
     pub fail_fast: bool,
-    /// What goes to stdout: a human summary, one JSON object per result, or JUnit XML.
+    /// Run a case that failed or hung up to N more times; one that then passes is FLAKY.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// Stream each run's console and output to stderr as it comes (runs one VM at a time).
+    #[arg(short, long = "verbose", visible_alias = "no-capture")]
+    pub verbose: bool,
+    /// What goes to stdout: a human summary, JSON lines as cases end, JUnit XML or KTAP.
+    /// The human view of each case goes to stderr whatever the format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     pub format: ReportFormat,
+    /// The report files written alongside, each kept whole and up to date as cases end.
+    #[command(flatten)]
+    pub files: ReportFileArgs,
     /// Where each run's console log and output go. Default: ~/.cache/vmlane/results/<time>.
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
@@ -80,6 +106,59 @@ pub enum ReportFormat {
     Human,
     Json,
     Junit,
+    /// KTAP v1, as the kernel's own tools read it.
+    Tap,
+}
+
+/// `--json`, `--junit`, `--tap`, `--kcidb`: report files, for `vmlane test` and `vmlane report
+/// merge` alike.
+#[derive(Debug, Args)]
+pub struct ReportFileArgs {
+    /// Write JSON lines (a start record, a result per case as it ends, an end record) here.
+    #[arg(long = "json", value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write KTAP v1 here.
+    #[arg(long, value_name = "PATH")]
+    pub tap: Option<PathBuf>,
+    /// Write a KCIDB I/O JSON report (schema 5.3) here, for KernelCI's database.
+    #[arg(long, value_name = "PATH")]
+    pub kcidb: Option<PathBuf>,
+    /// The CI system KCIDB objects are submitted as (lower-case letters, digits, `_`).
+    #[arg(long, value_name = "NAME", default_value = "vmlane", value_parser = parse_kcidb_origin)]
+    pub kcidb_origin: String,
+}
+
+fn parse_kcidb_origin(text: &str) -> Result<String, String> {
+    match vmlane_report::kcidb::valid_origin(text) {
+        true => Ok(text.to_string()),
+        false => {
+            Err("a KCIDB origin is lower-case letters, digits and _ only (e.g. my_lab)".into())
+        }
+    }
+}
+
+/// `vmlane report ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Combine the results of a partitioned run's shards (their --results directories, or
+    /// results.jsonl files) into one report, and say if a shard is missing or was cut short.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Results directories (or their results.jsonl files), one per shard.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// What goes to stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
+    /// The merged report's files.
+    #[command(flatten)]
+    pub files: ReportFileArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +245,11 @@ pub struct BootArgs {
     /// Extra kernel command-line arguments, appended after vmlane's own.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Vec<String>,
+    /// Let the guest write to this host directory (repeatable): HOST, mounted at the same path
+    /// in the guest, or HOST=GUEST. Its writes reach the host (files owned by you); the rest
+    /// of the host stays read-only. Linux guests.
+    #[arg(long = "rwdir", value_name = "HOST[=GUEST]")]
+    pub rwdirs: Vec<vmlane_spec::RwDir>,
     /// Boot the kernel even where a saved, ready guest of the same configuration could be
     /// restored instead, and save none.
     #[arg(long)]

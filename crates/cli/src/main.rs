@@ -1,6 +1,7 @@
 //! The `vmlane` command: flags in, exit code out. Everything else lives in the library crates.
 
 mod args;
+mod completions;
 mod image;
 mod kernel;
 mod profile;
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
         args::Command::Test(test_args) => test::test(test_args),
         args::Command::Image(command) => image::image(command),
         args::Command::Profile(command) => profile::profile(command),
+        args::Command::Report(command) => report::report(command),
+        args::Command::Completions { shell } => completions::completions(shell),
+        args::Command::Man => completions::man(),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

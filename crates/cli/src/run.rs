@@ -39,6 +39,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     report(
         &outcome,
         &mut console,
+        finished.debug_info.as_deref(),
         args.vm.log.is_some(),
         args.vm.verbose,
     );
@@ -93,9 +94,11 @@ fn prune_logs(dir: &Path, keep: usize) {
 const PANIC_LINES_SHOWN: usize = 30;
 
 /// Tells the user what went wrong, if anything, and decides whether the console log stays.
+/// With the kernel's `debug_info`, a panic's backtrace is shown with source lines.
 pub(crate) fn report(
     outcome: &Outcome,
     console: &mut ConsoleLog,
+    debug_info: Option<&Path>,
     log_requested: bool,
     verbose: bool,
 ) {
@@ -112,7 +115,8 @@ pub(crate) fn report(
         );
         if is_panic && panicked {
             // The panic and its backtrace are the lines that matter; the outcome says the rest.
-            for line in splat.body.iter().take(PANIC_LINES_SHOWN) {
+            let shown = &splat.body[..splat.body.len().min(PANIC_LINES_SHOWN)];
+            for line in with_source_lines(shown, debug_info) {
                 eprintln!("vmlane: console: {line}");
             }
         } else if splat.kind != SplatKind::Panic {
@@ -152,6 +156,25 @@ pub(crate) fn report(
     }
     if clean && !log_requested {
         let _ = std::fs::remove_file(console.path());
+    }
+}
+
+/// `lines` with `file:line` after each backtrace frame, when the kernel's debug info is known;
+/// when it cannot be read, the lines as they are, after a note saying why.
+fn with_source_lines(lines: &[String], debug_info: Option<&Path>) -> Vec<String> {
+    let Some(path) = debug_info else {
+        return lines.to_vec();
+    };
+    match vmlane_symbols::Symbolizer::open(path) {
+        Ok(symbolizer) => symbolizer
+            .symbolize(&lines.join("\n"))
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        Err(error) => {
+            eprintln!("vmlane: no source lines: {:#}", anyhow::Error::from(error));
+            lines.to_vec()
+        }
     }
 }
 

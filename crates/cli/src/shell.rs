@@ -26,8 +26,8 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
     let request = shell_request(&args, terminal)?;
     let mut console = args.vm.console_log()?;
     // The terminal is raw only inside the session, and restored however it ends.
-    let outcome = match launch_here(request, &mut console, &signals, &events) {
-        Ok(finished) => finished.outcome,
+    let (outcome, debug_info) = match launch_here(request, &mut console, &signals, &events) {
+        Ok(finished) => (finished.outcome, finished.debug_info),
         Err(error) => {
             settle_log_after_error(&console, args.vm.log.is_some());
             if let vmlane::Error::Plan(PlanError::WrongOs { kernel, found, .. }) = error {
@@ -68,6 +68,7 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
         crate::run::report(
             &outcome,
             &mut console,
+            debug_info.as_deref(),
             args.vm.log.is_some(),
             args.vm.verbose,
         );

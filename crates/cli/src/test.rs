@@ -2,18 +2,23 @@
 //! against its expectations and the console scanned for kernel failure reports.
 
 use crate::args::{BootArgs, ReportFormat, TestArgs};
-use crate::report::{self, CaseResult};
+use crate::report::{suite_exit_code, Reporter, RESULTS_FILE};
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vmlane::launch::launch_captured;
-use vmlane::Request;
-use vmlane_spec::exit_code;
+use vmlane::launch::launch_captured_echoing;
+use vmlane::{LaunchEvent, Request};
+use vmlane_report::{
+    now, tail, Attempt, CaseResult, KernelInfo, PlannedCase, RunEnd, RunInfo, Shard, ShardKind,
+    OUTPUT_TAIL_BYTES,
+};
 use vmlane_suite::{
-    judge, matrix, partition, select, Case, Finished, NamePattern, Partition, Status, Test,
+    judge, matrix, partition, select, Case, Finished, NamePattern, Partition, PartitionKind,
+    Status, Test,
 };
 
 /// A run without its own timeout is ended after this long and reported as a hang.
@@ -28,15 +33,26 @@ pub fn test(args: TestArgs) -> Result<i32> {
             .map(|p| NamePattern::parse(p))
             .collect::<Result<_, _>>()?)
     };
-    let mut cases = matrix(&suite, &args.kernels);
-    cases = select(
+    let all = matrix(&suite, &args.kernels);
+    let matrix_size = all.len();
+    let mut cases = select(
         &suite,
-        cases,
+        all,
         &patterns(&args.filter)?,
         &patterns(&args.skip)?,
     );
+    let mut shard = None;
     if let Some(share) = &args.partition {
-        cases = partition(cases, share.parse::<Partition>()?);
+        let share = share.parse::<Partition>()?;
+        cases = partition(&suite, cases, share);
+        shard = Some(Shard {
+            kind: match share.kind {
+                PartitionKind::Count => ShardKind::Count,
+                PartitionKind::Hash => ShardKind::Hash,
+            },
+            index: share.index,
+            count: share.count,
+        });
     }
     if args.list {
         list(&suite.tests, &cases, args.format)?;
@@ -48,20 +64,37 @@ pub fn test(args: TestArgs) -> Result<i32> {
     };
     std::fs::create_dir_all(&results_dir)
         .with_context(|| format!("failed to create {}", results_dir.display()))?;
-    let jobs = args.jobs.map_or_else(default_jobs, |n| n as usize).max(1);
+    // Streamed consoles of runs side by side would interleave: one at a time then.
+    let jobs = match args.verbose {
+        true => 1,
+        false => args.jobs.map_or_else(default_jobs, |n| n as usize).max(1),
+    };
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
-    let human = args.format == ReportFormat::Human;
-    if human {
-        eprintln!(
-            "vmlane: {} runs of {} tests, {jobs} at a time; results in {}",
-            cases.len(),
-            suite.tests.len(),
-            results_dir.display()
-        );
-    }
-
+    let planned: Vec<PlannedCase> = cases
+        .iter()
+        .map(|case| PlannedCase {
+            index: case.index,
+            test: suite.tests[case.test].name.clone(),
+            kernel: kernel_label(case),
+        })
+        .collect();
+    let run = RunInfo {
+        suite: suite_name(&args.suite),
+        shard,
+        planned: planned.clone(),
+        matrix_size,
+        started_at: now(),
+        vmlane_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    eprintln!(
+        "vmlane: {} runs of {} tests{}, {jobs} at a time; results in {}",
+        cases.len(),
+        suite.tests.len(),
+        shard.map_or(String::new(), |s| format!(" (shard {s})")),
+        results_dir.display()
+    );
     // On a terminal a bar counts runs and per-run lines scroll above it; otherwise plain lines.
-    let bar = (human && std::io::stderr().is_terminal()).then(|| {
+    let bar = (std::io::stderr().is_terminal() && !args.verbose).then(|| {
         let bar = indicatif::ProgressBar::new(cases.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {elapsed} {msg}")
@@ -70,9 +103,18 @@ pub fn test(args: TestArgs) -> Result<i32> {
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
+    let reporter = Reporter::start(
+        run.clone(),
+        args.format,
+        &args.files,
+        Some(&results_dir.join(RESULTS_FILE)),
+        bar,
+    )?;
+    let reporter = Mutex::new(reporter);
+    let kernels = KernelInfos::default();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new(vec![None; cases.len()]);
+    let interrupted = AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(cases.len()) {
             scope.spawn(|| loop {
@@ -81,57 +123,43 @@ pub fn test(args: TestArgs) -> Result<i32> {
                     break;
                 }
                 let case = &cases[i];
-                let test = &suite.tests[case.test];
                 let runner = CaseRunner {
-                    test,
+                    test: &suite.tests[case.test],
                     case,
+                    planned: &planned[i],
+                    run: &run,
                     cwd: &cwd,
                     results_dir: &results_dir,
                     boot: &args.boot,
                     bless: args.bless,
+                    retries: args.retries,
+                    verbose: args.verbose,
+                    kernels: &kernels,
                     shared_kernel: cases.iter().filter(|c| c.kernel == case.kernel).count() > 1,
                 };
                 let result = runner.run();
-                let failed_fast = args.fail_fast && result.status != Status::Passed;
-                if result.status == Status::Interrupted || failed_fast {
+                if result.status == Status::Interrupted {
+                    interrupted.store(true, Ordering::SeqCst);
                     stop.store(true, Ordering::SeqCst);
                 }
-                match (&bar, human) {
-                    (Some(bar), _) => {
-                        bar.println(report::line(&result));
-                        bar.inc(1);
-                    }
-                    (None, true) => eprintln!("{}", report::line(&result)),
-                    (None, false) => {}
+                if args.fail_fast && !result.passed() {
+                    stop.store(true, Ordering::SeqCst);
                 }
-                if args.format == ReportFormat::Json {
-                    // Each result the moment its case ends, so CI shows progress and a run
-                    // cut short still reported every case that finished.
-                    let mut stdout = std::io::stdout().lock();
-                    let _ = report::json(&mut stdout, std::slice::from_ref(&result))
-                        .and_then(|()| stdout.flush());
-                }
-                results.lock().expect("results lock")[i] = Some(result);
+                reporter.lock().expect("reporter lock").case_ended(result);
             });
         }
     });
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    let results: Vec<CaseResult> = results
-        .into_inner()
-        .expect("results lock")
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        ReportFormat::Human => report::summary(&mut stdout, &results, cases.len(), &results_dir)?,
-        ReportFormat::Json => {}
-        ReportFormat::Junit => report::junit(&mut stdout, &results)?,
-    }
-    stdout.flush()?;
-    Ok(suite_exit_code(&results, cases.len()))
+    let reporter = reporter.into_inner().expect("reporter lock");
+    let code = suite_exit_code(reporter.results(), cases.len());
+    let end = RunEnd {
+        finished: reporter.results().len(),
+        not_run: cases.len() - reporter.results().len(),
+        interrupted: interrupted.load(Ordering::SeqCst),
+        ended_at: now(),
+        exit_code: code,
+    };
+    reporter.finish(end, &results_dir)?;
+    Ok(code)
 }
 
 /// The runs `--list` names: `TEST<TAB>KERNEL` lines, or with `--format json` one object each.
@@ -139,12 +167,12 @@ fn list(tests: &[Test], cases: &[Case], format: ReportFormat) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     for case in cases {
         let test = &tests[case.test].name;
-        let kernel = case.kernel.as_deref().unwrap_or("default");
+        let kernel = kernel_label(case);
         match format {
             ReportFormat::Json => writeln!(
                 stdout,
                 "{}",
-                serde_json::json!({ "test": test, "kernel": kernel })
+                serde_json::json!({ "test": test, "kernel": kernel, "index": case.index })
             )?,
             _ => writeln!(stdout, "{test}\t{kernel}")?,
         }
@@ -152,47 +180,145 @@ fn list(tests: &[Test], cases: &[Case], format: ReportFormat) -> Result<()> {
     Ok(())
 }
 
-/// 130 if interrupted, 125 if vmlane could not run a case (its fault, not the kernel's), 1 if
-/// a test failed or hung, 0 when every case ran and passed.
-fn suite_exit_code(results: &[CaseResult], cases: usize) -> i32 {
-    let any = |status: Status| results.iter().any(|r| r.status == status);
-    if any(Status::Interrupted) {
-        130
-    } else if any(Status::Error) {
-        exit_code::VMLANE_FAILED
-    } else if results.len() == cases && results.iter().all(|r| r.status == Status::Passed) {
-        0
-    } else {
-        1
+fn kernel_label(case: &Case) -> String {
+    case.kernel.clone().unwrap_or_else(|| "default".into())
+}
+
+/// A suite is named by its file (without `.toml`) or its directory.
+fn suite_name(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let name = match path.is_dir() {
+        true => path.file_name(),
+        false => path.file_stem(),
+    };
+    name.map_or_else(|| "suite".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// What reports say about each kernel, learnt once per image: its git commit costs a `git`.
+#[derive(Default)]
+struct KernelInfos {
+    known: Mutex<HashMap<PathBuf, KernelInfo>>,
+}
+
+impl KernelInfos {
+    fn get(&self, image: &Path, release: Option<String>, config: Option<PathBuf>) -> KernelInfo {
+        let mut known = self.known.lock().expect("kernel infos lock");
+        known
+            .entry(image.to_path_buf())
+            .or_insert_with(|| {
+                let (git_commit, git_describe) = tree_commit(image);
+                KernelInfo {
+                    image: image.to_path_buf(),
+                    release,
+                    config,
+                    git_commit,
+                    git_describe,
+                    architecture: std::env::consts::ARCH.into(),
+                }
+            })
+            .clone()
     }
 }
 
-/// One (test, kernel) run and its checks.
+/// The commit of the Linux tree an image was built in (`arch/x86/boot/bzImage`, `vmlinux`):
+/// `git rev-parse` and `git describe` there.
+fn tree_commit(image: &Path) -> (Option<String>, Option<String>) {
+    let Some(tree) = image
+        .ancestors()
+        .skip(1)
+        .take(5)
+        .find(|dir| dir.join("Kconfig").is_file() && dir.join("Makefile").is_file())
+    else {
+        return (None, None);
+    };
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .arg("-C")
+            .arg(tree)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        (output.status.success() && !text.trim().is_empty()).then(|| text.trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--verify", "HEAD"]).filter(|c| c.len() == 40);
+    let describe = commit
+        .as_ref()
+        .and_then(|_| git(&["describe", "--tags", "--always", "--dirty"]));
+    (commit, describe)
+}
+
+/// One (test, kernel) run and its checks, retried as asked.
 struct CaseRunner<'a> {
     test: &'a Test,
     case: &'a Case,
+    planned: &'a PlannedCase,
+    run: &'a RunInfo,
     cwd: &'a Path,
     results_dir: &'a Path,
     boot: &'a BootArgs,
     bless: bool,
+    retries: u32,
+    /// Stream the console and output to stderr as they come.
+    verbose: bool,
+    kernels: &'a KernelInfos,
     /// Other cases run on the same kernel: the first saves its ready guest for them.
     shared_kernel: bool,
 }
 
 impl CaseRunner<'_> {
+    /// Runs the case until it passes or its retries are spent; a pass after a failure is
+    /// [`Status::Flaky`], and each failed attempt's files are kept beside the last one's.
     fn run(&self) -> CaseResult {
-        let kernel_label = self.case.kernel.clone().unwrap_or_else(|| "default".into());
-        // A kernel given as a path is filed under its last component.
-        let kernel_dir = Path::new(&kernel_label)
+        let dir = self.dir();
+        let mut retries = Vec::new();
+        loop {
+            let mut result = self.attempt(&dir);
+            let retry = retries.len() < self.retries as usize
+                && matches!(result.status, Status::Failed | Status::Hang);
+            if !retry {
+                if !retries.is_empty() && result.status == Status::Passed {
+                    result.status = Status::Flaky;
+                }
+                result.retries = retries;
+                return result;
+            }
+            let kept = dir.with_file_name(format!(
+                "{}.try-{}",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                retries.len() + 1
+            ));
+            let _ = std::fs::remove_dir_all(&kept);
+            let console_log = match std::fs::rename(&dir, &kept) {
+                Ok(()) => kept.join("console.log"),
+                Err(_) => result.console_log.clone(),
+            };
+            retries.push(Attempt {
+                status: result.status,
+                started_at: result.started_at,
+                duration: result.duration,
+                reasons: result.reasons,
+                console_log,
+            });
+        }
+    }
+
+    /// `RESULTS/TEST/KERNEL`; a kernel given as a path is filed under its last component.
+    fn dir(&self) -> PathBuf {
+        let kernel_label = &self.planned.kernel;
+        let kernel_dir = Path::new(kernel_label)
             .file_name()
             .map_or(kernel_label.clone(), |n| n.to_string_lossy().into_owned());
-        let dir = self
-            .results_dir
+        self.results_dir
             .join(file_name(&self.test.name))
-            .join(file_name(&kernel_dir));
-        let mut result = CaseResult::new(&self.test.name, &kernel_label, &dir);
+            .join(file_name(&kernel_dir))
+    }
+
+    fn attempt(&self, dir: &Path) -> CaseResult {
+        let mut result = CaseResult::new(self.planned, &self.run.suite, self.run.shard, dir);
         let started = Instant::now();
-        if let Err(error) = self.run_in(&dir, &mut result) {
+        if let Err(error) = self.run_in(dir, &mut result) {
             result.status = Status::Error;
             result.reasons.push(format!("{error:#}"));
         }
@@ -207,15 +333,45 @@ impl CaseRunner<'_> {
             .test
             .timeout
             .map_or(DEFAULT_TIMEOUT, Duration::from_secs_f64);
-        let captured = launch_captured(self.request(timeout), &result.console_log, &|_| {})?;
+        let kernel = Mutex::new(None);
+        let events = |event: LaunchEvent| {
+            if let LaunchEvent::Kernel {
+                image,
+                release,
+                config,
+                ..
+            } = event
+            {
+                let info = self.kernels.get(&image, release, config);
+                *kernel.lock().expect("kernel lock") = Some(info);
+            }
+        };
+        let stderr = || Box::new(std::io::stderr()) as Box<dyn Write + Send>;
+        let echo = self
+            .verbose
+            .then_some(&stderr as &dyn Fn() -> Box<dyn Write + Send>);
+        let request = self.request(timeout);
+        // What the test writes to its writable directories is what its report links.
+        result.artifacts = request
+            .rwdirs
+            .iter()
+            .map(|d| self.cwd.join(&d.host))
+            .collect();
+        let launched = launch_captured_echoing(request, &result.console_log, echo, &events);
+        result.kernel_info = kernel.into_inner().expect("kernel lock");
+        let captured = launched?;
         std::fs::write(&result.stdout_path, &captured.stdout)?;
         std::fs::write(&result.stderr_path, &captured.stderr)?;
+        result.stdout_tail = tail(&captured.stdout, OUTPUT_TAIL_BYTES);
+        result.stderr_tail = tail(&captured.stderr, OUTPUT_TAIL_BYTES);
+        result.console_tail = tail(captured.console.as_bytes(), OUTPUT_TAIL_BYTES);
         let stdout = String::from_utf8_lossy(&captured.stdout);
         let finished = Finished {
             outcome: &captured.outcome,
             console: &captured.console,
             stdout: &stdout,
             timeout,
+            debug_info: captured.debug_info.as_deref(),
         };
         let verdict = judge(self.test, &finished, self.bless)?;
         result.status = verdict.status;
@@ -240,6 +396,7 @@ impl CaseRunner<'_> {
         request.memory_mib = test.memory_mib;
         request.timeout = Some(timeout);
         request.disks = test.disks.clone();
+        request.rwdirs = test.rwdirs.clone();
         request.append = test.append.clone();
         request.profiles = test.profiles.clone();
         request.cold = test.cold;
@@ -290,27 +447,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_exit_code_tells_failed_tests_from_vmlane_failing() {
-        let result = |status| {
-            let mut r = CaseResult::new("t", "6.1", Path::new("/r/t/6.1"));
-            r.status = status;
-            r
-        };
-        let code = |statuses: &[Status], cases| {
-            let results: Vec<_> = statuses.iter().map(|s| result(*s)).collect();
-            suite_exit_code(&results, cases)
-        };
-        assert_eq!(code(&[Status::Passed, Status::Passed], 2), 0);
-        assert_eq!(code(&[Status::Passed], 2), 1, "a case without a result");
-        assert_eq!(code(&[Status::Passed, Status::Failed], 2), 1);
-        assert_eq!(code(&[Status::Hang, Status::Passed], 2), 1);
-        assert_eq!(code(&[Status::Failed, Status::Error], 2), 125);
-        assert_eq!(code(&[Status::Error, Status::Interrupted], 2), 130);
-    }
-
-    #[test]
     fn names_become_single_path_components() {
         assert_eq!(file_name("probe/enotsup 1"), "probe_enotsup_1");
         assert_eq!(file_name("6.1.0-56-cloud-amd64"), "6.1.0-56-cloud-amd64");
+    }
+
+    #[test]
+    fn a_kernel_built_in_a_git_tree_is_reported_with_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("linux");
+        std::fs::create_dir_all(tree.join("arch/x86/boot")).unwrap();
+        for file in ["Kconfig", "Makefile", "arch/x86/boot/bzImage"] {
+            std::fs::write(tree.join(file), "x").unwrap();
+        }
+        let image = tree.join("arch/x86/boot/bzImage");
+        assert_eq!(tree_commit(&image), (None, None), "not a git tree yet");
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&tree)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+                .args(args)
+                .output()
+                .expect("git runs");
+            assert!(status.status.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "Kconfig", "Makefile"]);
+        git(&["commit", "-q", "-m", "v6.19"]);
+        git(&["tag", "v6.19"]);
+        let (commit, describe) = tree_commit(&image);
+        let commit = commit.expect("a commit");
+        assert!(commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(describe.as_deref(), Some("v6.19"));
+        let cached = dir.path().join("cache/kernels/6.1/boot/vmlinuz-6.1");
+        assert_eq!(
+            tree_commit(&cached),
+            (None, None),
+            "a cached kernel has none"
+        );
     }
 }

@@ -21,6 +21,7 @@ impl BootArgs {
         request.machine = self.machine.into();
         request.linux.share = self.share.into();
         request.append.extend(self.append.iter().cloned());
+        request.rwdirs.extend(self.rwdirs.iter().cloned());
         request.cold |= self.cold;
     }
 }

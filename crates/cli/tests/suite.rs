@@ -35,22 +35,15 @@ fn vmlane_test_in(sandbox: &Sandbox, suite: &Path, extra: &[&str]) -> Output {
 
 /// The [`vmlane_test_in`] command, for a test that reads its output as it comes.
 fn vmlane_test_command(sandbox: &Sandbox, suite: &Path, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vmlane"));
-    command
-        .arg("test")
-        .arg(suite)
-        .args(["--accel", common::accel()])
-        .args(extra)
-        .current_dir(sandbox.work())
-        .env("XDG_RUNTIME_DIR", sandbox.runtime())
-        .env_remove("VMLANE_KERNEL");
-    command
+    sandbox.vmlane_test(suite, extra)
 }
 
+/// The result records of `--format json` (between its start and end records).
 fn json_results(output: &Output) -> Vec<Value> {
     text(&output.stdout)
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .filter(|record| record["type"] == "result")
         .collect()
 }
 
@@ -278,10 +271,9 @@ fn partitions_split_the_matrix_and_junit_lists_each_run() {
         );
         assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
         let xml = text(&output.stdout);
-        assert!(
-            xml.contains(r#"tests="1" failures="0" errors="0""#),
-            "{xml}"
-        );
+        for count in [r#"tests="1""#, r#"failures="0""#, r#"errors="0""#] {
+            assert!(xml.contains(count), "{count}: {xml}");
+        }
         for name in ["a", "b"] {
             if xml.contains(&format!("<testcase name=\"{name}\"")) {
                 seen.push(name);
@@ -385,6 +377,9 @@ fn json_results_arrive_as_each_case_ends() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let start: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(start["type"], "start", "{start}");
+    assert_eq!(start["planned"].as_array().unwrap().len(), 2, "{start}");
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["test"], "quick", "{first}");
     assert!(
@@ -393,6 +388,8 @@ fn json_results_arrive_as_each_case_ends() {
     );
     let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(second["test"], "slow", "{second}");
+    let end: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(end["type"], "end", "{end}");
     assert!(lines.next().is_none());
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }

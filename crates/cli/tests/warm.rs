@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{accel, assert_code, kernels, text, Sandbox, TestKernel};
+use common::{assert_code, kernels, text, Sandbox, TestKernel};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -330,15 +330,11 @@ fn a_suite_checking_boot_lines_passes_warm() {
     let path = sandbox.work().join("suite.toml");
     std::fs::write(&path, suite).unwrap();
     let results = sandbox.root.path().join("results");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
-        .arg("test")
-        .arg(&path)
-        .args(["-j", "1", "--accel", accel(), "--format", "json", "-k"])
+    let output = sandbox
+        .vmlane_test(&path, &["-j", "1", "--format", "json", "-k"])
         .arg(&kernel.dir)
         .arg("--results")
         .arg(&results)
-        .current_dir(sandbox.work())
-        .env("XDG_RUNTIME_DIR", sandbox.runtime())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vmlane_checks::events::{extract_events, Event};
 use vmlane_checks::splat::{scan, Splat};
-use vmlane_spec::{Accel, DiskSpec, Outcome, ShareKind};
+use vmlane_spec::{Accel, DiskSpec, Outcome, RwDir, ShareKind};
 
 /// One command in one throwaway VM.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub struct Run {
     request: Request,
     /// As given to [`Run::disk`]; read once the run's directory is final.
     disks: Vec<PathBuf>,
+    /// As given to [`Run::rwdir`]; read when the run starts.
+    rwdirs: Vec<OsString>,
 }
 
 /// What a run produced.
@@ -66,6 +68,7 @@ impl Run {
         Run {
             request,
             disks: Vec::new(),
+            rwdirs: Vec::new(),
         }
     }
 
@@ -145,6 +148,15 @@ impl Run {
         self
     }
 
+    /// A host directory the guest may write to, as `vmlane run --rwdir` takes it: `HOST`
+    /// (mounted at the same path in the guest) or `HOST=GUEST`, HOST relative to the run's
+    /// directory unless absolute. The guest's writes there reach the host; everything else
+    /// stays read-only. Linux guests only.
+    pub fn rwdir(mut self, dir: impl Into<OsString>) -> Run {
+        self.rwdirs.push(dir.into());
+        self
+    }
+
     /// The guest OS the kernel must be (default: whatever it is).
     pub fn os(mut self, os: OsChoice) -> Run {
         self.request.os = os;
@@ -179,6 +191,10 @@ impl Run {
             let spec = DiskSpec::parse(disk.as_os_str(), |p| request.cwd.join(p).exists())
                 .map_err(crate::RequestError::Disk)?;
             request.disks.push(spec);
+        }
+        for dir in &self.rwdirs {
+            let dir = RwDir::parse(dir).map_err(crate::RequestError::RwDir)?;
+            request.rwdirs.push(dir);
         }
         let dir = tempfile::tempdir().map_err(|source| Error::ConsoleLog {
             path: std::env::temp_dir(),

@@ -43,6 +43,7 @@ pub fn boot(
         return Ok(Finished {
             outcome: Outcome::Interrupted(signal),
             timings: Timings::default(),
+            debug_info: None,
         });
     }
     let backend = backend(&plan.vm.backend, plan);
@@ -97,7 +98,12 @@ pub fn boot(
     };
     drop(staged);
     match ended {
-        Ok((outcome, timings)) => Ok(Finished { outcome, timings }),
+        // The kernel's debug info is the launch's to add: booting never needs it.
+        Ok((outcome, timings)) => Ok(Finished {
+            outcome,
+            timings,
+            debug_info: None,
+        }),
         Err(SessionError::Backend(error)) => Err(Error::Backend(error)),
         Err(error) => Err(Error::Session(error)),
     }
@@ -141,9 +147,9 @@ impl Booter<'_> {
         io: &mut Io<'_>,
     ) -> Result<(Outcome, Timings), SessionError> {
         let (Start::ColdSaving(pending, _), Some(key)) = (start, self.key) else {
-            // Nothing is saved: a share's device can be there from the start.
+            // Nothing is saved: the shares' devices can be there from the start.
             let mut plain = machine;
-            if let Some(share) = plain.share.as_mut() {
+            for share in plain.share.iter_mut().chain(plain.rwdirs.iter_mut()) {
                 share.plugged_later = false;
             }
             return self.session(plain, Snapshotting::Off, io);
@@ -217,6 +223,7 @@ fn machine(plan: &Plan, staged: &Staged) -> Machine {
         console_socket: staged.run_dir.join("console.sock"),
         port_socket: port,
         share: plan.vm.share.clone(),
+        rwdirs: plan.vm.rwdirs.clone(),
         disks: staged.disks.clone(),
         run_dir: staged.run_dir.path().to_path_buf(),
         restore_from: None,

@@ -14,6 +14,10 @@ pub enum LaunchEvent {
         image: PathBuf,
         /// How it was chosen.
         origin: Origin,
+        /// Its release (`uname -r`), when known: reports name the kernel by it.
+        release: Option<String>,
+        /// Its `.config`, when known.
+        config: Option<PathBuf>,
     },
     /// Worth telling the user once per process whatever the verbosity: a slow fallback.
     Notice(String),
@@ -35,7 +39,7 @@ pub enum LaunchEvent {
 impl fmt::Display for LaunchEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LaunchEvent::Kernel { image, origin } => {
+            LaunchEvent::Kernel { image, origin, .. } => {
                 write!(f, "kernel {} ({origin})", image.display())
             }
             LaunchEvent::Notice(text) | LaunchEvent::Detail(text) => f.write_str(text),

@@ -5,8 +5,8 @@ use crate::request::Request;
 use std::path::PathBuf;
 use vmlane_freebsd_boot::BootError;
 use vmlane_kernel::{
-    find_kernel, freebsd_traits, symbols_file, FreeBsdTraits, ImageFormat, Kernel, KernelConfig,
-    Search, Tristate,
+    debug_info_file, find_kernel, freebsd_traits, symbols_file, FreeBsdTraits, ImageFormat, Kernel,
+    KernelConfig, Search, Tristate,
 };
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_payload::PayloadError;
@@ -18,6 +18,9 @@ pub struct GuestKernel {
     pub kernel: Kernel,
     /// What it was built with, by OS.
     pub traits: KernelTraits,
+    /// The file with its symbols and DWARF, when there is one: backtraces in its splats get
+    /// source lines from it.
+    pub debug_info: Option<PathBuf>,
 }
 
 /// What a kernel was built with; the variant is the guest OS.
@@ -117,7 +120,12 @@ pub fn find(request: &Request) -> Result<GuestKernel, KernelError> {
             KernelTraits::Linux(linux(&kernel, request.gdb.is_some())?)
         }
     };
-    Ok(GuestKernel { kernel, traits })
+    let debug_info = debug_info_file(&kernel);
+    Ok(GuestKernel {
+        kernel,
+        traits,
+        debug_info,
+    })
 }
 
 fn linux(kernel: &Kernel, debugged: bool) -> Result<LinuxKernel, KernelError> {
@@ -183,6 +191,7 @@ pub(crate) mod fake {
                 config: Some(KernelConfig::parse(config)),
                 symbols: None,
             }),
+            debug_info: None,
         }
     }
 
@@ -216,6 +225,7 @@ pub(crate) mod fake {
                 traits,
                 native_entry: Ok(memory_needed),
             }),
+            debug_info: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use crate::host::Host;
 use crate::request::Request;
 use crate::result::{CappedBuffer, Captured, Finished};
 use crate::{kernel, plan, stage, Error};
+use std::io::Write;
 use std::path::Path;
 use vmlane_backend::{ConsoleLog, StopSignals};
 
@@ -26,7 +27,10 @@ pub fn launch(
     events(LaunchEvent::Kernel {
         image: kernel.kernel.image.clone(),
         origin: kernel.kernel.origin,
+        release: kernel.kernel.release.clone(),
+        config: kernel.kernel.config.clone(),
     });
+    let debug_info = kernel.debug_info.clone();
     // 4. The plan: every decision, from the request, kernel and host alone.
     let plan = plan::plan(&request, kernel, host, &vmlane_proto::new_token())?;
     if let Some(notice) = &plan.vm.accel_notice {
@@ -50,7 +54,12 @@ pub fn launch(
         });
     }
     // 6. Boot: the backend built from the plan, the session run to its end.
-    boot::boot(&plan, staged, host, io, events)
+    let finished = boot::boot(&plan, staged, host, io, events)?;
+    // 7. The result, with where the kernel's source lines are.
+    Ok(Finished {
+        debug_info,
+        ..finished
+    })
 }
 
 /// [`launch`] with stdout and stderr kept in memory and the console written to
@@ -60,6 +69,17 @@ pub fn launch_captured(
     console_log: &Path,
     events: &dyn Fn(LaunchEvent),
 ) -> Result<Captured, Error> {
+    launch_captured_echoing(request, console_log, None, events)
+}
+
+/// [`launch_captured`] that also streams the console, then the command's stdout and stderr,
+/// to sinks `echo` makes, as they come (`vmlane test -v`); the captures are the same.
+pub fn launch_captured_echoing(
+    request: Request,
+    console_log: &Path,
+    echo: Option<&dyn Fn() -> Box<dyn Write + Send>>,
+    events: &dyn Fn(LaunchEvent),
+) -> Result<Captured, Error> {
     let log_error = |source| Error::ConsoleLog {
         path: console_log.to_path_buf(),
         source,
@@ -67,19 +87,41 @@ pub fn launch_captured(
     let mut console = ConsoleLog::create(console_log).map_err(log_error)?;
     let signals = StopSignals::register().map_err(Error::Signals)?;
     let (mut stdout, mut stderr) = (CappedBuffer::default(), CappedBuffer::default());
+    if let Some(echo) = echo {
+        console.echo_to(echo());
+    }
+    let mut stdout_tee = Tee(&mut stdout, echo.map(|echo| echo()));
+    let mut stderr_tee = Tee(&mut stderr, echo.map(|echo| echo()));
     let io = Io {
-        stdout: &mut stdout,
-        stderr: &mut stderr,
+        stdout: &mut stdout_tee,
+        stderr: &mut stderr_tee,
         console: &mut console,
         signals: &signals,
     };
     let finished = launch(request, io, events)?;
-    drop(console);
+    drop((stdout_tee, stderr_tee, console));
     let console = std::fs::read(console_log).map_err(log_error)?;
     Ok(Captured {
         outcome: finished.outcome,
         stdout: stdout.bytes,
         stderr: stderr.bytes,
         console: String::from_utf8_lossy(&console).into_owned(),
+        debug_info: finished.debug_info,
     })
+}
+
+/// A capture, and maybe a stream of the same bytes that may fail without failing the run.
+struct Tee<'a>(&'a mut CappedBuffer, Option<Box<dyn Write + Send>>);
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(echo) = &mut self.1 {
+            let _ = echo.write_all(buf).and_then(|()| echo.flush());
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

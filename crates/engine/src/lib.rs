@@ -33,7 +33,7 @@ pub use event::LaunchEvent;
 pub use request::{BackendChoice, BootChoice, MachineChoice, OsChoice, Request, RequestError};
 pub use vmlane_checks::events::{matches as events_match, Event};
 pub use vmlane_checks::splat::Splat;
-pub use vmlane_spec::{Accel, Outcome, ShareKind};
+pub use vmlane_spec::{Accel, Outcome, RwDir, ShareKind};
 
 /// The error of a [`Run`], by its earlier name.
 pub type LaunchError = Error;

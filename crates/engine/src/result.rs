@@ -2,6 +2,7 @@
 //! output is checked afterwards, the output itself, bounded.
 
 use std::io::Write;
+use std::path::PathBuf;
 use vmlane_backend::Timings;
 use vmlane_spec::Outcome;
 
@@ -12,6 +13,9 @@ pub struct Finished {
     pub outcome: Outcome,
     /// When each phase was reached.
     pub timings: Timings,
+    /// The kernel's file with symbols and DWARF, when known, so a front end can add source
+    /// lines to the backtraces of splats (`vmlane_symbols`).
+    pub debug_info: Option<PathBuf>,
 }
 
 /// Each stream of a captured run kept in memory at most.
@@ -28,6 +32,8 @@ pub struct Captured {
     pub stderr: Vec<u8>,
     /// The console log, read back.
     pub console: String,
+    /// The kernel's file with symbols and DWARF, as in [`Finished::debug_info`].
+    pub debug_info: Option<PathBuf>,
 }
 
 /// Keeps what fits; a command flooding its output cannot exhaust the host's memory.

@@ -44,7 +44,7 @@ pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure
     let (exec_read, exec_write) = pipe().step(|| "create the exec status pipe".into())?;
     if request.argv.is_empty() && matches!(request.input, Input::Terminal(_)) {
         port.send(&GuestMessage::Stderr(
-            shell::banner(request.share.as_ref()).into_bytes(),
+            shell::banner(request.share.as_ref(), &request.rwdirs).into_bytes(),
         ))?;
     }
 

@@ -45,6 +45,7 @@ fn run(port_slot: &mut Option<Port>) -> Result<(), Failure> {
     mounts::enter_root(&request)?;
     port.mark("root ready")?;
     let status = command::run(&request, port)?;
+    mounts::sync_rwdirs(&request)?;
     port.send(&GuestMessage::Exit(status))?;
     port.wait_for_host_to_hang_up();
     Ok(())

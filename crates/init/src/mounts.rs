@@ -1,12 +1,15 @@
 //! The guest's filesystems: the host root read-only under a tmpfs overlay, so the command sees
-//! the host's files and programs while nothing it writes reaches the host.
+//! the host's files and programs while nothing it writes reaches the host, except in the
+//! writable host directories mounted over it (`--rwdir`).
 
 use crate::console::{Failure, StepContext};
 use crate::sys::{self, mount};
+use std::ffi::OsStr;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
-use vmlane_proto::RunRequest;
+use vmlane_proto::{DirMount, RunRequest};
 
 const LOWER: &str = "/vmlane/lower";
 const SCRATCH: &str = "/vmlane/rw";
@@ -22,7 +25,8 @@ pub fn mount_early_filesystems() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Builds the overlay root, moves the early mounts into it, and enters it at the request's cwd.
+/// Builds the overlay root, moves the early mounts into it, mounts the writable directories
+/// over it, and enters it at the request's cwd.
 pub fn enter_root(request: &RunRequest) -> Result<(), Failure> {
     let cwd = String::from_utf8_lossy(&request.cwd).into_owned();
     if let Some(share) = &request.share {
@@ -39,6 +43,9 @@ pub fn enter_root(request: &RunRequest) -> Result<(), Failure> {
         sys::check(unsafe { libc::chroot(dot.as_ptr()) })
             .step(|| "chroot into the overlay root".into())?;
     }
+    // Inside the new root, so a guest path through one of the host's symbolic links resolves
+    // as the command will see it.
+    mount_rwdirs(&request.rwdirs)?;
     let mut pts = fs::create_dir_all("/dev/pts").step(|| "create /dev/pts".into());
     if pts.is_ok() {
         pts = mount(
@@ -65,7 +72,7 @@ fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Fail
     for dir in [LOWER, SCRATCH, ROOT] {
         fs::create_dir_all(dir).step(|| format!("create {dir}"))?;
     }
-    mount_share(fstype, tag, options)
+    mount_share(fstype, tag, options, LOWER, libc::MS_RDONLY)
         .step(|| format!("mount the host root ({fstype} tag {tag})"))?;
     mount("tmpfs", SCRATCH, Some("tmpfs"), 0, Some("mode=0755"))
         .step(|| "mount the tmpfs for the overlay".into())?;
@@ -76,13 +83,20 @@ fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Fail
     mount("overlay", ROOT, Some("overlay"), 0, Some(&data)).step(|| "mount the overlay root".into())
 }
 
-/// Mounts the share read-only on [`LOWER`]. A virtio-fs device plugged in after a restore
-/// may still be probing: until it has registered its tag, the mount fails with EINVAL, and is
-/// tried again for a while.
-fn mount_share(fstype: &str, tag: &str, options: &str) -> std::io::Result<()> {
+/// Mounts a share on `target`. A virtio-fs device plugged in after a restore may still be
+/// probing: until it has registered its tag, the mount fails with EINVAL, and is tried again
+/// for a while.
+fn mount_share(
+    fstype: &str,
+    tag: &str,
+    options: &str,
+    target: impl AsRef<OsStr>,
+    flags: libc::c_ulong,
+) -> std::io::Result<()> {
+    let target = target.as_ref();
     let started = Instant::now();
     loop {
-        let mounted = mount(tag, LOWER, Some(fstype), libc::MS_RDONLY, Some(options));
+        let mounted = mount(tag, target, Some(fstype), flags, Some(options));
         match mounted {
             Err(e)
                 if fstype == "virtiofs"
@@ -111,6 +125,42 @@ fn wait_for_virtiofs_device() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Mounts each writable host directory on its guest path (made in the overlay if need be),
+/// in order, so a later one may sit inside an earlier one.
+fn mount_rwdirs(dirs: &[DirMount]) -> Result<(), Failure> {
+    for dir in dirs {
+        let target = OsStr::from_bytes(&dir.target);
+        let shown = target.to_string_lossy();
+        let (fstype, tag) = (&dir.share.fstype, &dir.share.tag);
+        fs::create_dir_all(target)
+            .step(|| format!("create {shown} to mount a writable host directory on"))?;
+        mount_share(fstype, tag, &dir.share.options, target, libc::MS_NOSUID).step(|| {
+            format!("mount the writable host directory ({fstype} tag {tag}) on {shown}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes what the guest still caches of the writable directories (pages written through a
+/// mapping) to the host before the host is told the command ended and ends the VM.
+pub fn sync_rwdirs(request: &RunRequest) -> Result<(), Failure> {
+    for dir in &request.rwdirs {
+        let target = OsStr::from_bytes(&dir.target);
+        // The command may have unmounted it, or gone elsewhere: then nothing is cached here.
+        let Ok(opened) = fs::File::open(target) else {
+            continue;
+        };
+        // SAFETY: syncfs takes a descriptor `opened` owns.
+        sys::check(unsafe { libc::syncfs(opened.as_raw_fd()) }).step(|| {
+            format!(
+                "write the writable directory {} to the host",
+                target.to_string_lossy()
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Fresh tmpfs on /tmp and /run, except where the command's own directory lives, which must

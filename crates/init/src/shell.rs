@@ -4,7 +4,7 @@
 use crate::sys;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use vmlane_proto::ShareMount;
+use vmlane_proto::{DirMount, ShareMount};
 
 const FALLBACKS: [&[u8]; 2] = [b"/bin/bash", b"/bin/sh"];
 
@@ -44,7 +44,7 @@ fn is_executable(path: &[u8]) -> bool {
 
 /// What the shell runs on and what it can reach, in a few lines ending in `\r\n` (the host's
 /// terminal is in raw mode by then).
-pub fn banner(share: Option<&ShareMount>) -> String {
+pub fn banner(share: Option<&ShareMount>, rwdirs: &[DirMount]) -> String {
     let mut lines = vec![format!(
         "{}, {}, {} memory",
         kernel(),
@@ -58,6 +58,13 @@ pub fn banner(share: Option<&ShareMount>) -> String {
         ),
         None => "no host files; writes vanish with the VM".into(),
     });
+    if !rwdirs.is_empty() {
+        let dirs: Vec<String> = rwdirs
+            .iter()
+            .map(|dir| String::from_utf8_lossy(&dir.target).into_owned())
+            .collect();
+        lines.push(format!("writes reach the host in: {}", dirs.join(", ")));
+    }
     let disks = disks();
     if !disks.is_empty() {
         lines.push(format!("disks: {}", disks.join(", ")));

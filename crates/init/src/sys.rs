@@ -32,7 +32,7 @@ pub fn set_nonblocking(fd: &impl std::os::fd::AsRawFd) -> io::Result<()> {
 /// mount(2) with optional source, type and data.
 pub fn mount(
     source: &str,
-    target: &str,
+    target: impl AsRef<OsStr>,
     fstype: Option<&str>,
     flags: libc::c_ulong,
     data: Option<&str>,

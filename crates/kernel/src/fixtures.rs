@@ -218,3 +218,40 @@ impl Host {
         tree
     }
 }
+
+/// An x86-64 ELF file holding only these sections (`(name, sh_type)`, 16 zero bytes each)
+/// and the section name table: enough for checks that read section headers alone.
+pub fn elf_with_sections(sections: &[(&str, u32)]) -> Vec<u8> {
+    let mut elf = elf_with_notes(0, 0, &[]);
+    let mut names = vec![0u8];
+    let mut headers = vec![0u8; 64];
+    let mut section = |name: &str, kind: u32, offset: usize, size: usize| {
+        let mut shdr = vec![0u8; 64];
+        shdr[..4].copy_from_slice(&(names.len() as u32).to_le_bytes());
+        shdr[4..8].copy_from_slice(&kind.to_le_bytes());
+        shdr[24..32].copy_from_slice(&(offset as u64).to_le_bytes());
+        shdr[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+        names.extend_from_slice(name.as_bytes());
+        names.push(0);
+        headers.extend_from_slice(&shdr);
+    };
+    for (name, kind) in sections {
+        section(name, *kind, elf.len(), 16);
+        elf.extend_from_slice(&[0u8; 16]);
+    }
+    let names_offset = elf.len();
+    section(".shstrtab", 3, names_offset, 0);
+    let names_len = names.len();
+    headers[64 * sections.len() + 64 + 32..][..8]
+        .copy_from_slice(&(names_len as u64).to_le_bytes());
+    elf.extend_from_slice(&names);
+    elf.resize(elf.len().next_multiple_of(8), 0);
+    let shoff = elf.len();
+    elf.extend_from_slice(&headers);
+    elf[40..48].copy_from_slice(&(shoff as u64).to_le_bytes()); // e_shoff
+    elf[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    let count = sections.len() as u16 + 2;
+    elf[60..62].copy_from_slice(&count.to_le_bytes()); // e_shnum
+    elf[62..64].copy_from_slice(&(count - 1).to_le_bytes()); // e_shstrndx
+    elf
+}

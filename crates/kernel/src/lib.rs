@@ -23,7 +23,7 @@ pub use error::KernelError;
 pub use freebsd_traits::{freebsd_traits, FreeBsdTraits};
 pub use image::{identify, ImageFormat};
 pub use search::{find_kernel, Search};
-pub use symbols::symbols_file;
+pub use symbols::{debug_info_file, symbols_file};
 pub use version::compare as compare_releases;
 
 use std::fmt;

@@ -1,5 +1,5 @@
 use crate::message::{
-    GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize, MAX_ENTROPY,
+    DirMount, GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize, MAX_ENTROPY,
 };
 use vmlane_spec::GuestStatus;
 
@@ -166,6 +166,12 @@ impl<'a> Writer<'a> {
         }
         self
     }
+
+    fn share(&mut self, share: &ShareMount) -> &mut Self {
+        self.bytes(share.fstype.as_bytes())
+            .bytes(share.tag.as_bytes())
+            .bytes(share.options.as_bytes())
+    }
 }
 
 impl Drop for Writer<'_> {
@@ -234,6 +240,33 @@ impl<'a> Reader<'a> {
         (0..count).map(|_| self.bytes()).collect()
     }
 
+    fn share(&mut self) -> Result<ShareMount, DecodeError> {
+        Ok(ShareMount {
+            fstype: self.string()?,
+            tag: self.string()?,
+            options: self.string()?,
+        })
+    }
+
+    /// Writable directories: each costs at least its four 4-byte lengths, which bounds the
+    /// count before anything is allocated.
+    fn dir_mounts(&mut self) -> Result<Vec<DirMount>, DecodeError> {
+        let count = self.u32()? as usize;
+        if count > self.rest.len() / 16 {
+            return Err(DecodeError::Malformed(
+                "more directories than the payload holds",
+            ));
+        }
+        (0..count)
+            .map(|_| {
+                Ok(DirMount {
+                    share: self.share()?,
+                    target: self.bytes()?,
+                })
+            })
+            .collect()
+    }
+
     fn end(self) -> Result<(), DecodeError> {
         if self.rest.is_empty() {
             Ok(())
@@ -300,11 +333,12 @@ fn encode_run(run: &RunRequest, out: &mut Vec<u8>) {
             w.u8(0);
         }
         Some(share) => {
-            w.u8(1)
-                .bytes(share.fstype.as_bytes())
-                .bytes(share.tag.as_bytes())
-                .bytes(share.options.as_bytes());
+            w.u8(1).share(share);
         }
+    }
+    w.u32(run.rwdirs.len() as u32);
+    for dir in &run.rwdirs {
+        w.share(&dir.share).bytes(&dir.target);
     }
     match run.input {
         Input::Null => {
@@ -325,13 +359,10 @@ fn decode_run(mut r: Reader<'_>) -> Result<HostMessage, DecodeError> {
     let cwd = r.bytes()?;
     let share = match r.u8()? {
         0 => None,
-        1 => Some(ShareMount {
-            fstype: r.string()?,
-            tag: r.string()?,
-            options: r.string()?,
-        }),
+        1 => Some(r.share()?),
         _ => return Err(DecodeError::Malformed("share flag")),
     };
+    let rwdirs = r.dir_mounts()?;
     let input = match r.u8()? {
         INPUT_NULL => Input::Null,
         INPUT_PIPE => Input::Pipe,
@@ -344,6 +375,7 @@ fn decode_run(mut r: Reader<'_>) -> Result<HostMessage, DecodeError> {
         env,
         cwd,
         share,
+        rwdirs,
         input,
     }))
 }
@@ -466,6 +498,24 @@ mod tests {
                 tag: "vmlane-root".into(),
                 options: "trans=virtio".into(),
             }),
+            rwdirs: vec![
+                DirMount {
+                    share: ShareMount {
+                        fstype: "9p".into(),
+                        tag: "vmlane-rw0".into(),
+                        options: "trans=virtio,cache=mmap".into(),
+                    },
+                    target: b"/home/dev/out".to_vec(),
+                },
+                DirMount {
+                    share: ShareMount {
+                        fstype: "virtiofs".into(),
+                        tag: "vmlane-rw1".into(),
+                        options: String::new(),
+                    },
+                    target: b"/mnt/\xff odd".to_vec(),
+                },
+            ],
             input: Input::Null,
         }));
         for input in [
@@ -482,6 +532,7 @@ mod tests {
                 env: vec![],
                 cwd: vec![],
                 share: None,
+                rwdirs: vec![],
                 input,
             }));
         }
@@ -547,6 +598,7 @@ mod tests {
             env: vec![],
             cwd: vec![],
             share: None,
+            rwdirs: vec![],
             input: Input::Pipe,
         }));
         *run.last_mut().unwrap() = 7;
@@ -604,7 +656,63 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_huge_directory_count_does_not_allocate() {
+        let mut frame = encode(&HostMessage::Run(RunRequest {
+            argv: vec![],
+            env: vec![],
+            cwd: vec![],
+            share: None,
+            rwdirs: vec![],
+            input: Input::Null,
+        }));
+        // The count sits after argv, env, cwd (4 bytes each when empty) and the share flag.
+        let at = HEADER + 4 + 4 + 4 + 1;
+        frame[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut decoder = Decoder::new();
+        decoder.push(&frame);
+        assert_eq!(
+            decoder.next_message::<HostMessage>(),
+            Err(DecodeError::Malformed(
+                "more directories than the payload holds"
+            ))
+        );
+    }
+
+    fn share_mount() -> impl Strategy<Value = ShareMount> {
+        ("[a-z0-9]{0,9}", "[ -~]{0,20}", "[ -~]{0,40}").prop_map(|(fstype, tag, options)| {
+            ShareMount {
+                fstype,
+                tag,
+                options,
+            }
+        })
+    }
+
     proptest! {
+        #[test]
+        fn run_requests_with_any_directories_roundtrip(
+            share in proptest::option::of(share_mount()),
+            rwdirs in proptest::collection::vec(
+                (share_mount(), proptest::collection::vec(any::<u8>(), 0..64))
+                    .prop_map(|(share, target)| DirMount { share, target }),
+                0..5,
+            ),
+            cwd in proptest::collection::vec(any::<u8>(), 0..32),
+        ) {
+            let run = HostMessage::Run(RunRequest {
+                argv: vec![b"true".to_vec()],
+                env: vec![],
+                cwd,
+                share,
+                rwdirs,
+                input: Input::Pipe,
+            });
+            let mut decoder = Decoder::new();
+            decoder.push(&encode(&run));
+            prop_assert_eq!(decoder.next_message::<HostMessage>().unwrap(), Some(run));
+        }
+
         #[test]
         fn arbitrary_guest_bytes_never_panic(chunks in proptest::collection::vec(
             proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {

@@ -45,6 +45,15 @@ pub struct ShareMount {
     pub options: String,
 }
 
+/// A writable host directory and where the guest mounts it, over its overlay root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirMount {
+    /// The share: filesystem type, tag and mount(2) data.
+    pub share: ShareMount,
+    /// The absolute path in the guest it is mounted on.
+    pub target: Vec<u8>,
+}
+
 /// What the host asks the guest to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
@@ -57,6 +66,8 @@ pub struct RunRequest {
     pub cwd: Vec<u8>,
     /// The host root share, or `None` to run inside the initramfs alone.
     pub share: Option<ShareMount>,
+    /// Host directories mounted writable once the root is built, in this order.
+    pub rwdirs: Vec<DirMount>,
     /// What the command's standard input is.
     pub input: Input,
 }

@@ -4,7 +4,7 @@ use crate::accel::AccelChoice;
 use crate::machine::MachineKind;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use vmlane_backend::{Machine, ShareTransport};
+use vmlane_backend::{Machine, Share, ShareTransport};
 use vmlane_proto::PORT_NAME;
 use vmlane_spec::{Network, NumaNode};
 
@@ -193,7 +193,7 @@ pub fn qemu_args_numa(
     args.pair("-append", machine.cmdline.as_str());
     add_console(&mut args, machine);
     add_port(&mut args, machine, kind);
-    add_share(&mut args, machine, kind);
+    add_shares(&mut args, machine, kind);
     add_disks(&mut args, machine, kind);
     args.0
 }
@@ -227,9 +227,8 @@ fn add_machine(
         AccelChoice::Tcg => ("tcg", "max"),
     };
     let memory_backend = machine
-        .share
-        .as_ref()
-        .is_some_and(|s| s.transport == ShareTransport::VirtioFs);
+        .shares()
+        .any(|s| s.transport == ShareTransport::VirtioFs);
     let mut machine_opts = format!("{},accel={accel_name}", kind.qemu_machine());
     if !numa.is_empty() {
         args.pair("-machine", machine_opts);
@@ -324,47 +323,112 @@ fn add_port(args: &mut Args, machine: &Machine, kind: MachineKind) {
     );
 }
 
-fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
-    let Some(share) = &machine.share else { return };
+/// QEMU's names for one share's parts: the host root's are fixed, the `n`th writable
+/// directory's numbered, so every share has a device, socket, log and slot of its own.
+#[derive(Debug, Clone)]
+pub struct ShareDevice<'a> {
+    /// The share.
+    pub share: &'a Share,
+    /// The id of its `-fsdev` (9p) or `-chardev` (virtio-fs).
+    pub id: String,
+    /// The virtiofsd socket, in the run directory.
+    pub socket: PathBuf,
+    /// virtiofsd's messages, in the run directory.
+    pub log: PathBuf,
+    /// The PCIe root port a device plugged in later goes into.
+    pub port: String,
+    /// The root port's chassis, unique per port.
+    pub chassis: u32,
+    /// The id of a device plugged in over QMP.
+    pub device: String,
+}
+
+/// Every share of `machine` with its QEMU names, the host root's first.
+pub fn share_devices(machine: &Machine) -> Vec<ShareDevice<'_>> {
+    let root = machine.share.iter().map(|share| ShareDevice {
+        share,
+        id: "share".into(),
+        socket: machine.run_dir.join("virtiofs.sock"),
+        log: machine.run_dir.join("virtiofsd.log"),
+        port: SHARE_PORT.into(),
+        chassis: 1,
+        device: "vmlane-share".into(),
+    });
+    let rwdirs = machine
+        .rwdirs
+        .iter()
+        .enumerate()
+        .map(|(n, share)| ShareDevice {
+            share,
+            id: format!("rwdir{n}"),
+            socket: machine.run_dir.join(format!("virtiofs-rwdir{n}.sock")),
+            log: machine.run_dir.join(format!("virtiofsd-rwdir{n}.log")),
+            port: format!("vmlane-rwdir{n}-port"),
+            chassis: 2 + n as u32,
+            device: format!("vmlane-rwdir{n}"),
+        });
+    root.chain(rwdirs).collect()
+}
+
+fn add_shares(args: &mut Args, machine: &Machine, kind: MachineKind) {
+    let devices = share_devices(machine);
+    let plugged_later = devices
+        .iter()
+        .any(|d| d.share.transport == ShareTransport::VirtioFs && d.share.plugged_later);
+    if plugged_later {
+        // Native PCIe hotplug for the slots devices are plugged into later: the guest handles
+        // it at once, where ACPI hotplug loses an event sent to a VM still loading its state.
+        args.pair(
+            "-global",
+            "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
+        );
+    }
+    for device in &devices {
+        add_share(args, device, kind);
+    }
+}
+
+fn add_share(args: &mut Args, device: &ShareDevice<'_>, kind: MachineKind) {
+    let share = device.share;
     match share.transport {
         ShareTransport::NineP => {
-            let mut fsdev = OsString::from(
-                "local,id=share,security_model=none,readonly=on,multidevs=remap,path=",
-            );
+            // The host enforces read-only access to the root: the guest's mount flags are the
+            // guest's to change.
+            let readonly = if share.writable { "" } else { "readonly=on," };
+            let mut fsdev = OsString::from(format!(
+                "local,id={},security_model=none,{readonly}multidevs=remap,path=",
+                device.id
+            ));
             fsdev.push(escape_option(share.host_dir.as_os_str()));
             args.pair("-fsdev", fsdev);
             args.pair(
                 "-device",
                 format!(
-                    "virtio-9p-{},fsdev=share,mount_tag={}",
+                    "virtio-9p-{},fsdev={},mount_tag={}",
                     kind.transport(),
+                    device.id,
                     share.tag
                 ),
             );
         }
         ShareTransport::VirtioFs if share.plugged_later => {
-            // A free PCIe slot the device is plugged into later, with native hotplug: the
-            // guest handles it at once, where ACPI hotplug loses an event sent to a VM still
-            // loading its saved state.
-            args.pair(
-                "-global",
-                "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off",
-            );
-            args.pair(
-                "-device",
-                format!("pcie-root-port,id={SHARE_PORT},chassis=1"),
-            );
-        }
-        ShareTransport::VirtioFs => {
-            args.pair(
-                "-chardev",
-                chardev_socket("share", &machine.run_dir.join("virtiofs.sock")),
-            );
+            // A free PCIe slot the device is plugged into later.
             args.pair(
                 "-device",
                 format!(
-                    "vhost-user-fs-{},chardev=share,tag={}",
+                    "pcie-root-port,id={},chassis={}",
+                    device.port, device.chassis
+                ),
+            );
+        }
+        ShareTransport::VirtioFs => {
+            args.pair("-chardev", chardev_socket(&device.id, &device.socket));
+            args.pair(
+                "-device",
+                format!(
+                    "vhost-user-fs-{},chardev={},tag={}",
                     kind.transport(),
+                    device.id,
                     share.tag
                 ),
             );
@@ -372,7 +436,7 @@ fn add_share(args: &mut Args, machine: &Machine, kind: MachineKind) {
     }
 }
 
-/// The PCIe root port a later-plugged share's device goes into.
+/// The PCIe root port the host root share's device goes into when plugged in later.
 pub const SHARE_PORT: &str = "vmlane-share-port";
 
 /// `snapshot=on` sends the guest's writes to a temporary overlay that QEMU unlinks as soon as
@@ -431,8 +495,7 @@ fn escape_option(value: &std::ffi::OsStr) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use vmlane_backend::Share;
+    use std::path::{Path, PathBuf};
     use vmlane_backend::{Disk, GuestOs};
 
     fn machine(share: Option<ShareTransport>) -> Machine {
@@ -449,8 +512,10 @@ mod tests {
                 host_dir: PathBuf::from("/"),
                 tag: "vmlane-root".into(),
                 transport,
+                writable: false,
                 plugged_later: false,
             }),
+            rwdirs: Vec::new(),
             disks: Vec::new(),
             run_dir: PathBuf::from("/run/x"),
             restore_from: None,
@@ -525,6 +590,109 @@ mod tests {
         assert!(fsdev[0].to_string_lossy().contains("readonly=on"));
         assert!(joined(&args).contains("virtio-9p-pci,fsdev=share,mount_tag=vmlane-root"));
         assert!(!joined(&args).contains("memory-backend"));
+    }
+
+    /// `machine` with writable directories `dirs` over the root share's transport.
+    fn with_rwdirs(transport: ShareTransport, dirs: &[&str], plugged_later: bool) -> Machine {
+        let mut m = machine(Some(transport));
+        m.share.as_mut().unwrap().plugged_later = plugged_later;
+        m.rwdirs = dirs
+            .iter()
+            .enumerate()
+            .map(|(n, dir)| Share {
+                host_dir: PathBuf::from(dir),
+                tag: format!("vmlane-rw{n}"),
+                transport,
+                writable: true,
+                plugged_later,
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn writable_9p_directories_get_devices_of_their_own_without_readonly() {
+        let m = with_rwdirs(ShareTransport::NineP, &["/home/u/out", "/data,x"], false);
+        let args = qemu_args(&m, MachineKind::Microvm, AccelChoice::Tcg);
+        assert_eq!(
+            value_after(&args, "-fsdev"),
+            [
+                "local,id=share,security_model=none,readonly=on,multidevs=remap,path=/",
+                "local,id=rwdir0,security_model=none,multidevs=remap,path=/home/u/out",
+                "local,id=rwdir1,security_model=none,multidevs=remap,path=/data,,x",
+            ]
+        );
+        assert_eq!(
+            value_after(&args, "-device")
+                .iter()
+                .map(|d| d.to_string_lossy())
+                .filter(|d| d.starts_with("virtio-9p"))
+                .collect::<Vec<_>>(),
+            [
+                "virtio-9p-device,fsdev=share,mount_tag=vmlane-root",
+                "virtio-9p-device,fsdev=rwdir0,mount_tag=vmlane-rw0",
+                "virtio-9p-device,fsdev=rwdir1,mount_tag=vmlane-rw1",
+            ]
+        );
+        assert!(!joined(&args).contains("memory-backend"));
+    }
+
+    #[test]
+    fn writable_virtiofs_directories_get_a_socket_or_a_free_slot_each() {
+        let m = with_rwdirs(ShareTransport::VirtioFs, &["/home/u/out"], false);
+        let text = joined(&qemu_args(&m, MachineKind::Q35, AccelChoice::Tcg));
+        assert!(
+            text.contains("socket,id=share,path=/run/x/virtiofs.sock"),
+            "{text}"
+        );
+        assert!(
+            text.contains("socket,id=rwdir0,path=/run/x/virtiofs-rwdir0.sock"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vhost-user-fs-pci,chardev=rwdir0,tag=vmlane-rw0"),
+            "{text}"
+        );
+        assert!(text.contains("memory-backend-memfd,id=mem,size=512M,share=on"));
+
+        let later = with_rwdirs(ShareTransport::VirtioFs, &["/a", "/b"], true);
+        let args = qemu_args(&later, MachineKind::Q35, AccelChoice::Tcg);
+        assert_eq!(
+            value_after(&args, "-global"),
+            ["ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
+        );
+        assert_eq!(
+            value_after(&args, "-device")
+                .iter()
+                .map(|d| d.to_string_lossy())
+                .filter(|d| d.starts_with("pcie-root-port"))
+                .collect::<Vec<_>>(),
+            [
+                "pcie-root-port,id=vmlane-share-port,chassis=1",
+                "pcie-root-port,id=vmlane-rwdir0-port,chassis=2",
+                "pcie-root-port,id=vmlane-rwdir1-port,chassis=3",
+            ]
+        );
+        assert!(!joined(&args).contains("vhost-user-fs"));
+    }
+
+    #[test]
+    fn each_share_has_its_own_names() {
+        let m = with_rwdirs(ShareTransport::VirtioFs, &["/a", "/b"], true);
+        let devices = share_devices(&m);
+        let names: Vec<(&str, &str, &str)> = devices
+            .iter()
+            .map(|d| (d.id.as_str(), d.device.as_str(), d.share.tag.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("share", "vmlane-share", "vmlane-root"),
+                ("rwdir0", "vmlane-rwdir0", "vmlane-rw0"),
+                ("rwdir1", "vmlane-rwdir1", "vmlane-rw1"),
+            ]
+        );
+        assert_eq!(devices[2].log, Path::new("/run/x/virtiofsd-rwdir1.log"));
     }
 
     #[test]

@@ -16,9 +16,9 @@ mod virtiofsd;
 
 pub use accel::{resolve_accel, AccelChoice, HostKvm};
 pub use argv::{
-    gdb_args, kernel_cmdline, network_args, qemu_args, qemu_args_numa, RamBacking, GUEST_ADDRESS,
-    GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS,
-    KERNEL_ARGS,
+    gdb_args, kernel_cmdline, network_args, qemu_args, qemu_args_numa, share_devices, RamBacking,
+    ShareDevice, GUEST_ADDRESS, GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_NET,
+    GUEST_MODULES_VIRTIOFS, HOST_ADDRESS, KERNEL_ARGS,
 };
 pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV, FREEBSD_TCG_KERNEL_ENV};
 pub use machine::MachineKind;
@@ -67,16 +67,18 @@ impl Backend for QemuBackend {
     }
 
     fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError> {
-        let virtiofsd = match &machine.share {
-            Some(share) if share.transport == ShareTransport::VirtioFs => {
-                let program = self.virtiofsd.as_ref().ok_or_else(|| BackendError::MissingProgram {
-                    program: "virtiofsd".into(),
-                    hint: "install qemu-system-x86 (Debian 12 ships /usr/lib/qemu/virtiofsd) or `cargo install virtiofsd`, or use --share 9p with a kernel that has 9p".into(),
-                })?;
-                Some(virtiofsd::spawn(program, share, machine)?)
+        // One virtiofsd per virtio-fs share: each enforces its own access.
+        let mut virtiofsd = Vec::new();
+        for device in share_devices(machine) {
+            if device.share.transport != ShareTransport::VirtioFs {
+                continue;
             }
-            _ => None,
-        };
+            let program = self.virtiofsd.as_ref().ok_or_else(|| BackendError::MissingProgram {
+                program: "virtiofsd".into(),
+                hint: "install qemu-system-x86 (Debian 12 ships /usr/lib/qemu/virtiofsd) or `cargo install virtiofsd`, or use --share 9p with a kernel that has 9p".into(),
+            })?;
+            virtiofsd.push(virtiofsd::spawn(program, &device)?);
+        }
         let (held, backing) = ram::prepare(machine)?;
         let mut args = self.vm_args(machine, backing.as_ref());
         args.extend(snapshot::control_args(machine));
@@ -85,10 +87,11 @@ impl Backend for QemuBackend {
     }
 
     fn snapshot_key(&self, machine: &Machine) -> Option<Vec<(String, String)>> {
+        let keyed = snapshot::without_rwdir_paths(machine);
         Some(snapshot::key(
             &self.qemu,
-            machine,
-            &self.vm_args(machine, None),
+            &keyed,
+            &self.vm_args(&keyed, None),
         ))
     }
 }

@@ -1,6 +1,6 @@
 //! QEMU as a child process that cannot outlive vmlane.
 
-use crate::qmp::Qmp;
+use crate::qmp::{Qmp, SharePlug};
 use crate::ram::HeldRam;
 use crate::virtiofsd::Virtiofsd;
 use rustix::process::{Pid, PidfdFlags, Signal};
@@ -25,12 +25,12 @@ pub struct QemuVm {
     child: Child,
     pidfd: OwnedFd,
     stderr_log: PathBuf,
-    virtiofsd: Option<Virtiofsd>,
+    virtiofsd: Vec<Virtiofsd>,
     exited: bool,
-    /// The QMP socket, when the VM may be saved or have its share plugged in.
+    /// The QMP socket, when the VM may be saved or have its shares plugged in.
     control: Option<PathBuf>,
-    /// The share device still to be plugged in.
-    share_to_plug: Option<SharePlug>,
+    /// The share devices still to be plugged in.
+    shares_to_plug: Vec<SharePlug>,
     /// The saved state to load, for a VM restored from one.
     restore_from: Option<PathBuf>,
     /// Whether the guest's RAM is in a file (held here or saved), not streamed when saved or
@@ -40,12 +40,6 @@ pub struct QemuVm {
     ram: Option<HeldRam>,
 }
 
-/// A virtio-fs device to plug into a running VM: virtiofsd's socket and the tag.
-struct SharePlug {
-    socket: PathBuf,
-    tag: String,
-}
-
 impl QemuVm {
     /// Starts QEMU in its own process group, so a Ctrl-C at the terminal reaches vmlane, which
     /// then ends the VM in order.
@@ -53,7 +47,7 @@ impl QemuVm {
         qemu: &Path,
         args: &[OsString],
         machine: &Machine,
-        virtiofsd: Option<Virtiofsd>,
+        virtiofsd: Vec<Virtiofsd>,
         ram: Option<HeldRam>,
     ) -> Result<QemuVm, BackendError> {
         let stderr_log = machine.run_dir.join("qemu.log");
@@ -96,14 +90,11 @@ impl QemuVm {
             virtiofsd,
             exited: false,
             control: machine.control_socket.clone(),
-            share_to_plug: machine
-                .share
-                .as_ref()
-                .filter(|share| share.plugged_later)
-                .map(|share| SharePlug {
-                    socket: machine.run_dir.join("virtiofs.sock"),
-                    tag: share.tag.clone(),
-                }),
+            shares_to_plug: crate::argv::share_devices(machine)
+                .iter()
+                .filter(|device| device.share.plugged_later)
+                .map(SharePlug::from)
+                .collect(),
             restore_from: machine.restore_from.clone(),
             ram_in_file: machine.guest_ram.is_some(),
             ram,
@@ -111,7 +102,7 @@ impl QemuVm {
     }
 
     fn stop_helpers(&mut self) {
-        if let Some(helper) = self.virtiofsd.as_mut() {
+        for helper in &mut self.virtiofsd {
             let _ = helper.child.kill();
             let _ = helper.child.wait();
         }
@@ -120,7 +111,7 @@ impl QemuVm {
     fn read_logs(&self) -> String {
         let mut said = String::new();
         let _ = File::open(&self.stderr_log).and_then(|mut f| f.read_to_string(&mut said));
-        if let Some(helper) = &self.virtiofsd {
+        for helper in &self.virtiofsd {
             let mut helper_said = String::new();
             let _ = File::open(&helper.log).and_then(|mut f| f.read_to_string(&mut helper_said));
             if !helper_said.trim().is_empty() {
@@ -204,12 +195,16 @@ impl RunningVm for QemuVm {
     }
 
     fn plug_share(&mut self) -> Result<(), BackendError> {
-        let Some(plug) = self.share_to_plug.take() else {
+        let plugs = std::mem::take(&mut self.shares_to_plug);
+        if plugs.is_empty() {
             return Ok(());
-        };
+        }
         let mut qmp = self.qmp()?;
-        crate::qmp::plug_virtiofs(&mut qmp, &plug.socket, &plug.tag)
-            .map_err(refused("plug in the virtio-fs share".into()))
+        for plug in &plugs {
+            crate::qmp::plug_virtiofs(&mut qmp, plug)
+                .map_err(refused(format!("plug in the virtio-fs share {}", plug.tag)))?;
+        }
+        Ok(())
     }
 }
 

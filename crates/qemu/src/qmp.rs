@@ -1,10 +1,11 @@
 //! QEMU's machine protocol (QMP), as much of it as saving a running guest takes: a JSON
 //! object per line each way, commands answered in order, events interleaved.
 
+use crate::argv::ShareDevice;
 use serde_json::{json, Value};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long QEMU may take to create its QMP socket after it started.
@@ -118,29 +119,57 @@ pub fn migrate(qmp: &mut Qmp, to: &Path) -> io::Result<()> {
     }
 }
 
-/// Plugs a vhost-user virtio-fs device for virtiofsd's `socket` into the VM's free PCIe
-/// slot; a restored VM must have loaded its state first, which would otherwise overwrite the
-/// slot's hotplug event.
-pub fn plug_virtiofs(qmp: &mut Qmp, socket: &Path, tag: &str) -> io::Result<()> {
+/// A virtio-fs device to plug into a running VM: virtiofsd's socket, the tag, and the names
+/// of its chardev, device and free PCIe slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharePlug {
+    /// virtiofsd's socket.
+    pub socket: PathBuf,
+    /// The tag the guest mounts it by.
+    pub tag: String,
+    /// The chardev's id.
+    pub chardev: String,
+    /// The device's id.
+    pub device: String,
+    /// The PCIe root port it goes into.
+    pub bus: String,
+}
+
+impl From<&ShareDevice<'_>> for SharePlug {
+    fn from(device: &ShareDevice<'_>) -> SharePlug {
+        SharePlug {
+            socket: device.socket.clone(),
+            tag: device.share.tag.clone(),
+            chardev: device.id.clone(),
+            device: device.device.clone(),
+            bus: device.port.clone(),
+        }
+    }
+}
+
+/// Plugs a vhost-user virtio-fs device for virtiofsd's socket into its free PCIe slot; a
+/// restored VM must have loaded its state first, which would otherwise overwrite the slot's
+/// hotplug event.
+pub fn plug_virtiofs(qmp: &mut Qmp, plug: &SharePlug) -> io::Result<()> {
     let backend = json!({
         "type": "socket",
         "data": {
-            "addr": { "type": "unix", "data": { "path": socket.to_string_lossy() } },
+            "addr": { "type": "unix", "data": { "path": plug.socket.to_string_lossy() } },
             "server": false
         }
     });
     qmp.execute(
         "chardev-add",
-        Some(json!({ "id": "share", "backend": backend })),
+        Some(json!({ "id": plug.chardev, "backend": backend })),
     )?;
     qmp.execute(
         "device_add",
         Some(json!({
             "driver": "vhost-user-fs-pci",
-            "id": "vmlane-share",
-            "chardev": "share",
-            "tag": tag,
-            "bus": crate::argv::SHARE_PORT,
+            "id": plug.device,
+            "chardev": plug.chardev,
+            "tag": plug.tag,
+            "bus": plug.bus,
         })),
     )?;
     Ok(())
@@ -249,10 +278,31 @@ mod tests {
             ],
         );
         let mut qmp = Qmp::connect(&dir.path().join("qmp.sock")).unwrap();
-        plug_virtiofs(&mut qmp, Path::new("/run/x/virtiofs.sock"), "vmlane-root").unwrap();
+        let plug = SharePlug {
+            socket: "/run/x/virtiofs-rwdir0.sock".into(),
+            tag: "vmlane-rw0".into(),
+            chardev: "rwdir0".into(),
+            device: "vmlane-rwdir0".into(),
+            bus: "vmlane-rwdir0-port".into(),
+        };
+        plug_virtiofs(&mut qmp, &plug).unwrap();
         let asked = server.join().unwrap();
-        assert!(asked[1].contains("chardev-add") && asked[1].contains("/run/x/virtiofs.sock"));
-        assert!(asked[2].contains("vhost-user-fs-pci") && asked[2].contains("vmlane-share-port"));
+        assert!(asked[1].contains("chardev-add"), "{}", asked[1]);
+        assert!(asked[1].contains(r#""id":"rwdir0""#), "{}", asked[1]);
+        assert!(
+            asked[1].contains("/run/x/virtiofs-rwdir0.sock"),
+            "{}",
+            asked[1]
+        );
+        for part in [
+            r#""driver":"vhost-user-fs-pci""#,
+            r#""bus":"vmlane-rwdir0-port""#,
+            r#""chardev":"rwdir0""#,
+            r#""id":"vmlane-rwdir0""#,
+            r#""tag":"vmlane-rw0""#,
+        ] {
+            assert!(asked[2].contains(part), "{part}: {}", asked[2]);
+        }
     }
 
     #[test]

@@ -62,9 +62,8 @@ impl HeldRam {
 /// too, and a private map would hide the guest's writes from it: such a guest gets a copy.
 pub fn prepare(machine: &Machine) -> Result<(Option<HeldRam>, Option<RamBacking>), BackendError> {
     let virtiofs = machine
-        .share
-        .as_ref()
-        .is_some_and(|share| share.transport == ShareTransport::VirtioFs);
+        .shares()
+        .any(|share| share.transport == ShareTransport::VirtioFs);
     let held = match &machine.guest_ram {
         None => return Ok((None, None)),
         Some(GuestRam::SavedIn(saved)) if !virtiofs => {
@@ -135,6 +134,7 @@ mod tests {
             console_socket: "/run/x/console.sock".into(),
             port_socket: None,
             share: None,
+            rwdirs: Vec::new(),
             disks: Vec::new(),
             run_dir: "/run/x".into(),
             restore_from: None,
@@ -170,6 +170,7 @@ mod tests {
                 host_dir: "/".into(),
                 tag: "vmlane-root".into(),
                 transport,
+                writable: false,
                 plugged_later: true,
             }),
             ..machine(Some(guest_ram))

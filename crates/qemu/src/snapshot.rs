@@ -123,6 +123,17 @@ fn copy_range(source: &File, target: &File, start: u64, end: u64) -> io::Result<
     Ok(())
 }
 
+/// `machine` as its saved guest knows it: a writable directory's device is in the saved guest
+/// but unmounted (9p) or not yet plugged in (virtio-fs), so which host directory it serves
+/// is the run's own, like its run directory; how many there are, and their tags, stay.
+pub fn without_rwdir_paths(machine: &Machine) -> Machine {
+    let mut keyed = machine.clone();
+    for (n, share) in keyed.rwdirs.iter_mut().enumerate() {
+        share.host_dir = format!("RWDIR{n}").into();
+    }
+    keyed
+}
+
 /// The parts a saved guest depends on, by name: the QEMU binary, the kernel and initramfs
 /// files, each disk's size, and the command line (the run directory's own path left out, as
 /// each run has its own), split so a difference can be named.
@@ -198,6 +209,7 @@ mod tests {
             console_socket: dir.join("console.sock"),
             port_socket: Some(dir.join("port.sock")),
             share: None,
+            rwdirs: Vec::new(),
             disks: vec![Disk::throwaway(dir.join("scratch0.img"))],
             run_dir: dir.to_path_buf(),
             restore_from: None,
@@ -237,6 +249,34 @@ mod tests {
             .map(|(x, _)| x.0.as_str())
             .collect();
         assert_eq!(differ, ["memory", "kernel command line"]);
+    }
+
+    fn rwdir(dir: &str) -> vmlane_backend::Share {
+        vmlane_backend::Share {
+            host_dir: dir.into(),
+            tag: "vmlane-rw0".into(),
+            transport: vmlane_backend::ShareTransport::NineP,
+            writable: true,
+            plugged_later: false,
+        }
+    }
+
+    #[test]
+    fn writable_directories_count_in_the_key_but_not_which_host_directories_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = machine(dir.path());
+        let keyed = |machine: &Machine| key_of(&without_rwdir_paths(machine));
+        let (mut one, mut other) = (plain.clone(), plain.clone());
+        one.rwdirs = vec![rwdir("/home/u/out")];
+        other.rwdirs = vec![rwdir("/tmp/elsewhere")];
+        assert_eq!(keyed(&one), keyed(&other));
+        assert_ne!(keyed(&one), keyed(&plain));
+        assert!(part(&keyed(&one), "devices").contains("path=RWDIR0"));
+        // The run's own machine keeps its paths.
+        assert_eq!(without_rwdir_paths(&plain).rwdirs.len(), 0);
+        assert_eq!(one.rwdirs[0].host_dir, Path::new("/home/u/out"));
+        other.rwdirs.push(rwdir("/b"));
+        assert_ne!(keyed(&one), keyed(&other));
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! The virtiofsd helper that serves a virtio-fs share, started so that the host enforces
-//! read-only access: the guest's own mount flags are the guest's to change.
+//! read-only access (the guest's own mount flags are the guest's to change), or for a writable
+//! directory, access to that directory alone.
 
+use crate::argv::ShareDevice;
 use rustix::io::FdFlags;
-use rustix::mount::MountPropagationFlags;
+use rustix::mount::{MountPropagationFlags, MoveMountFlags, OpenTreeFlags};
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use vmlane_backend::{BackendError, Machine, Share};
+use vmlane_backend::BackendError;
 
 /// Where virtiofsd is installed: Rust's virtiofsd in PATH or /usr/libexec, QEMU's C one in
 /// /usr/lib/qemu (Debian 12).
@@ -57,19 +61,21 @@ pub struct Virtiofsd {
     pub log: PathBuf,
 }
 
-/// Starts virtiofsd on a socket vmlane listens on already, so QEMU can connect at once.
-pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiofsd, BackendError> {
-    let socket_path = machine.run_dir.join("virtiofs.sock");
+/// Starts virtiofsd for `device`'s share on a socket vmlane listens on already, so QEMU can
+/// connect at once.
+pub fn spawn(program: &Path, device: &ShareDevice<'_>) -> Result<Virtiofsd, BackendError> {
+    let share = device.share;
+    let socket_path = &device.socket;
     // One left by an earlier start of the VM in this run directory.
-    let _ = std::fs::remove_file(&socket_path);
-    let listener = UnixListener::bind(&socket_path).map_err(|source| BackendError::Io {
+    let _ = std::fs::remove_file(socket_path);
+    let listener = UnixListener::bind(socket_path).map_err(|source| BackendError::Io {
         action: format!("listen on {}", socket_path.display()),
         source,
     })?;
     let socket: OwnedFd = listener.into();
     let fd = socket.as_raw_fd();
     let flavour = flavour(program);
-    let log = machine.run_dir.join("virtiofsd.log");
+    let log = device.log.clone();
     let log_file = std::fs::File::create(&log).map_err(|source| BackendError::Io {
         action: format!("create {}", log.display()),
         source,
@@ -82,7 +88,12 @@ pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiof
                 .arg(format!("--fd={fd}"))
                 .arg("--shared-dir")
                 .arg(&share.host_dir)
-                .args(["--readonly", "--cache", "auto"])
+                .args(if share.writable {
+                    &[][..]
+                } else {
+                    &["--readonly"]
+                })
+                .args(["--cache", "auto"])
                 .args(["--sandbox", if root_user { "namespace" } else { "none" }]);
         }
         Flavour::C => {
@@ -100,12 +111,18 @@ pub fn spawn(program: &Path, share: &Share, machine: &Machine) -> Result<Virtiof
         .stdout(Stdio::null())
         .stderr(log_file);
     let must_isolate = flavour == Flavour::C;
+    // Made before the fork: the child only makes system calls. The directory as the kernel
+    // names it, so the mount moved back onto it lands where virtiofsd looks.
+    let writable = match share.writable {
+        true => Some(writable_path(&share.host_dir)?),
+        false => None,
+    };
     // SAFETY: the closure runs in the forked child before exec and only makes system calls.
     unsafe {
         command.pre_exec(move || {
             clear_cloexec(socket.as_fd())?;
             crate::process::die_with_parent()?;
-            match read_only_mount_namespace() {
+            match read_only_mount_namespace(writable.as_deref()) {
                 Err(e) if must_isolate => Err(e),
                 _ => Ok(()),
             }
@@ -129,9 +146,21 @@ fn clear_cloexec(fd: impl AsFd) -> std::io::Result<()> {
     Ok(rustix::io::fcntl_setfd(fd, FdFlags::empty())?)
 }
 
-/// Gives the helper its own view of every mount, all read-only, so nothing the guest asks for
-/// can write to the host. Other processes' mounts are unaffected.
-fn read_only_mount_namespace() -> std::io::Result<()> {
+/// `dir` resolved, as a C string for the child.
+fn writable_path(dir: &Path) -> Result<CString, BackendError> {
+    let io = |source| BackendError::Io {
+        action: format!("resolve the writable directory {}", dir.display()),
+        source,
+    };
+    let real = std::fs::canonicalize(dir).map_err(io)?;
+    CString::new(real.as_os_str().as_bytes())
+        .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))
+}
+
+/// Gives the helper its own view of every mount, all read-only except `writable` (a
+/// directory as it was, writable where it was), so nothing the guest asks for can write to
+/// the host elsewhere. Other processes' mounts are unaffected.
+fn read_only_mount_namespace(writable: Option<&CStr>) -> std::io::Result<()> {
     const AT_RECURSIVE: libc::c_uint = 0x8000;
     const MOUNT_ATTR_RDONLY: u64 = 0x1;
     #[repr(C)]
@@ -158,6 +187,21 @@ fn read_only_mount_namespace() -> std::io::Result<()> {
         root,
         MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
     )?;
+    // A detached copy of the writable directory's mounts, taken before everything turns
+    // read-only and put back over the directory afterwards.
+    let kept = match writable {
+        Some(dir) => Some((
+            dir,
+            rustix::mount::open_tree(
+                rustix::fs::CWD,
+                dir,
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )?,
+        )),
+        None => None,
+    };
     // rustix has no mount_setattr.
     // SAFETY: a valid, NUL-terminated path and a correctly sized struct that outlive the call.
     let set = unsafe {
@@ -172,6 +216,15 @@ fn read_only_mount_namespace() -> std::io::Result<()> {
     };
     if set == -1 {
         return Err(std::io::Error::last_os_error());
+    }
+    if let Some((dir, tree)) = kept {
+        rustix::mount::move_mount(
+            tree.as_fd(),
+            c"",
+            rustix::fs::CWD,
+            dir,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?;
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub enum SuiteError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// `--partition` is not `K/N` with 1 <= K <= N.
-    #[error("--partition must be K/N with 1 <= K <= N (e.g. 2/4), got {0:?}")]
+    /// `--partition` is not `[count:|hash:]K/N` with 1 <= K <= N.
+    #[error("--partition must be K/N, count:K/N or hash:K/N with 1 <= K <= N (e.g. hash:2/4), got {0:?}")]
     BadPartition(String),
 }

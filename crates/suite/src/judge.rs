@@ -4,8 +4,9 @@
 
 use crate::golden::golden_failures;
 use crate::model::{ConsoleLine, Expectations, KtapSource, Test};
-use serde::Serialize;
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::PoisonError;
 use std::time::Duration;
 use vmlane_checks::events::{expect_events, extract_events};
 use vmlane_checks::ktap::{parse_ktap, KtapResult, KtapStatus};
@@ -15,11 +16,14 @@ use vmlane_checks::TextPattern;
 use vmlane_spec::{GuestStatus, Outcome};
 
 /// How a run ended, as a suite sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Every expectation held and the kernel reported nothing unexpected.
     Passed,
+    /// Passed on a retry after failing: worth a look, as a flaky test hides real failures.
+    /// Only a runner that retries gives it; [`judge`] judges one run.
+    Flaky,
     /// An expectation failed or the kernel reported a splat.
     Failed,
     /// No result before the timeout.
@@ -40,7 +44,8 @@ pub struct Verdict {
     pub exit: Option<i32>,
     /// Why it did not pass, one entry per failed check; a hang's own reason comes first.
     pub reasons: Vec<String>,
-    /// Unexpected kernel reports, with their backtraces.
+    /// Unexpected kernel reports, with their backtraces (with source lines when the kernel's
+    /// debug info was given).
     pub splats: Vec<String>,
     /// KTAP subtests, when the test declared KTAP output.
     pub subtests: Vec<KtapResult>,
@@ -64,6 +69,9 @@ pub struct Finished<'a> {
     pub stdout: &'a str,
     /// The timeout the run was given, named in a hang's reason.
     pub timeout: Duration,
+    /// The kernel's file with symbols and DWARF (`vmlinux`, `kernel.debug`), when known:
+    /// the backtraces of splats get `file:line` from it.
+    pub debug_info: Option<&'a Path>,
 }
 
 /// Why a run could not be judged. A failed expectation is a reason in the [`Verdict`], never
@@ -123,7 +131,10 @@ pub fn judge(test: &Test, run: &Finished<'_>, bless: bool) -> Result<Verdict, Ju
         status: Status::Passed,
         exit: None,
         reasons: Vec::new(),
-        splats: triaged.unexpected.iter().map(Splat::text).collect(),
+        splats: with_source_lines(
+            triaged.unexpected.iter().map(Splat::text).collect(),
+            run.debug_info,
+        ),
         subtests: Vec::new(),
     };
     let mut failures = splat_failures(&triaged, &matchers);
@@ -194,6 +205,39 @@ pub fn judge(test: &Test, run: &Finished<'_>, bless: bool) -> Result<Verdict, Ju
     }
     verdict.reasons.extend(failures);
     Ok(verdict)
+}
+
+/// `texts` with `file:line` after their backtrace frames. The kernel's debug info is read
+/// only when there is a splat, once per kernel for the whole process; when it cannot be
+/// read, each text says why instead.
+fn with_source_lines(texts: Vec<String>, debug_info: Option<&Path>) -> Vec<String> {
+    let Some(path) = debug_info.filter(|_| !texts.is_empty()) else {
+        return texts;
+    };
+    match vmlane_symbols::shared(path) {
+        Ok(symbolizer) => {
+            let symbolizer = symbolizer.lock().unwrap_or_else(PoisonError::into_inner);
+            texts
+                .iter()
+                .map(|text| symbolizer.symbolize(text))
+                .collect()
+        }
+        Err(error) => {
+            let mut why = error.to_string();
+            if let Some(source) = std::error::Error::source(&error) {
+                why = format!("{why}: {source}");
+            }
+            texts
+                .into_iter()
+                .map(|text| {
+                    format!(
+                        "{text}
+(no source lines: {why})"
+                    )
+                })
+                .collect()
+        }
+    }
 }
 
 /// Linux's panic, or FreeBSD's (`panic:`, or the `Fatal trap` before it).

@@ -14,7 +14,7 @@ mod select;
 pub use error::SuiteError;
 pub use judge::{judge, Finished, JudgeError, Status, Verdict};
 pub use load::{load, parse};
-pub use matrix::{matrix, partition, Case, Partition};
+pub use matrix::{matrix, partition, Case, Partition, PartitionKind};
 pub use model::{
     Command, ConsoleLine, Expectations, ExpectedSplat, KtapSource, Substitution, Suite, Test,
 };

@@ -6,7 +6,7 @@ use crate::model::{ConsoleLine, RawTest, Suite, SuiteFile, Test};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use vmlane_checks::splat::SplatKind;
-use vmlane_spec::DiskSpec;
+use vmlane_spec::{DiskSpec, RwDir};
 
 /// Loads a suite file or a directory of them.
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
@@ -104,6 +104,18 @@ fn resolve(
             },
         )
         .collect::<Result<Vec<_>, _>>()?;
+    let rwdirs = defaults
+        .rwdirs
+        .iter()
+        .chain(&raw.rwdirs)
+        .map(|dir| match RwDir::parse(dir.as_ref()) {
+            Ok(RwDir { host, guest }) => Ok(RwDir {
+                host: base.join(host),
+                guest,
+            }),
+            Err(message) => Err(invalid(message)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let profiles = defaults
         .profiles
         .iter()
@@ -166,6 +178,7 @@ fn resolve(
         env,
         append: raw.append,
         disks,
+        rwdirs,
         profiles,
         cold: raw.cold,
         expect,
@@ -235,6 +248,7 @@ kernels = ["6.1"]
 timeout = 30
 env = { LANG = "C" }
 profiles = ["debug"]
+rwdirs = ["results"]
 
 [[test]]
 name = "probe-enotsup"
@@ -244,6 +258,7 @@ memory = "1G"
 env = { PROBE = "1" }
 append = ["loglevel=7"]
 disks = ["images/scratch.img", "base.img,ro", "64M"]
+rwdirs = ["out", "/abs/dir=/guest/dir"]
 profiles = ["zfs-scratch", "profiles/probe.toml"]
 expect.exit = 0
 expect.console = ["Linux version", { regex = "probe: op [0-9]+" }]
@@ -288,6 +303,19 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
                 DiskSpec::Scratch { bytes: 64 << 20 },
             ]
         );
+        let rwdir = |host: &str, guest: Option<&str>| RwDir {
+            host: host.into(),
+            guest: guest.map(PathBuf::from),
+        };
+        assert_eq!(
+            probe.rwdirs,
+            [
+                rwdir("/suites/results", None),
+                rwdir("/suites/out", None),
+                rwdir("/abs/dir", Some("/guest/dir")),
+            ],
+            "the defaults' first, then the test's own; relative to the suite file"
+        );
         assert_eq!(
             probe.profiles,
             ["debug", "zfs-scratch", "/suites/profiles/probe.toml"],
@@ -304,6 +332,11 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
         let panic = &suite.tests[1];
         assert_eq!(panic.kernels, ["6.1"], "the default");
         assert_eq!(panic.profiles, ["debug"], "the default");
+        assert_eq!(
+            panic.rwdirs,
+            [rwdir("/suites/results", None)],
+            "the default"
+        );
         assert!(panic.cold && !probe.cold);
         assert_eq!(panic.argv, ["sh", "-c", "echo c > /proc/sysrq-trigger"]);
         assert_eq!(
@@ -363,6 +396,14 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
             (
                 "command = [\"true\"]\nprofiles = [\"debug\", \"\"]",
                 "a profile name is empty",
+            ),
+            (
+                "command = [\"true\"]\nrwdirs = [\"out=guest\"]",
+                "`guest` must be absolute",
+            ),
+            (
+                "command = [\"true\"]\nrwdirs = [\"\"]",
+                "give a host directory",
             ),
         ] {
             let error = error_of(&format!("[[test]]\nname = \"t1\"\n{body}\n"));

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use vmlane_spec::DiskSpec;
+use vmlane_spec::{DiskSpec, RwDir};
 
 /// One suite file, after loading.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,8 @@ pub(crate) struct Defaults {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub profiles: Vec<String>,
+    #[serde(default)]
+    pub rwdirs: Vec<String>,
 }
 
 /// A test as written.
@@ -53,6 +55,8 @@ pub(crate) struct RawTest {
     pub append: Vec<String>,
     #[serde(default)]
     pub disks: Vec<String>,
+    #[serde(default)]
+    pub rwdirs: Vec<String>,
     #[serde(default)]
     pub profiles: Vec<String>,
     #[serde(default)]
@@ -105,6 +109,9 @@ pub struct Test {
     /// Disks as `--disk` takes them (images relative to the suite file), attached as
     /// `/dev/vda`, `/dev/vdb`, ...
     pub disks: Vec<DiskSpec>,
+    /// Host directories the guest may write to, as `--rwdir` takes them (host directories
+    /// relative to the suite file), the defaults' then the test's own.
+    pub rwdirs: Vec<RwDir>,
     /// `--profile` names or paths, the defaults' then the test's own, loaded by the launch
     /// engine. Paths (with a `/` or ending in `.toml`) are already made absolute against the
     /// suite file's directory; bare names are looked up as `--profile` does.

@@ -77,3 +77,22 @@ fn a_profile_shapes_the_vm_as_it_does_for_vmlane_run() {
 fn vmlane_checks_match(pattern: &serde_json::Value, value: &serde_json::Value) -> bool {
     vmlane::events_match(pattern, value)
 }
+
+#[test]
+fn what_the_guest_writes_to_a_writable_directory_is_the_tests_to_read() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rwdir-{nanos}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let run = Run::new(["sh", "-c", "uname -r > /mnt/out/release"])
+        .rwdir(format!("{}=/mnt/out", out.display()));
+    let Some(result) = in_vm(run) else {
+        return;
+    };
+    assert!(result.success(), "{:?}\n{}", result.outcome, result.console);
+    let release = std::fs::read_to_string(out.join("release")).unwrap();
+    assert!(!release.trim().is_empty(), "{release:?}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -192,6 +192,7 @@ fn run_true() -> GuestChannel {
         env: vec![],
         cwd: b"/".to_vec(),
         share: None,
+        rwdirs: vec![],
         input: Input::Null,
     })
 }
@@ -260,6 +261,7 @@ fn run_session_in(
         console_socket: dir.path().join("console.sock"),
         port_socket: (!console_channel).then(|| dir.path().join("port.sock")),
         share: None,
+        rwdirs: Vec::new(),
         disks: Vec::new(),
         run_dir: dir.path().to_path_buf(),
         restore_from: None,
@@ -644,6 +646,7 @@ fn reading(input: Input) -> GuestChannel {
         env: vec![],
         cwd: b"/".to_vec(),
         share: None,
+        rwdirs: vec![],
         input,
     })
 }

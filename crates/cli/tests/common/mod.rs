@@ -141,6 +141,21 @@ impl Sandbox {
         self.root.path().join("runtime")
     }
 
+    /// `vmlane test SUITE --accel A [extra]`, in the sandbox's work dir with its runtime dir,
+    /// so leftovers can be attributed.
+    pub fn vmlane_test(&self, suite: &Path, extra: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vmlane"));
+        command
+            .arg("test")
+            .arg(suite)
+            .args(["--accel", accel()])
+            .args(extra)
+            .current_dir(self.work())
+            .env("XDG_RUNTIME_DIR", self.runtime())
+            .env_remove("VMLANE_KERNEL");
+        command
+    }
+
     /// `vmlane run -k KERNEL --accel A [extra] -- argv`, in the sandbox's work dir.
     pub fn command(&self, kernel: &TestKernel, extra: &[&str], argv: &[&str]) -> Command {
         self.command_for(&kernel.dir, extra, argv)

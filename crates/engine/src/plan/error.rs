@@ -30,6 +30,12 @@ pub enum PlanError {
     /// An option only Linux guests have was given for a FreeBSD kernel.
     #[error("{0} is for Linux guests; FreeBSD guests do not have it yet")]
     LinuxOnly(&'static str),
+    /// `--rwdir` for a FreeBSD kernel.
+    #[error("--rwdir is for Linux guests: vmlane's FreeBSD guest mounts the host's files read-only (p9fs, when the kernel has it) and has no writable share yet; copy results out through the command's output instead")]
+    RwDirNeedsLinux,
+    /// A `--rwdir` that cannot be mounted where it asks.
+    #[error("{0}")]
+    RwDir(String),
     /// A profile key only Linux guests have was given for a FreeBSD kernel.
     #[error("the profile key `{0}` is not supported for FreeBSD guests")]
     NotForFreeBsd(&'static str),

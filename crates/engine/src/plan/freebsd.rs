@@ -113,6 +113,7 @@ pub(super) fn plan(
         host_dir: PathBuf::from("/"),
         tag: SHARE_TAG.into(),
         transport: ShareTransport::NineP,
+        writable: false,
         plugged_later: false,
     });
     let root = root(request, token, share.is_some())?;
@@ -129,6 +130,7 @@ pub(super) fn plan(
         machine,
         cmdline: freebsd_cmdline(accel, token, init_path, debugger, &append),
         share,
+        rwdirs: Vec::new(),
         guest: FreeBsdGuest {
             route,
             root,

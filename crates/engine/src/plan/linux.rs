@@ -2,7 +2,7 @@
 //! vmlane's init is asked to run.
 
 use super::error::{PlanError, ShareError, VirtioFsProblem};
-use super::vm::{qemu, Decided, VmPlan, SHARE_TAG};
+use super::vm::{qemu, Decided, VmPlan, RWDIR_TAG_PREFIX, SHARE_TAG};
 use crate::host::Host;
 use crate::kernel::LinuxKernel;
 use crate::request::{MachineChoice, Request};
@@ -13,7 +13,7 @@ use vmlane_backend::{Share, ShareTransport};
 use vmlane_kernel::Kernel;
 use vmlane_payload::modules::{ModuleIndex, ModuleStatus};
 use vmlane_profile::quote;
-use vmlane_proto::{RunRequest, ShareMount};
+use vmlane_proto::{DirMount, RunRequest, ShareMount};
 use vmlane_qemu::{
     kernel_cmdline, AccelChoice, MachineKind, GUEST_ADDRESS, GUEST_MODULES_9P, GUEST_MODULES_BASE,
     GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS,
@@ -40,11 +40,20 @@ pub struct LinuxGuest {
 
 impl LinuxGuest {
     pub(super) fn describe(&self, vm: &VmPlan) -> Vec<String> {
-        vec![
+        let mut lines = vec![
             format!("accelerator {:?}, machine {:?}", vm.accel, vm.machine),
             format!("host root shared over {:?}", self.share),
-            format!("modules wanted: {}", self.modules.join(" ")),
-        ]
+        ];
+        for (share, mount) in vm.rwdirs.iter().zip(&self.run.rwdirs) {
+            lines.push(format!(
+                "{} shared writable over {:?}, on {} in the guest",
+                share.host_dir.display(),
+                share.transport,
+                String::from_utf8_lossy(&mount.target)
+            ));
+        }
+        lines.push(format!("modules wanted: {}", self.modules.join(" ")));
+        lines
     }
 }
 
@@ -69,6 +78,10 @@ pub(super) fn plan(
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
+    let rwdirs = rwdirs(request)?;
+    // virtio-fs cannot be saved; on q35 its devices can be plugged in afterwards.
+    let plugged_later =
+        share == ShareTransport::VirtioFs && machine == MachineKind::Q35 && !request.cold;
     let disks = !request.disks.is_empty();
     let modules = guest_modules(
         machine,
@@ -86,15 +99,24 @@ pub(super) fn plan(
             host_dir: PathBuf::from("/"),
             tag: SHARE_TAG.into(),
             transport: share,
-            // virtio-fs cannot be saved; on q35 its device can be plugged in afterwards.
-            plugged_later: share == ShareTransport::VirtioFs
-                && machine == MachineKind::Q35
-                && !request.cold,
+            writable: false,
+            plugged_later,
         }),
+        rwdirs: rwdirs
+            .iter()
+            .enumerate()
+            .map(|(n, (host_dir, _))| Share {
+                host_dir: host_dir.clone(),
+                tag: format!("{RWDIR_TAG_PREFIX}{n}"),
+                transport: share,
+                writable: true,
+                plugged_later,
+            })
+            .collect(),
         guest: LinuxGuest {
             share,
             modules,
-            run: run_request(request, share, ip, host.term.as_ref()),
+            run: run_request(request, share, &rwdirs, ip, host.term.as_ref()),
             symbols: request.gdb.and(traits.symbols),
             index: traits.modules,
         },
@@ -166,6 +188,22 @@ fn choose_share(
     }
 }
 
+/// The writable directories as (host, guest) absolute paths, each on a guest path of its own.
+fn rwdirs(request: &Request) -> Result<Vec<(PathBuf, PathBuf)>, PlanError> {
+    let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for dir in &request.rwdirs {
+        let (host, guest) = dir.resolve(&request.cwd).map_err(PlanError::RwDir)?;
+        if dirs.iter().any(|(_, taken)| *taken == guest) {
+            return Err(PlanError::RwDir(format!(
+                "two --rwdir directories would be mounted on {} in the guest; give one another guest path (HOST=GUEST)",
+                guest.display()
+            )));
+        }
+        dirs.push((host, guest));
+    }
+    Ok(dirs)
+}
+
 /// Whether the guest can have the network asked for, and the host's `ip` it sets it up with.
 fn check_network(
     network: &Network,
@@ -230,10 +268,12 @@ fn guest_modules(
 }
 
 /// What vmlane's init runs: the command (wrapped by guest setup and network setup, which
-/// then become it), its environment over vmlane's defaults, its directory, and the share.
+/// then become it), its environment over vmlane's defaults, its directory, the share and the
+/// writable directories (`(host, guest)`, tagged in order).
 fn run_request(
     request: &Request,
     transport: ShareTransport,
+    rwdirs: &[(PathBuf, PathBuf)],
     ip: Option<PathBuf>,
     term: Option<&OsString>,
 ) -> RunRequest {
@@ -254,6 +294,12 @@ fn run_request(
         ),
         ShareTransport::VirtioFs => ("virtiofs", ""),
     };
+    // Writes go through at once (cache=mmap caches only what is mapped), so they are on the
+    // host when the command ends and the VM with it; loose caching would keep them in the guest.
+    let rw_options = match transport {
+        ShareTransport::NineP => "trans=virtio,version=9p2000.L,msize=512000,cache=mmap",
+        ShareTransport::VirtioFs => "",
+    };
     let argv = with_guest_setup(&request.linux.guest_setup, &request.argv);
     let argv = match ip {
         Some(ip) => with_network(&ip, &argv),
@@ -271,6 +317,18 @@ fn run_request(
             tag: SHARE_TAG.into(),
             options: options.into(),
         }),
+        rwdirs: rwdirs
+            .iter()
+            .enumerate()
+            .map(|(n, (_, guest))| DirMount {
+                share: ShareMount {
+                    fstype: fstype.into(),
+                    tag: format!("{RWDIR_TAG_PREFIX}{n}"),
+                    options: rw_options.into(),
+                },
+                target: guest.as_os_str().as_bytes().to_vec(),
+            })
+            .collect(),
         input: request.input.into(),
     }
 }
@@ -550,6 +608,118 @@ mod tests {
         assert_eq!(guest.run.share.as_ref().unwrap().fstype, "virtiofs");
     }
 
+    fn rwdir(value: &str) -> vmlane_spec::RwDir {
+        vmlane_spec::RwDir::parse(value.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn writable_directories_are_absolute_tagged_in_order_and_mounted_where_asked() {
+        let mut asked = request();
+        asked.rwdirs = vec![rwdir("out"), rwdir("/data=/mnt/data")];
+        let plan = planned(&asked, linux(MINIMAL, None), HostKvm::Pvm);
+        let shares: Vec<(&Path, &str, bool, bool)> = plan
+            .vm
+            .rwdirs
+            .iter()
+            .map(|s| {
+                (
+                    s.host_dir.as_path(),
+                    s.tag.as_str(),
+                    s.writable,
+                    s.plugged_later,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shares,
+            [
+                (Path::new("/work/out"), "vmlane-rw0", true, false),
+                (Path::new("/data"), "vmlane-rw1", true, false),
+            ]
+        );
+        assert!(plan
+            .vm
+            .rwdirs
+            .iter()
+            .all(|s| s.transport == ShareTransport::NineP));
+        assert!(!plan.vm.share.as_ref().unwrap().writable);
+        // The 9p device is saved unmounted, so a guest with writable directories is saved too.
+        assert_eq!(plan.vm.warm, Ok(()));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        let mounts: Vec<(&[u8], &str, &str)> = guest
+            .run
+            .rwdirs
+            .iter()
+            .map(|m| {
+                (
+                    m.target.as_slice(),
+                    m.share.tag.as_str(),
+                    m.share.fstype.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                (&b"/work/out"[..], "vmlane-rw0", "9p"),
+                (&b"/mnt/data"[..], "vmlane-rw1", "9p"),
+            ]
+        );
+        let options = &guest.run.rwdirs[0].share.options;
+        assert!(
+            options.contains("cache=mmap") && !options.contains("loose"),
+            "{options}"
+        );
+        let described = plan.describe().join("\n");
+        assert!(
+            described.contains("/data shared writable over NineP, on /mnt/data in the guest"),
+            "{described}"
+        );
+    }
+
+    #[test]
+    fn writable_directories_over_virtiofs_are_plugged_in_with_the_root_share() {
+        let mut asked = request();
+        asked.linux.share = ShareKind::VirtioFs;
+        asked.rwdirs = vec![rwdir("out")];
+        let plan = planned(&asked, linux(DISTRO, Some(DISTRO_MODULES)), HostKvm::Pvm);
+        let rwdir = &plan.vm.rwdirs[0];
+        assert_eq!(rwdir.transport, ShareTransport::VirtioFs);
+        assert!(rwdir.plugged_later && plan.vm.share.as_ref().unwrap().plugged_later);
+        assert_eq!(plan.vm.warm, Ok(()));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(guest.run.rwdirs[0].share.fstype, "virtiofs");
+        assert_eq!(guest.run.rwdirs[0].share.options, "");
+
+        asked.cold = true;
+        let plan = planned(&asked, linux(DISTRO, Some(DISTRO_MODULES)), HostKvm::Pvm);
+        assert!(!plan.vm.rwdirs[0].plugged_later);
+    }
+
+    #[test]
+    fn writable_directories_on_one_guest_path_or_from_a_relative_directory_are_refused() {
+        let host = fake::host(HostKvm::Pvm);
+        let mut asked = request();
+        asked.rwdirs = vec![rwdir("a=/mnt/x"), rwdir("/b=/mnt/x/")];
+        let error = super::super::plan(&asked, linux(MINIMAL, None), &host, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("two --rwdir directories would be mounted on /mnt/x"),
+            "{error}"
+        );
+        asked.rwdirs = vec![rwdir("out")];
+        asked.cwd = "relative".into();
+        let error = super::super::plan(&asked, linux(MINIMAL, None), &host, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("must be an absolute path"), "{error}");
+    }
+
     #[test]
     fn a_module_the_kernel_lacks_is_refused_naming_where_it_looked() {
         let mut asked = request();
@@ -615,7 +785,7 @@ mod tests {
     fn the_guest_gets_vmlanes_environment_under_the_requests() {
         let mut asked = request();
         asked.env = vec![("PATH".into(), "/opt/bin".into()), ("A".into(), "b".into())];
-        let run = run_request(&asked, ShareTransport::NineP, None, None);
+        let run = run_request(&asked, ShareTransport::NineP, &[], None, None);
         assert_eq!(
             run.env,
             [

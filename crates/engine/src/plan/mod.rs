@@ -87,6 +87,7 @@ pub fn plan(
         numa: request.numa.clone(),
         cmdline: decided.cmdline,
         share: decided.share,
+        rwdirs: decided.rwdirs,
         disks: absolute_disks(request),
         ports: ports(request),
         network: request.network.clone(),
@@ -170,6 +171,9 @@ fn check_freebsd_options(request: &Request) -> Result<(), PlanError> {
     }
     if request.linux.share != vmlane_spec::ShareKind::Auto {
         return Err(PlanError::LinuxOnly("--share"));
+    }
+    if !request.rwdirs.is_empty() {
+        return Err(PlanError::RwDirNeedsLinux);
     }
     for (key, used) in [
         ("modules", !request.linux.modules.is_empty()),
@@ -303,6 +307,10 @@ mod tests {
         refused(
             &|r| r.linux.modules = vec!["zfs".into()],
             "profile key `modules`",
+        );
+        refused(
+            &|r| r.rwdirs = vec![vmlane_spec::RwDir::parse("out".as_ref()).unwrap()],
+            "--rwdir is for Linux guests: vmlane's FreeBSD guest mounts the host's files read-only",
         );
         refused(
             &|r| r.host_setup = vec!["true".into()],

@@ -12,6 +12,8 @@ use vmlane_spec::{DiskSpec, Network, NumaNode};
 
 /// The tag the host root is shared under, and mounted by, for every guest OS.
 pub(crate) const SHARE_TAG: &str = "vmlane-root";
+/// The tag of the `n`th writable directory is this, then `n`.
+pub(crate) const RWDIR_TAG_PREFIX: &str = "vmlane-rw";
 
 /// The VM: machine, resources, devices and the backend that runs it.
 #[derive(Debug)]
@@ -34,6 +36,8 @@ pub struct VmPlan {
     pub cmdline: String,
     /// The host root shared with the guest, if it can be.
     pub share: Option<Share>,
+    /// Writable host directories (`--rwdir`), as absolute paths, over the root's transport.
+    pub rwdirs: Vec<Share>,
     /// The request's disks, images as absolute paths; the guest's own disks come first.
     pub disks: Vec<DiskSpec>,
     /// Host ports to hold from staging until the VM starts, so a taken one fails early.
@@ -109,6 +113,7 @@ pub(super) struct Decided<Guest> {
     pub(super) machine: MachineKind,
     pub(super) cmdline: String,
     pub(super) share: Option<Share>,
+    pub(super) rwdirs: Vec<Share>,
     pub(super) guest: Guest,
 }
 
@@ -120,6 +125,7 @@ impl<Guest> Decided<Guest> {
             machine: self.machine,
             cmdline: self.cmdline,
             share: self.share,
+            rwdirs: self.rwdirs,
             guest: into(self.guest),
         }
     }

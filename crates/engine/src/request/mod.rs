@@ -8,7 +8,7 @@ pub use profiles::RequestError;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use vmlane_spec::{Accel, DiskSpec, Input, Network, NumaNode, ShareKind};
+use vmlane_spec::{Accel, DiskSpec, Input, Network, NumaNode, RwDir, ShareKind};
 
 /// Virtual CPUs when neither the request nor a profile says.
 pub const DEFAULT_CPUS: u32 = 1;
@@ -51,6 +51,9 @@ pub struct Request {
     pub append: Vec<String>,
     /// Disks, attached as `/dev/vda`, `/dev/vdb`, ... in this order.
     pub disks: Vec<DiskSpec>,
+    /// Host directories the guest may write to (`--rwdir`), mounted in this order over the
+    /// read-only root (Linux guests).
+    pub rwdirs: Vec<RwDir>,
     /// The guest's network.
     pub network: Network,
     /// Start halted with a gdb stub on this port of 127.0.0.1.

@@ -13,6 +13,9 @@ pub enum RequestError {
     /// A disk is not one `--disk` takes.
     #[error("bad disk: {0}")]
     Disk(String),
+    /// A writable directory is not one `--rwdir` takes.
+    #[error("bad --rwdir: {0}")]
+    RwDir(String),
     /// A profile's disk is not one `--disk` takes.
     #[error("a profile's disks: {0}")]
     ProfileDisk(String),

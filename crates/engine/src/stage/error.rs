@@ -27,6 +27,23 @@ pub enum StageError {
     /// A disk image that is a directory.
     #[error("cannot use the disk image {0}: it is a directory")]
     DiskIsDirectory(PathBuf),
+    /// A writable directory that does not exist.
+    #[error(
+        "cannot share {0} writable (--rwdir): it does not exist; create it first (mkdir -p {0})"
+    )]
+    RwDirMissing(PathBuf),
+    /// A writable directory that is something else.
+    #[error("cannot share {0} writable (--rwdir): it is not a directory; give a directory (a disk image goes to --disk)")]
+    RwDirNotDirectory(PathBuf),
+    /// A writable directory that cannot be looked at.
+    #[error("cannot share {path} writable (--rwdir)")]
+    RwDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A host port the VM is to listen on is taken.
     #[error(
         "cannot listen on 127.0.0.1:{port} for {what}: the port is in use; choose another port"

@@ -3,7 +3,7 @@
 
 use super::{read_up_to, release_word, RELEASE_MAX};
 use memchr::memmem::Finder;
-use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader};
+use object::read::elf::{FileHeader, NoteIterator, ProgramHeader, SectionHeader, SectionTable};
 use object::{elf, Endianness, ReadCache};
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -136,6 +136,34 @@ pub(super) fn any_note(
 
 /// Whether the file is an ELF file with a non-empty symbol table, reading only its headers.
 pub fn has_symbol_table(path: &Path) -> bool {
+    with_sections(path, |sections, endian| {
+        sections
+            .iter()
+            .any(|s| s.sh_type(endian) == elf::SHT_SYMTAB && s.sh_size(endian) > 0)
+    })
+}
+
+/// Whether the file is an ELF file with DWARF (a non-empty `.debug_info`, maybe compressed
+/// as `.zdebug_info`), reading only its headers: a `kernel.debug` keeps it, a stripped file
+/// and a kernel built without CONFIG_DEBUG_INFO have none.
+pub fn has_debug_info(path: &Path) -> bool {
+    with_sections(path, |sections, endian| {
+        [&b".debug_info"[..], b".zdebug_info"].iter().any(|name| {
+            sections
+                .section_by_name(endian, name)
+                .is_some_and(|(_, s)| s.sh_type(endian) != elf::SHT_NOBITS && s.sh_size(endian) > 0)
+        })
+    })
+}
+
+/// Asks `check` about a 64-bit ELF file's section table; false for anything else.
+fn with_sections(
+    path: &Path,
+    check: impl FnOnce(
+        &SectionTable<'_, elf::FileHeader64<Endianness>, &ReadCache<&File>>,
+        Endianness,
+    ) -> bool,
+) -> bool {
     let Ok(file) = File::open(path) else {
         return false;
     };
@@ -146,11 +174,9 @@ pub fn has_symbol_table(path: &Path) -> bool {
     let Ok(endian) = header.endian() else {
         return false;
     };
-    header.section_headers(endian, &data).is_ok_and(|sections| {
-        sections
-            .iter()
-            .any(|s| s.sh_type(endian) == elf::SHT_SYMTAB && s.sh_size(endian) > 0)
-    })
+    header
+        .sections(endian, &data)
+        .is_ok_and(|sections| check(&sections, endian))
 }
 
 fn holds(

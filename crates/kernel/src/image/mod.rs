@@ -6,7 +6,7 @@ mod elf;
 mod freebsd;
 mod unknown;
 
-pub(crate) use elf::{has_pvh_note, has_symbol_table};
+pub(crate) use elf::{has_debug_info, has_pvh_note, has_symbol_table};
 #[cfg(test)]
 pub(crate) use freebsd::{fake_kernel as fake_freebsd_kernel, Mark as FreeBsdMark};
 

@@ -61,6 +61,7 @@ fn finished<'a>(outcome: &'a Outcome, console: &'a str, stdout: &'a str) -> Fini
         console,
         stdout,
         timeout: TIMEOUT,
+        debug_info: None,
     }
 }
 
@@ -495,4 +496,131 @@ fn statuses_serialise_in_snake_case() {
             "\"interrupted\""
         ]
     );
+}
+
+/// A program standing in for a kernel: two functions a WARNING's backtrace names.
+const PROBE_C: &str = "\
+volatile int sink;
+
+__attribute__((noinline, noclone)) int probe_write(int x)
+{
+	sink = x;
+	return x + 1;
+}
+
+__attribute__((noinline, noclone)) int vfs_write(int x)
+{
+	int r = probe_write(x);
+	sink = r;
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	(void)argv;
+	return vfs_write(argc);
+}
+";
+
+/// [`PROBE_C`] compiled in `dir` with `flags`, or `None` (with a message) without `cc`.
+fn compile_probe(dir: &Path, flags: &[&str]) -> Option<PathBuf> {
+    std::fs::write(dir.join("probe.c"), PROBE_C).unwrap();
+    let built = std::process::Command::new("cc")
+        .current_dir(dir)
+        .args(flags)
+        .args(["-O2", "-fno-pie", "-no-pie", "probe.c", "-o", "probe"])
+        .status();
+    match built {
+        Ok(status) => {
+            assert!(status.success(), "cc failed on probe.c");
+            Some(dir.join("probe"))
+        }
+        Err(why) if std::env::var("VMLANE_E2E_REQUIRED").as_deref() == Ok("1") => {
+            panic!("VMLANE_E2E_REQUIRED=1 but cc cannot run: {why}")
+        }
+        Err(why) => {
+            println!("skipped: cc cannot run ({why}); install a C compiler (Debian: gcc)");
+            None
+        }
+    }
+}
+
+/// The line number after `frame` and `file:` in `text`.
+fn line_after(text: &str, frame: &str, file: &str) -> u32 {
+    let start = text
+        .find(frame)
+        .unwrap_or_else(|| panic!("{frame} in {text}"))
+        + frame.len();
+    let rest = text[start..]
+        .strip_prefix(&format!(" {file}:"))
+        .unwrap_or_else(|| {
+            panic!("{frame} is followed by {file}:LINE in {text}");
+        });
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+#[test]
+fn a_splat_gets_source_lines_from_the_kernels_debug_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(binary) = compile_probe(dir.path(), &["-g"]) else {
+        return;
+    };
+    let console = "\
+[    1.100001] WARNING: CPU: 0 PID: 1 at drivers/misc/probe.c:42 probe_write+0x0/0x10
+[    1.100013] Call Trace:
+[    1.100014]  <TASK>
+[    1.100015]  vfs_write+0x1/0x40
+[    1.100016]  snd_write+0x1/0x40 [snd]
+[    1.100020]  </TASK>
+[    1.100021] ---[ end trace 0000000000000000 ]---
+";
+    let outcome = EXITED_0;
+    let run = Finished {
+        debug_info: Some(&binary),
+        ..finished(&outcome, console, "")
+    };
+    let v = judge(&test_with(""), &run, false).unwrap();
+    assert_eq!(v.splats.len(), 1, "{v:?}");
+    let text = &v.splats[0];
+    let line_of =
+        |needle: &str| PROBE_C.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1;
+    let probe = line_after(text, "probe_write+0x0/0x10", "probe.c");
+    assert!(
+        (line_of("int probe_write")..line_of("int vfs_write")).contains(&probe),
+        "{text}"
+    );
+    let vfs = line_after(text, "vfs_write+0x1/0x40", "probe.c");
+    assert!(
+        (line_of("int vfs_write")..line_of("int main")).contains(&vfs),
+        "{text}"
+    );
+    assert!(text.contains("\n snd_write+0x1/0x40 [snd]\n"), "{text}");
+    assert!(
+        v.reasons[0].starts_with("the kernel reported warning: WARNING: CPU: 0 PID: 1 at"),
+        "the reasons keep the report as the console has it: {:?}",
+        v.reasons
+    );
+}
+
+#[test]
+fn a_kernel_without_debug_info_says_so_under_its_splat() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(binary) = compile_probe(dir.path(), &[]) else {
+        return;
+    };
+    let outcome = EXITED_0;
+    let run = Finished {
+        debug_info: Some(&binary),
+        ..finished(&outcome, WARNING, "")
+    };
+    let v = judge(&test_with(""), &run, false).unwrap();
+    assert!(v.splats[0].starts_with("WARNING: CPU: 0"), "{:?}", v.splats);
+    assert!(
+        v.splats[0].ends_with("CONFIG_DEBUG_INFO (e.g. CONFIG_DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT=y; FreeBSD: makeoptions DEBUG=-g))"),
+        "{:?}",
+        v.splats
+    );
+    let clean = verdict(&test_with(""), &EXITED_0, BOOT, "");
+    assert!(clean.splats.is_empty());
 }
