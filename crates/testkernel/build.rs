@@ -1,6 +1,8 @@
 //! Builds the test kernels with the system's clang and ld.lld: the PVH one from `pvh/`, the
-//! native one from `native/`, both with `common/`. Missing tools do not fail the build: the
-//! kernel functions then say why, and the tests that need a kernel skip.
+//! native one from `native/`, both with `common/` and the FreeBSD init's framing
+//! (`../guest-freebsd/init/frame.h`), so they send their results as the init does. Missing tools
+//! do not fail the build: the kernel functions then say why, and the tests that need a kernel
+//! skip.
 
 use std::env;
 use std::fs;
@@ -16,6 +18,7 @@ const SOURCES: &[&str] = &[
     "native/kernel.c",
     "native/entry.S",
     "native/kernel.ld",
+    "../guest-freebsd/init/frame.h",
 ];
 
 /// Flags for C in both kernels.
@@ -58,6 +61,8 @@ struct Tools {
     lld: PathBuf,
     /// `-I` for `common.h`.
     include: PathBuf,
+    /// `-I` for the init's `frame.h`.
+    frame_include: PathBuf,
     src: PathBuf,
     out: PathBuf,
 }
@@ -83,6 +88,7 @@ fn main() {
         clang: found.clang,
         lld: found.lld,
         include: src.join("common"),
+        frame_include: src.join("../guest-freebsd/init"),
         out: PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")),
         src,
     };
@@ -127,6 +133,8 @@ fn compile_32(tools: &Tools, source: &Path, object: &Path) {
             .args(CFLAGS)
             .arg("-I")
             .arg(&tools.include)
+            .arg("-I")
+            .arg(&tools.frame_include)
             .arg("-S")
             .arg(source)
             .arg("-o")
@@ -145,6 +153,8 @@ fn compile_64(tools: &Tools, source: &Path, object: &Path) {
             .args(CFLAGS)
             .arg("-I")
             .arg(&tools.include)
+            .arg("-I")
+            .arg(&tools.frame_include)
             .arg("-c")
             .arg(source)
             .arg("-o")

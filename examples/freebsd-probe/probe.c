@@ -10,6 +10,8 @@
  *   probe exit N         exits with N (for checking exit statuses).
  *   probe panic          panics the kernel through the debug.kdb.panic sysctl.
  *   probe cat FILE       copies FILE to stdout (relative paths: the working directory).
+ *   probe say OUT ERR    writes OUT to stdout and ERR to stderr, each with a newline (for
+ *                        checking the two arrive apart).
  *
  * A kernel without SYSCALL kills the probe with SIGSYS (vmlane exits 140).
  */
@@ -52,10 +54,15 @@ static u64 length(const char *s)
 	return n;
 }
 
-static void put(const char *s)
+static void put_fd(int fd, const char *s)
 {
 	int failed;
-	raw_syscall(SYS_write, 1, (long)s, (long)length(s), &failed);
+	raw_syscall(SYS_write, fd, (long)s, (long)length(s), &failed);
+}
+
+static void put(const char *s)
+{
+	put_fd(1, s);
 }
 
 static void put_number(long n)
@@ -121,6 +128,13 @@ static int probe_main(int argc, char **argv)
 	put("\n");
 	if (argc >= 3 && same(argv[1], "exit"))
 		return (int)parse(argv[2]);
+	if (argc >= 4 && same(argv[1], "say")) {
+		put(argv[2]);
+		put("\n");
+		put_fd(2, argv[3]);
+		put_fd(2, "\n");
+		return 0;
+	}
 	if (argc >= 3 && same(argv[1], "cat")) {
 		static char buf[4096];
 		int failed;

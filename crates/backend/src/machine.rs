@@ -33,7 +33,8 @@ pub enum GuestOs {
     /// A Linux kernel with vmlane's initramfs; results come over the vmlane port.
     #[default]
     Linux,
-    /// A FreeBSD kernel with a root disk; results come as marked lines on the serial console.
+    /// A FreeBSD kernel with a root disk; results come as frames on a second serial port (the
+    /// machine's port), or as marked lines on the serial console when it has none.
     FreeBsd,
 }
 
@@ -77,8 +78,9 @@ pub struct Machine {
     pub memory_mib: u32,
     /// Unix socket the backend connects the guest's serial console to.
     pub console_socket: PathBuf,
-    /// Unix socket the backend connects the guest's `vmlane.0` virtio-serial port to (Linux
-    /// guests; FreeBSD guests report on the console).
+    /// Unix socket the backend connects the guest init's port to: the `vmlane.0` virtio-serial
+    /// port of a Linux guest, the second serial port (COM2) of a FreeBSD guest. FreeBSD guests
+    /// without one report on the console.
     pub port_socket: Option<PathBuf>,
     /// The host root share, if any.
     pub share: Option<Share>,

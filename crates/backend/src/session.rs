@@ -34,6 +34,11 @@ pub enum GuestChannel {
         /// At a kernel prompt (`db>`, `mountroot>`), hand the console to the user (stdin in,
         /// console out on stderr) instead of ending the run.
         debugger: bool,
+        /// The command's output and status come as frames on the machine's port (a FreeBSD
+        /// init's second serial port), so the console is the kernel's: its lines are never
+        /// output, while a marker there (a step that failed before the port was open) or a
+        /// panic still ends the run.
+        framed: bool,
     },
 }
 
@@ -160,17 +165,25 @@ fn run_session_with_input(
         .as_deref()
         .map(listen)
         .transpose()?;
-    let (requests, marked, debugger, input) = match session.channel {
+    let (requests, marked, debugger, framed, input) = match session.channel {
         GuestChannel::Port(mut request) => {
             let input = HostInput::start(input_fd, &mut request.input)
                 .map_err(io_err("put the terminal in raw mode"))?;
             let mut frames = encode(&prepare().map_err(io_err("read the host's entropy"))?);
             frames.extend(encode(&HostMessage::Run(request)));
-            (frames, None, false, input)
+            (frames, None, false, true, input)
         }
-        GuestChannel::Console { token, debugger } => {
-            (Vec::new(), Some(MarkedConsole::new(&token)), debugger, None)
-        }
+        GuestChannel::Console {
+            token,
+            debugger,
+            framed,
+        } => (
+            Vec::new(),
+            Some(MarkedConsole::new(&token)),
+            debugger,
+            framed,
+            None,
+        ),
     };
     // A guest to be saved gets its request only after the save, or the saved one would
     // already have it.
@@ -208,6 +221,7 @@ fn run_session_with_input(
         heard_from_vm: false,
         decoder: Decoder::new(),
         marked,
+        framed,
         panic_deadline: None,
         debugger,
         interactive: false,
@@ -288,6 +302,8 @@ struct Run<'a, 'fd> {
     heard_from_vm: bool,
     decoder: Decoder,
     marked: Option<MarkedConsole>,
+    /// The command's output comes in frames on the port, never from the console.
+    framed: bool,
     panic_deadline: Option<Instant>,
     /// Whether a kernel prompt hands the console to the user.
     debugger: bool,
@@ -529,6 +545,8 @@ impl Run<'_, '_> {
 
     fn on_console_event(&mut self, event: ConsoleEvent) -> Result<Option<Outcome>, SessionError> {
         Ok(match event {
+            // With frames, console lines after the start marker are the kernel's.
+            ConsoleEvent::Output(_) if self.framed => None,
             ConsoleEvent::Output(bytes) => forward(self.stdout, &bytes)?,
             ConsoleEvent::Marker(Marker::Start) => {
                 self.mark("command started");
@@ -617,7 +635,9 @@ impl Run<'_, '_> {
             }
         }
         if let Some(rest) = self.marked.as_mut().and_then(MarkedConsole::finish) {
-            forward(self.stdout, &rest)?;
+            if !self.framed {
+                forward(self.stdout, &rest)?;
+            }
         }
         Ok(None)
     }

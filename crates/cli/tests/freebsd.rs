@@ -1,6 +1,7 @@
 //! `vmlane run --os freebsd` end to end on real QEMU, with vmlane's PVH test kernel standing
 //! in for a FreeBSD kernel: it prints the command line and virtio-mmio devices it was given and
-//! plays the FreeBSD guest's part (result markers, panics, prompts) as the command line asks.
+//! plays the FreeBSD guest's part as the command line asks: its init's frames on COM2 (the
+//! minimal guest's channel) or result markers on the console (an image's hook), panics, prompts.
 
 mod common;
 
@@ -83,6 +84,9 @@ fn the_guests_status_is_the_exit_code_and_its_output_streams() {
         "kern.panic_reboot_wait_time=0",
         "debug.debugger_on_panic=0",
         "vmlane_test.action=exit:7",
+        "hint.uart.1.at=isa",
+        "hint.uart.1.port=0x2F8",
+        "hint.uart.1.irq=3",
     ] {
         assert!(
             cmdline.split(' ').any(|w| w == word),
@@ -92,6 +96,11 @@ fn the_guests_status_is_the_exit_code_and_its_output_streams() {
     if common::accel() == "tcg" {
         assert!(cmdline.contains("machdep.disable_tsc_calibration=0"));
     }
+    // The output came on COM2: the console has the start marker and not the output, so the
+    // probe's event is seen once.
+    assert!(console.contains(":start"), "{console}");
+    assert!(!console.contains("hello from the test kernel"), "{console}");
+    assert!(!console.contains(r#""kind":"probe""#), "{console}");
     // The root image reached the kernel as a virtio-mmio block device named on its command line.
     assert!(
         console.lines().any(|l| l.contains("virtio_mmio:")
@@ -102,11 +111,102 @@ fn the_guests_status_is_the_exit_code_and_its_output_streams() {
 }
 
 #[test]
-fn a_signal_death_is_128_plus_n() {
+fn a_signal_death_is_128_plus_n_and_the_kernels_line_about_it_is_not_output() {
     let Some(kernel) = test_kernel() else { return };
     let sandbox = Sandbox::new();
-    let output = run_action(&sandbox, &kernel, "signal:12", &[]);
+    let log = sandbox.root.path().join("console.log");
+    let output = run_action(
+        &sandbox,
+        &kernel,
+        "signal:12",
+        &["--log", log.to_str().unwrap()],
+    );
     assert_code(&kernel, &output, 140);
+    assert_eq!(text(&output.stdout), "");
+    let console = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        console.contains("pid 14 (probe), jid 0, uid 0: exited on signal 12"),
+        "{console}"
+    );
+}
+
+#[test]
+fn stdout_and_stderr_arrive_apart_and_byte_exact_and_kernel_messages_stay_on_the_console() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    let log = sandbox.root.path().join("console.log");
+    let output = run_action(
+        &sandbox,
+        &kernel,
+        "streams",
+        &["--log", log.to_str().unwrap()],
+    );
+    assert_code(&kernel, &output, 0);
+    assert_eq!(output.stdout, b"out 1\n\0\xff\r\n\tend");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("err 1\nerr 2, no newline"), "{stderr}");
+    assert!(!stderr.contains("out 1"), "{stderr}");
+    let console = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        console.contains("exited on signal 6 (core dumped)"),
+        "{console}"
+    );
+    assert!(
+        !console.contains("out 1") && !console.contains("err 1"),
+        "{console}"
+    );
+}
+
+#[test]
+fn a_large_output_arrives_whole_and_in_order() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    let n = 300_000;
+    let output = run_action(&sandbox, &kernel, &format!("big:{n}"), &[]);
+    assert_code(&kernel, &output, 0);
+    let expected: Vec<u8> = (0..n).map(|i: u32| (i * 7 + i / 251) as u8).collect();
+    assert!(output.stdout == expected, "{} bytes", output.stdout.len());
+}
+
+#[test]
+fn a_program_not_found_or_not_executable_is_127_or_126() {
+    let Some(kernel) = test_kernel() else { return };
+    for (action, code) in [("notfound", 127), ("noexec", 126)] {
+        let sandbox = Sandbox::new();
+        let output = run_action(&sandbox, &kernel, action, &[]);
+        assert_code(&kernel, &output, code);
+    }
+}
+
+#[test]
+fn a_failed_step_is_reported_before_and_after_the_channel_opened() {
+    let Some(kernel) = test_kernel() else { return };
+    for (action, step, why) in [
+        (
+            "fail-early:open_the_channel_/dev/cuau1",
+            "open the channel /dev/cuau1",
+            "ENOENT",
+        ),
+        ("fail:fork", "fork", "EAGAIN"),
+    ] {
+        let sandbox = Sandbox::new();
+        let output = run_action(&sandbox, &kernel, action, &[]);
+        assert_code(&kernel, &output, 125);
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(step) && stderr.contains(why), "{stderr}");
+    }
+}
+
+#[test]
+fn a_panic_while_the_command_runs_ends_the_run_with_its_report_after_the_output() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    let output = run_action(&sandbox, &kernel, "panic-mid:while_running", &[]);
+    assert_code(&kernel, &output, 125);
+    assert_eq!(text(&output.stdout), "before the panic\n");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("panic: while running"), "{stderr}");
+    assert!(stderr.contains("at vmlane_test_panic+0x11"), "{stderr}");
 }
 
 #[test]
@@ -226,6 +326,13 @@ fn an_image_run_attaches_the_image_and_a_run_disk_and_boots_without_vmlanes_init
         .count();
     assert_eq!(disks, 2, "image and run disk expected:\n{console}");
     assert!(!console.contains("init_path="), "{console}");
+    // The image's hook reports on the console: no COM2, and the output comes from there.
+    assert!(!console.contains("hint.uart.1"), "{console}");
+    assert!(
+        text(&output.stdout).starts_with("hello from the test kernel\n"),
+        "{}",
+        text(&output.stdout)
+    );
     assert_eq!(std::fs::read(&image).unwrap(), vec![0u8; 1 << 20]);
 }
 
@@ -346,6 +453,7 @@ fn the_boot_stub_hands_over_kernel_symbols_environment_and_memory_map_on_q35_and
             "env: debug.debugger_on_panic=0",
             "env: init_path=/vmlane/init",
             "env: vmlane_test.action=exit:5",
+            "env: hint.uart.1.port=0x2F8",
         ] {
             assert!(has(env), "{machine}: {env} missing:\n{console}");
         }

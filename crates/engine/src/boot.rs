@@ -212,7 +212,11 @@ fn backend(plan: &BackendPlan, whole: &Plan) -> Box<dyn Backend> {
 }
 
 fn machine(plan: &Plan, staged: &Staged) -> Machine {
-    let port = matches!(plan.guest, GuestPlan::Linux(_)).then(|| staged.run_dir.join("port.sock"));
+    let port = match &plan.guest {
+        GuestPlan::Linux(_) => true,
+        GuestPlan::FreeBsd(freebsd) => freebsd.channel,
+    };
+    let port = port.then(|| staged.run_dir.join("port.sock"));
     Machine {
         os: plan.os(),
         kernel: staged.kernel.clone(),
@@ -233,7 +237,8 @@ fn machine(plan: &Plan, staged: &Staged) -> Machine {
 }
 
 /// How the guest learns what to run: Linux's init asks over the port (with the host setup's
-/// scratch directory in its environment); FreeBSD's guest has it on a disk.
+/// scratch directory in its environment); FreeBSD's guest has it on a disk, and reports on the
+/// port when it has one.
 fn channel(guest: &GuestPlan, staged: &Staged) -> GuestChannel {
     match guest {
         GuestPlan::Linux(linux) => {
@@ -250,6 +255,7 @@ fn channel(guest: &GuestPlan, staged: &Staged) -> GuestChannel {
         GuestPlan::FreeBsd(freebsd) => GuestChannel::Console {
             token: freebsd.token.clone(),
             debugger: freebsd.debugger,
+            framed: freebsd.channel,
         },
     }
 }

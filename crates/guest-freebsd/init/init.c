@@ -2,18 +2,28 @@
  * vmlane's FreeBSD init (PID 1).
  *
  * The kernel starts it with init_path=/vmlane/init. It mounts what a
- * command needs, runs the one command described by /vmlane/run, prints the
- * result as a marker line on the console and ends the VM. It is a static,
- * freestanding binary that speaks raw system calls (syscall.h) because
- * vmlane builds it on hosts without a FreeBSD sysroot.
+ * command needs, runs the one command described by /vmlane/run, reports
+ * how it ended and ends the VM. It is a static, freestanding binary that
+ * speaks raw system calls (syscall.h) because vmlane builds it on hosts
+ * without a FreeBSD sysroot.
+ *
+ * When the run file names a channel (a second serial port, /dev/cuau1),
+ * the command's stdout and stderr are pipes whose bytes go there as
+ * frames (frame.h), followed by its Exit frame; the console then carries
+ * only the kernel's messages and the lines below. Without a channel the
+ * command writes to the console and its end is a marker line.
  *
  * Console protocol, each line preceded by "\n" so it starts a line:
  *   vmlane:TOKEN:start
- *   vmlane:TOKEN:exit N | signal N | notfound | noexec
- *   vmlane:TOKEN:failed STEP: errno N (NAME)
+ *   vmlane:TOKEN:exit N | signal N | notfound | noexec   (no channel)
+ *   vmlane:TOKEN:failed STEP: errno N (NAME)             (also sent as a
+ *                                                         Failed frame once
+ *                                                         the channel is open)
  */
 #include "syscall.h"
 #include "runfile.h"
+#include "frame.h"
+#include "rawtty.h"
 
 #define RUN_FILE_PATH "/vmlane/run"
 #define CONSOLE_PATH "/dev/console"
@@ -56,6 +66,9 @@ static char mount_errmsg[256];
 
 /* Printed in marker lines; "?" until the run file gave a valid token. */
 static const char *token = "?";
+
+/* The channel's descriptor once it is open and raw, else -1. */
+static int channel_fd = -1;
 
 /* ---- console output ------------------------------------------------ */
 
@@ -174,16 +187,55 @@ errno_name(long e)
 	}
 }
 
+/* "errno N (NAME)" */
+static void
+put_errno(struct line *l, long err)
+{
+	const char *name = errno_name(err);
+
+	put(l, "errno ");
+	put_ulong(l, (unsigned long)err);
+	if (name != 0) {
+		put(l, " (");
+		put(l, name);
+		put(l, ")");
+	}
+}
+
+/* ---- the channel ---------------------------------------------------- */
+
+static long
+channel_write(void *ctx, const void *buf, unsigned long len)
+{
+	return sys_write(*(const int *)ctx, buf, len);
+}
+
+static const struct frame_sink channel = { channel_write, &channel_fd };
+
+/*
+ * Reports a failed step on the channel, when it is open. Errors are
+ * ignored: the console line that follows reports the failure as well.
+ */
+static void
+send_failed(const char *step, const char *why)
+{
+	if (channel_fd < 0)
+		return;
+	frame_failed(&channel, step, why);
+}
+
 /* ---- ending the VM ------------------------------------------------- */
 
 static __attribute__((noreturn)) void
 end_vm(void)
 {
 	/*
-	 * Console writes sit in the tty's output queue until the UART sends
-	 * them; the reset below would drop whatever is still queued, such as
-	 * the result line. Fails harmlessly when there is no console.
+	 * Writes sit in a tty's output queue until the UART sends them; the
+	 * reset below would drop whatever is still queued, such as the Exit
+	 * frame or the result line. Each fails harmlessly when not there.
 	 */
+	if (channel_fd >= 0)
+		sys_ioctl(channel_fd, TIOCDRAIN, 0);
 	sys_ioctl(1, TIOCDRAIN, 0);
 	/*
 	 * RB_AUTOBOOT (0) | RB_NOSYNC: the root is thrown away, so skip the
@@ -195,23 +247,26 @@ end_vm(void)
 		__asm__ volatile("pause");
 }
 
-/* Prints "vmlane:TOKEN:failed STEP: errno N (NAME)" and ends the VM. */
+/*
+ * Sends Failed{STEP, "errno N (NAME)"} on the channel when it is open,
+ * prints "vmlane:TOKEN:failed STEP: errno N (NAME)" and ends the VM.
+ */
 static __attribute__((noreturn)) void
 fail(const char *step, long err)
 {
+	struct line why;
 	struct line l;
-	const char *name = errno_name(err);
+
+	why.len = 0;
+	put_errno(&why, err);
+	why.buf[why.len] = '\0'; /* room was kept by put() */
+	send_failed(step, why.buf);
 
 	marker(&l);
 	put(&l, "failed ");
 	put(&l, step);
-	put(&l, ": errno ");
-	put_ulong(&l, (unsigned long)err);
-	if (name != 0) {
-		put(&l, " (");
-		put(&l, name);
-		put(&l, ")");
-	}
+	put(&l, ": ");
+	put(&l, why.buf);
 	emit(&l);
 	end_vm();
 }
@@ -436,6 +491,35 @@ mount_share(const char *tag)
 		fail("mount the host share", -r);
 }
 
+/*
+ * Opens the channel the run file names and makes it raw, so frames reach
+ * the host byte for byte. Until this succeeds, failures go to the console.
+ */
+static void
+open_channel(const char *path)
+{
+	struct fbsd_termios t;
+	struct line step;
+	long fd, r;
+
+	step.len = 0;
+	put(&step, "open the channel ");
+	put_clean(&step, path, 256);
+	step.buf[step.len] = '\0';
+
+	fd = sys_open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		fail(step.buf, -fd);
+	r = sys_ioctl((int)fd, FBSD_TIOCGETA, &t);
+	if (r < 0)
+		fail("read the channel's terminal settings", -r);
+	rawtty_make_raw(&t);
+	r = sys_ioctl((int)fd, FBSD_TIOCSETA, &t);
+	if (r < 0)
+		fail("make the channel raw", -r);
+	channel_fd = (int)fd;
+}
+
 /* ---- running the command ------------------------------------------- */
 
 static void
@@ -466,15 +550,45 @@ wait_for(long pid)
 	}
 }
 
-static __attribute__((noreturn)) void
-run_command(void)
+/*
+ * Reaps what has exited without waiting; returns 1 with *status once
+ * `pid` is among them.
+ */
+static int
+reap_exited(long pid, int *status)
 {
-	struct line l;
+	int s;
+	long r;
+
+	for (;;) {
+		s = 0;
+		r = sys_wait4(-1, &s, WNOHANG);
+		if (r == pid) {
+			*status = s;
+			return 1;
+		}
+		if (r == -EINTR || r > 0)
+			continue;
+		return 0; /* none left (0), or no children at all (ECHILD) */
+	}
+}
+
+/* How a started command ended. */
+struct ending {
+	int exec_errno; /* nonzero: the exec failed with it */
+	int status;     /* the wait status, when the exec worked */
+};
+
+/*
+ * Forks the command with stdout and stderr on `out` and `err`, or on the
+ * console where they are -1; returns its pid and the read end of a pipe
+ * that reports a failed exec.
+ */
+static long
+spawn(int out, int err, int *exec_fd)
+{
 	int fds[2];
-	int exec_errno = 0;
-	size_t got = 0;
 	long pid, r;
-	int status;
 
 	r = sys_pipe2(fds, O_CLOEXEC);
 	if (r < 0)
@@ -485,24 +599,42 @@ run_command(void)
 		fail("fork", -pid);
 	if (pid == 0) {
 		sigset_t none = { { 0, 0, 0, 0 } };
-		int err;
+		int e;
 
 		sys_close(fds[0]);
+		/* A negative errno: the output pipes could not be put in place. */
+		if ((out >= 0 && (r = sys_dup2(out, 1)) < 0) ||
+		    (err >= 0 && (r = sys_dup2(err, 2)) < 0)) {
+			e = (int)r;
+			write_all(fds[1], (const char *)&e, sizeof(e));
+			sys_exit(127);
+		}
 		/* The mask survives exec; the command gets signals normally. */
 		sys_sigprocmask(SIG_SETMASK, &none, 0);
 		r = sys_execve(run_argv[0], run_argv, run_env);
-		err = (int)-r;
-		write_all(fds[1], (const char *)&err, sizeof(err));
+		e = (int)-r;
+		write_all(fds[1], (const char *)&e, sizeof(e));
 		sys_exit(127);
 	}
-
-	/*
-	 * The write end is close-on-exec: EOF means the exec worked, four
-	 * bytes are the errno of a failed one.
-	 */
 	sys_close(fds[1]);
+	*exec_fd = fds[0];
+	return pid;
+}
+
+/*
+ * The write end of the exec status pipe is close-on-exec: EOF means the
+ * exec worked, four bytes are the errno of a failed one (negated when the
+ * child failed before it).
+ */
+static int
+exec_result(int fd)
+{
+	int exec_errno = 0;
+	size_t got = 0;
+	long r;
+
 	while (got < sizeof(exec_errno)) {
-		r = sys_read(fds[0], (char *)&exec_errno + got,
+		r = sys_read(fd, (char *)&exec_errno + got,
 		    sizeof(exec_errno) - got);
 		if (r == -EINTR)
 			continue;
@@ -510,29 +642,199 @@ run_command(void)
 			break;
 		got += (size_t)r;
 	}
-	sys_close(fds[0]);
+	sys_close(fd);
+	if (got < sizeof(exec_errno))
+		return 0;
+	if (exec_errno < 0)
+		fail("give the command its output pipes", -exec_errno);
+	return exec_errno != 0 ? exec_errno : EINVAL;
+}
 
-	status = wait_for(pid);
+/* Prints how the command ended as a marker line. */
+static void
+print_ending(const struct ending *e)
+{
+	struct line l;
+	unsigned int status = (unsigned int)e->status;
 
 	marker(&l);
-	if (got == sizeof(exec_errno)) {
-		if (exec_errno == ENOENT || exec_errno == ENOTDIR)
-			put(&l, "notfound");
-		else
-			put(&l, "noexec");
+	if (e->exec_errno == ENOENT || e->exec_errno == ENOTDIR) {
+		put(&l, "notfound");
+	} else if (e->exec_errno != 0) {
+		put(&l, "noexec");
 	} else if ((status & 0x7f) == 0) {
 		/* WIFEXITED; WEXITSTATUS is bits 8-15. */
 		put(&l, "exit ");
-		put_ulong(&l, ((unsigned int)status >> 8) & 0xff);
+		put_ulong(&l, (status >> 8) & 0xff);
 	} else if ((status & 0x7f) != 0x7f) {
 		/* WIFSIGNALED; WTERMSIG is the low 7 bits (0x80 = core). */
 		put(&l, "signal ");
-		put_ulong(&l, (unsigned int)status & 0x7f);
+		put_ulong(&l, status & 0x7f);
 	} else {
 		/* Stopped: wait4 without WUNTRACED never reports this. */
 		fail("wait for the command (stopped)", EINVAL);
 	}
 	emit(&l);
+}
+
+/* Sends how the command ended as the Exit frame. */
+static void
+send_ending(const struct ending *e)
+{
+	unsigned int status = (unsigned int)e->status;
+	long r = 0;
+
+	if (e->exec_errno == ENOENT || e->exec_errno == ENOTDIR)
+		r = frame_exit(&channel, FRAME_NOT_FOUND, 0);
+	else if (e->exec_errno != 0)
+		r = frame_exit(&channel, FRAME_NOT_EXECUTABLE, 0);
+	else if ((status & 0x7f) == 0)
+		r = frame_exit(&channel, FRAME_EXITED, (status >> 8) & 0xff);
+	else if ((status & 0x7f) != 0x7f)
+		r = frame_exit(&channel, FRAME_SIGNALED, status & 0x7f);
+	else
+		fail("wait for the command (stopped)", EINVAL);
+	if (r < 0)
+		fail("write to the channel", -r);
+}
+
+/* The command writing to the console; its end is a marker line. */
+static __attribute__((noreturn)) void
+run_on_console(void)
+{
+	struct ending e;
+	int exec_fd;
+	long pid;
+
+	pid = spawn(-1, -1, &exec_fd);
+	e.exec_errno = exec_result(exec_fd);
+	e.status = wait_for(pid);
+	print_ending(&e);
+	end_vm();
+}
+
+/* One of the command's outputs and the frame kind it travels in. */
+struct output {
+	int fd; /* -1 once it has ended */
+	unsigned char kind;
+};
+
+/* How often the relay checks for the command's exit while output is open. */
+#define EXIT_POLL_MS 100
+/*
+ * Reads per output after the command exited: a child it left running may
+ * hold the pipes open, and write forever.
+ */
+#define MAX_DRAIN_READS 256
+
+static char relay_buf[FRAME_CHUNK];
+
+/* Sends one read of `o` on the channel; closes it at its end. */
+static void
+relay_once(struct output *o)
+{
+	long n, r;
+
+	n = sys_read(o->fd, relay_buf, sizeof(relay_buf));
+	if (n == -EINTR || n == -EAGAIN)
+		return;
+	if (n < 0)
+		fail("read the command's output", -n);
+	if (n == 0) {
+		sys_close(o->fd);
+		o->fd = -1;
+		return;
+	}
+	r = frame_output(&channel, o->kind, relay_buf, (unsigned long)n);
+	if (r < 0)
+		fail("write to the channel", -r);
+}
+
+/*
+ * Waits up to `timeout_ms` for output and relays what came; returns how
+ * many outputs were ready.
+ */
+static long
+relay_ready(struct output *outputs, int timeout_ms)
+{
+	struct pollfd fds[2];
+	long n;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		/* poll(2) skips negative descriptors. */
+		fds[i].fd = outputs[i].fd;
+		fds[i].events = POLLIN;
+		fds[i].revents = 0;
+	}
+	n = sys_poll(fds, 2, timeout_ms);
+	if (n == -EINTR)
+		return 0;
+	if (n < 0)
+		fail("wait for the command's output", -n);
+	for (i = 0; i < 2; i++) {
+		if (fds[i].fd >= 0 && fds[i].revents != 0)
+			relay_once(&outputs[i]);
+	}
+	return n;
+}
+
+/*
+ * Relays the outputs as they come, until both end or, once the command
+ * has exited, nothing more is waiting; returns its wait status.
+ */
+static int
+relay_until_exit(long pid, struct output *outputs)
+{
+	int status = 0, exited = 0, drained = 0;
+	long ready;
+
+	while (outputs[0].fd >= 0 || outputs[1].fd >= 0) {
+		ready = relay_ready(outputs, exited ? 0 : EXIT_POLL_MS);
+		if (exited && (ready == 0 || ++drained > MAX_DRAIN_READS))
+			break;
+		if (!exited)
+			exited = reap_exited(pid, &status);
+	}
+	if (!exited)
+		status = wait_for(pid);
+	return status;
+}
+
+/*
+ * The command writing into pipes whose bytes go out as Stdout and Stderr
+ * frames, as they come; its end is the Exit frame.
+ */
+static __attribute__((noreturn)) void
+run_on_channel(void)
+{
+	struct output outputs[2];
+	struct ending e;
+	int out[2], err[2];
+	int exec_fd, i;
+	long pid, r;
+
+	r = sys_pipe2(out, O_CLOEXEC);
+	if (r < 0)
+		fail("create the stdout pipe", -r);
+	r = sys_pipe2(err, O_CLOEXEC);
+	if (r < 0)
+		fail("create the stderr pipe", -r);
+	pid = spawn(out[1], err[1], &exec_fd);
+	sys_close(out[1]);
+	sys_close(err[1]);
+	e.exec_errno = exec_result(exec_fd);
+
+	outputs[0].fd = out[0];
+	outputs[0].kind = FRAME_STDOUT;
+	outputs[1].fd = err[0];
+	outputs[1].kind = FRAME_STDERR;
+	e.status = relay_until_exit(pid, outputs);
+	for (i = 0; i < 2; i++) {
+		if (outputs[i].fd >= 0)
+			sys_close(outputs[i].fd);
+	}
+	send_ending(&e);
 	end_vm();
 }
 
@@ -569,8 +871,12 @@ init_main(void)
 	if (r < 0)
 		fail("change to the working directory", -r);
 
+	if (run.channel != 0)
+		open_channel(run.channel);
 	print_start();
-	run_command();
+	if (channel_fd >= 0)
+		run_on_channel();
+	run_on_console();
 }
 
 /*

@@ -7,7 +7,8 @@
  * bounded, and nothing may follow the last environment string.
  *
  * Layout, every item a NUL-terminated string:
- *   "vmlane-run 1", token, cwd, share tag ("" = none),
+ *   "vmlane-run 2", token, cwd, share tag ("" = none),
+ *   channel device ("" = none: the result goes on the console),
  *   argc (decimal), argv[0..argc], envc (decimal), env[0..envc]
  *
  * The limits here must match the constants in src/lib.rs.
@@ -15,7 +16,7 @@
 #ifndef VMLANE_RUNFILE_H
 #define VMLANE_RUNFILE_H
 
-#define RUN_MAGIC "vmlane-run 1"
+#define RUN_MAGIC "vmlane-run 2"
 /* Largest run file accepted, in bytes. */
 #define RUN_MAX_BYTES (1UL << 20)
 /* Most argv and most env strings accepted (each, not counting the NULL). */
@@ -27,6 +28,7 @@ struct run {
 	const char *token;
 	const char *cwd;
 	const char *share; /* NULL when there is no share */
+	const char *channel; /* NULL: report on the console */
 	unsigned long argc;
 	unsigned long envc;
 };
@@ -118,6 +120,7 @@ run_parse(const char *buf, unsigned long len, struct run *r, char **argv,
 	r->token = 0;
 	r->cwd = 0;
 	r->share = 0;
+	r->channel = 0;
 	r->argc = 0;
 	r->envc = 0;
 	argv[0] = 0;
@@ -137,6 +140,9 @@ run_parse(const char *buf, unsigned long len, struct run *r, char **argv,
 	if (!run_next(buf, len, &pos, &s))
 		return RUN_TRUNCATED;
 	r->share = s[0] != '\0' ? s : 0;
+	if (!run_next(buf, len, &pos, &s))
+		return RUN_TRUNCATED;
+	r->channel = s[0] != '\0' ? s : 0;
 
 	if (!run_next(buf, len, &pos, &s))
 		return RUN_TRUNCATED;

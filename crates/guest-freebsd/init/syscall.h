@@ -4,7 +4,7 @@
  * There is no FreeBSD libc to link against, so the init talks to the kernel
  * directly. Numbers and constants were checked against the FreeBSD 15.1
  * headers (sys/sys/syscall.h, fcntl.h, reboot.h, ttycom.h, mount.h,
- * errno.h, wait.h); they are part of the stable FreeBSD ABI.
+ * errno.h, wait.h, poll.h); they are part of the stable FreeBSD ABI.
  */
 #ifndef VMLANE_SYSCALL_H
 #define VMLANE_SYSCALL_H
@@ -27,6 +27,7 @@ typedef unsigned int u32;
 #define SYS_execve 59
 #define SYS_dup2 90
 #define SYS_setsid 147
+#define SYS_poll 209
 #define SYS_sigprocmask 340
 #define SYS_nmount 378
 #define SYS_kenv 390
@@ -44,6 +45,20 @@ typedef unsigned int u32;
 typedef struct {
 	u32 bits[4];
 } sigset_t;
+
+/* sys/sys/wait.h */
+#define WNOHANG 1
+
+/* sys/sys/poll.h */
+#define POLLIN 0x0001
+#define POLLERR 0x0008
+#define POLLHUP 0x0010
+#define POLLNVAL 0x0020
+struct pollfd {
+	int fd;
+	short events;
+	short revents;
+};
 
 /* sys/sys/mount.h */
 #define MNT_RDONLY 0x1
@@ -231,6 +246,12 @@ static inline long
 sys_nmount(struct iovec *iov, unsigned int iovcnt, int flags)
 {
 	return sys3(SYS_nmount, iov, iovcnt, flags);
+}
+
+static inline long
+sys_poll(struct pollfd *fds, unsigned int nfds, int timeout_ms)
+{
+	return sys3(SYS_poll, fds, nfds, timeout_ms);
 }
 
 static inline long

@@ -2,7 +2,8 @@
 //! ended, plus the run file through which the host tells it what to run.
 //!
 //! The init is freestanding C built by `build.rs` with the host's clang, so no FreeBSD sysroot is
-//! needed; see `init/init.c` for what it does at boot and the console lines it prints.
+//! needed; see `init/init.c` for what it does at boot, the frames it sends on its channel
+//! (`init/frame.h`) and the console lines it prints.
 #![deny(missing_docs)]
 
 /// Where the host writes the [`RunFile`] in the guest image.
@@ -12,8 +13,12 @@ pub const INIT_PATH: &str = "/vmlane/init";
 /// Where the init mounts the host share (p9fs) when the run file names one.
 pub const SHARE_MOUNT_POINT: &str = "/host";
 
+/// The guest's second serial port (COM2, `uart1`): the channel a run's output and status
+/// travel on when the VM has that port. See [`RunFile::channel`].
+pub const CHANNEL_DEVICE: &str = "/dev/cuau1";
+
 /// First string of every run file, so the init rejects anything else.
-pub const RUN_FILE_MAGIC: &str = "vmlane-run 1";
+pub const RUN_FILE_MAGIC: &str = "vmlane-run 2";
 /// Largest run file the init reads (`RUN_MAX_BYTES` in `init/runfile.h`).
 pub const RUN_FILE_MAX_BYTES: usize = 1 << 20;
 /// Most argv strings, and most env strings, the init accepts (`RUN_MAX_STRINGS`).
@@ -50,6 +55,10 @@ pub struct RunFile {
     pub cwd: Vec<u8>,
     /// 9p mount tag of the host share, mounted read-only on [`SHARE_MOUNT_POINT`].
     pub share_tag: Option<String>,
+    /// The device the command's stdout, stderr and exit status go to as vmlane frames
+    /// ([`CHANNEL_DEVICE`]); `None`: the command writes to the console and its end is a marker
+    /// line there, for VMs without the second serial port.
+    pub channel: Option<String>,
     /// The command; `argv[0]` must be an absolute path (the init does no `PATH` search).
     pub argv: Vec<Vec<u8>>,
     /// The command's whole environment, as `KEY=value` strings.
@@ -77,6 +86,9 @@ pub enum RunFileError {
     /// An empty tag would be read as "no share".
     #[error("the share tag is empty; use None for no share")]
     EmptyShareTag,
+    /// An empty device would be read as "no channel".
+    #[error("the channel device is empty; use None for no channel")]
+    EmptyChannel,
     /// More strings than the init has room for.
     #[error("{what} has {count} strings; the FreeBSD init accepts at most {RUN_FILE_MAX_STRINGS}")]
     TooMany {
@@ -93,13 +105,16 @@ pub enum RunFileError {
 }
 
 impl RunFile {
-    /// The bytes of `/vmlane/run`: NUL-terminated strings `vmlane-run 1`, token, cwd, share tag
-    /// (empty for none), argc in decimal, the argv strings, envc in decimal, the env strings.
+    /// The bytes of `/vmlane/run`: NUL-terminated strings `vmlane-run 2`, token, cwd, share tag
+    /// (empty for none), channel device (empty for none), argc in decimal, the argv strings,
+    /// envc in decimal, the env strings.
     pub fn encode(&self) -> Result<Vec<u8>, RunFileError> {
         let share = self.share_tag.as_deref().unwrap_or("");
+        let channel = self.channel.as_deref().unwrap_or("");
         no_nul("token", self.token.as_bytes())?;
         no_nul("working directory", &self.cwd)?;
         no_nul("share tag", share.as_bytes())?;
+        no_nul("channel device", channel.as_bytes())?;
         for (i, arg) in self.argv.iter().enumerate() {
             no_nul(&format!("argv[{i}]"), arg)?;
         }
@@ -114,6 +129,9 @@ impl RunFile {
         }
         if self.share_tag.as_deref() == Some("") {
             return Err(RunFileError::EmptyShareTag);
+        }
+        if self.channel.as_deref() == Some("") {
+            return Err(RunFileError::EmptyChannel);
         }
         for (what, list) in [("argv", &self.argv), ("env", &self.env)] {
             if list.len() > RUN_FILE_MAX_STRINGS {
@@ -133,6 +151,7 @@ impl RunFile {
         push(self.token.as_bytes());
         push(&self.cwd);
         push(share.as_bytes());
+        push(channel.as_bytes());
         push(self.argv.len().to_string().as_bytes());
         self.argv.iter().for_each(|arg| push(arg));
         push(self.env.len().to_string().as_bytes());
@@ -169,6 +188,7 @@ mod tests {
             token: "t0k3n".into(),
             cwd: b"/host/src".to_vec(),
             share_tag: Some("vmlane".into()),
+            channel: Some(CHANNEL_DEVICE.into()),
             argv: vec![b"/bin/sh".to_vec(), b"-c".to_vec(), b"echo hi".to_vec()],
             env: vec![b"PATH=/bin:/usr/bin".to_vec(), b"HOME=/".to_vec()],
         }
@@ -176,23 +196,24 @@ mod tests {
 
     #[test]
     fn encodes_byte_for_byte() {
-        let expected: &[u8] = b"vmlane-run 1\0t0k3n\0/host/src\0vmlane\0\
+        let expected: &[u8] = b"vmlane-run 2\0t0k3n\0/host/src\0vmlane\0/dev/cuau1\0\
             3\0/bin/sh\0-c\0echo hi\0\
             2\0PATH=/bin:/usr/bin\0HOME=/\0";
         assert_eq!(sample().encode().unwrap(), expected);
     }
 
     #[test]
-    fn no_share_and_no_env_encode_as_empty_tag_and_zero() {
+    fn no_share_no_channel_and_no_env_encode_as_empty_strings_and_zero() {
         let run = RunFile {
             share_tag: None,
+            channel: None,
             env: vec![],
             argv: vec![b"/bin/true".to_vec()],
             ..sample()
         };
         assert_eq!(
             run.encode().unwrap(),
-            b"vmlane-run 1\0t0k3n\0/host/src\0\x001\0/bin/true\x000\0"
+            b"vmlane-run 2\0t0k3n\0/host/src\0\0\x001\0/bin/true\x000\0"
         );
     }
 
@@ -234,6 +255,13 @@ mod tests {
                 ..sample()
             }),
             "share tag"
+        );
+        assert_eq!(
+            field(RunFile {
+                channel: Some("/dev/\0".into()),
+                ..sample()
+            }),
+            "channel device"
         );
         let mut run = sample();
         run.argv[2] = b"echo\0hi".to_vec();
@@ -289,6 +317,11 @@ mod tests {
             ..sample()
         };
         assert_eq!(run.encode(), Err(RunFileError::EmptyShareTag));
+        let run = RunFile {
+            channel: Some(String::new()),
+            ..sample()
+        };
+        assert_eq!(run.encode(), Err(RunFileError::EmptyChannel));
     }
 
     #[test]

@@ -5,8 +5,9 @@
  * parses each from a heap buffer of exactly that size (so AddressSanitizer
  * catches any read past the end) and prints, per record:
  *   "R <error>\n", then the fields as "<tag> <len>\n<bytes>\n"
- *   (tag T token, C cwd, S share, A argv string, E env string; a NULL
- *   token or share is "<tag> -\n"). Fields after T only on success.
+ *   (tag T token, C cwd, S share, H channel, A argv string, E env string;
+ *   a NULL token, share or channel is "<tag> -\n"). Fields after T only
+ *   on success.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ main(void)
 		if (e == RUN_OK) {
 			field('C', r.cwd);
 			field('S', r.share);
+			field('H', r.channel);
 			for (i = 0; i < r.argc; i++)
 				field('A', argv_buf[i]);
 			if (argv_buf[r.argc] != NULL)

@@ -3,12 +3,16 @@
 //! against `RunFile::encode`, against a reference decoder written from the format, and on
 //! truncated and randomly mutated input.
 
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use vmlane_guest_freebsd::{RunFile, RUN_FILE_MAGIC, RUN_FILE_MAX_STRINGS, TOKEN_MAX_BYTES};
+use vmlane_guest_freebsd::{
+    RunFile, CHANNEL_DEVICE, RUN_FILE_MAGIC, RUN_FILE_MAX_STRINGS, TOKEN_MAX_BYTES,
+};
 
 /// `enum run_error` in `init/runfile.h`.
 const OK: i32 = 0;
@@ -26,6 +30,7 @@ struct Parsed {
     token: Option<Vec<u8>>,
     cwd: Vec<u8>,
     share: Option<Vec<u8>>,
+    channel: Option<Vec<u8>>,
     argv: Vec<Vec<u8>>,
     env: Vec<Vec<u8>>,
 }
@@ -37,62 +42,19 @@ impl Parsed {
             token: token.map(<[u8]>::to_vec),
             cwd: vec![],
             share: None,
+            channel: None,
             argv: vec![],
             env: vec![],
         }
     }
 }
 
-fn find_clang() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["clang-19", "clang"].iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    })
-}
-
 /// The compiled harness, or `None` (skip) when there is no clang.
 fn harness() -> Option<&'static Path> {
     static HARNESS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = HARNESS.get_or_init(|| {
-        let clang = find_clang().ok_or("no clang-19 or clang on PATH (Debian: clang-19)")?;
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/runfile_harness.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        // Built under a private name and renamed, so concurrent test runs never see half a file.
-        let staging = dir.join(format!("vmlane-runfile-harness.{}", std::process::id()));
-        let out = dir.join("vmlane-runfile-harness");
-        let compile = |sanitize: &[&str]| {
-            Command::new(&clang)
-                .args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
-                .args(sanitize)
-                .arg("-o")
-                .arg(&staging)
-                .arg(&source)
-                .status()
-                .map_err(|e| format!("run {}: {e}", clang.display()))
-        };
-        let asan = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
-        if !compile(&asan)?.success() {
-            // Without compiler-rt the parser is still checked, just less strictly.
-            eprintln!("note: building the harness without sanitizers");
-            if !compile(&[])?.success() {
-                return Err("compiling tests/runfile_harness.c failed".to_owned());
-            }
-        }
-        std::fs::rename(&staging, &out).map_err(|e| format!("rename the harness: {e}"))?;
-        Ok(out)
-    });
-    match built {
-        Ok(path) => Some(path),
-        Err(why) if std::env::var("VMLANE_E2E_REQUIRED").as_deref() == Ok("1") => {
-            panic!("VMLANE_E2E_REQUIRED=1 but {why}")
-        }
-        Err(why) => {
-            println!("skipped: {why}");
-            None
-        }
-    }
+    support::built(
+        HARNESS.get_or_init(|| support::compile("runfile_harness.c", "vmlane-runfile-harness")),
+    )
 }
 
 /// Runs the C parser over every input.
@@ -150,6 +112,7 @@ fn decode_output(mut out: &[u8]) -> Vec<Parsed> {
             b'T' => last.token = bytes,
             b'C' => last.cwd = bytes.expect("cwd"),
             b'S' => last.share = bytes,
+            b'H' => last.channel = bytes,
             b'A' => last.argv.push(bytes.expect("argv")),
             b'E' => last.env.push(bytes.expect("env")),
             other => panic!("unknown tag {other}"),
@@ -197,6 +160,9 @@ fn reference(input: &[u8]) -> Parsed {
     let Some(share) = next() else {
         return Parsed::error(TRUNCATED, t);
     };
+    let Some(channel) = next() else {
+        return Parsed::error(TRUNCATED, t);
+    };
     let Some(argc) = next() else {
         return Parsed::error(TRUNCATED, t);
     };
@@ -234,6 +200,7 @@ fn reference(input: &[u8]) -> Parsed {
         token: t.map(<[u8]>::to_vec),
         cwd: cwd.to_vec(),
         share: (!share.is_empty()).then(|| share.to_vec()),
+        channel: (!channel.is_empty()).then(|| channel.to_vec()),
         argv,
         env,
     }
@@ -245,6 +212,7 @@ fn samples() -> Vec<RunFile> {
             token: "5f0c2a".into(),
             cwd: b"/host/project".to_vec(),
             share_tag: Some("vmlane0".into()),
+            channel: Some(CHANNEL_DEVICE.into()),
             argv: vec![
                 b"/bin/sh".to_vec(),
                 b"-c".to_vec(),
@@ -256,6 +224,7 @@ fn samples() -> Vec<RunFile> {
             token: "x".repeat(TOKEN_MAX_BYTES),
             cwd: b"/".to_vec(),
             share_tag: None,
+            channel: None,
             argv: vec![b"/usr/bin/true".to_vec()],
             env: vec![],
         },
@@ -263,6 +232,7 @@ fn samples() -> Vec<RunFile> {
             token: "t".into(),
             cwd: b"/tmp/\xff\xfe".to_vec(),
             share_tag: Some("tag with spaces".into()),
+            channel: Some("/dev/cuau1 \u{e9}".into()),
             argv: vec![b"/bin/echo".to_vec(), b"".to_vec(), b"\n\x01\x7f".to_vec()],
             env: vec![b"".to_vec(), b"A=".to_vec()],
         },
@@ -275,6 +245,7 @@ fn expected(run: &RunFile) -> Parsed {
         token: Some(run.token.as_bytes().to_vec()),
         cwd: run.cwd.clone(),
         share: run.share_tag.as_ref().map(|s| s.as_bytes().to_vec()),
+        channel: run.channel.as_ref().map(|s| s.as_bytes().to_vec()),
         argv: run.argv.clone(),
         env: run.env.clone(),
     }
@@ -310,11 +281,11 @@ fn rejects_every_truncation_and_extension() {
 fn rejects_malformed_headers_and_counts() {
     let Some(harness) = harness() else { return };
     let with = |head: &str, argc: &str, envc: &str| -> Vec<u8> {
-        format!("{head}\0tok\0/\0\0{argc}\0/bin/true\0{envc}\0").into_bytes()
+        format!("{head}\0tok\0/\0\0\0{argc}\0/bin/true\0{envc}\0").into_bytes()
     };
     let cases: Vec<(Vec<u8>, i32)> = vec![
-        (with("vmlane-run 2", "1", "0"), BAD_MAGIC),
-        (with("vmlane-run 1 ", "1", "0"), BAD_MAGIC),
+        (with("vmlane-run 1", "1", "0"), BAD_MAGIC),
+        (with("vmlane-run 2 ", "1", "0"), BAD_MAGIC),
         (with(RUN_FILE_MAGIC, "01", "0"), BAD_COUNT),
         (with(RUN_FILE_MAGIC, "+1", "0"), BAD_COUNT),
         (with(RUN_FILE_MAGIC, "-1", "0"), BAD_COUNT),
@@ -328,16 +299,16 @@ fn rejects_malformed_headers_and_counts() {
         (with(RUN_FILE_MAGIC, "1", "65536"), TRUNCATED),
         (with(RUN_FILE_MAGIC, "0", "0"), EMPTY_ARGV),
         (
-            b"vmlane-run 1\0a:b\0/\0\x001\0/x\x000\0".to_vec(),
+            b"vmlane-run 2\0a:b\0/\0\x001\0/x\x000\0".to_vec(),
             BAD_TOKEN,
         ),
-        (b"vmlane-run 1\0\0/\0\x001\0/x\x000\0".to_vec(), BAD_TOKEN),
+        (b"vmlane-run 2\0\0/\0\x001\0/x\x000\0".to_vec(), BAD_TOKEN),
         (
-            b"vmlane-run 1\0a b\0/\0\x001\0/x\x000\0".to_vec(),
+            b"vmlane-run 2\0a b\0/\0\x001\0/x\x000\0".to_vec(),
             BAD_TOKEN,
         ),
         (
-            b"vmlane-run 1\0a\nb\0/\0\x001\0/x\x000\0".to_vec(),
+            b"vmlane-run 2\0a\nb\0/\0\x001\0/x\x000\0".to_vec(),
             BAD_TOKEN,
         ),
         (
@@ -345,7 +316,7 @@ fn rejects_malformed_headers_and_counts() {
             BAD_TOKEN,
         ),
         (vec![], TRUNCATED),
-        (b"vmlane-run 1".to_vec(), TRUNCATED),
+        (b"vmlane-run 2".to_vec(), TRUNCATED),
     ];
     let inputs: Vec<Vec<u8>> = cases.iter().map(|(input, _)| input.clone()).collect();
     for ((input, error), parsed) in cases.iter().zip(parse_all(harness, &inputs)) {

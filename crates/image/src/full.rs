@@ -4,6 +4,7 @@
 use crate::error::ImageError;
 use crate::key::Key;
 use crate::makefs::{image_version, Layout, Makefs, UfsVersion};
+use crate::metalog::{Metalog, METALOG};
 use crate::stage::{self, Source};
 use crate::tree::Tree;
 use crate::{cache, fstab, hook, loader, rcconf};
@@ -100,16 +101,17 @@ pub(crate) fn build(
     std::fs::create_dir(&root).map_err(ImageError::write(&root))?;
     source.stage(&root, keep_owners)?;
     stage::check_root_tree(&root, source.path())?;
+    let metalog = take_metalog(&root)?;
     customize(&root, request.kernel.as_ref())?;
 
     let tree = Tree::walk(&root)?;
     // As root the staged files have the source's owners; anyone else staged them as
-    // themselves, and root must own the system.
-    let spec = if keep_owners {
+    // themselves, and root must own the system. A METALOG says better than either.
+    let spec = if keep_owners && metalog.is_none() {
         None
     } else {
         let spec = scratch.path().join("spec");
-        let text = tree.root_owned_spec(&root)?;
+        let text = tree.spec(&root, metalog.as_ref())?;
         std::fs::write(&spec, text).map_err(ImageError::write(&spec))?;
         Some(spec)
     };
@@ -140,17 +142,26 @@ fn layout(version: UfsVersion, tree: &Tree, size: Option<u64>) -> Layout {
     layout
 }
 
+/// The staged tree's METALOG (a world installed without root records owners, modes and
+/// flags there), taken out of the tree: it describes the image and is not part of it.
+fn take_metalog(root: &Path) -> Result<Option<Metalog>, ImageError> {
+    let path = root.join(METALOG);
+    if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    let text = std::fs::read(&path).map_err(ImageError::read(&path))?;
+    std::fs::remove_file(&path).map_err(ImageError::write(&path))?;
+    Ok(Some(Metalog::parse(&String::from_utf8_lossy(&text))))
+}
+
 /// vmlane's additions to the staged system.
 fn customize(root: &Path, kernel: Option<&CustomKernel>) -> Result<(), ImageError> {
     stage::put_file(root, "etc/fstab", fstab::fstab().as_bytes(), 0o644)?;
     let rc_conf = rcconf::rc_conf(stage::regular_file(root, "etc/rc.conf")?.as_deref());
     stage::put_file(root, "etc/rc.conf", &rc_conf, 0o644)?;
-    stage::put_file(
-        root,
-        hook::RC_SCRIPT_PATH,
-        hook::rc_script().as_bytes(),
-        0o555,
-    )?;
+    for (path, script) in hook::rc_scripts() {
+        stage::put_file(root, path, script.as_bytes(), 0o555)?;
+    }
     let name = kernel.map(|k| k.name.as_str());
     let loader_conf = loader::loader_conf(
         stage::regular_file(root, "boot/loader.conf")?.as_deref(),
@@ -216,7 +227,9 @@ fn cache_key(
     }
     key.field("fstab", fstab::fstab().as_bytes());
     key.field("rc.conf", rcconf::rc_conf_additions().as_bytes());
-    key.field("rc.d", hook::rc_script().as_bytes());
+    for (path, script) in hook::rc_scripts() {
+        key.field(path, script.as_bytes());
+    }
     let name = request.kernel.as_ref().map(|k| k.name.as_str());
     key.field(
         "loader.conf",

@@ -1,6 +1,7 @@
 //! How a full FreeBSD image runs one command: `/etc/rc.d/vmlane` reads a script from the
-//! run disk (the second virtio disk, written by the host for each run), runs it once the
-//! system is up, and ends the VM.
+//! run disk (the second virtio disk, written by the host for each run), runs it as soon as
+//! the filesystems are up (or, with a network, `/etc/rc.d/vmlane_late` once the system is
+//! up), and ends the VM.
 //!
 //! The run disk: sector 0 is `vmlane-run SECTORS\n` padded with `\n`; the next SECTORS
 //! sectors are the script, padded with `\n`. FreeBSD's disk devices only take whole-sector
@@ -21,30 +22,78 @@ pub const RC_SCRIPT_PATH: &str = "etc/rc.d/vmlane";
 /// `-no-reboot`, so the reset ends it.
 const END_VM: &str = "reboot -nq";
 
-/// `/etc/rc.d/vmlane` (installed mode 0555). `REQUIRE: LOGIN` runs it after everything a
-/// login would need is up. Without a run disk it says so and lets the boot go on, so the
-/// image can still be booted by hand.
+/// Where the hook that waits for the network lives in the image.
+pub const RC_LATE_SCRIPT_PATH: &str = "etc/rc.d/vmlane_late";
+
+/// `/etc/rc.d/vmlane` (installed mode 0555): runs the command as soon as the filesystems and
+/// the library hints are up, so a run skips the rest of `rc` (network, services), which under
+/// emulation costs seconds. A VM with a network interface (`--net`) leaves the command to
+/// [`rc_late_script`]. Without a run disk it says so and lets the boot go on, so the image can
+/// still be booted by hand.
 pub fn rc_script() -> String {
+    hook_script(
+        "vmlane",
+        "FILESYSTEMS ldconfig",
+        "as soon as the filesystems are up; a VM with a network waits for vmlane_late",
+        "if vmlane_has_network; then\n\t\treturn 0\n\tfi",
+    )
+}
+
+/// `/etc/rc.d/vmlane_late` (installed mode 0555): `REQUIRE: LOGIN`, after everything a login
+/// would need is up, for runs with a network interface.
+pub fn rc_late_script() -> String {
+    hook_script(
+        "vmlane_late",
+        "LOGIN",
+        "once the system is up, for VMs with a network (vmlane runs the others earlier)",
+        "if ! vmlane_has_network; then\n\t\treturn 0\n\tfi",
+    )
+}
+
+/// Both hooks, as (path in the image, contents).
+pub fn rc_scripts() -> [(&'static str, String); 2] {
+    [
+        (RC_SCRIPT_PATH, rc_script()),
+        (RC_LATE_SCRIPT_PATH, rc_late_script()),
+    ]
+}
+
+/// The hook `name`, ordered after `require`, running the command only past `phase_check`.
+fn hook_script(name: &str, require: &str, when: &str, phase_check: &str) -> String {
     format!(
         r#"#!/bin/sh
 #
-# Runs the command vmlane put on the run disk, then ends the VM.
+# Runs the command vmlane put on the run disk {when}, then ends the VM.
 
-# PROVIDE: vmlane
-# REQUIRE: LOGIN
+# PROVIDE: {name}
+# REQUIRE: {require}
 # KEYWORD: nojail
 
 . /etc/rc.subr
 
-name="vmlane"
+name="{name}"
 desc="Run vmlane's command from the run disk, then end the VM"
 rcvar="vmlane_enable"
 start_cmd="vmlane_start"
 stop_cmd=":"
 
+# Any interface but loopback: the run asked for a network.
+vmlane_has_network()
+{{
+	local interface
+	for interface in $(ifconfig -l); do
+		case "${{interface}}" in
+		lo*) ;;
+		*) return 0 ;;
+		esac
+	done
+	return 1
+}}
+
 vmlane_start()
 {{
 	local header sectors script
+	{phase_check}
 	header=$(dd if="${{vmlane_disk}}" bs={SECTOR} count=1 2>/dev/null | head -n 1)
 	case "${{header}}" in
 	"{RUN_DISK_MAGIC} "*)
@@ -234,6 +283,54 @@ mod tests {
 
     fn bytes(words: &[&str]) -> Vec<Vec<u8>> {
         words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    /// The hook's `vmlane_start` with rc.subr's parts and the devices stubbed: `ifconfig -l`
+    /// lists `interfaces`, and running the command echoes instead; what it printed.
+    fn start_hook(script: &str, interfaces: &str) -> String {
+        let body = script
+            .replace(". /etc/rc.subr", "")
+            .replace("load_rc_config $name", "")
+            .replace("run_rc_command \"$1\"", "vmlane_start")
+            .replace("dd if=", "vmlane_dd if=")
+            .replace(
+                "/bin/sh \"${script}\" < /dev/null > /dev/console 2>&1",
+                "echo ran",
+            )
+            .replace("> /dev/console", "")
+            .replace(END_VM, "echo ended");
+        let stubs = format!(
+            "ifconfig() {{ echo '{interfaces}'; }}\n\
+             vmlane_dd() {{ case \"$*\" in *of=*) ;; *) printf '{RUN_DISK_MAGIC} 1\\n' ;; esac; }}\n"
+        );
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{stubs}{body}"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    #[test]
+    fn a_run_without_a_network_is_run_early_and_one_with_a_network_late() {
+        let (early, late) = (rc_script(), rc_late_script());
+        assert!(
+            early.contains("# REQUIRE: FILESYSTEMS ldconfig\n"),
+            "{early}"
+        );
+        assert!(
+            late.contains("# PROVIDE: vmlane_late\n# REQUIRE: LOGIN\n"),
+            "{late}"
+        );
+        assert_eq!(start_hook(&early, "lo0"), "ran\nended\n");
+        assert_eq!(start_hook(&late, "lo0"), "", "the early hook has run it");
+        assert_eq!(start_hook(&early, "vtnet0 lo0"), "", "left for the network");
+        assert_eq!(start_hook(&late, "vtnet0 lo0"), "ran\nended\n");
     }
 
     /// Runs a script on this host with `sh`, ending with an echo instead of a reboot; its
@@ -436,7 +533,10 @@ mod tests {
             .replace(END_VM, "echo ended");
         let output = Command::new("sh")
             .arg("-c")
-            .arg(format!("vmlane_disk={}\n{body}", disk.display()))
+            .arg(format!(
+                "vmlane_has_network() {{ return 1; }}\nvmlane_disk={}\n{body}",
+                disk.display()
+            ))
             .output()
             .unwrap();
         let out = String::from_utf8(output.stdout).unwrap();
@@ -444,7 +544,7 @@ mod tests {
         assert!(out.ends_with("ended\n"), "{out:?}");
         for line in [
             "# PROVIDE: vmlane",
-            "# REQUIRE: LOGIN",
+            "# REQUIRE: FILESYSTEMS ldconfig",
             "# KEYWORD: nojail",
             ". /etc/rc.subr",
         ] {

@@ -21,6 +21,7 @@ mod hook;
 mod key;
 mod loader;
 mod makefs;
+mod metalog;
 mod minimal;
 mod rcconf;
 mod stage;
@@ -36,7 +37,8 @@ pub use error::ImageError;
 pub use fstab::{fstab, ROOT_DEVICE};
 pub use full::{build_freebsd_image, BuiltImage, CustomKernel, FreeBsdImage};
 pub use hook::{
-    rc_script, run_disk, run_script, single_quote, RC_SCRIPT_PATH, RUN_DISK_MAGIC, SECTOR,
+    rc_late_script, rc_script, rc_scripts, run_disk, run_script, single_quote, RC_LATE_SCRIPT_PATH,
+    RC_SCRIPT_PATH, RUN_DISK_MAGIC, SECTOR,
 };
 pub use loader::{loader_conf, loader_conf_additions, validate_kernel_name, DEFAULT_KERNEL_NAME};
 pub use makefs::{image_version, Makefs, UfsVersion};

@@ -153,10 +153,15 @@ fn a_full_image_has_vmlanes_files_and_the_custom_kernel_beside_the_stock_one() {
         );
     }
 
-    let hook = fs.lookup("/etc/rc.d/vmlane").unwrap();
-    assert_eq!(hook.kind(), IFREG);
-    assert_eq!(hook.perm(), 0o555);
-    assert_eq!(text(fs.read(&hook)), rc_script());
+    for (path, script) in [
+        ("/etc/rc.d/vmlane", rc_script()),
+        ("/etc/rc.d/vmlane_late", rc_late_script()),
+    ] {
+        let hook = fs.lookup(path).unwrap();
+        assert_eq!(hook.kind(), IFREG);
+        assert_eq!(hook.perm(), 0o555);
+        assert_eq!(text(fs.read(&hook)), script);
+    }
     // Root's whoever built it: as root by staging, otherwise by the mtree spec.
     for path in ["/", "/etc/rc.d/vmlane", "/bin/sh", "/boot/vmlane/kernel"] {
         let inode = fs.lookup(path).unwrap();
@@ -525,4 +530,63 @@ fn a_minimal_image_refuses_bad_paths_before_writing_anything() {
     let e = minimal_image_with(&Makefs::at("/bin/false"), b"", b"", &files, &out).unwrap_err();
     assert!(e.to_string().contains("missing-probe"), "{e}");
     assert!(!out.exists());
+}
+
+#[test]
+fn a_metalog_gives_owners_and_setuid_modes_and_stays_out_of_the_image() {
+    let Some(makefs) = makefs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake_root(dir.path());
+    // As `installworld -DNO_ROOT` leaves a world: plain modes on the files, the real ones in
+    // METALOG, names from the world's own accounts.
+    write(&root.join("usr/bin/su"), b"su", 0o555);
+    write(&root.join("usr/bin/wall"), b"wall", 0o555);
+    write(
+        &root.join("etc/master.passwd"),
+        b"root:*:0:0::0:0:Charlie &:/root:/bin/sh\n",
+        0o600,
+    );
+    write(
+        &root.join("etc/group"),
+        b"wheel:*:0:root\ntty:*:4:\n",
+        0o644,
+    );
+    write(
+        &root.join("METALOG"),
+        b"#mtree 2.0\n./usr/bin/su type=file uname=root gname=wheel mode=04555 flags=schg\n\
+          ./usr/bin/wall type=file uname=root gname=tty mode=02555\n\
+          ./etc/master.passwd type=file uname=root gname=wheel mode=0600\n",
+        0o644,
+    );
+    let request = FreeBsdImage {
+        source: root,
+        kernel: None,
+        size: None,
+    };
+    let cache = dir.path().join("cache");
+    for keep_owners in [false, true] {
+        let built = build(&request, &makefs, &cache, keep_owners).unwrap();
+        let fs = Ufs::open(&built.path);
+        let su = fs.lookup("/usr/bin/su").unwrap();
+        assert_eq!(
+            (su.perm(), su.uid, su.gid),
+            (0o4555, 0, 0),
+            "su, keep_owners {keep_owners}"
+        );
+        let wall = fs.lookup("/usr/bin/wall").unwrap();
+        assert_eq!(
+            (wall.perm(), wall.gid),
+            (0o2555, 4),
+            "wall, keep_owners {keep_owners}"
+        );
+        assert!(
+            fs.lookup("/METALOG").is_none(),
+            "METALOG is not part of the system"
+        );
+        assert_eq!(
+            fs.lookup("/bin/sh").unwrap().perm(),
+            0o555,
+            "unlisted files keep theirs"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! that makes root own everything when the tree was staged by another user.
 
 use crate::error::ImageError;
+use crate::metalog::{Accounts, Metalog};
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -45,6 +46,14 @@ impl Tree {
     /// An mtree spec listing every entry as owned by root (uid and gid 0); makefs takes
     /// everything else (modes, link targets, contents) from the files.
     pub fn root_owned_spec(&self, root: &Path) -> Result<Vec<u8>, ImageError> {
+        self.spec(root, None)
+    }
+
+    /// An mtree spec giving each entry the owner, mode and flags `metalog` records for it
+    /// (names resolved through the staged system's own accounts), and root as the owner of
+    /// the rest; makefs takes everything not given (contents, link targets) from the files.
+    pub fn spec(&self, root: &Path, metalog: Option<&Metalog>) -> Result<Vec<u8>, ImageError> {
+        let accounts = Accounts::read(root);
         let mut spec = b"#mtree\n".to_vec();
         for entry in &self.entries {
             let kind = match entry.kind {
@@ -58,7 +67,23 @@ impl Tree {
                 spec.push(b'/');
                 spec.extend_from_slice(&escape(entry.path.as_os_str().as_bytes()));
             }
-            spec.extend_from_slice(format!(" type={kind} uid=0 gid=0").as_bytes());
+            let recorded = metalog.and_then(|m| m.get(&entry.path));
+            let id = |name: Option<&String>, lookup: &dyn Fn(&str) -> Option<u32>| {
+                name.and_then(|n| lookup(n)).unwrap_or(0)
+            };
+            let uid = id(recorded.and_then(|r| r.uname.as_ref()), &|n| {
+                accounts.uid(n)
+            });
+            let gid = id(recorded.and_then(|r| r.gname.as_ref()), &|n| {
+                accounts.gid(n)
+            });
+            spec.extend_from_slice(format!(" type={kind} uid={uid} gid={gid}").as_bytes());
+            if let Some(mode) = recorded.and_then(|r| r.mode).filter(|_| kind != "link") {
+                spec.extend_from_slice(format!(" mode={mode:04o}").as_bytes());
+            }
+            if let Some(flags) = recorded.and_then(|r| r.flags.as_deref()) {
+                spec.extend_from_slice(format!(" flags={flags}").as_bytes());
+            }
             if let Kind::Symlink { .. } = entry.kind {
                 let path = root.join(&entry.path);
                 let target = std::fs::read_link(&path).map_err(ImageError::read(&path))?;

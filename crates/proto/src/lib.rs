@@ -1,10 +1,17 @@
-//! The wire formats between vmlane's host side and its guest inits: framed messages on a
-//! virtio-serial port (Linux), and marker lines on the serial console (FreeBSD).
+//! The wire formats between vmlane's host side and its guest inits: framed messages on a port of
+//! their own, and marker lines on the serial console.
 //!
-//! One virtio-serial port carries everything in both directions, so the order in which the guest
-//! sends output and its exit status is the order the host sees them. Every frame is
-//! `[kind: u8][length: u32 LE][payload]`. This crate is the only place where the host parses bytes
-//! the guest controls, so decoding never panics and bounds every length.
+//! Linux's init has a virtio-serial port that carries everything in both directions. FreeBSD's
+//! init sends the same [`GuestMessage`] frames (`Stdout`, `Stderr`, `Exit`, `Failed`) on a second
+//! serial port (COM2), from a C encoder of its own (`crates/guest-freebsd/init/frame.h`); it gets
+//! nothing back, its run being on its disk. Either way one port carries a command's output and
+//! its exit status, so the order in which the guest sends them is the order the host sees them,
+//! and the kernel's console stays apart. Every frame is `[kind: u8][length: u32 LE][payload]`.
+//! FreeBSD guests without that port (an image's rc.d hook, bhyve), and a FreeBSD init that fails
+//! before its port is open, report with [marker lines](parse_marker) on the console instead.
+//!
+//! This crate is the only place where the host parses bytes the guest controls, so decoding
+//! never panics and bounds every length.
 #![deny(missing_docs)]
 
 mod codec;

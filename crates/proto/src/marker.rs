@@ -1,4 +1,6 @@
-//! Result lines on the serial console, for guests that have no vmlane port (FreeBSD).
+//! Result lines on the serial console of FreeBSD guests: the whole result where the VM has no
+//! channel (an image's rc.d hook, bhyve); with one, the start of the command and a failure
+//! before the channel was open.
 //!
 //! The guest prints `vmlane:TOKEN:start` before the command runs and one ending line after it:
 //! `exit N`, `signal N`, `notfound`, `noexec` or `failed STEP: MESSAGE`. The token is chosen

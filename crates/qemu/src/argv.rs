@@ -4,7 +4,7 @@ use crate::accel::AccelChoice;
 use crate::machine::MachineKind;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use vmlane_backend::{Machine, Share, ShareTransport};
+use vmlane_backend::{GuestOs, Machine, Share, ShareTransport};
 use vmlane_proto::PORT_NAME;
 use vmlane_spec::{Network, NumaNode};
 
@@ -308,10 +308,18 @@ fn add_console(args: &mut Args, machine: &Machine) {
     args.pair("-serial", "chardev:console");
 }
 
+/// The port to the guest init: a virtio-serial port named for vmlane's Linux init, or for a
+/// FreeBSD guest a second 16550 (COM2: I/O port 0x2f8, IRQ 3), which its init finds as
+/// `/dev/cuau1` with no driver beyond uart(4).
 fn add_port(args: &mut Args, machine: &Machine, kind: MachineKind) {
     let Some(port_socket) = &machine.port_socket else {
         return;
     };
+    if machine.os == GuestOs::FreeBsd {
+        args.pair("-chardev", chardev_socket("port", port_socket));
+        args.pair("-device", "isa-serial,chardev=port,index=1");
+        return;
+    }
     args.pair(
         "-device",
         format!("virtio-serial-{},id=vmlane-serial", kind.transport()),
@@ -576,6 +584,33 @@ mod tests {
             AccelChoice::Tcg,
         ));
         assert!(text.contains("virtserialport,bus=vmlane-serial.0,chardev=port,name=vmlane.0"));
+    }
+
+    #[test]
+    fn a_freebsd_guests_port_is_com2_on_both_machines() {
+        for kind in [MachineKind::Microvm, MachineKind::Q35] {
+            let mut m = machine(None);
+            m.os = GuestOs::FreeBsd;
+            m.initrd = None;
+            let args = qemu_args(&m, kind, AccelChoice::Tcg);
+            assert_eq!(
+                value_after(&args, "-chardev"),
+                [
+                    "socket,id=console,path=/run/x/console.sock",
+                    "socket,id=port,path=/run/x,,y/port.sock",
+                ]
+            );
+            // COM1 is the console, from -serial; COM2 is a device of its own.
+            assert_eq!(value_after(&args, "-serial"), ["chardev:console"]);
+            assert_eq!(
+                value_after(&args, "-device"),
+                ["isa-serial,chardev=port,index=1"]
+            );
+            assert!(!joined(&args).contains("virtio-serial"));
+            m.port_socket = None;
+            let args = qemu_args(&m, kind, AccelChoice::Tcg);
+            assert!(value_after(&args, "-device").is_empty(), "no port, no COM2");
+        }
     }
 
     #[test]

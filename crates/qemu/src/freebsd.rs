@@ -28,6 +28,19 @@ pub const FREEBSD_PANIC_ENV: &[(&str, &str)] = &[
     ),
 ];
 
+/// Environment for a run whose output and status come on the second serial port (COM2, I/O
+/// port 0x2f8, IRQ 3, as FreeBSD's GENERIC.hints describes it). Without ACPI (microvm) FreeBSD
+/// finds ISA UARTs only through hints; with ACPI they give QEMU's COM2 the unit `uart1`, so the
+/// guest's device is `/dev/cuau1` either way.
+pub const FREEBSD_CHANNEL_ENV: &[(&str, &str)] = &[
+    (
+        "hint.uart.1.at=isa",
+        "the run's channel is a second 16550 on the ISA bus",
+    ),
+    ("hint.uart.1.port=0x2F8", "COM2's I/O port"),
+    ("hint.uart.1.irq=3", "COM2's interrupt"),
+];
+
 /// Environment under TCG only.
 pub const FREEBSD_TCG_KERNEL_ENV: &[(&str, &str)] = &[(
     "machdep.disable_tsc_calibration=0",
@@ -35,13 +48,15 @@ pub const FREEBSD_TCG_KERNEL_ENV: &[(&str, &str)] = &[(
 )];
 
 /// The FreeBSD kernel command line: vmlane's environment (with the panic settings unless the
-/// user wants the debugger), the run's token, the init to start (vmlane's own, or none for an
-/// image that boots its own userland), then the user's words.
+/// user wants the debugger, and the second serial port's hints when the run has that
+/// `channel`), the run's token, the init to start (vmlane's own, or none for an image that
+/// boots its own userland), then the user's words.
 pub fn freebsd_cmdline(
     accel: AccelChoice,
     token: &str,
     init_path: Option<&str>,
     debugger: bool,
+    channel: bool,
     extra: &[String],
 ) -> String {
     let tcg = if accel == AccelChoice::Tcg {
@@ -50,7 +65,8 @@ pub fn freebsd_cmdline(
         &[]
     };
     let panic = if debugger { &[] } else { FREEBSD_PANIC_ENV };
-    let mut words: Vec<String> = [FREEBSD_KERNEL_ENV, panic, tcg]
+    let channel = if channel { FREEBSD_CHANNEL_ENV } else { &[] };
+    let mut words: Vec<String> = [FREEBSD_KERNEL_ENV, panic, tcg, channel]
         .into_iter()
         .flatten()
         .map(|(word, _)| word.to_string())
@@ -69,19 +85,26 @@ mod tests {
 
     #[test]
     fn the_debugger_keeps_panics_at_db() {
-        let normal = freebsd_cmdline(AccelChoice::Kvm, "t", None, false, &[]);
+        let normal = freebsd_cmdline(AccelChoice::Kvm, "t", None, false, false, &[]);
         assert!(normal.contains("debug.debugger_on_panic=0"));
         assert!(normal.contains("kern.panic_reboot_wait_time=0"));
-        let debugger = freebsd_cmdline(AccelChoice::Kvm, "t", None, true, &[]);
+        let debugger = freebsd_cmdline(AccelChoice::Kvm, "t", None, true, false, &[]);
         assert!(!debugger.contains("debugger_on_panic"));
         assert!(!debugger.contains("panic_reboot_wait_time"));
     }
 
     #[test]
     fn tcg_calibrates_the_tsc_and_kvm_does_not() {
-        let tcg = freebsd_cmdline(AccelChoice::Tcg, "t", Some("/vmlane/init"), false, &[]);
+        let tcg = freebsd_cmdline(
+            AccelChoice::Tcg,
+            "t",
+            Some("/vmlane/init"),
+            false,
+            false,
+            &[],
+        );
         assert!(tcg.contains("machdep.disable_tsc_calibration=0"));
-        let kvm = freebsd_cmdline(AccelChoice::Kvm, "t", None, false, &[]);
+        let kvm = freebsd_cmdline(AccelChoice::Kvm, "t", None, false, false, &[]);
         assert!(!kvm.contains("disable_tsc_calibration"));
         assert!(!kvm.contains("init_path"));
     }
@@ -93,10 +116,26 @@ mod tests {
             "abc",
             Some("/vmlane/init"),
             false,
+            false,
             &["boot_verbose".into(), "debug.debugger_on_panic=1".into()],
         );
         assert!(line.starts_with("vfs.root.mountfrom=ufs:/dev/vtbd0 "));
         assert!(line.contains(" vmlane.token=abc init_path=/vmlane/init "));
         assert!(line.ends_with(" boot_verbose debug.debugger_on_panic=1"));
+    }
+
+    #[test]
+    fn a_run_with_a_channel_gets_com2s_hints_in_generic_hints_form() {
+        let without = freebsd_cmdline(AccelChoice::Tcg, "t", None, false, false, &[]);
+        assert!(!without.contains("hint.uart.1"), "{without}");
+        let with = freebsd_cmdline(AccelChoice::Tcg, "t", None, false, true, &[]);
+        assert!(
+            with.contains(" hint.uart.1.at=isa hint.uart.1.port=0x2F8 hint.uart.1.irq=3 "),
+            "{with}"
+        );
+        assert!(
+            !with.contains("hint.uart.0"),
+            "COM1 is the kernel's own: {with}"
+        );
     }
 }

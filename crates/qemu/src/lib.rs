@@ -20,7 +20,10 @@ pub use argv::{
     ShareDevice, GUEST_ADDRESS, GUEST_MODULES_9P, GUEST_MODULES_BASE, GUEST_MODULES_NET,
     GUEST_MODULES_VIRTIOFS, HOST_ADDRESS, KERNEL_ARGS,
 };
-pub use freebsd::{freebsd_cmdline, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV, FREEBSD_TCG_KERNEL_ENV};
+pub use freebsd::{
+    freebsd_cmdline, FREEBSD_CHANNEL_ENV, FREEBSD_KERNEL_ENV, FREEBSD_PANIC_ENV,
+    FREEBSD_TCG_KERNEL_ENV,
+};
 pub use machine::MachineKind;
 pub use tsc::host_tsc_khz;
 pub use version::qemu_version;

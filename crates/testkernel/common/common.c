@@ -4,6 +4,8 @@
  */
 
 #include "common.h"
+/* vmlane's FreeBSD init's framing: these kernels send what the init sends. */
+#include "frame.h"
 
 #define NOINLINE __attribute__((noinline))
 
@@ -11,9 +13,10 @@
 __attribute__((used)) static const char version[] =
 	"@(#)FreeBSD 15.0-VMLANE vmlane-testkernel\n";
 
-/* ---- the serial port: a 16550 at COM1, polled ---- */
+/* ---- the serial ports: 16550s at COM1 (the console) and COM2 (the channel), polled ---- */
 
 #define COM1 0x3f8
+#define COM2 0x2f8
 #define LSR_THRE 0x20 /* room for another byte */
 #define LSR_TEMT 0x40 /* everything sent */
 
@@ -29,30 +32,61 @@ static inline u8 inb(u16 port)
 	return value;
 }
 
-void serial_init(void)
+static void uart_init(u16 base)
 {
-	outb(COM1 + 1, 0x00); /* no interrupts */
-	outb(COM1 + 3, 0x80); /* divisor latch on */
-	outb(COM1 + 0, 0x01); /* 115200 baud */
-	outb(COM1 + 1, 0x00);
-	outb(COM1 + 3, 0x03); /* 8N1, divisor latch off */
-	outb(COM1 + 2, 0x07); /* FIFOs on and cleared */
-	outb(COM1 + 4, 0x03); /* DTR, RTS */
+	outb(base + 1, 0x00); /* no interrupts */
+	outb(base + 3, 0x80); /* divisor latch on */
+	outb(base + 0, 0x01); /* 115200 baud */
+	outb(base + 1, 0x00);
+	outb(base + 3, 0x03); /* 8N1, divisor latch off */
+	outb(base + 2, 0x07); /* FIFOs on and cleared */
+	outb(base + 4, 0x03); /* DTR, RTS */
 }
 
 /* A missing UART reads as 0xff, so these never spin forever. */
+static void uart_put(u16 base, u8 c)
+{
+	while (!(inb(base + 5) & LSR_THRE))
+		;
+	outb(base, c);
+}
+
+static void uart_drain(u16 base)
+{
+	while (!(inb(base + 5) & LSR_TEMT))
+		;
+}
+
+void serial_init(void)
+{
+	uart_init(COM1);
+}
+
 void put_char(char c)
 {
-	while (!(inb(COM1 + 5) & LSR_THRE))
-		;
-	outb(COM1, (u8)c);
+	uart_put(COM1, (u8)c);
 }
+
+/* Whether the run gave COM2 and this kernel sends its results there. */
+static int channel;
 
 static void serial_drain(void)
 {
-	while (!(inb(COM1 + 5) & LSR_TEMT))
-		;
+	uart_drain(COM1);
+	if (channel)
+		uart_drain(COM2);
 }
+
+static long com2_write(void *ctx, const void *buf, unsigned long len)
+{
+	const u8 *p = buf;
+	(void)ctx;
+	for (unsigned long i = 0; i < len; i++)
+		uart_put(COM2, p[i]);
+	return (long)len;
+}
+
+static const struct frame_sink com2 = {com2_write, 0};
 
 /* ---- output ---- */
 
@@ -182,13 +216,87 @@ int parse_u32(struct str s, u32 *out)
 
 /* ---- the actions: what vmlane's FreeBSD guest init, or FreeBSD itself, would print ---- */
 
+/* The run's token, in every result line. */
+static struct str token;
+
 /* A result line, as vmlane's FreeBSD init prints it: on a line of its own. */
-static void result(struct str token, const char *what)
+static void result(const char *what)
 {
 	print("\nvmlane:");
 	print_str(token);
 	print(":");
 	print(what);
+}
+
+/* The "command" writes to its stdout or stderr: frames on the channel, else the console. */
+static void command_writes(u8 kind, const char *data, usize n)
+{
+	if (channel) {
+		frame_output(&com2, kind, data, n);
+		return;
+	}
+	for (usize i = 0; i < n; i++)
+		put_char(data[i]);
+}
+
+static void command_prints(u8 kind, const char *text)
+{
+	command_writes(kind, text, str_from(text, 65536).n);
+}
+
+/* How the "command" ended: an Exit frame on the channel, else the init's result line. */
+__attribute__((noreturn)) static void command_ends(u8 tag, u32 value)
+{
+	if (channel) {
+		frame_exit(&com2, tag, value);
+		reset();
+	}
+	switch (tag) {
+	case FRAME_EXITED:
+		result("exit ");
+		print_dec(value);
+		break;
+	case FRAME_SIGNALED:
+		result("signal ");
+		print_dec(value);
+		break;
+	case FRAME_NOT_FOUND:
+		result("notfound");
+		break;
+	default:
+		result("noexec");
+		break;
+	}
+	print("\n");
+	reset();
+}
+
+/* `s` with underscores as spaces, NUL-terminated in `buf` (cut to fit). */
+static const char *spaced(struct str s, char *buf, usize size)
+{
+	usize n = 0;
+	for (; n < s.n && n + 1 < size; n++)
+		buf[n] = s.p[n] == '_' ? ' ' : s.p[n];
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * The init's step `step` failed: a Failed frame once the channel is open, and the console
+ * line either way, as the init reports it.
+ */
+__attribute__((noreturn)) static void step_fails(struct str step, const char *why, int channel_open)
+{
+	char text[128];
+	spaced(step, text, sizeof text);
+	if (channel && channel_open)
+		frame_failed(&com2, text, why);
+	result("failed ");
+	print(text);
+	print(": ");
+	print(why);
+	print("\n");
+	reset();
 }
 
 /* FreeBSD's panic(): the report, then the debugger or a reset. */
@@ -231,36 +339,95 @@ NOINLINE __attribute__((noreturn)) void vmlane_test_trap(void)
 	reset();
 }
 
-__attribute__((noreturn)) static void act_flood(struct str token)
+__attribute__((noreturn)) static void act_flood(void)
 {
-	result(token, "start\n");
+	char line[16] = "flood 00000000\n";
+	result("start\n");
 	for (u32 n = 0;; n = (n + 1) % 100000000) {
-		print("flood ");
-		print_dec_width(n, 8);
-		print("\n");
+		for (u32 i = 0, v = n; i < 8; i++, v /= 10)
+			line[13 - i] = (char)('0' + v % 10);
+		command_writes(FRAME_STDOUT, line, 15);
 	}
 }
 
-NOINLINE void vmlane_act(struct str token, struct str action, int debugger)
+/*
+ * Stdout and stderr in turns, a kernel message on the console between them, and bytes a line
+ * discipline would change: what must reach the host apart and exact.
+ */
+__attribute__((noreturn)) static void act_streams(void)
+{
+	static const char odd[] = {'\0', (char)0xff, '\r', '\n', '\t', 'e', 'n', 'd'};
+	result("start\n");
+	command_prints(FRAME_STDOUT, "out 1\n");
+	command_prints(FRAME_STDERR, "err 1\n");
+	print("pid 15 (sleep), jid 0, uid 0: exited on signal 6 (core dumped)\n");
+	command_writes(FRAME_STDOUT, odd, sizeof odd);
+	command_prints(FRAME_STDERR, "err 2, no newline");
+	command_ends(FRAME_EXITED, 0);
+}
+
+/* `n` bytes whose values follow a pattern the host checks: byte i is (i * 7 + i / 251) % 256. */
+__attribute__((noreturn)) static void act_big(u32 n)
+{
+	char chunk[1000];
+	result("start\n");
+	for (u32 done = 0; done < n;) {
+		u32 size = n - done < sizeof chunk ? n - done : sizeof chunk;
+		for (u32 i = 0; i < size; i++)
+			chunk[i] = (char)((done + i) * 7 + (done + i) / 251);
+		command_writes(FRAME_STDOUT, chunk, size);
+		done += size;
+	}
+	command_ends(FRAME_EXITED, 0);
+}
+
+NOINLINE void vmlane_act(struct str run_token, struct str action, int debugger, int com2_given)
 {
 	struct str arg;
 	u32 n;
 
+	token = run_token;
+	channel = com2_given;
+	if (channel)
+		uart_init(COM2);
 	if (strip_prefix(action, "exit:", &arg) && parse_u32(arg, &n)) {
-		result(token, "start\n");
-		print("hello from the test kernel\n"
-		      "{\"kind\":\"probe\",\"status\":\"ok\",\"data\":{\"n\":1}}\n");
-		result(token, "exit ");
-		print_dec(n);
-		print("\n");
-		reset();
+		result("start\n");
+		command_prints(FRAME_STDOUT,
+			       "hello from the test kernel\n"
+			       "{\"kind\":\"probe\",\"status\":\"ok\",\"data\":{\"n\":1}}\n");
+		command_ends(FRAME_EXITED, n);
 	}
 	if (strip_prefix(action, "signal:", &arg) && parse_u32(arg, &n)) {
-		result(token, "start\n");
-		result(token, "signal ");
+		result("start\n");
+		print("pid 14 (probe), jid 0, uid 0: exited on signal ");
 		print_dec(n);
 		print("\n");
-		reset();
+		command_ends(FRAME_SIGNALED, n);
+	}
+	if (equals(action, "streams"))
+		act_streams();
+	if (strip_prefix(action, "big:", &arg) && parse_u32(arg, &n))
+		act_big(n);
+	if (equals(action, "notfound")) {
+		result("start\n");
+		command_ends(FRAME_NOT_FOUND, 0);
+	}
+	if (equals(action, "noexec")) {
+		result("start\n");
+		command_ends(FRAME_NOT_EXECUTABLE, 0);
+	}
+	/* A step before the channel is open, such as opening it: the console alone says so. */
+	if (strip_prefix(action, "fail-early:", &arg))
+		step_fails(arg, "errno 2 (ENOENT)", 0);
+	/* A step after it, such as the fork. */
+	if (strip_prefix(action, "fail:", &arg)) {
+		result("start\n");
+		step_fails(arg, "errno 35 (EAGAIN)", 1);
+	}
+	if (strip_prefix(action, "panic-mid:", &arg)) {
+		result("start\n");
+		command_prints(FRAME_STDOUT, "before the panic\n");
+		vmlane_test_panic(arg, debugger);
 	}
 	if (strip_prefix(action, "panic:", &arg))
 		vmlane_test_panic(arg, debugger);
@@ -284,7 +451,7 @@ NOINLINE void vmlane_act(struct str token, struct str action, int debugger)
 	if (equals(action, "hang"))
 		hang();
 	if (equals(action, "flood"))
-		act_flood(token);
+		act_flood();
 	print("vmlane-testkernel: unknown action ");
 	print_str(action);
 	print("\n");

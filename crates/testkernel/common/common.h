@@ -54,11 +54,17 @@ int take_number(struct str *s, u32 base, u64 *out);
 /* A whole decimal word that fits 32 bits, such as an exit status. */
 int parse_u32(struct str s, u32 *out);
 
+/* The value of the `hint.uart.1.port` vmlane gives a run whose results come on COM2. */
+#define CHANNEL_PORT_HINT "0x2F8"
+
 /*
  * Does what `action` says, printing what vmlane's FreeBSD guest init (or a panicking FreeBSD)
- * would, with result lines under `token`; a panic stops at the debugger if `debugger`.
+ * would, with result lines under `token`; a panic stops at the debugger if `debugger`. With
+ * `channel` (the run gave COM2), the "command's" output and status go there as frames, the
+ * way the init sends them, and the console keeps only what the kernel and the init print.
  */
-__attribute__((noreturn)) void vmlane_act(struct str token, struct str action, int debugger);
+__attribute__((noreturn)) void vmlane_act(struct str token, struct str action, int debugger,
+					  int channel);
 
 /* A panic goes vmlane_act -> vmlane_test_panic -> vmlane_panic (FreeBSD's panic()). */
 __attribute__((noreturn)) void vmlane_test_panic(struct str message, int debugger);

@@ -2,7 +2,8 @@
  * vmlane's native test kernel: entered at btext the way FreeBSD's own loader enters an amd64
  * kernel. It prints every piece of the loader's metadata on the serial port, checks the symbol
  * table it was handed (and names its panic backtrace from it), then does what the environment's
- * `vmlane_test.action` asks, as the PVH test kernel does.
+ * `vmlane_test.action` asks, as the PVH test kernel does (on COM2 when the environment gives
+ * `hint.uart.1.port`).
  *
  * Physical addresses below 1 GB are read at KERNBASE + address, through the loader's tables.
  */
@@ -675,5 +676,6 @@ void kmain(u32 modulep, u32 kernend)
 	symbols = check_symbols(&k);
 	report_symbols();
 	vmlane_act(kenv(&k, "vmlane.token", "?"), kenv(&k, "vmlane_test.action", "exit:0"),
-		   equals(kenv(&k, "vmlane_test.debugger", ""), "1"));
+		   equals(kenv(&k, "vmlane_test.debugger", ""), "1"),
+		   equals(kenv(&k, "hint.uart.1.port", ""), CHANNEL_PORT_HINT));
 }

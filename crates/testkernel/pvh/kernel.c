@@ -2,7 +2,8 @@
  * vmlane's PVH test kernel. It stands in for a FreeBSD kernel in vmlane's end-to-end tests,
  * since no real one can be downloaded in CI: it reports on the serial port what QEMU handed
  * it, then prints what vmlane's FreeBSD guest init (or a panicking FreeBSD) would, as the
- * command line's `vmlane_test.action=` asks.
+ * command line's `vmlane_test.action=` asks: results on COM2 as frames when the command line
+ * gives that port (`hint.uart.1.port=`), else marker lines on the console.
  *
  * entry.S calls kmain in 32-bit protected mode with paging off, so physical addresses, MMIO
  * included, are used as they are.
@@ -198,5 +199,6 @@ void kmain(u32 start_info)
 		if (strip_prefix(word, "virtio_mmio.device=", &spec))
 			report_virtio_mmio(spec, word);
 	vmlane_act(param(line, "vmlane.token=", "?"), param(line, "vmlane_test.action=", "exit:0"),
-		   has_word(line, "vmlane_test.debugger=1"));
+		   has_word(line, "vmlane_test.debugger=1"),
+		   equals(param(line, "hint.uart.1.port=", ""), CHANNEL_PORT_HINT));
 }

@@ -1,6 +1,7 @@
 //! Tiny x86 kernels built from C at build time. They stand in for FreeBSD kernels in vmlane's
 //! end-to-end tests, since no real FreeBSD kernel can be downloaded in CI; `vmlane_test.action=`
-//! says what they print.
+//! says what they print, and where a run gives them COM2 they send the results there in the
+//! frames of vmlane's FreeBSD init.
 #![deny(missing_docs)]
 
 use std::path::Path;

@@ -117,6 +117,11 @@ impl std::fmt::Display for Boot {
 /// Boots the kernel with `append` until QEMU exits, or until the console shows `until` (then
 /// QEMU is killed), or the timeout. `None` once the test has been skipped.
 fn boot(append: &str, until: Option<&str>) -> Option<Boot> {
+    boot_with_com2(append, until, None)
+}
+
+/// [`boot`], with a second serial port (COM2) written to the file `com2` when given.
+fn boot_with_com2(append: &str, until: Option<&str>, com2: Option<&Path>) -> Option<Boot> {
     let kernel = kernel()?;
     if Command::new(QEMU).arg("--version").output().is_err() {
         skip(&format!("{QEMU} is not installed"));
@@ -135,6 +140,14 @@ fn boot(append: &str, until: Option<&str>) -> Option<Boot> {
         .args(["-no-reboot", "-serial", "stdio"])
         .args(["-device", "virtio-blk-device,drive=d0", "-drive"])
         .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+        .args(com2.map_or_else(Vec::new, |file| {
+            vec![
+                "-chardev".to_string(),
+                format!("file,id=com2,path={}", file.display()),
+                "-device".to_string(),
+                "isa-serial,chardev=com2,index=1".to_string(),
+            ]
+        }))
         .arg("-kernel")
         .arg(kernel)
         .args(["-append", append])
@@ -327,4 +340,44 @@ fn an_unknown_action_is_named() {
     };
     boot.assert_exited();
     boot.assert_lines(&["vmlane-testkernel: unknown action dance"]);
+}
+
+/// Every frame in the bytes written to COM2, as vmlane's host decodes them.
+fn frames(bytes: &[u8]) -> Vec<vmlane_proto::GuestMessage> {
+    let mut decoder = vmlane_proto::Decoder::new();
+    decoder.push(bytes);
+    let mut messages = Vec::new();
+    while let Some(message) = decoder.next_message().expect("valid frames") {
+        messages.push(message);
+    }
+    assert_eq!(decoder.pending(), 0, "a partial frame at the end");
+    messages
+}
+
+#[test]
+fn given_com2_the_results_go_there_as_frames_and_the_console_keeps_the_kernels_lines() {
+    use vmlane_proto::GuestMessage::{Exit, Stderr, Stdout};
+    let dir = tempfile::tempdir().unwrap();
+    let com2 = dir.path().join("com2");
+    let append = "vmlane.token=t hint.uart.1.port=0x2F8 vmlane_test.action=streams";
+    let Some(boot) = boot_with_com2(append, None, Some(&com2)) else {
+        return;
+    };
+    boot.assert_exited();
+    boot.assert_lines(&[
+        "vmlane:t:start",
+        "pid 15 (sleep), jid 0, uid 0: exited on signal 6 (core dumped)",
+    ]);
+    assert!(!boot.output.contains("out 1"), "{boot}");
+    assert!(!boot.output.contains("vmlane:t:exit"), "{boot}");
+    assert_eq!(
+        frames(&std::fs::read(&com2).unwrap()),
+        [
+            Stdout(b"out 1\n".to_vec()),
+            Stderr(b"err 1\n".to_vec()),
+            Stdout(b"\0\xff\r\n\tend".to_vec()),
+            Stderr(b"err 2, no newline".to_vec()),
+            Exit(vmlane_spec::GuestStatus::Exited(0)),
+        ]
+    );
 }

@@ -76,17 +76,10 @@ impl Backend for FakeBackend {
             };
             let mut port = UnixStream::connect(port_socket).unwrap();
             let mut decoder = Decoder::new();
-            let mut buf = [0u8; 4096];
             let _ = port.write_all(&script.before_request);
-            'request: loop {
-                let n = port.read(&mut buf).unwrap();
-                request.lock().unwrap().extend_from_slice(&buf[..n]);
-                decoder.push(&buf[..n]);
-                while let Some(message) = decoder.next_message::<HostMessage>().unwrap() {
-                    if matches!(message, HostMessage::Run(_)) {
-                        break 'request;
-                    }
-                }
+            // A FreeBSD guest has its request on its disk: it only reports.
+            if machine.os == GuestOs::Linux {
+                wait_for_request(&mut port, &mut decoder, &request);
             }
             let _ = port.write_all(&script.port);
             if script.echo_input {
@@ -106,6 +99,21 @@ impl Backend for FakeBackend {
             exited,
             request: vm_request,
         }))
+    }
+}
+
+/// Reads what the host sends until its run request, keeping every byte in `received`.
+fn wait_for_request(port: &mut UnixStream, decoder: &mut Decoder, received: &Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = port.read(&mut buf).unwrap();
+        received.lock().unwrap().extend_from_slice(&buf[..n]);
+        decoder.push(&buf[..n]);
+        while let Some(message) = decoder.next_message::<HostMessage>().unwrap() {
+            if matches!(message, HostMessage::Run(_)) {
+                return;
+            }
+        }
     }
 }
 
@@ -211,8 +219,26 @@ fn run_console(console: &str, exit_after: bool, timeout: Option<Duration>) -> Ra
     let channel = GuestChannel::Console {
         token: TOKEN.into(),
         debugger: false,
+        framed: false,
     };
     run_with(script, timeout, channel)
+}
+
+/// A run of a FreeBSD guest that reports in frames on its second serial port, its kernel
+/// writing `console` meanwhile.
+fn run_framed(console: &str, port: Vec<u8>, exit_after: bool) -> Ran {
+    let script = Script {
+        console: console.as_bytes().to_vec(),
+        port,
+        exit_after,
+        ..Script::default()
+    };
+    let channel = GuestChannel::Console {
+        token: TOKEN.into(),
+        debugger: false,
+        framed: true,
+    };
+    run_with(script, Some(Duration::from_secs(20)), channel)
 }
 
 const TOKEN: &str = "1234567890abcdef";
@@ -250,16 +276,21 @@ fn run_session_in(
     snapshot: Snapshotting,
 ) -> Ran {
     let console_channel = matches!(channel, GuestChannel::Console { .. });
+    let has_port = !matches!(channel, GuestChannel::Console { framed: false, .. });
     let dir = tempfile::tempdir().unwrap();
     let machine = Machine {
-        os: GuestOs::Linux,
+        os: if console_channel {
+            GuestOs::FreeBsd
+        } else {
+            GuestOs::Linux
+        },
         kernel: PathBuf::from("/k"),
         initrd: Some(PathBuf::from("/i")),
         cmdline: String::new(),
         cpus: 1,
         memory_mib: 128,
         console_socket: dir.path().join("console.sock"),
-        port_socket: (!console_channel).then(|| dir.path().join("port.sock")),
+        port_socket: has_port.then(|| dir.path().join("port.sock")),
         share: None,
         rwdirs: Vec::new(),
         disks: Vec::new(),
@@ -624,6 +655,100 @@ fn a_mountroot_prompt_fails_the_run_with_the_mount_error() {
     assert_eq!(step, "mount the root filesystem");
     assert!(message.contains("failed with error 19"), "{message}");
     assert!(message.contains("mountroot>"), "{message}");
+}
+
+/// What a FreeBSD kernel prints on its console while vmlane's init runs a command that dies of
+/// SIGUSR2, with the output that used to share the console.
+const FREEBSD_CONSOLE: &str = "Booting...\r\nvmlane:1234567890abcdef:start\r\n\
+    pid 14 (probe), jid 0, uid 0: exited on signal 12\r\n";
+
+#[test]
+fn a_framed_freebsd_run_keeps_stdout_stderr_and_the_kernels_console_apart() {
+    let ran = run_framed(
+        FREEBSD_CONSOLE,
+        frames(&[
+            GuestMessage::Stdout(b"out\r\n\0\xff".to_vec()),
+            GuestMessage::Stderr(b"err without newline".to_vec()),
+            GuestMessage::Stdout(b"{\"kind\":\"probe\"}\n".to_vec()),
+            GuestMessage::Exit(GuestStatus::Signaled(12)),
+        ]),
+        false,
+    );
+    let (outcome, timings) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Signaled(12)));
+    assert_eq!(ran.stdout, b"out\r\n\0\xff{\"kind\":\"probe\"}\n");
+    assert_eq!(ran.stderr, b"err without newline");
+    assert!(ran.request.is_empty(), "a FreeBSD guest is sent nothing");
+    assert!(timings.host.iter().any(|(n, _)| n == "result received"));
+    // The kernel's line is the console's alone, and the output is not there.
+    assert!(ran.console_log.contains("exited on signal 12"));
+    assert!(!ran.console_log.contains("probe\"}"));
+}
+
+#[test]
+fn a_framed_result_sent_just_before_the_vm_exits_still_counts() {
+    let ran = run_framed(
+        "vmlane:1234567890abcdef:start\nkernel says\n",
+        frames(&[
+            GuestMessage::Stdout(b"last".to_vec()),
+            GuestMessage::Exit(GuestStatus::Exited(4)),
+        ]),
+        true,
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(4)));
+    assert_eq!(ran.stdout, b"last");
+}
+
+#[test]
+fn a_failure_before_the_channel_opened_comes_from_the_console_and_after_from_a_frame() {
+    let ran = run_framed(
+        "vmlane:?:failed open the channel /dev/cuau1: errno 2 (ENOENT)\n",
+        Vec::new(),
+        false,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::InitFailed {
+            step: "open the channel /dev/cuau1".into(),
+            message: "errno 2 (ENOENT)".into()
+        }
+    );
+    let failed = GuestMessage::Failed {
+        step: "fork".into(),
+        message: "errno 35 (EAGAIN)".into(),
+    };
+    let ran = run_framed("vmlane:1234567890abcdef:start\n", frames(&[failed]), false);
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::InitFailed {
+            step: "fork".into(),
+            message: "errno 35 (EAGAIN)".into()
+        }
+    );
+}
+
+#[test]
+fn a_panic_while_a_framed_command_runs_ends_the_run_as_a_panic() {
+    let ran = run_framed(
+        "vmlane:1234567890abcdef:start\npanic: vm_fault\ncpuid = 0\nKDB: stack backtrace:\n",
+        frames(&[GuestMessage::Stdout(b"before the panic\n".to_vec())]),
+        true,
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::KernelPanic("panic: vm_fault".into()));
+    assert_eq!(ran.stdout, b"before the panic\n");
+}
+
+#[test]
+fn hostile_frames_on_the_channel_are_a_protocol_error_not_a_panic() {
+    // A frame that claims 4 GiB, then bytes that are not frames at all.
+    let mut port = vec![17, 0xff, 0xff, 0xff, 0xff];
+    port.extend_from_slice(&[0xaa; 64]);
+    let ran = run_framed("vmlane:1234567890abcdef:start\n", port, false);
+    assert!(matches!(ran.result, Err(SessionError::Protocol(_))));
+    let ran = run_framed("", vec![99, 0, 0, 0, 0], false);
+    assert!(matches!(ran.result, Err(SessionError::Protocol(_))));
 }
 
 /// The request the guest got, after the clock and entropy that come first.

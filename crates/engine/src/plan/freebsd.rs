@@ -9,7 +9,7 @@ use crate::request::{BackendChoice, BootChoice, MachineChoice, Request};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use vmlane_backend::{Share, ShareTransport};
-use vmlane_guest_freebsd::{RunFile, INIT_PATH, SHARE_MOUNT_POINT};
+use vmlane_guest_freebsd::{RunFile, CHANNEL_DEVICE, INIT_PATH, SHARE_MOUNT_POINT};
 use vmlane_kernel::{FreeBsdTraits, Kernel};
 use vmlane_qemu::{freebsd_cmdline, AccelChoice, MachineKind};
 
@@ -34,7 +34,8 @@ pub enum BootRoute {
     Native,
 }
 
-/// A FreeBSD guest: its root disk reports on the console with this run's token.
+/// A FreeBSD guest: its root disk runs the command and reports how it ended, on its channel
+/// or with console markers carrying this run's token.
 #[derive(Debug)]
 pub struct FreeBsdGuest {
     /// How QEMU enters the kernel, and why; none under bhyve, whose loader enters it.
@@ -43,6 +44,10 @@ pub struct FreeBsdGuest {
     pub root: FreeBsdRoot,
     /// The token of this run's console markers.
     pub token: String,
+    /// The command's stdout, stderr and status come as frames on the VM's second serial port,
+    /// apart from the kernel's console: vmlane's own init on QEMU. Otherwise (an image's rc.d
+    /// hook, bhyve) they come on the console between markers.
+    pub channel: bool,
     /// Whether a panic stops at `db>` for the user.
     pub debugger: bool,
 }
@@ -77,6 +82,11 @@ impl FreeBsdGuest {
             ),
             None => "FreeBSD kernel on bhyve".into(),
         }];
+        lines.push(if self.channel {
+            "output and status on COM2 (/dev/cuau1), kernel messages on the console".into()
+        } else {
+            "output and status on the console, between marker lines".into()
+        });
         lines.push(match vm.share {
             Some(_) => "host root shared over 9p (p9fs)".into(),
             None => "the kernel has no p9fs: the host's files are not shared".into(),
@@ -116,7 +126,8 @@ pub(super) fn plan(
         writable: false,
         plugged_later: false,
     });
-    let root = root(request, token, share.is_some())?;
+    let channel = matches!(backend, BackendPlan::Qemu { .. }) && request.freebsd.image.is_none();
+    let root = root(request, token, share.is_some(), channel)?;
     let mut append: Vec<String> = Vec::new();
     if machine == MachineKind::Q35 {
         // GENERIC-style kernels pick the video console unless told otherwise.
@@ -128,7 +139,7 @@ pub(super) fn plan(
     Ok(Decided {
         backend,
         machine,
-        cmdline: freebsd_cmdline(accel, token, init_path, debugger, &append),
+        cmdline: freebsd_cmdline(accel, token, init_path, debugger, channel, &append),
         share,
         rwdirs: Vec::new(),
         guest: FreeBsdGuest {
@@ -136,6 +147,7 @@ pub(super) fn plan(
             root,
             token: token.into(),
             debugger,
+            channel,
         },
     })
 }
@@ -192,8 +204,13 @@ fn check_native_entry(
 }
 
 /// The root: the user's image with the command as given, or vmlane's minimal guest with the
-/// command's program (a host path) copied in.
-fn root(request: &Request, token: &str, shared: bool) -> Result<FreeBsdRoot, PlanError> {
+/// command's program (a host path) copied in, reporting on the channel when there is one.
+fn root(
+    request: &Request,
+    token: &str,
+    shared: bool,
+    channel: bool,
+) -> Result<FreeBsdRoot, PlanError> {
     let raw_argv = || request.argv.iter().map(|a| a.as_bytes().to_vec());
     if let Some(image) = &request.freebsd.image {
         return Ok(FreeBsdRoot::Image {
@@ -203,6 +220,7 @@ fn root(request: &Request, token: &str, shared: bool) -> Result<FreeBsdRoot, Pla
                 token: token.into(),
                 cwd: guest_cwd(&request.cwd, false),
                 share_tag: None,
+                channel: None,
                 argv: raw_argv().collect(),
                 env: guest_env(request),
             },
@@ -223,6 +241,7 @@ fn root(request: &Request, token: &str, shared: bool) -> Result<FreeBsdRoot, Pla
             token: IMAGE_TOKEN.into(),
             cwd: guest_cwd(&request.cwd, shared),
             share_tag: shared.then(|| SHARE_TAG.to_string()),
+            channel: channel.then(|| CHANNEL_DEVICE.to_string()),
             argv,
             env: guest_env(request),
         },
@@ -372,6 +391,12 @@ mod tests {
             "{cmdline}"
         );
         assert!(!cmdline.contains("hw.uart.console"), "{cmdline}");
+        assert!(guest.channel);
+        assert_eq!(run.channel.as_deref(), Some("/dev/cuau1"));
+        assert!(
+            cmdline.contains("hint.uart.1.at=isa hint.uart.1.port=0x2F8 hint.uart.1.irq=3"),
+            "{cmdline}"
+        );
     }
 
     #[test]
@@ -402,6 +427,10 @@ mod tests {
         assert!(!keep_writes);
         assert_eq!(run.token, "tok");
         assert_eq!(run.argv[0], b"/bin/sh");
+        // The image's rc.d hook reports on the console.
+        assert!(!guest(&plan).channel);
+        assert_eq!(run.channel, None);
+        assert!(!cmdline.contains("hint.uart.1"), "{cmdline}");
     }
 
     #[test]
