@@ -1,8 +1,9 @@
-//! Builds vmlane's FreeBSD init from `init/` with the system's clang and lld.
+//! Builds vmlane's FreeBSD init and relay from `init/` with the system's clang and lld.
 //!
-//! There is no FreeBSD sysroot on the hosts vmlane builds on, so the init is freestanding C
-//! that only needs a cross-capable clang. Hosts without clang/lld still build the crate: the
-//! init is then replaced by an empty file and `init_binary()` reports why.
+//! There is no FreeBSD sysroot on the hosts vmlane builds on, so both are freestanding C that
+//! only needs a cross-capable clang. Hosts without clang/lld still build the crate: the
+//! programs are then replaced by empty files and `init_binary()` and `relay_binary()` report
+//! why.
 
 use std::env;
 use std::ffi::OsString;
@@ -10,8 +11,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// File name of the built init inside `OUT_DIR`; `src/lib.rs` includes it.
-const OUTPUT: &str = "vmlane-freebsd-init";
+/// The programs: their source in `init/` and the built file's name inside `OUT_DIR`, which
+/// `src/lib.rs` includes.
+const PROGRAMS: [(&str, &str); 2] = [
+    ("init.c", "vmlane-freebsd-init"),
+    ("relay.c", "vmlane-freebsd-relay"),
+];
 
 /// ELF `e_ident[EI_OSABI]` value the FreeBSD kernel brands as FreeBSD.
 const ELFOSABI_FREEBSD: u8 = 9;
@@ -20,24 +25,31 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
     let init_dir = manifest_dir.join("init");
-    let output = out_dir.join(OUTPUT);
 
     println!("cargo:rerun-if-changed={}", init_dir.display());
     let (clang, lld) = match vmlane_clang_build::find_tools() {
         Ok(tools) => (tools.clang, tools.lld),
         Err(missing) => {
             // include_bytes! needs a file even when there is nothing to include.
-            fs::write(&output, b"").expect("write the placeholder init");
+            for (_, output) in PROGRAMS {
+                fs::write(out_dir.join(output), b"").expect("write a placeholder program");
+            }
             println!(
-                "cargo:rustc-env=VMLANE_FREEBSD_INIT_MISSING=vmlane's FreeBSD init was not \
-                 built: {missing}"
+                "cargo:rustc-env=VMLANE_FREEBSD_INIT_MISSING=vmlane's FreeBSD init and relay \
+                 were not built: {missing}"
             );
             return;
         }
     };
+    for (source, output) in PROGRAMS {
+        build(&clang, &lld, &init_dir.join(source), &out_dir.join(output));
+    }
+}
 
-    let staging = out_dir.join(format!("{OUTPUT}.tmp"));
-    let result = Command::new(&clang)
+/// Compiles and links `source` into the static FreeBSD executable `output`.
+fn build(clang: &Path, lld: &Path, source: &Path, output: &Path) {
+    let staging = output.with_extension("tmp");
+    let result = Command::new(clang)
         .args([
             "--target=x86_64-unknown-freebsd15.0",
             "-std=c11",
@@ -57,7 +69,7 @@ fn main() {
             "-Wextra",
             "-fuse-ld=lld",
         ])
-        .arg(arg_with("--ld-path=", &lld))
+        .arg(arg_with("--ld-path=", lld))
         .args([
             "-Wl,--gc-sections",
             "-Wl,--build-id=none",
@@ -67,12 +79,13 @@ fn main() {
         ])
         .arg("-o")
         .arg(&staging)
-        .arg(init_dir.join("init.c"))
+        .arg(source)
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", clang.display()));
+    let name = source.display();
     if !result.status.success() {
         panic!(
-            "building vmlane's FreeBSD init with {} failed ({}):\n{}{}",
+            "building {name} with {} failed ({}):\n{}{}",
             clang.display(),
             result.status,
             String::from_utf8_lossy(&result.stdout),
@@ -82,10 +95,10 @@ fn main() {
 
     // Warnings do not fail the build (a newer clang may add some), but they should be seen.
     for line in String::from_utf8_lossy(&result.stderr).lines() {
-        println!("cargo:warning=FreeBSD init: {line}");
+        println!("cargo:warning={name}: {line}");
     }
 
-    let mut elf = fs::read(&staging).expect("read the built init");
+    let mut elf = fs::read(&staging).expect("read the built program");
     assert!(
         elf.len() > 16 && elf[..4] == *b"\x7fELF" && elf[4] == 2,
         "clang did not produce an ELF64 file"
@@ -93,7 +106,7 @@ fn main() {
     // The FreeBSD kernel brands executables by EI_OSABI (byte 7); clang's FreeBSD target sets
     // it, but an unbranded binary would be rejected, so make sure.
     elf[7] = ELFOSABI_FREEBSD;
-    fs::write(&output, &elf).expect("write the built init");
+    fs::write(output, &elf).expect("write the built program");
     let _ = fs::remove_file(&staging);
 }
 

@@ -5,7 +5,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vmlane_image::{
-    build_freebsd_image, CustomKernel, FreeBsdImage, Makefs, UfsVersion, DEFAULT_KERNEL_NAME,
+    build_freebsd_image, images_dir, lint, CustomKernel, Finding, FreeBsdImage, Makefs, UfsVersion,
+    DEFAULT_KERNEL_NAME,
 };
 
 #[derive(Debug, Subcommand)]
@@ -15,6 +16,20 @@ pub enum ImageCommand {
     /// instant. Runs attach images behind a snapshot they throw away: an image is never
     /// written after it is built.
     Build(ImageBuildArgs),
+    /// Check a FreeBSD root tree, base.txz or image built by vmlane for what rc needs and
+    /// it lacks: libraries and the run-time linker of dynamic programs, commands the
+    /// enabled rc.d scripts call, fstab's fsck passes and mount points, the files rc reads.
+    /// Prints one finding a line; exits 1 when there are any, 0 when there are none, 125
+    /// when the input cannot be read.
+    Lint(ImageLintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageLintArgs {
+    /// A FreeBSD root tree (a directory), a FreeBSD base.txz, or a UFS image written by
+    /// `vmlane image build`. Only read.
+    #[arg(value_name = "IMG|DIR|base.txz")]
+    pub input: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -39,6 +54,10 @@ pub struct ImageBuildArgs {
     /// free.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub size: Option<u64>,
+    /// Refuse to build when the lint (`vmlane image lint`, run on the staged tree before
+    /// makefs) finds anything; without it, findings are warnings.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +70,40 @@ pub enum ImageOs {
 pub fn image(command: ImageCommand) -> Result<i32> {
     match command {
         ImageCommand::Build(args) => build(&args).map(|()| 0),
+        ImageCommand::Lint(args) => lint_command(&args),
+    }
+}
+
+/// `vmlane image lint`: the findings on stdout, a summary on stderr; 1 when there are any.
+fn lint_command(args: &ImageLintArgs) -> Result<i32> {
+    let scratch = images_dir(&vmlane_kernel::cache_dir());
+    let findings = lint(&args.input, &scratch)?;
+    for finding in &findings {
+        println!("{finding}");
+    }
+    let input = args.input.display();
+    match findings.len() {
+        0 => {
+            eprintln!("vmlane: {input}: nothing rc needs is missing");
+            Ok(0)
+        }
+        n => {
+            eprintln!("vmlane: {input}: {n} finding(s)");
+            Ok(1)
+        }
+    }
+}
+
+/// A build's findings, as warnings on stderr.
+fn warn_about(findings: &[Finding]) {
+    for finding in findings {
+        eprintln!("vmlane: warning: {finding}");
+    }
+    if !findings.is_empty() {
+        eprintln!(
+            "vmlane: the image may not boot as expected ({} finding(s) above; --strict refuses such images)",
+            findings.len()
+        );
     }
 }
 
@@ -69,6 +122,7 @@ pub fn build(args: &ImageBuildArgs) -> Result<()> {
         source: args.source.clone(),
         kernel,
         size: args.size,
+        strict: args.strict,
     };
     let makefs = Makefs::find()?;
     let started = Instant::now();
@@ -77,6 +131,7 @@ pub fn build(args: &ImageBuildArgs) -> Result<()> {
         args.source.display()
     );
     let built = build_freebsd_image(&request, &makefs, &vmlane_kernel::cache_dir())?;
+    warn_about(&built.findings);
     if built.cached {
         eprintln!("vmlane: already built (unchanged inputs)");
     } else {
@@ -174,8 +229,11 @@ mod tests {
         use clap::Parser;
         let cli = Cli::try_parse_from(["image", "build", "--os", "freebsd", "--from", "base.txz"])
             .unwrap();
-        let ImageCommand::Build(args) = cli.command;
+        let ImageCommand::Build(args) = cli.command else {
+            panic!("not build")
+        };
         assert_eq!(args.os, ImageOs::FreeBsd);
+        assert!(!args.strict);
         assert_eq!(args.kernel_name, None);
         let named = [
             "image",
@@ -192,9 +250,29 @@ mod tests {
             "image", "build", "--os", "freebsd", "--from", "d", "--kernel", "k", "-o", "out",
             "--size", "2G",
         ];
-        let ImageCommand::Build(args) = Cli::try_parse_from(sized).unwrap().command;
+        let ImageCommand::Build(args) = Cli::try_parse_from(sized).unwrap().command else {
+            panic!("not build")
+        };
         assert_eq!(args.size, Some(2 << 30));
         assert_eq!(args.output, Some(PathBuf::from("out")));
+    }
+
+    #[test]
+    fn lint_takes_one_input_and_build_takes_strict() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["image", "lint", "base.txz"]).unwrap();
+        let ImageCommand::Lint(args) = cli.command else {
+            panic!("not lint")
+        };
+        assert_eq!(args.input, PathBuf::from("base.txz"));
+        assert!(Cli::try_parse_from(["image", "lint"]).is_err());
+        let strict = [
+            "image", "build", "--os", "freebsd", "--from", "d", "--strict",
+        ];
+        let ImageCommand::Build(args) = Cli::try_parse_from(strict).unwrap().command else {
+            panic!("not build")
+        };
+        assert!(args.strict);
     }
 
     #[test]
@@ -206,6 +284,7 @@ mod tests {
             kernel_name: None,
             output: None,
             size: None,
+            strict: false,
         };
         let error = build(&args).unwrap_err().to_string();
         assert!(error.contains("only --os freebsd"), "{error}");

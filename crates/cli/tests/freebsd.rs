@@ -1,7 +1,8 @@
 //! `vmlane run --os freebsd` end to end on real QEMU, with vmlane's PVH test kernel standing
 //! in for a FreeBSD kernel: it prints the command line and virtio-mmio devices it was given and
-//! plays the FreeBSD guest's part as the command line asks: its init's frames on COM2 (the
-//! minimal guest's channel) or result markers on the console (an image's hook), panics, prompts.
+//! plays the FreeBSD guest's part as the command line asks: frames on COM2 when the run gives
+//! the VM that port (what the minimal guest's init, and vmlane-relay in an image, send), result
+//! markers on the console otherwise, panics, prompts.
 
 mod common;
 
@@ -295,28 +296,42 @@ fn a_silent_or_flooding_guest_times_out() {
     }
 }
 
-#[test]
-fn an_image_run_attaches_the_image_and_a_run_disk_and_boots_without_vmlanes_init() {
-    let Some(kernel) = test_kernel() else { return };
-    let sandbox = Sandbox::new();
+/// `vmlane run --image` of a stand-in image (the test kernel never reads it) with `action`.
+fn run_image_action(
+    sandbox: &Sandbox,
+    kernel: &TestKernel,
+    action: &str,
+    extra: &[&str],
+) -> Output {
     let image = sandbox.work().join("freebsd.img");
     std::fs::write(&image, vec![0u8; 1 << 20]).unwrap();
+    let append = format!("vmlane_test.action={action}");
+    let mut args = vec![
+        "--os",
+        "freebsd",
+        "--boot",
+        "pvh",
+        "--image",
+        "freebsd.img",
+        "--append",
+        &append,
+    ];
+    args.extend_from_slice(extra);
+    let output = sandbox.run(kernel, &args, &["/usr/bin/true"]);
+    assert_eq!(std::fs::read(&image).unwrap(), vec![0u8; 1 << 20]);
+    output
+}
+
+#[test]
+fn an_image_run_attaches_the_image_and_a_run_disk_and_reports_on_com2() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
     let log = sandbox.root.path().join("console.log");
-    let output = sandbox.run(
+    let output = run_image_action(
+        &sandbox,
         &kernel,
-        &[
-            "--os",
-            "freebsd",
-            "--boot",
-            "pvh",
-            "--image",
-            "freebsd.img",
-            "--append",
-            "vmlane_test.action=exit:0",
-            "--log",
-            log.to_str().unwrap(),
-        ],
-        &["/usr/bin/true"],
+        "exit:0",
+        &["--log", log.to_str().unwrap()],
     );
     assert_code(&kernel, &output, 0);
     let console = std::fs::read_to_string(&log).unwrap();
@@ -326,14 +341,68 @@ fn an_image_run_attaches_the_image_and_a_run_disk_and_boots_without_vmlanes_init
         .count();
     assert_eq!(disks, 2, "image and run disk expected:\n{console}");
     assert!(!console.contains("init_path="), "{console}");
-    // The image's hook reports on the console: no COM2, and the output comes from there.
-    assert!(!console.contains("hint.uart.1"), "{console}");
+    // The image's hook runs the command through vmlane-relay, which sends its output and
+    // status on COM2: the VM has the port, and the output is not on the console.
+    assert!(console.contains("hint.uart.1.port=0x2F8"), "{console}");
+    assert!(console.contains(":start"), "{console}");
+    assert!(!console.contains("hello from the test kernel"), "{console}");
     assert!(
         text(&output.stdout).starts_with("hello from the test kernel\n"),
         "{}",
         text(&output.stdout)
     );
-    assert_eq!(std::fs::read(&image).unwrap(), vec![0u8; 1 << 20]);
+}
+
+#[test]
+fn an_image_runs_stdout_stderr_and_status_arrive_apart_on_com2() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    let log = sandbox.root.path().join("console.log");
+    let output = run_image_action(
+        &sandbox,
+        &kernel,
+        "streams",
+        &["--log", log.to_str().unwrap()],
+    );
+    assert_code(&kernel, &output, 0);
+    assert_eq!(output.stdout, b"out 1\n\0\xff\r\n\tend");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("err 1\nerr 2, no newline"), "{stderr}");
+    let console = std::fs::read_to_string(&log).unwrap();
+    assert!(console.contains("exited on signal 6"), "{console}");
+    assert!(!console.contains("out 1"), "{console}");
+
+    for (action, code) in [("signal:12", 140), ("notfound", 127), ("noexec", 126)] {
+        let sandbox = Sandbox::new();
+        let output = run_image_action(&sandbox, &kernel, action, &[]);
+        assert_code(&kernel, &output, code);
+    }
+}
+
+#[test]
+fn an_image_run_that_fails_before_or_in_the_relay_says_which_step() {
+    let Some(kernel) = test_kernel() else { return };
+    for (action, step, why) in [
+        // The hook's own failure lines on the console, before the relay has the channel.
+        (
+            "fail-early:change_to_the_working_directory",
+            "change to the working directory",
+            "ENOENT",
+        ),
+        (
+            "fail-early:start_vmlane-relay",
+            "start vmlane-relay",
+            "ENOENT",
+        ),
+        // The relay's Failed frame.
+        ("fail:fork", "fork", "EAGAIN"),
+    ] {
+        let sandbox = Sandbox::new();
+        let output = run_image_action(&sandbox, &kernel, action, &[]);
+        assert_code(&kernel, &output, 125);
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(step) && stderr.contains(why), "{stderr}");
+    }
 }
 
 #[test]

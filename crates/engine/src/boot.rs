@@ -259,3 +259,74 @@ fn channel(guest: &GuestPlan, staged: &Staged) -> GuestChannel {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake;
+    use crate::kernel::fake::{freebsd, FIRECRACKER};
+    use crate::request::Request;
+    use vmlane_backend::{Disk, RunDir};
+    use vmlane_qemu::{qemu_args, HostKvm, MachineKind};
+
+    /// A FreeBSD image run on `host`, planned and "staged" in `dir` without files.
+    fn image_run(dir: &std::path::Path, host: &Host) -> (Plan, Staged) {
+        let mut request = Request::new(vec!["/usr/bin/id".into()], "/work".into());
+        request.freebsd.image = Some("freebsd.img".into());
+        let kernel = freebsd(FIRECRACKER, 32 << 20);
+        let plan = crate::plan::plan(&request, kernel, host, "tok").unwrap();
+        let run_dir = RunDir::create_in(dir).unwrap();
+        let disks = vec![
+            Disk::throwaway("/work/freebsd.img"),
+            Disk::throwaway(run_dir.join("run.disk")),
+        ];
+        let staged = Staged {
+            run_dir,
+            kernel: "/cache/boot/vmlane-freebsd-boot".into(),
+            initrd: Some("/kernel".into()),
+            disks,
+            scratch: None,
+            ports: Vec::new(),
+            notes: Vec::new(),
+        };
+        (plan, staged)
+    }
+
+    #[test]
+    fn an_image_run_on_qemu_gets_com2_and_reads_its_results_as_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plan, staged) = image_run(dir.path(), &fake::host(HostKvm::Pvm));
+        let machine = machine(&plan, &staged);
+        assert_eq!(
+            machine.port_socket,
+            Some(staged.run_dir.join("port.sock")),
+            "COM2's socket"
+        );
+        let args: Vec<String> = qemu_args(&machine, MachineKind::Microvm, plan.vm.accel)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            args.iter().any(|a| a == "isa-serial,chardev=port,index=1"),
+            "{args:?}"
+        );
+        let disks = args.iter().filter(|a| a.starts_with("virtio-blk")).count();
+        assert_eq!(disks, 2, "the image and the run disk: {args:?}");
+        assert!(matches!(
+            channel(&plan.guest, &staged),
+            GuestChannel::Console { framed: true, .. }
+        ));
+    }
+
+    #[test]
+    fn an_image_run_on_bhyve_has_no_port_and_reads_its_results_from_the_console() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plan, staged) = image_run(dir.path(), &fake::bhyve_host());
+        assert!(matches!(plan.vm.backend, BackendPlan::Bhyve(_)));
+        assert_eq!(machine(&plan, &staged).port_socket, None);
+        assert!(matches!(
+            channel(&plan.guest, &staged),
+            GuestChannel::Console { framed: false, .. }
+        ));
+    }
+}

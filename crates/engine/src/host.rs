@@ -121,4 +121,22 @@ pub(crate) mod fake {
             cache_dir: "/cache".into(),
         }
     }
+
+    /// A FreeBSD host with bhyve (and QEMU), without KVM.
+    pub fn bhyve_host() -> Host {
+        let mut host = host(HostKvm::Missing);
+        host.bhyve = Ok(BhyveBackend {
+            programs: vmlane_bhyve::Programs {
+                bhyve: "/usr/sbin/bhyve".into(),
+                bhyveload: "/usr/sbin/bhyveload".into(),
+                bhyvectl: "/usr/sbin/bhyvectl".into(),
+            },
+            host_root: "/".into(),
+            stop_grace: std::time::Duration::from_millis(500),
+            load_timeout: std::time::Duration::from_secs(60),
+            destroy_timeout: std::time::Duration::from_secs(10),
+        });
+        host.freebsd_host = true;
+        host
+    }
 }

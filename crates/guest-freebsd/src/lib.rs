@@ -1,9 +1,11 @@
 //! vmlane's minimal FreeBSD guest: a small init (PID 1) that runs one command and reports how it
-//! ended, plus the run file through which the host tells it what to run.
+//! ended, plus the run file through which the host tells it what to run; and the relay through
+//! which a full FreeBSD image's rc.d hook runs a command and reports the same way.
 //!
-//! The init is freestanding C built by `build.rs` with the host's clang, so no FreeBSD sysroot is
-//! needed; see `init/init.c` for what it does at boot, the frames it sends on its channel
-//! (`init/frame.h`) and the console lines it prints.
+//! Both are freestanding C built by `build.rs` with the host's clang, so no FreeBSD sysroot is
+//! needed; see `init/init.c` for what the init does at boot, the frames both send on their
+//! channel (`init/frame.h`, `init/channel.h`), the console lines the init prints, and
+//! `init/relay.h` for the relay's arguments and exit statuses.
 #![deny(missing_docs)]
 
 /// Where the host writes the [`RunFile`] in the guest image.
@@ -36,13 +38,31 @@ static INIT: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
     "/vmlane-freebsd-init"
 )));
 
+/// The built relay, or an empty placeholder when `build.rs` could not build it.
+static RELAY: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/vmlane-freebsd-relay"
+)));
+
 /// vmlane's FreeBSD init, or why it could not be built on this machine.
 ///
 /// The bytes are 8-byte aligned, so ELF headers can be read from them in place.
 pub fn init_binary() -> Result<&'static [u8], &'static str> {
+    built(&INIT.0)
+}
+
+/// vmlane-relay, a static FreeBSD executable: `vmlane-relay DEVICE -- COMMAND [ARGUMENT...]`
+/// runs the command with its stdout, stderr and exit status sent as frames on DEVICE, as the
+/// init sends them. `vmlane image build` installs it in full images for their rc.d hook.
+/// Or why it could not be built on this machine.
+pub fn relay_binary() -> Result<&'static [u8], &'static str> {
+    built(&RELAY.0)
+}
+
+fn built(program: &'static [u8]) -> Result<&'static [u8], &'static str> {
     match option_env!("VMLANE_FREEBSD_INIT_MISSING") {
         Some(why) => Err(why),
-        None => Ok(&INIT.0),
+        None => Ok(program),
     }
 }
 

@@ -1,31 +1,45 @@
-//! The built init must be something a FreeBSD/amd64 kernel will start as PID 1 with no help:
-//! a branded, static ELF64 executable. No FreeBSD kernel runs in CI, so its shape is all that
-//! can be checked here.
+//! The built init must be something a FreeBSD/amd64 kernel will start as PID 1 with no help, and
+//! the relay something a FreeBSD image runs without a libc: branded, static ELF64 executables. No
+//! FreeBSD kernel runs in CI, so their shape is all that can be checked here.
 
 use object::elf::{self, FileHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::LittleEndian;
 
-/// The init, or `None` when this machine cannot build it and the test should be skipped.
-fn init_or_skip() -> Option<&'static [u8]> {
-    match vmlane_guest_freebsd::init_binary() {
-        Ok(init) => Some(init),
+/// The init and the relay, or none when this machine cannot build them and the tests should
+/// be skipped.
+fn programs_or_skip() -> Vec<(&'static str, &'static [u8])> {
+    let built = vmlane_guest_freebsd::init_binary().and_then(|init| {
+        vmlane_guest_freebsd::relay_binary().map(|relay| vec![("init", init), ("relay", relay)])
+    });
+    match built {
+        Ok(programs) => programs,
         Err(why) if std::env::var("VMLANE_E2E_REQUIRED").as_deref() == Ok("1") => {
             panic!("VMLANE_E2E_REQUIRED=1 but {why}")
         }
         Err(why) => {
             println!("skipped: {why}");
-            None
+            Vec::new()
         }
     }
 }
 
 #[test]
-fn init_is_a_static_freebsd_amd64_executable() {
-    let Some(init) = init_or_skip() else { return };
-    assert!(init.len() < 64 * 1024, "init is {} bytes", init.len());
+fn init_and_relay_are_static_freebsd_amd64_executables() {
+    for (name, program) in programs_or_skip() {
+        println!("{name}: {} bytes", program.len());
+        static_freebsd_executable(name, program);
+    }
+}
 
-    let header = FileHeader64::<LittleEndian>::parse(init).expect("an ELF64 file");
+fn static_freebsd_executable(name: &str, program: &[u8]) {
+    assert!(
+        program.len() < 64 * 1024,
+        "{name} is {} bytes",
+        program.len()
+    );
+
+    let header = FileHeader64::<LittleEndian>::parse(program).expect("an ELF64 file");
     let endian = header.endian().expect("known byte order");
     let ident = header.e_ident();
     assert_eq!(ident.class, elf::ELFCLASS64);
@@ -43,16 +57,12 @@ fn init_is_a_static_freebsd_amd64_executable() {
     );
 
     let segments = header
-        .program_headers(endian, init)
+        .program_headers(endian, program)
         .expect("program headers");
     for segment in segments {
         let kind = segment.p_type(endian);
-        assert_ne!(kind, elf::PT_INTERP, "a static init has no interpreter");
-        assert_ne!(
-            kind,
-            elf::PT_DYNAMIC,
-            "a static init has no dynamic section"
-        );
+        assert_ne!(kind, elf::PT_INTERP, "static: no interpreter");
+        assert_ne!(kind, elf::PT_DYNAMIC, "static: no dynamic section");
     }
 
     let entry = header.e_entry(endian);
@@ -67,23 +77,34 @@ fn init_is_a_static_freebsd_amd64_executable() {
         "the entry point's segment is executable"
     );
     assert!(
-        entry_segment.p_offset(endian) + entry_segment.p_filesz(endian) <= init.len() as u64,
+        entry_segment.p_offset(endian) + entry_segment.p_filesz(endian) <= program.len() as u64,
         "the entry segment's bytes are in the file"
     );
 }
 
 #[test]
-fn init_carries_the_freebsd_abi_note() {
-    let Some(init) = init_or_skip() else { return };
-    let header = FileHeader64::<LittleEndian>::parse(init).expect("an ELF64 file");
+fn init_and_relay_carry_the_freebsd_abi_note() {
+    // 13.0: old enough for every kernel vmlane boots, so the "osrel too high" check passes.
+    for (name, program) in programs_or_skip() {
+        assert_eq!(
+            abi_note(program),
+            Some(1_300_000),
+            "{name}: NT_FREEBSD_ABI_TAG note"
+        );
+    }
+}
+
+/// The osrel of the NT_FREEBSD_ABI_TAG note, if there is one.
+fn abi_note(program: &[u8]) -> Option<u32> {
+    let header = FileHeader64::<LittleEndian>::parse(program).expect("an ELF64 file");
     let endian = header.endian().expect("known byte order");
     let segments = header
-        .program_headers(endian, init)
+        .program_headers(endian, program)
         .expect("program headers");
 
     let mut osrel = None;
     for segment in segments {
-        let Some(mut notes) = segment.notes(endian, init).expect("valid notes") else {
+        let Some(mut notes) = segment.notes(endian, program).expect("valid notes") else {
             continue;
         };
         while let Some(note) = notes.next().expect("valid note") {
@@ -93,6 +114,5 @@ fn init_carries_the_freebsd_abi_note() {
             }
         }
     }
-    // 13.0: old enough for every kernel vmlane boots, so the "osrel too high" check passes.
-    assert_eq!(osrel, Some(1_300_000), "NT_FREEBSD_ABI_TAG note");
+    osrel
 }

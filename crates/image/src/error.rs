@@ -1,3 +1,4 @@
+use crate::lint::Finding;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -93,6 +94,12 @@ pub enum ImageError {
         /// The token.
         token: String,
     },
+    /// This vmlane could not build vmlane-relay, which full images carry for their hook.
+    #[error("cannot put vmlane-relay in the image: {why}")]
+    NoRelay {
+        /// Why it was not built.
+        why: &'static str,
+    },
     /// A file for a minimal image has a path that cannot be put in it.
     #[error("{path:?} cannot be a file in the image: {reason}")]
     GuestPath {
@@ -109,6 +116,12 @@ pub enum ImageError {
         path: PathBuf,
         /// Why.
         cause: io::Error,
+    },
+    /// A strict build found problems in the staged tree; nothing was written.
+    #[error("the lint found {} problem(s) the image would boot with, and a strict build stops at any:\n{}", findings.len(), lines(findings))]
+    Lint {
+        /// What it found.
+        findings: Vec<Finding>,
     },
     /// Something vmlane writes could not be written.
     #[error("cannot write {path}: {cause}")]
@@ -136,4 +149,13 @@ impl ImageError {
             cause,
         }
     }
+}
+
+/// Findings, one an indented line.
+fn lines(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("  {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -1,8 +1,10 @@
 //! Full FreeBSD images: a FreeBSD system (a root tree or a base.txz) with vmlane's fstab,
-//! rc.conf settings, boot hook and, optionally, a custom kernel; cached by content.
+//! rc.conf settings, boot hook, vmlane-relay and, optionally, a custom kernel; cached by
+//! content.
 
 use crate::error::ImageError;
 use crate::key::Key;
+use crate::lint::{lint_tree, Finding};
 use crate::makefs::{image_version, Layout, Makefs, UfsVersion};
 use crate::metalog::{Metalog, METALOG};
 use crate::stage::{self, Source};
@@ -33,6 +35,9 @@ pub struct FreeBsdImage {
     pub kernel: Option<CustomKernel>,
     /// The image's size in bytes; vmlane works one out when `None`.
     pub size: Option<u64>,
+    /// Refuse to build an image the lint finds problems in ([`crate::lint_tree`], run on the
+    /// staged tree before makefs); otherwise they are only reported.
+    pub strict: bool,
 }
 
 /// A kernel installed as `/boot/NAME/kernel`, without modules.
@@ -56,6 +61,9 @@ pub struct BuiltImage {
     pub key: String,
     /// Found in the cache rather than written now.
     pub cached: bool,
+    /// What the lint found in the staged tree (kept with the cached image, so a cache hit
+    /// reports them too).
+    pub findings: Vec<Finding>,
 }
 
 /// Builds the image `request` describes into `cache` (a vmlane cache root, such as
@@ -82,16 +90,19 @@ pub(crate) fn build(
         loader::validate_kernel_name(&kernel.name)?;
         check_kernel(&kernel.path)?;
     }
+    let relay = relay()?;
     let source = Source::of(&request.source)?;
-    let key = cache_key(request, &source, makefs, keep_owners)?;
+    let key = cache_key(request, &source, makefs, keep_owners, relay)?;
     let path = cache::image_path(cache, "freebsd", &key);
-    if path.is_file() {
+    if let Some(findings) = cache::stored_findings(&path)? {
         if let Some(version) = image_version(&path)? {
+            refuse_when_strict(request, &findings)?;
             return Ok(BuiltImage {
                 path,
                 version,
                 key,
                 cached: true,
+                findings,
             });
         }
     }
@@ -102,7 +113,9 @@ pub(crate) fn build(
     source.stage(&root, keep_owners)?;
     stage::check_root_tree(&root, source.path())?;
     let metalog = take_metalog(&root)?;
-    customize(&root, request.kernel.as_ref())?;
+    customize(&root, request.kernel.as_ref(), relay)?;
+    let findings = lint_tree(&root);
+    refuse_when_strict(request, &findings)?;
 
     let tree = Tree::walk(&root)?;
     // As root the staged files have the source's owners; anyone else staged them as
@@ -125,13 +138,25 @@ pub(crate) fn build(
         &image,
         &root,
     )?;
+    cache::store_findings(&findings, scratch.path(), &path)?;
     cache::store(&image, &path)?;
     Ok(BuiltImage {
         path,
         version,
         key,
         cached: false,
+        findings,
     })
+}
+
+/// A strict build stops at the first finding, before anything is written.
+fn refuse_when_strict(request: &FreeBsdImage, findings: &[Finding]) -> Result<(), ImageError> {
+    if request.strict && !findings.is_empty() {
+        return Err(ImageError::Lint {
+            findings: findings.to_vec(),
+        });
+    }
+    Ok(())
 }
 
 fn layout(version: UfsVersion, tree: &Tree, size: Option<u64>) -> Layout {
@@ -154,14 +179,20 @@ fn take_metalog(root: &Path) -> Result<Option<Metalog>, ImageError> {
     Ok(Some(Metalog::parse(&String::from_utf8_lossy(&text))))
 }
 
+/// vmlane-relay, which the hook runs the command through on VMs with a channel.
+fn relay() -> Result<&'static [u8], ImageError> {
+    vmlane_guest_freebsd::relay_binary().map_err(|why| ImageError::NoRelay { why })
+}
+
 /// vmlane's additions to the staged system.
-fn customize(root: &Path, kernel: Option<&CustomKernel>) -> Result<(), ImageError> {
+fn customize(root: &Path, kernel: Option<&CustomKernel>, relay: &[u8]) -> Result<(), ImageError> {
     stage::put_file(root, "etc/fstab", fstab::fstab().as_bytes(), 0o644)?;
     let rc_conf = rcconf::rc_conf(stage::regular_file(root, "etc/rc.conf")?.as_deref());
     stage::put_file(root, "etc/rc.conf", &rc_conf, 0o644)?;
     for (path, script) in hook::rc_scripts() {
         stage::put_file(root, path, script.as_bytes(), 0o555)?;
     }
+    stage::put_file(root, hook::RELAY_PATH, relay, 0o555)?;
     let name = kernel.map(|k| k.name.as_str());
     let loader_conf = loader::loader_conf(
         stage::regular_file(root, "boot/loader.conf")?.as_deref(),
@@ -216,6 +247,7 @@ fn cache_key(
     source: &Source,
     makefs: &Makefs,
     keep_owners: bool,
+    relay: &[u8],
 ) -> Result<String, ImageError> {
     let mut key = Key::new();
     key.field("format", FORMAT_VERSION);
@@ -230,6 +262,7 @@ fn cache_key(
     for (path, script) in hook::rc_scripts() {
         key.field(path, script.as_bytes());
     }
+    key.field(hook::RELAY_PATH, relay);
     let name = request.kernel.as_ref().map(|k| k.name.as_str());
     key.field(
         "loader.conf",
@@ -247,4 +280,27 @@ fn cache_key(
 
 fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_relay_is_a_new_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let makefs = dir.path().join("makefs");
+        std::fs::write(&makefs, "a makefs").unwrap();
+        let makefs = Makefs::at(&makefs);
+        let request = FreeBsdImage {
+            source: dir.path().to_path_buf(),
+            kernel: None,
+            size: None,
+            strict: false,
+        };
+        let source = Source::of(dir.path()).unwrap();
+        let key = |relay: &[u8]| cache_key(&request, &source, &makefs, false, relay).unwrap();
+        assert_eq!(key(b"relay"), key(b"relay"));
+        assert_ne!(key(b"relay"), key(b"relay, rebuilt"));
+    }
 }

@@ -1,7 +1,8 @@
 //! How a full FreeBSD image runs one command: `/etc/rc.d/vmlane` reads a script from the
 //! run disk (the second virtio disk, written by the host for each run), runs it as soon as
 //! the filesystems are up (or, with a network, `/etc/rc.d/vmlane_late` once the system is
-//! up), and ends the VM.
+//! up), and ends the VM. The script runs the command through vmlane-relay ([`RELAY_PATH`])
+//! when the VM has a channel for its results, and reports on the console otherwise.
 //!
 //! The run disk: sector 0 is `vmlane-run SECTORS\n` padded with `\n`; the next SECTORS
 //! sectors are the script, padded with `\n`. FreeBSD's disk devices only take whole-sector
@@ -143,46 +144,102 @@ fn pad(bytes: &[u8]) -> Vec<u8> {
     padded
 }
 
+/// Where `vmlane image build` installs vmlane-relay (`vmlane_guest_freebsd::relay_binary`) in
+/// the image, mode 0555.
+pub const RELAY_PATH: &str = "usr/libexec/vmlane-relay";
+
 /// The script the hook runs: prints `vmlane:TOKEN:start`, runs `argv` in `cwd` with `env`
-/// (`KEY=VALUE` entries) added to the environment, prints how it ended, and ends the VM.
+/// (`KEY=VALUE` entries) added to the environment, reports how it ended, and ends the VM.
+///
+/// With a `channel` (the VM's second serial port, `/dev/cuau1`), the command runs through
+/// vmlane-relay, which sends its stdout, stderr and status as frames there, as vmlane's
+/// minimal guest does. Without one (bhyve), its output goes to the console and how it ended is
+/// a line after it (on a line of its own: the output may not end with a line break):
+/// `vmlane:TOKEN:exit N`, `vmlane:TOKEN:notfound` (the shell's status 127),
+/// `vmlane:TOKEN:noexec` (126) or `vmlane:TOKEN:signal N` (a status above 128). Either way a
+/// failure before the command runs is a `vmlane:TOKEN:failed STEP: WHY` line: `cwd` is not
+/// there, the image has no relay (it was built before vmlane had one), the relay could not
+/// open or write the channel.
 ///
 /// Every word is single-quoted, so nothing in it is expanded; words that are not UTF-8 are
-/// rebuilt from octal escapes with printf. How it ended, each on its own line after a line
-/// break (the command's output may not end with one): `vmlane:TOKEN:exit N`,
-/// `vmlane:TOKEN:notfound` (the shell's status 127), `vmlane:TOKEN:noexec` (126),
-/// `vmlane:TOKEN:signal N` (a status above 128), or `vmlane:TOKEN:failed change to the
-/// working directory: ...` when `cwd` is not there.
+/// rebuilt from octal escapes with printf.
 pub fn run_script(
     token: &str,
     cwd: &[u8],
     argv: &[Vec<u8>],
     env: &[Vec<u8>],
+    channel: Option<&str>,
 ) -> Result<String, ImageError> {
-    script_ending_with(token, cwd, argv, env, END_VM)
+    let guest = Guest {
+        relay: &format!("/{RELAY_PATH}"),
+        end: END_VM,
+    };
+    script_for(token, cwd, argv, env, channel, &guest)
 }
 
-/// [`run_script`] with `end` as what ends the VM, so that tests can run it on the host.
-pub(crate) fn script_ending_with(
+/// What the script runs besides the command, which tests stand in for on the host.
+pub(crate) struct Guest<'a> {
+    /// vmlane-relay's path.
+    pub relay: &'a str,
+    /// What ends the VM.
+    pub end: &'a str,
+}
+
+/// [`run_script`] calling `guest`'s relay and ending with `guest`'s end.
+pub(crate) fn script_for(
     token: &str,
     cwd: &[u8],
     argv: &[Vec<u8>],
     env: &[Vec<u8>],
-    end: &str,
+    channel: Option<&str>,
+    guest: &Guest<'_>,
 ) -> Result<String, ImageError> {
-    if token.is_empty()
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ImageError::Token {
-            token: token.to_string(),
-        });
-    }
+    check_token(token)?;
     if argv.is_empty() {
         return Err(ImageError::NoCommand);
     }
     let mut words = Words::default();
     let cwd = words.word("working directory", cwd)?;
+    let command = command_line(&mut words, argv, env)?;
+    let marker = |what: &str| format!("printf '\\nvmlane:%s:{what}\\n' {token}");
+    let run = match channel {
+        Some(device) => {
+            let device = words.word("channel device", device.as_bytes())?;
+            relayed(&marker, &cwd, guest.relay, &device, &command)
+        }
+        None => marked(&marker, &cwd, &command),
+    };
+    Ok(format!(
+        "# vmlane run {token}\n\
+         {prelude}\
+         {start}\n\
+         {run}\
+         # The console's output queue drains by interrupts; let it before the VM ends.\n\
+         sleep 0.1\n\
+         {end}\n",
+        prelude = words.prelude,
+        start = marker("start"),
+        end = guest.end,
+    ))
+}
+
+/// The token goes into marker lines as it is, so it must be a plain word.
+fn check_token(token: &str) -> Result<(), ImageError> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if token.is_empty() || !token.bytes().all(plain) {
+        return Err(ImageError::Token {
+            token: token.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// `env -- KEY=VALUE... COMMAND ARGUMENT...` as shell words.
+fn command_line(
+    words: &mut Words,
+    argv: &[Vec<u8>],
+    env: &[Vec<u8>],
+) -> Result<String, ImageError> {
     let mut command = vec!["env".to_string(), "--".to_string()];
     for (i, entry) in env.iter().enumerate() {
         let key = entry.split(|&b| b == b'=').next().unwrap_or_default();
@@ -206,13 +263,13 @@ pub(crate) fn script_ending_with(
         };
         command.push(words.word(&what, arg)?);
     }
-    let command = command.join(" ");
-    let marker = |what: &str| format!("printf '\\nvmlane:%s:{what}\\n' {token}");
-    Ok(format!(
-        "# vmlane run {token}\n\
-         {prelude}\
-         {start}\n\
-         if cd -- {cwd}; then\n\
+    Ok(command.join(" "))
+}
+
+/// The command writing to the console, its ending a marker line after it.
+fn marked(marker: &dyn Fn(&str) -> String, cwd: &str, command: &str) -> String {
+    format!(
+        "if cd -- {cwd}; then\n\
          \t{command}\n\
          \tvmlane_status=$?\n\
          else\n\
@@ -228,18 +285,53 @@ pub(crate) fn script_ending_with(
          \t{signal} \"$((vmlane_status - 128))\"\n\
          else\n\
          \t{exit} \"$vmlane_status\"\n\
-         fi\n\
-         # The console's output queue drains by interrupts; let it before the VM ends.\n\
-         sleep 0.1\n\
-         {end}\n",
-        prelude = words.prelude,
-        start = marker("start"),
+         fi\n",
+        cwd_failed = marker(CWD_FAILED),
         notfound = marker("notfound"),
         noexec = marker("noexec"),
-        cwd_failed = marker("failed change to the working directory: cd failed"),
         signal = marker("signal %d"),
         exit = marker("exit %d"),
-    ))
+    )
+}
+
+/// What the script says when the working directory is not there.
+const CWD_FAILED: &str = "failed change to the working directory: cd failed";
+
+/// The command run through vmlane-relay, which sends its output and ending on the channel.
+/// Its exit status says whether the channel has the result (0: the Exit frame, 1: a Failed
+/// frame); otherwise its one line on stderr, `vmlane-relay: STEP: WHY`, becomes the failure
+/// line on the console.
+fn relayed(
+    marker: &dyn Fn(&str) -> String,
+    cwd: &str,
+    relay: &str,
+    device: &str,
+    command: &str,
+) -> String {
+    let relay_word = single_quote(relay);
+    let failed = marker("failed %s");
+    let no_relay = single_quote(&format!(
+        "start vmlane-relay: {relay} is not in this image (built by a vmlane without it): \
+         build the image again with vmlane image build"
+    ));
+    format!(
+        "if ! cd -- {cwd}; then\n\
+         \t{cwd_failed}\n\
+         elif [ ! -x {relay_word} ]; then\n\
+         \t{failed} {no_relay}\n\
+         else\n\
+         \tvmlane_why=$({relay_word} {device} -- {command} 2>&1)\n\
+         \tvmlane_status=$?\n\
+         \tif [ \"$vmlane_status\" -gt 1 ]; then\n\
+         \t\tcase \"$vmlane_why\" in\n\
+         \t\t\"vmlane-relay: \"*) vmlane_why=${{vmlane_why#vmlane-relay: }} ;;\n\
+         \t\t*) vmlane_why=\"run vmlane-relay: exit status $vmlane_status${{vmlane_why:+: $vmlane_why}}\" ;;\n\
+         \t\tesac\n\
+         \t\t{failed} \"$vmlane_why\"\n\
+         \tfi\n\
+         fi\n",
+        cwd_failed = marker(CWD_FAILED),
+    )
 }
 
 /// Shell words for the script, and the assignments that rebuild the non-UTF-8 ones.
@@ -333,10 +425,17 @@ mod tests {
         assert_eq!(start_hook(&late, "vtnet0 lo0"), "ran\nended\n");
     }
 
-    /// Runs a script on this host with `sh`, ending with an echo instead of a reboot; its
-    /// stdout.
+    /// What ends the VM in scripts run on this host.
+    const TEST_END: &str = "echo vmlane-test-end";
+
+    /// Runs a script without a channel on this host with `sh`, ending with an echo instead of
+    /// a reboot; its stdout.
     fn run_on_host(cwd: &[u8], argv: &[Vec<u8>], env: &[Vec<u8>]) -> String {
-        let script = script_ending_with("t0k", cwd, argv, env, "echo vmlane-test-end").unwrap();
+        let guest = Guest {
+            relay: "/nonexistent/vmlane-relay",
+            end: TEST_END,
+        };
+        let script = script_for("t0k", cwd, argv, env, None, &guest).unwrap();
         let output = Command::new("sh")
             .arg("-c")
             .arg(&script)
@@ -344,6 +443,63 @@ mod tests {
             .output()
             .unwrap();
         String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Stands in for vmlane-relay: checks its arguments as the relay does, runs the command
+    /// with stdout and stderr into files beside it, and writes how it ended where the frames
+    /// would go (`sent`); `$VMLANE_FAKE` makes it fail instead, as the real one can.
+    const FAKE_RELAY: &str = r#"#!/bin/sh
+here=$(dirname "$0")
+device=$1
+if [ "$#" -lt 3 ] || [ "$2" != -- ]; then
+	echo 'vmlane-relay: read the arguments: usage: vmlane-relay DEVICE -- COMMAND [ARGUMENT ...]' >&2
+	exit 2
+fi
+shift 2
+case "$VMLANE_FAKE" in
+open) echo "vmlane-relay: open the channel $device: errno 2 (ENOENT)" >&2; exit 2 ;;
+fork) echo failed > "$here/sent"; echo 'vmlane-relay: fork: errno 35 (EAGAIN)' >&2; exit 1 ;;
+crash) kill -SEGV $$ ;;
+esac
+"$@" > "$here/stdout" 2> "$here/stderr"
+printf 'exit %s on %s in %s\n' "$?" "$device" "$PWD" > "$here/sent"
+"#;
+
+    /// What a script with a channel did on this host with [`FAKE_RELAY`] (failing as `fake`
+    /// says): what it printed, and the fake's files (`sent`, `stdout`, `stderr`).
+    struct Relayed {
+        printed: String,
+        dir: tempfile::TempDir,
+    }
+
+    impl Relayed {
+        fn file(&self, name: &str) -> Option<String> {
+            std::fs::read_to_string(self.dir.path().join(name)).ok()
+        }
+    }
+
+    fn relay_on_host(fake: &str, cwd: &[u8], argv: &[Vec<u8>], env: &[Vec<u8>]) -> Relayed {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = dir.path().join("vmlane-relay");
+        std::fs::write(&relay, FAKE_RELAY).unwrap();
+        let chmod = Command::new("chmod").arg("755").arg(&relay).status();
+        assert!(chmod.unwrap().success());
+        let guest = Guest {
+            relay: relay.to_str().unwrap(),
+            end: TEST_END,
+        };
+        let script = script_for("t0k", cwd, argv, env, Some("/dev/cuau1"), &guest).unwrap();
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("VMLANE_FAKE", fake)
+            .env_remove("VMLANE_X")
+            .output()
+            .unwrap();
+        Relayed {
+            printed: String::from_utf8(output.stdout).unwrap(),
+            dir,
+        }
     }
 
     #[test]
@@ -471,32 +627,147 @@ mod tests {
     #[test]
     fn nul_bytes_bad_tokens_and_bad_env_entries_are_refused() {
         let argv = bytes(&["true"]);
-        let nul = run_script("t", b"/", &[b"a\0b".to_vec()], &[]).unwrap_err();
+        let nul = run_script("t", b"/", &[b"a\0b".to_vec()], &[], None).unwrap_err();
         assert!(nul.to_string().contains("command contains a NUL"), "{nul}");
-        let nul = run_script("t", b"/\0", &argv, &[]).unwrap_err();
+        let nul = run_script("t", b"/\0", &argv, &[], None).unwrap_err();
         assert!(nul.to_string().contains("working directory"), "{nul}");
         for token in ["", "a b", "a\nb", "a:b"] {
             assert!(matches!(
-                run_script(token, b"/", &argv, &[]),
+                run_script(token, b"/", &argv, &[], None),
                 Err(ImageError::Token { .. })
             ));
         }
         for entry in ["=x", "novalue"] {
             assert!(matches!(
-                run_script("t", b"/", &argv, &bytes(&[entry])),
+                run_script("t", b"/", &argv, &bytes(&[entry]), None),
                 Err(ImageError::Env { .. })
             ));
         }
         assert!(matches!(
-            run_script("t", b"/", &[], &[]),
+            run_script("t", b"/", &[], &[], None),
             Err(ImageError::NoCommand)
         ));
     }
 
     #[test]
     fn the_real_script_ends_the_vm_without_syncing() {
-        let script = run_script("t", b"/", &bytes(&["true"]), &[]).unwrap();
-        assert!(script.trim_end().ends_with("\nreboot -nq"), "{script}");
+        for channel in [None, Some("/dev/cuau1")] {
+            let script = run_script("t", b"/", &bytes(&["true"]), &[], channel).unwrap();
+            assert!(script.trim_end().ends_with("\nreboot -nq"), "{script}");
+        }
+    }
+
+    #[test]
+    fn with_a_channel_the_real_script_runs_the_command_through_the_installed_relay() {
+        let script = run_script("t", b"/", &bytes(&["id"]), &[], Some("/dev/cuau1")).unwrap();
+        assert!(
+            script.contains(
+                "\tvmlane_why=$('/usr/libexec/vmlane-relay' '/dev/cuau1' -- env -- 'id' 2>&1)\n"
+            ),
+            "{script}"
+        );
+        assert!(!script.contains("vmlane:%s:exit"), "{script}");
+    }
+
+    #[test]
+    fn with_a_channel_the_relay_runs_the_command_and_the_console_only_says_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("it's here");
+        std::fs::create_dir(&cwd).unwrap();
+        let argv = bytes(&[
+            "sh",
+            "-c",
+            "printf '%s|' \"$@\" \"$VMLANE_X\"; echo to-stderr >&2; exit 3",
+            "sh",
+            "it's",
+            "$HOME",
+            "a b",
+            "",
+        ]);
+        let env = bytes(&["VMLANE_X=a 'b' $c=d"]);
+        let ran = relay_on_host("", cwd.as_os_str().as_encoded_bytes(), &argv, &env);
+        assert_eq!(ran.printed, "\nvmlane:t0k:start\nvmlane-test-end\n");
+        let sent = format!("exit 3 on /dev/cuau1 in {}\n", cwd.display());
+        assert_eq!(ran.file("sent").as_deref(), Some(sent.as_str()));
+        assert_eq!(
+            ran.file("stdout").as_deref(),
+            Some("it's|$HOME|a b||a 'b' $c=d|")
+        );
+        assert_eq!(ran.file("stderr").as_deref(), Some("to-stderr\n"));
+    }
+
+    #[test]
+    fn a_relay_that_could_not_send_the_result_fails_the_run_on_the_console() {
+        let run = |fake| relay_on_host(fake, b"/", &bytes(&["echo", "ran"]), &[]);
+        let ran = run("open");
+        assert_eq!(
+            ran.printed,
+            "\nvmlane:t0k:start\n\
+             \nvmlane:t0k:failed open the channel /dev/cuau1: errno 2 (ENOENT)\n\
+             vmlane-test-end\n"
+        );
+        assert_eq!(ran.file("stdout"), None, "the command did not run");
+        let ran = run("crash");
+        assert!(
+            ran.printed.ends_with(
+                "\nvmlane:t0k:failed run vmlane-relay: exit status 139\nvmlane-test-end\n"
+            ),
+            "{:?}",
+            ran.printed
+        );
+        // A failure the relay sent on the channel is the host's already.
+        let ran = run("fork");
+        assert_eq!(ran.printed, "\nvmlane:t0k:start\nvmlane-test-end\n");
+        assert_eq!(ran.file("sent").as_deref(), Some("failed\n"));
+    }
+
+    #[test]
+    fn with_a_channel_failures_before_the_relay_starts_are_console_lines() {
+        let ran = relay_on_host("", b"/nonexistent/vmlane", &bytes(&["echo", "ran"]), &[]);
+        assert_eq!(
+            ran.printed,
+            "\nvmlane:t0k:start\n\
+             \nvmlane:t0k:failed change to the working directory: cd failed\n\
+             vmlane-test-end\n"
+        );
+        assert_eq!(ran.file("sent"), None, "the relay did not run");
+
+        // An image built before vmlane had the relay.
+        let guest = Guest {
+            relay: "/nonexistent/vmlane-relay",
+            end: TEST_END,
+        };
+        let argv = bytes(&["echo", "ran"]);
+        let script = script_for("t0k", b"/", &argv, &[], Some("/dev/cuau1"), &guest).unwrap();
+        let output = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            "\nvmlane:t0k:start\n\
+             \nvmlane:t0k:failed start vmlane-relay: /nonexistent/vmlane-relay is not in this \
+             image (built by a vmlane without it): build the image again with vmlane image \
+             build\nvmlane-test-end\n"
+        );
+    }
+
+    #[test]
+    fn words_that_are_not_utf8_reach_the_command_through_the_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let out_file = dir.path().join("out");
+        let word = b"\xff\xfe%d\n\n".to_vec();
+        let argv = vec![
+            b"sh".to_vec(),
+            b"-c".to_vec(),
+            b"printf %s \"$1\" > \"$2\"".to_vec(),
+            b"sh".to_vec(),
+            word.clone(),
+            out_file.as_os_str().as_encoded_bytes().to_vec(),
+        ];
+        let ran = relay_on_host("", b"/", &argv, &[]);
+        assert_eq!(
+            ran.file("sent").as_deref(),
+            Some("exit 0 on /dev/cuau1 in /\n")
+        );
+        assert_eq!(std::fs::read(&out_file).unwrap(), word);
     }
 
     #[test]

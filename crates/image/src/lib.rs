@@ -5,9 +5,12 @@
 //!
 //!
 //! - full FreeBSD systems ([`build_freebsd_image`]) with vmlane's fstab, rc.conf settings,
-//!   boot hook ([`rc_script`]) and optionally a custom kernel, cached by content; a run hands
-//!   the hook its command on a second disk ([`run_disk`], [`run_script`]);
-//! - minimal images for vmlane's own FreeBSD init ([`minimal_image`]).
+//!   boot hook ([`rc_script`]), vmlane-relay ([`RELAY_PATH`]) and optionally a custom kernel,
+//!   cached by content; a run hands the hook its command on a second disk ([`run_disk`],
+//!   [`run_script`]);
+//! - minimal images for vmlane's own FreeBSD init ([`minimal_image`]);
+//! - the lint of what FreeBSD's `rc` needs and a tree, base.txz or built image lacks
+//!   ([`lint`], [`lint_tree`]), which full builds run on their staged tree.
 //!
 //! Images are never written after they are made: a run attaches one behind a snapshot that
 //! is thrown away with the VM, so one cached image serves every run.
@@ -19,6 +22,7 @@ mod fstab;
 mod full;
 mod hook;
 mod key;
+mod lint;
 mod loader;
 mod makefs;
 mod metalog;
@@ -29,7 +33,6 @@ mod tree;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
 mod ufs_read;
 
 pub use cache::images_dir;
@@ -38,8 +41,9 @@ pub use fstab::{fstab, ROOT_DEVICE};
 pub use full::{build_freebsd_image, BuiltImage, CustomKernel, FreeBsdImage};
 pub use hook::{
     rc_late_script, rc_script, rc_scripts, run_disk, run_script, single_quote, RC_LATE_SCRIPT_PATH,
-    RC_SCRIPT_PATH, RUN_DISK_MAGIC, SECTOR,
+    RC_SCRIPT_PATH, RELAY_PATH, RUN_DISK_MAGIC, SECTOR,
 };
+pub use lint::{lint, lint_tree, Finding, LintError};
 pub use loader::{loader_conf, loader_conf_additions, validate_kernel_name, DEFAULT_KERNEL_NAME};
 pub use makefs::{image_version, Makefs, UfsVersion};
 pub use minimal::{

@@ -22,7 +22,7 @@ pub(crate) enum Source {
 }
 
 /// xz's magic number, which every .txz starts with.
-const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
+pub(crate) const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
 
 impl Source {
     /// Tells a directory from a .txz by looking, not by the name.
@@ -200,7 +200,7 @@ fn copy_file(source: &Path, target: &Path, meta: &fs::Metadata) -> Result<(), Im
 /// Unpacks `archive` into `stage` with the host's tar (GNU tar or bsdtar; both read xz and
 /// `./`-prefixed names and make hard links as hard links). Numeric owners, since FreeBSD's
 /// user and group names mean other ids on the host; modes as recorded.
-fn extract(archive: &Path, stage: &Path) -> Result<(), ImageError> {
+pub(crate) fn extract(archive: &Path, stage: &Path) -> Result<(), ImageError> {
     let output = Command::new("tar")
         .arg("-x")
         .arg("-J")

@@ -1,4 +1,4 @@
-//! Images written with the real makefs and read back with the test-only UFS2 reader.
+//! Images written with the real makefs and read back with the UFS reader.
 
 use crate::full::build;
 use crate::ufs_read::{Ufs, IFDIR, IFLNK, IFREG};
@@ -117,6 +117,7 @@ fn a_full_image_has_vmlanes_files_and_the_custom_kernel_beside_the_stock_one() {
             name: "vmlane".into(),
         }),
         size: None,
+        strict: false,
     };
     let cache = dir.path().join("cache");
     let started = Instant::now();
@@ -162,8 +163,18 @@ fn a_full_image_has_vmlanes_files_and_the_custom_kernel_beside_the_stock_one() {
         assert_eq!(hook.perm(), 0o555);
         assert_eq!(text(fs.read(&hook)), script);
     }
+    // The relay the hook runs commands through on a VM with a channel.
+    let relay = fs.lookup("/usr/libexec/vmlane-relay").unwrap();
+    assert_eq!((relay.kind(), relay.perm()), (IFREG, 0o555));
+    assert!(fs.read(&relay) == vmlane_guest_freebsd::relay_binary().unwrap());
     // Root's whoever built it: as root by staging, otherwise by the mtree spec.
-    for path in ["/", "/etc/rc.d/vmlane", "/bin/sh", "/boot/vmlane/kernel"] {
+    for path in [
+        "/",
+        "/etc/rc.d/vmlane",
+        "/usr/libexec/vmlane-relay",
+        "/bin/sh",
+        "/boot/vmlane/kernel",
+    ] {
         let inode = fs.lookup(path).unwrap();
         assert_eq!((inode.uid, inode.gid), (0, 0), "{path}");
     }
@@ -221,6 +232,7 @@ fn a_second_build_comes_from_the_cache_and_a_changed_source_does_not() {
         source: root.clone(),
         kernel: None,
         size: None,
+        strict: false,
     };
     let runs = || fs::read_to_string(&log).unwrap_or_default().lines().count();
 
@@ -290,6 +302,7 @@ fn a_base_txz_is_unpacked_with_its_hard_links_and_numeric_owners() {
         source: txz.clone(),
         kernel: None,
         size: None,
+        strict: false,
     };
     let built = build_freebsd_image(&request, &makefs, &cache).unwrap();
     let fs = Ufs::open(&built.path);
@@ -334,6 +347,7 @@ fn staged_as_another_user_everything_belongs_to_root() {
         source: root,
         kernel: None,
         size: None,
+        strict: false,
     };
     let cache = dir.path().join("cache");
     let as_root = build(&request, &makefs, &cache, true).unwrap();
@@ -380,6 +394,7 @@ fn bad_inputs_are_refused_with_what_to_do() {
             name: name.into(),
         }),
         size: None,
+        strict: false,
     };
     let error = |r: FreeBsdImage| build_freebsd_image(&r, &makefs, &cache).unwrap_err();
 
@@ -440,6 +455,7 @@ fn a_too_small_size_says_to_give_a_larger_one() {
         source: root,
         kernel: None,
         size: Some(2 << 20),
+        strict: false,
     };
     let cache = dir.path().join("cache");
     let e = build_freebsd_image(&request, &makefs, &cache).unwrap_err();
@@ -562,6 +578,7 @@ fn a_metalog_gives_owners_and_setuid_modes_and_stays_out_of_the_image() {
         source: root,
         kernel: None,
         size: None,
+        strict: false,
     };
     let cache = dir.path().join("cache");
     for keep_owners in [false, true] {

@@ -45,8 +45,9 @@ pub struct FreeBsdGuest {
     /// The token of this run's console markers.
     pub token: String,
     /// The command's stdout, stderr and status come as frames on the VM's second serial port,
-    /// apart from the kernel's console: vmlane's own init on QEMU. Otherwise (an image's rc.d
-    /// hook, bhyve) they come on the console between markers.
+    /// apart from the kernel's console: on QEMU, from vmlane's own init or, in an image, from
+    /// vmlane-relay, which the rc.d hook runs the command through. Otherwise (bhyve, which
+    /// has no second port here) they come on the console between markers.
     pub channel: bool,
     /// Whether a panic stops at `db>` for the user.
     pub debugger: bool,
@@ -62,7 +63,8 @@ pub enum FreeBsdRoot {
         /// What the init runs; `argv[0]` is the program's path in the guest.
         run: RunFile,
     },
-    /// The user's image, whose rc.d hook runs `run` from a run disk.
+    /// The user's image, whose rc.d hook runs `run` from a run disk, through vmlane-relay
+    /// when `run` names a channel.
     Image {
         /// The image file.
         image: PathBuf,
@@ -126,7 +128,7 @@ pub(super) fn plan(
         writable: false,
         plugged_later: false,
     });
-    let channel = matches!(backend, BackendPlan::Qemu { .. }) && request.freebsd.image.is_none();
+    let channel = matches!(backend, BackendPlan::Qemu { .. });
     let root = root(request, token, share.is_some(), channel)?;
     let mut append: Vec<String> = Vec::new();
     if machine == MachineKind::Q35 {
@@ -204,7 +206,7 @@ fn check_native_entry(
 }
 
 /// The root: the user's image with the command as given, or vmlane's minimal guest with the
-/// command's program (a host path) copied in, reporting on the channel when there is one.
+/// command's program (a host path) copied in; either reports on the channel when there is one.
 fn root(
     request: &Request,
     token: &str,
@@ -220,7 +222,7 @@ fn root(
                 token: token.into(),
                 cwd: guest_cwd(&request.cwd, false),
                 share_tag: None,
-                channel: None,
+                channel: channel.then(|| CHANNEL_DEVICE.to_string()),
                 argv: raw_argv().collect(),
                 env: guest_env(request),
             },
@@ -427,10 +429,37 @@ mod tests {
         assert!(!keep_writes);
         assert_eq!(run.token, "tok");
         assert_eq!(run.argv[0], b"/bin/sh");
-        // The image's rc.d hook reports on the console.
-        assert!(!guest(&plan).channel);
-        assert_eq!(run.channel, None);
-        assert!(!cmdline.contains("hint.uart.1"), "{cmdline}");
+        // The image's rc.d hook runs the command through vmlane-relay, which reports on COM2.
+        assert!(guest(&plan).channel);
+        assert_eq!(run.channel.as_deref(), Some("/dev/cuau1"));
+        assert!(
+            cmdline.contains("hint.uart.1.at=isa hint.uart.1.port=0x2F8 hint.uart.1.irq=3"),
+            "{cmdline}"
+        );
+    }
+
+    #[test]
+    fn under_bhyve_an_image_reports_on_the_console_without_com2() {
+        let mut asked = request(&["/bin/sh", "-c", "exit 5"]);
+        asked.freebsd.image = Some("freebsd.img".into());
+        let kernel = freebsd(FIRECRACKER, 32 << 20);
+        let plan = super::super::plan(&asked, kernel, &fake::bhyve_host(), "tok").unwrap();
+        assert!(matches!(plan.vm.backend, BackendPlan::Bhyve(_)));
+        let guest = guest(&plan);
+        assert!(!guest.channel);
+        let FreeBsdRoot::Image { run, .. } = &guest.root else {
+            panic!("{:?}", guest.root)
+        };
+        assert_eq!(run.channel, None, "the hook prints markers instead");
+        assert!(
+            !plan.vm.cmdline.contains("hint.uart.1"),
+            "{}",
+            plan.vm.cmdline
+        );
+        assert!(plan
+            .describe()
+            .iter()
+            .any(|l| l.contains("between marker lines")));
     }
 
     #[test]

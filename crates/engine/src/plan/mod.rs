@@ -36,7 +36,8 @@ pub struct Plan {
 pub enum GuestPlan {
     /// vmlane's Linux init in an initramfs, talking over the vmlane port.
     Linux(LinuxGuest),
-    /// A FreeBSD root disk, reporting with marker lines on the console.
+    /// A FreeBSD root disk, reporting on its channel (COM2) or with marker lines on the
+    /// console.
     FreeBsd(FreeBsdGuest),
 }
 

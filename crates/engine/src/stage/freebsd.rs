@@ -134,9 +134,11 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
-/// The run disk of a full image: the command as a script its rc.d hook runs.
+/// The run disk of a full image: the command as a script its rc.d hook runs, through
+/// vmlane-relay when the run has a channel.
 fn write_run_disk(run: &RunFile, path: &Path) -> Result<(), StageError> {
-    let script = vmlane_image::run_script(&run.token, &run.cwd, &run.argv, &run.env)?;
+    let channel = run.channel.as_deref();
+    let script = vmlane_image::run_script(&run.token, &run.cwd, &run.argv, &run.env, channel)?;
     std::fs::write(path, vmlane_image::run_disk(&script)).map_err(|source| StageError::Write {
         path: path.to_path_buf(),
         source,

@@ -1,0 +1,42 @@
+/*
+ * vmlane-relay's entry on FreeBSD: what it does is in relay.h. A static,
+ * freestanding binary speaking raw system calls (syscall.h), built like
+ * the init, so a FreeBSD image gets it without a FreeBSD sysroot on the
+ * host; `vmlane image build` installs it as /usr/libexec/vmlane-relay.
+ */
+#include "syscall.h"
+#include "freestanding.h"
+#include "frame.h"
+#include "rawtty.h"
+#include "line.h"
+#include "channel.h"
+#include "relay.h"
+
+__attribute__((noreturn, used)) void relay_start(long *ap);
+
+/* `ap` points at argc, then argv and its NULL, then envp and its NULL. */
+void
+relay_start(long *ap)
+{
+	int argc = (int)ap[0];
+	char **argv = (char **)(ap + 1);
+
+	sys_exit(relay_main(argc, argv, argv + argc + 1));
+}
+
+/*
+ * The kernel enters here with rdi pointing at argc (sys/amd64/amd64/
+ * exec_machdep.c: exec_setregs), as crt1's _start takes it. Clear the
+ * frame pointer for debuggers, align the stack as the SysV ABI wants
+ * before a call, and never return.
+ */
+__asm__(
+    ".text\n"
+    ".globl _start\n"
+    ".type _start,@function\n"
+    "_start:\n"
+    "	xorl %ebp, %ebp\n"
+    "	andq $-16, %rsp\n"
+    "	call relay_start\n"
+    "	ud2\n"
+    ".size _start, .-_start\n");
