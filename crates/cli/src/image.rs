@@ -5,7 +5,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vmlane_image::{
-    build_freebsd_image, images_dir, lint, CustomKernel, Finding, FreeBsdImage, Makefs, UfsVersion,
+    build_freebsd_image, images_dir, lint, Account, AuthorizedKeys, CustomKernel, Deploy,
+    DiskFormat, Finding, FreeBsdImage, Makefs, QemuImg, UfsVersion, DEFAULT_DHCP_INTERFACE,
     DEFAULT_KERNEL_NAME,
 };
 
@@ -47,9 +48,14 @@ pub struct ImageBuildArgs {
     /// NAME for --kernel (default: vmlane). Not `kernel`, which is the stock one.
     #[arg(long, value_name = "NAME", requires = "kernel")]
     pub kernel_name: Option<String>,
-    /// Also copy the image here (a file, or a directory to put it in).
+    /// Also write the image here (a file, or a directory to put it in), in --format.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// The format of the -o copy: raw (the cached image as it is), qcow2, or vhd (a dynamic
+    /// VHD, its size rounded up to whole MiB, as Azure and XCP-ng import it). qcow2 and vhd
+    /// need -o and qemu-img; the cached image, which runs attach, stays raw.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub format: ImageFormat,
     /// The image's size (1536M, 2G); default: the system plus a quarter, at least 64 MiB,
     /// free.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -58,6 +64,74 @@ pub struct ImageBuildArgs {
     /// makefs) finds anything; without it, findings are warnings.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+}
+
+/// What an image to deploy (rather than only to run tests in) needs.
+#[derive(Debug, Default, Args)]
+pub struct DeployArgs {
+    /// The image's host name (rc.conf's hostname; default: vmlane).
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// An OpenSSH public key file to put in root's ~/.ssh/authorized_keys (mode 0600).
+    #[arg(long, value_name = "KEY_FILE")]
+    pub root_key: Option<PathBuf>,
+    /// An account to make at first boot (`pw useradd -m`), with the public keys of KEY_FILE
+    /// in its ~/.ssh/authorized_keys. Repeatable.
+    #[arg(long = "user", value_name = "NAME[:KEY_FILE]")]
+    pub users: Vec<String>,
+    /// Start sshd, taking keys only (no passwords, root by key); host keys are made at first
+    /// boot.
+    #[arg(long)]
+    pub sshd: bool,
+    /// Configure this interface by DHCP at boot (default: vtnet0, the first virtio-net
+    /// device).
+    #[arg(long, value_name = "IFACE", num_args = 0..=1, default_missing_value = DEFAULT_DHCP_INTERFACE)]
+    pub dhcp: Option<String>,
+}
+
+impl DeployArgs {
+    /// The deployment, with its key files read and checked.
+    fn deploy(&self) -> Result<Deploy> {
+        let root_keys = self
+            .root_key
+            .as_deref()
+            .map(AuthorizedKeys::read)
+            .transpose()
+            .context("--root-key")?;
+        let users = self
+            .users
+            .iter()
+            .map(|spec| Account::parse(spec).with_context(|| format!("--user {spec}")))
+            .collect::<Result<_>>()?;
+        let deploy = Deploy {
+            hostname: self.hostname.clone(),
+            root_keys,
+            users,
+            sshd: self.sshd,
+            dhcp: self.dhcp.clone(),
+        };
+        deploy.validate()?;
+        Ok(deploy)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormat {
+    Raw,
+    Qcow2,
+    Vhd,
+}
+
+impl From<ImageFormat> for DiskFormat {
+    fn from(format: ImageFormat) -> DiskFormat {
+        match format {
+            ImageFormat::Raw => DiskFormat::Raw,
+            ImageFormat::Qcow2 => DiskFormat::Qcow2,
+            ImageFormat::Vhd => DiskFormat::Vhd,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,6 +185,16 @@ pub fn build(args: &ImageBuildArgs) -> Result<()> {
     if args.os == ImageOs::Linux {
         bail!("only --os freebsd is supported: Linux runs need no disk image (vmlane shares the host's files into the VM)");
     }
+    let format = DiskFormat::from(args.format);
+    // Found before the build, so a missing qemu-img costs no image.
+    let qemu_img = match (format, &args.output) {
+        (DiskFormat::Raw, _) => None,
+        (_, None) => bail!(
+            "--format {} writes a copy of the image: say where with -o PATH (the cached image stays raw)",
+            format.extension()
+        ),
+        (_, Some(_)) => Some(QemuImg::find()?),
+    };
     let kernel = args.kernel.as_ref().map(|path| CustomKernel {
         path: path.clone(),
         name: args
@@ -123,6 +207,7 @@ pub fn build(args: &ImageBuildArgs) -> Result<()> {
         kernel,
         size: args.size,
         strict: args.strict,
+        deploy: args.deploy.deploy()?,
     };
     let makefs = Makefs::find()?;
     let started = Instant::now();
@@ -144,18 +229,35 @@ pub fn build(args: &ImageBuildArgs) -> Result<()> {
     }
     println!("{}", built.path.display());
     if let Some(output) = &args.output {
-        let target = copy_to(&built.path, output)?;
-        eprintln!("vmlane: copied to {}", target.display());
+        let started = Instant::now();
+        let target = write_out(&built.path, output, format, qemu_img.as_ref())?;
+        eprintln!(
+            "vmlane: written as {} to {} in {:.1?}",
+            format.extension(),
+            target.display(),
+            started.elapsed()
+        );
         println!("{}", target.display());
     }
     Ok(())
 }
 
-/// Copies the image to `output`, or into it when it is a directory; writes a temporary file
-/// beside the target and renames it, so a half-copied image is never left under its name.
-fn copy_to(image: &Path, output: &Path) -> Result<PathBuf> {
+/// Writes the image to `output`, or into it when it is a directory, in `format`; writes a
+/// temporary file beside the target and renames it, so a half-written image is never left
+/// under its name.
+fn write_out(
+    image: &Path,
+    output: &Path,
+    format: DiskFormat,
+    qemu_img: Option<&QemuImg>,
+) -> Result<PathBuf> {
     let target = if output.is_dir() {
-        output.join(image.file_name().unwrap_or_default())
+        output.join(
+            image
+                .with_extension(format.extension())
+                .file_name()
+                .unwrap_or_default(),
+        )
     } else {
         output.to_path_buf()
     };
@@ -167,8 +269,14 @@ fn copy_to(image: &Path, output: &Path) -> Result<PathBuf> {
         .prefix(".vmlane-image-")
         .tempfile_in(parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    std::fs::copy(image, partial.path())
-        .with_context(|| format!("cannot copy {} to {}", image.display(), target.display()))?;
+    match qemu_img {
+        Some(qemu_img) => qemu_img.convert(image, format, partial.path())?,
+        None => {
+            std::fs::copy(image, partial.path()).with_context(|| {
+                format!("cannot copy {} to {}", image.display(), target.display())
+            })?;
+        }
+    }
     partial
         .persist(&target)
         .with_context(|| format!("cannot write {}", target.display()))?;
@@ -276,6 +384,100 @@ mod tests {
     }
 
     #[test]
+    fn formats_other_than_raw_need_an_output() {
+        use clap::Parser;
+        let vhd = [
+            "image", "build", "--os", "freebsd", "--from", "d", "--format", "vhd",
+        ];
+        let ImageCommand::Build(args) = Cli::try_parse_from(vhd).unwrap().command else {
+            panic!("not build")
+        };
+        assert_eq!(args.format, ImageFormat::Vhd);
+        let error = build(&args).unwrap_err().to_string();
+        assert!(error.contains("-o PATH"), "{error}");
+        let odd = [
+            "image", "build", "--os", "freebsd", "--from", "d", "--format", "vmdk",
+        ];
+        assert!(Cli::try_parse_from(odd).is_err());
+    }
+
+    #[test]
+    fn deploy_flags_parse_and_dhcp_defaults_to_vtnet0() {
+        use clap::Parser;
+        let deploy = [
+            "image",
+            "build",
+            "--os",
+            "freebsd",
+            "--from",
+            "d",
+            "--hostname",
+            "web1",
+            "--user",
+            "alice",
+            "--user",
+            "bob:bob.pub",
+            "--sshd",
+            "--dhcp",
+        ];
+        let ImageCommand::Build(args) = Cli::try_parse_from(deploy).unwrap().command else {
+            panic!("not build")
+        };
+        assert_eq!(args.deploy.hostname.as_deref(), Some("web1"));
+        assert_eq!(args.deploy.users, ["alice", "bob:bob.pub"]);
+        assert!(args.deploy.sshd);
+        assert_eq!(args.deploy.dhcp.as_deref(), Some("vtnet0"));
+        let em = [
+            "image", "build", "--os", "freebsd", "--from", "d", "--dhcp", "em0",
+        ];
+        let ImageCommand::Build(args) = Cli::try_parse_from(em).unwrap().command else {
+            panic!("not build")
+        };
+        assert_eq!(args.deploy.dhcp.as_deref(), Some("em0"));
+    }
+
+    #[test]
+    fn bad_deploy_inputs_say_what_to_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("id_ed25519");
+        std::fs::write(&private, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+        let cases = [
+            (
+                DeployArgs {
+                    users: vec!["Alice".into()],
+                    ..DeployArgs::default()
+                },
+                "lower-case",
+            ),
+            (
+                DeployArgs {
+                    root_key: Some(private.clone()),
+                    ..DeployArgs::default()
+                },
+                "public half",
+            ),
+            (
+                DeployArgs {
+                    users: vec![format!("bob:{}", dir.path().join("none.pub").display())],
+                    ..DeployArgs::default()
+                },
+                "none.pub",
+            ),
+            (
+                DeployArgs {
+                    dhcp: Some("eth".into()),
+                    ..DeployArgs::default()
+                },
+                "like vtnet0",
+            ),
+        ];
+        for (args, says) in cases {
+            let error = format!("{:#}", args.deploy().unwrap_err());
+            assert!(error.contains(says), "{says}: {error}");
+        }
+    }
+
+    #[test]
     fn linux_images_are_refused_with_why() {
         let args = ImageBuildArgs {
             os: ImageOs::Linux,
@@ -283,8 +485,10 @@ mod tests {
             kernel: None,
             kernel_name: None,
             output: None,
+            format: ImageFormat::Raw,
             size: None,
             strict: false,
+            deploy: DeployArgs::default(),
         };
         let error = build(&args).unwrap_err().to_string();
         assert!(error.contains("only --os freebsd"), "{error}");

@@ -406,6 +406,36 @@ fn an_image_run_that_fails_before_or_in_the_relay_says_which_step() {
 }
 
 #[test]
+fn an_image_run_with_a_network_gets_a_virtio_net_device_on_microvm() {
+    let Some(kernel) = test_kernel() else { return };
+    let sandbox = Sandbox::new();
+    let log = sandbox.root.path().join("console.log");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let forward = format!("{}:22", free.local_addr().unwrap().port());
+    drop(free);
+    let output = run_image_action(
+        &sandbox,
+        &kernel,
+        "exit:0",
+        &[
+            "--net",
+            "user",
+            "--forward",
+            &forward,
+            "--log",
+            log.to_str().unwrap(),
+        ],
+    );
+    assert_code(&kernel, &output, 0);
+    let console = std::fs::read_to_string(&log).unwrap();
+    let nics = console
+        .lines()
+        .filter(|l| l.contains("virtio_mmio:") && l.contains("device_id=1"))
+        .count();
+    assert_eq!(nics, 1, "one virtio-net device expected:\n{console}");
+}
+
+#[test]
 fn bad_input_is_refused_before_any_vm_starts() {
     let Some(kernel) = test_kernel() else { return };
     let sandbox = Sandbox::new();

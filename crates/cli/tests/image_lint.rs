@@ -229,3 +229,66 @@ fn image_build_warns_about_findings_and_strict_refuses() {
     assert_eq!(clean.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+/// The programs the first-boot accounts script runs.
+const ACCOUNT_TOOLS: &[&str] = &[
+    "usr/sbin/pw",
+    "usr/sbin/pwd_mkdb",
+    "usr/bin/cap_mkdb",
+    "usr/bin/install",
+    "usr/sbin/chown",
+    "bin/chmod",
+];
+
+#[test]
+fn the_first_boot_accounts_script_is_linted_like_any_rc_script() {
+    if !has_makefs() {
+        return;
+    }
+    let dir = scratch();
+    let root = tree(dir.path());
+    for tool in ACCOUNT_TOOLS {
+        write(&root, tool, "tool");
+    }
+    let key = dir.path().join("alice.pub");
+    fs::write(
+        &key,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2sga2V5IGZvciB0ZXN0cyBvbmx5 alice@test\n",
+    )
+    .unwrap();
+    let user = format!("alice:{}", key.display());
+    let cache = dir.path().join("cache");
+    let build = |root: &Path| {
+        let built = vmlane(
+            &[
+                "image", "build", "--os", "freebsd", "--user", &user, "--user", "bob", "--from",
+            ],
+            root,
+            &cache,
+        );
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        assert_eq!(built.status.code(), Some(0), "{stderr}");
+        PathBuf::from(lines(&built.stdout).remove(0))
+    };
+    let accounts_findings = |image: &Path| -> Vec<String> {
+        let linted = vmlane(&["image", "lint"], image, &cache);
+        lines(&linted.stdout)
+            .into_iter()
+            .filter(|l| l.starts_with("etc/rc.d/vmlane_accounts"))
+            .collect()
+    };
+
+    let image = build(&root);
+    assert_eq!(accounts_findings(&image), Vec::<String>::new());
+
+    fs::remove_file(root.join("usr/sbin/pw")).unwrap();
+    fs::remove_file(root.join("usr/bin/cap_mkdb")).unwrap();
+    let image = build(&root);
+    assert_eq!(
+        accounts_findings(&image),
+        [
+            "etc/rc.d/vmlane_accounts: calls cap_mkdb, which the image lacks",
+            "etc/rc.d/vmlane_accounts: calls pw, which the image lacks",
+        ]
+    );
+}

@@ -9,6 +9,42 @@ pub enum ImageError {
     /// No makefs on this machine.
     #[error("makefs not found (looked in $PATH, /usr/sbin and /usr/local/sbin): install Debian's makefs package (apt-get install makefs); FreeBSD has it in its base system")]
     MakefsMissing,
+    /// A program vmlane runs is not installed.
+    #[error("{program} not found: {hint}")]
+    ProgramMissing {
+        /// The program.
+        program: &'static str,
+        /// How to get it.
+        hint: &'static str,
+    },
+    /// A name to deploy the image with is not one FreeBSD takes.
+    #[error("{what} {name:?} {reason}")]
+    DeployName {
+        /// `user name`, `host name`, `interface`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A key file is not OpenSSH public keys.
+    #[error("{path}: {reason}")]
+    AuthorizedKeys {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// qemu-img ran and failed.
+    #[error("qemu-img failed writing {image} ({status}):\n{stderr}")]
+    QemuImg {
+        /// The image it was writing.
+        image: PathBuf,
+        /// How it exited.
+        status: String,
+        /// What it said.
+        stderr: String,
+    },
     /// makefs ran and failed.
     #[error("makefs failed writing {image} ({status}):\n{stderr}")]
     Makefs {

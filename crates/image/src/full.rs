@@ -9,7 +9,7 @@ use crate::makefs::{image_version, Layout, Makefs, UfsVersion};
 use crate::metalog::{Metalog, METALOG};
 use crate::stage::{self, Source};
 use crate::tree::Tree;
-use crate::{cache, fstab, hook, loader, rcconf};
+use crate::{cache, fstab, hook, loader, rcconf, Deploy};
 use std::path::{Path, PathBuf};
 use vmlane_kernel::{identify, ImageFormat, KernelError};
 
@@ -38,6 +38,8 @@ pub struct FreeBsdImage {
     /// Refuse to build an image the lint finds problems in ([`crate::lint_tree`], run on the
     /// staged tree before makefs); otherwise they are only reported.
     pub strict: bool,
+    /// Host name, keys, accounts, sshd and DHCP for an image to deploy.
+    pub deploy: Deploy,
 }
 
 /// A kernel installed as `/boot/NAME/kernel`, without modules.
@@ -90,6 +92,7 @@ pub(crate) fn build(
         loader::validate_kernel_name(&kernel.name)?;
         check_kernel(&kernel.path)?;
     }
+    request.deploy.validate()?;
     let relay = relay()?;
     let source = Source::of(&request.source)?;
     let key = cache_key(request, &source, makefs, keep_owners, relay)?;
@@ -113,7 +116,7 @@ pub(crate) fn build(
     source.stage(&root, keep_owners)?;
     stage::check_root_tree(&root, source.path())?;
     let metalog = take_metalog(&root)?;
-    customize(&root, request.kernel.as_ref(), relay)?;
+    customize(&root, request, relay)?;
     let findings = lint_tree(&root);
     refuse_when_strict(request, &findings)?;
 
@@ -185,9 +188,11 @@ fn relay() -> Result<&'static [u8], ImageError> {
 }
 
 /// vmlane's additions to the staged system.
-fn customize(root: &Path, kernel: Option<&CustomKernel>, relay: &[u8]) -> Result<(), ImageError> {
+fn customize(root: &Path, request: &FreeBsdImage, relay: &[u8]) -> Result<(), ImageError> {
+    let kernel = request.kernel.as_ref();
     stage::put_file(root, "etc/fstab", fstab::fstab().as_bytes(), 0o644)?;
-    let rc_conf = rcconf::rc_conf(stage::regular_file(root, "etc/rc.conf")?.as_deref());
+    let mut rc_conf = rcconf::rc_conf(stage::regular_file(root, "etc/rc.conf")?.as_deref());
+    rc_conf.extend_from_slice(request.deploy.rc_conf_additions().as_bytes());
     stage::put_file(root, "etc/rc.conf", &rc_conf, 0o644)?;
     for (path, script) in hook::rc_scripts() {
         stage::put_file(root, path, script.as_bytes(), 0o555)?;
@@ -206,7 +211,7 @@ fn customize(root: &Path, kernel: Option<&CustomKernel>, relay: &[u8]) -> Result
         let contents = std::fs::read(&kernel.path).map_err(ImageError::read(&kernel.path))?;
         stage::put_file(root, &format!("{dir}/kernel"), &contents, 0o555)?;
     }
-    Ok(())
+    request.deploy.stage(root)
 }
 
 /// Refuses anything but a FreeBSD kernel, which is all the loader can boot.
@@ -263,6 +268,7 @@ fn cache_key(
         key.field(path, script.as_bytes());
     }
     key.field(hook::RELAY_PATH, relay);
+    request.deploy.add_to(&mut key);
     let name = request.kernel.as_ref().map(|k| k.name.as_str());
     key.field(
         "loader.conf",
@@ -297,6 +303,7 @@ mod tests {
             kernel: None,
             size: None,
             strict: false,
+            deploy: Deploy::default(),
         };
         let source = Source::of(dir.path()).unwrap();
         let key = |relay: &[u8]| cache_key(&request, &source, &makefs, false, relay).unwrap();

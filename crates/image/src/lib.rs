@@ -8,6 +8,9 @@
 //!   boot hook ([`rc_script`]), vmlane-relay ([`RELAY_PATH`]) and optionally a custom kernel,
 //!   cached by content; a run hands the hook its command on a second disk ([`run_disk`],
 //!   [`run_script`]);
+//! - the cached image written out as qcow2 or a dynamic VHD for deployment ([`QemuImg`]);
+//! - what deploying an image needs ([`Deploy`]): host name, SSH keys, accounts made at first
+//!   boot, sshd with keys only, DHCP;
 //! - minimal images for vmlane's own FreeBSD init ([`minimal_image`]);
 //! - the lint of what FreeBSD's `rc` needs and a tree, base.txz or built image lacks
 //!   ([`lint`], [`lint_tree`]), which full builds run on their staged tree.
@@ -17,7 +20,9 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod deploy;
 mod error;
+mod export;
 mod fstab;
 mod full;
 mod hook;
@@ -36,7 +41,12 @@ mod tests;
 mod ufs_read;
 
 pub use cache::images_dir;
+pub use deploy::{
+    Account, AuthorizedKeys, Deploy, ACCOUNTS_SCRIPT_PATH, DEFAULT_DHCP_INTERFACE,
+    FIRSTBOOT_SENTINEL, ROOT_KEYS_PATH, SSHD_CONFIG_PATH,
+};
 pub use error::ImageError;
+pub use export::{DiskFormat, QemuImg};
 pub use fstab::{fstab, ROOT_DEVICE};
 pub use full::{build_freebsd_image, BuiltImage, CustomKernel, FreeBsdImage};
 pub use hook::{

@@ -118,6 +118,7 @@ fn a_full_image_has_vmlanes_files_and_the_custom_kernel_beside_the_stock_one() {
         }),
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let cache = dir.path().join("cache");
     let started = Instant::now();
@@ -233,6 +234,7 @@ fn a_second_build_comes_from_the_cache_and_a_changed_source_does_not() {
         kernel: None,
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let runs = || fs::read_to_string(&log).unwrap_or_default().lines().count();
 
@@ -303,6 +305,7 @@ fn a_base_txz_is_unpacked_with_its_hard_links_and_numeric_owners() {
         kernel: None,
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let built = build_freebsd_image(&request, &makefs, &cache).unwrap();
     let fs = Ufs::open(&built.path);
@@ -348,6 +351,7 @@ fn staged_as_another_user_everything_belongs_to_root() {
         kernel: None,
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let cache = dir.path().join("cache");
     let as_root = build(&request, &makefs, &cache, true).unwrap();
@@ -395,6 +399,7 @@ fn bad_inputs_are_refused_with_what_to_do() {
         }),
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let error = |r: FreeBsdImage| build_freebsd_image(&r, &makefs, &cache).unwrap_err();
 
@@ -456,6 +461,7 @@ fn a_too_small_size_says_to_give_a_larger_one() {
         kernel: None,
         size: Some(2 << 20),
         strict: false,
+        deploy: Default::default(),
     };
     let cache = dir.path().join("cache");
     let e = build_freebsd_image(&request, &makefs, &cache).unwrap_err();
@@ -579,6 +585,7 @@ fn a_metalog_gives_owners_and_setuid_modes_and_stays_out_of_the_image() {
         kernel: None,
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let cache = dir.path().join("cache");
     for keep_owners in [false, true] {
@@ -606,4 +613,119 @@ fn a_metalog_gives_owners_and_setuid_modes_and_stays_out_of_the_image() {
             "unlisted files keep theirs"
         );
     }
+}
+
+const ED25519: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1vY2sga2V5IGZvciB0ZXN0cyBvbmx5 deploy@test";
+
+#[test]
+fn a_deployment_image_has_its_keys_sshd_settings_and_first_boot_script() {
+    let Some(makefs) = makefs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake_root(dir.path());
+    write(
+        &root.join("etc/ssh/sshd_config"),
+        b"PasswordAuthentication yes\n",
+        0o644,
+    );
+    write(
+        &root.join("etc/ssh/ssh_host_ed25519_key"),
+        b"the source's",
+        0o600,
+    );
+    let key_file = dir.path().join("key.pub");
+    fs::write(&key_file, format!("{ED25519}\n")).unwrap();
+    let keys = AuthorizedKeys::read(&key_file).unwrap();
+    let deploy = Deploy {
+        hostname: Some("web1".into()),
+        root_keys: Some(keys.clone()),
+        users: vec![
+            Account::parse(&format!("alice:{}", key_file.display())).unwrap(),
+            Account::parse("bob").unwrap(),
+        ],
+        sshd: true,
+        dhcp: Some(DEFAULT_DHCP_INTERFACE.into()),
+    };
+    let request = FreeBsdImage {
+        source: root.clone(),
+        kernel: None,
+        size: None,
+        strict: false,
+        deploy,
+    };
+    let cache = dir.path().join("cache");
+    let built = build_freebsd_image(&request, &makefs, &cache).unwrap();
+    let fs = Ufs::open(&built.path);
+
+    let rc_conf = text(fs.file("/etc/rc.conf"));
+    let last_hostname = rc_conf
+        .lines()
+        .rfind(|l| l.starts_with("hostname="))
+        .unwrap();
+    assert_eq!(last_hostname, "hostname=\"web1\"", "the last one wins");
+    for line in ["sshd_enable=\"YES\"", "ifconfig_vtnet0=\"DHCP\""] {
+        assert!(rc_conf.lines().any(|l| l == line), "{line}: {rc_conf}");
+    }
+
+    let ssh = fs.lookup("/root/.ssh").unwrap();
+    assert_eq!((ssh.kind(), ssh.perm(), ssh.uid), (IFDIR, 0o700, 0));
+    let authorized = fs.lookup("/root/.ssh/authorized_keys").unwrap();
+    assert_eq!((authorized.perm(), authorized.uid), (0o600, 0));
+    assert_eq!(text(fs.read(&authorized)), format!("{ED25519}\n"));
+
+    let sshd = text(fs.file("/etc/ssh/sshd_config"));
+    assert!(sshd.starts_with("# Added by vmlane"), "{sshd}");
+    assert!(sshd.ends_with("PasswordAuthentication yes\n"), "{sshd}");
+    assert!(sshd.contains("UsePAM no\n"));
+    assert_eq!(fs.names("/etc/ssh"), ["sshd_config"], "host keys left out");
+
+    let script = fs.lookup("/etc/rc.d/vmlane_accounts").unwrap();
+    assert_eq!(script.perm(), 0o555);
+    let script = text(fs.read(&script));
+    assert!(script.contains("# KEYWORD: firstboot"));
+    assert!(script.contains("pw useradd -n alice -m"));
+    assert!(script.contains("pw useradd -n bob -m"));
+    assert!(script.contains(ED25519));
+    let sentinel = fs.lookup("/firstboot").unwrap();
+    assert_eq!(sentinel.kind(), IFREG);
+
+    // Every setting is in the cache key.
+    let plain = FreeBsdImage {
+        deploy: Deploy::default(),
+        ..request.clone()
+    };
+    let other_key = FreeBsdImage {
+        deploy: Deploy {
+            root_keys: Some(AuthorizedKeys {
+                text: format!("{ED25519} another\n"),
+                ..keys
+            }),
+            ..request.deploy.clone()
+        },
+        ..request.clone()
+    };
+    let again = build_freebsd_image(&request, &makefs, &cache).unwrap();
+    assert!(again.cached);
+    for other in [plain, other_key] {
+        let built_other = build_freebsd_image(&other, &makefs, &cache).unwrap();
+        assert_ne!(built_other.key, built.key);
+    }
+}
+
+#[test]
+fn bad_deployment_names_are_refused_before_anything_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let request = FreeBsdImage {
+        source: dir.path().join("nothing"),
+        kernel: None,
+        size: None,
+        strict: false,
+        deploy: Deploy {
+            hostname: Some("bad_name".into()),
+            ..Deploy::default()
+        },
+    };
+    let makefs = Makefs::at("/nonexistent/makefs");
+    let error = build_freebsd_image(&request, &makefs, dir.path()).unwrap_err();
+    assert!(matches!(error, ImageError::DeployName { .. }), "{error}");
 }

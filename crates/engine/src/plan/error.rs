@@ -30,6 +30,9 @@ pub enum PlanError {
     /// An option only Linux guests have was given for a FreeBSD kernel.
     #[error("{0} is for Linux guests; FreeBSD guests do not have it yet")]
     LinuxOnly(&'static str),
+    /// `--net` for a FreeBSD guest on bhyve.
+    #[error("--net for FreeBSD guests runs on QEMU: vmlane gives bhyve guests no network device yet (use --backend qemu)")]
+    NetOnBhyve,
     /// `--rwdir` for a FreeBSD kernel.
     #[error("--rwdir is for Linux guests: vmlane's FreeBSD guest mounts the host's files read-only (p9fs, when the kernel has it) and has no writable share yet; copy results out through the command's output instead")]
     RwDirNeedsLinux,

@@ -12,6 +12,7 @@ use vmlane_backend::{Share, ShareTransport};
 use vmlane_guest_freebsd::{RunFile, CHANNEL_DEVICE, INIT_PATH, SHARE_MOUNT_POINT};
 use vmlane_kernel::{FreeBsdTraits, Kernel};
 use vmlane_qemu::{freebsd_cmdline, AccelChoice, MachineKind};
+use vmlane_spec::Network;
 
 /// Boot flag and environment that put a GENERIC-style kernel's console on the serial port.
 const SERIAL_CONSOLE: &[&str] = &["-h", "hw.uart.console=io:0x3f8,br:115200"];
@@ -98,6 +99,15 @@ impl FreeBsdGuest {
     }
 }
 
+/// `--net user` is QEMU's: a virtio-net device on the machine's own transport, which
+/// FIRECRACKER-style kernels (vtnet over virtio-mmio) and GENERIC (over PCI) both drive.
+fn check_network(request: &Request, backend: &BackendPlan) -> Result<(), PlanError> {
+    match (&request.network, backend) {
+        (Network::None, _) | (_, BackendPlan::Qemu { .. }) => Ok(()),
+        (_, BackendPlan::Bhyve(_)) => Err(PlanError::NetOnBhyve),
+    }
+}
+
 pub(super) fn plan(
     request: &Request,
     kernel: &Kernel,
@@ -112,6 +122,7 @@ pub(super) fn plan(
         BackendChoice::Auto if host.freebsd_host => BackendPlan::Bhyve(host.bhyve.clone()?),
         BackendChoice::Auto | BackendChoice::Qemu => qemu(host)?,
     };
+    check_network(request, &backend)?;
     let route = match backend {
         BackendPlan::Qemu { .. } => {
             Some(choose_route(request.freebsd.boot, accel, &traits.traits)?)
@@ -436,6 +447,28 @@ mod tests {
             cmdline.contains("hint.uart.1.at=isa hint.uart.1.port=0x2F8 hint.uart.1.irq=3"),
             "{cmdline}"
         );
+    }
+
+    #[test]
+    fn a_network_is_for_qemu_and_refused_on_bhyve_with_why() {
+        let mut asked = request(&["/bin/sh"]);
+        asked.freebsd.image = Some("freebsd.img".into());
+        asked.network = Network::User {
+            forwards: vec![vmlane_spec::PortForward {
+                host: 2222,
+                guest: 22,
+            }],
+        };
+        for traits in [FIRECRACKER, GENERIC] {
+            let plan = planned(&asked, traits, HostKvm::Missing).unwrap();
+            assert_eq!(plan.vm.network, asked.network);
+            assert_eq!(plan.vm.ports.len(), 1);
+        }
+        let kernel = freebsd(FIRECRACKER, 32 << 20);
+        let error = super::super::plan(&asked, kernel, &fake::bhyve_host(), "tok")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--backend qemu"), "{error}");
     }
 
     #[test]

@@ -503,6 +503,7 @@ fn a_base_txz_and_a_built_image_lint_as_their_tree_does() {
         kernel: None,
         size: None,
         strict: false,
+        deploy: Default::default(),
     };
     let cache = tree.dir.path().join("cache");
     let built = crate::build_freebsd_image(&request, &makefs, &cache).unwrap();
