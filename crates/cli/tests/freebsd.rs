@@ -182,17 +182,27 @@ fn a_program_not_found_or_not_executable_is_127_or_126() {
 #[test]
 fn a_failed_step_is_reported_before_and_after_the_channel_opened() {
     let Some(kernel) = test_kernel() else { return };
-    for (action, step, why) in [
+    let cases = [
         (
             "fail-early:open_the_channel_/dev/cuau1",
             "open the channel /dev/cuau1",
             "ENOENT",
         ),
         ("fail:fork", "fork", "EAGAIN"),
-    ] {
+    ];
+    assert_failed_steps(run_action, &kernel, &cases);
+}
+
+/// Each (action, step, errno name) ends the run with 125 and names its step and errno.
+fn assert_failed_steps(
+    run: fn(&Sandbox, &TestKernel, &str, &[&str]) -> Output,
+    kernel: &TestKernel,
+    cases: &[(&str, &str, &str)],
+) {
+    for (action, step, why) in cases {
         let sandbox = Sandbox::new();
-        let output = run_action(&sandbox, &kernel, action, &[]);
-        assert_code(&kernel, &output, 125);
+        let output = run(&sandbox, kernel, action, &[]);
+        assert_code(kernel, &output, 125);
         let stderr = text(&output.stderr);
         assert!(stderr.contains(step) && stderr.contains(why), "{stderr}");
     }
@@ -382,7 +392,7 @@ fn an_image_runs_stdout_stderr_and_status_arrive_apart_on_com2() {
 #[test]
 fn an_image_run_that_fails_before_or_in_the_relay_says_which_step() {
     let Some(kernel) = test_kernel() else { return };
-    for (action, step, why) in [
+    let cases = [
         // The hook's own failure lines on the console, before the relay has the channel.
         (
             "fail-early:change_to_the_working_directory",
@@ -396,13 +406,8 @@ fn an_image_run_that_fails_before_or_in_the_relay_says_which_step() {
         ),
         // The relay's Failed frame.
         ("fail:fork", "fork", "EAGAIN"),
-    ] {
-        let sandbox = Sandbox::new();
-        let output = run_image_action(&sandbox, &kernel, action, &[]);
-        assert_code(&kernel, &output, 125);
-        let stderr = text(&output.stderr);
-        assert!(stderr.contains(step) && stderr.contains(why), "{stderr}");
-    }
+    ];
+    assert_failed_steps(run_image_action, &kernel, &cases);
 }
 
 #[test]

@@ -591,19 +591,24 @@ printf 'exit %s on %s in %s\n' "$?" "$device" "$PWD" > "$here/sent"
         );
     }
 
+    /// An argv that writes `word` into `file` exactly, through `sh -c printf`.
+    fn write_word_argv(word: &[u8], file: &std::path::Path) -> Vec<Vec<u8>> {
+        vec![
+            b"sh".to_vec(),
+            b"-c".to_vec(),
+            b"printf %s \"$1\" > \"$2\"".to_vec(),
+            b"sh".to_vec(),
+            word.to_vec(),
+            file.as_os_str().as_encoded_bytes().to_vec(),
+        ]
+    }
+
     #[test]
     fn bytes_that_are_not_utf8_survive_including_trailing_newlines() {
         let dir = tempfile::tempdir().unwrap();
         let out_file = dir.path().join("out");
         let word = b"\xff\xfe%d\n\n".to_vec();
-        let argv = vec![
-            b"sh".to_vec(),
-            b"-c".to_vec(),
-            b"printf %s \"$1\" > \"$2\"".to_vec(),
-            b"sh".to_vec(),
-            word.clone(),
-            out_file.as_os_str().as_encoded_bytes().to_vec(),
-        ];
+        let argv = write_word_argv(&word, &out_file);
         let out = run_on_host(b"/", &argv, &[]);
         assert!(out.contains("vmlane:t0k:exit 0"), "{out:?}");
         assert_eq!(std::fs::read(&out_file).unwrap(), word);
@@ -754,14 +759,7 @@ printf 'exit %s on %s in %s\n' "$?" "$device" "$PWD" > "$here/sent"
         let dir = tempfile::tempdir().unwrap();
         let out_file = dir.path().join("out");
         let word = b"\xff\xfe%d\n\n".to_vec();
-        let argv = vec![
-            b"sh".to_vec(),
-            b"-c".to_vec(),
-            b"printf %s \"$1\" > \"$2\"".to_vec(),
-            b"sh".to_vec(),
-            word.clone(),
-            out_file.as_os_str().as_encoded_bytes().to_vec(),
-        ];
+        let argv = write_word_argv(&word, &out_file);
         let ran = relay_on_host("", b"/", &argv, &[]);
         assert_eq!(
             ran.file("sent").as_deref(),
