@@ -201,6 +201,7 @@ pub(crate) mod fake {
         mptable: true,
         pvh: true,
         p9fs: false,
+        vtnet: true,
         symbols: true,
     };
 

@@ -1,7 +1,8 @@
 //! What a FreeBSD kernel was built with, read from its symbol table: whether it takes its
 //! virtio-mmio devices from the command line and finds CPUs in an MP table (the
 //! FIRECRACKER-style kernels that boot on microvm) or needs ACPI and PCI (GENERIC-style),
-//! whether QEMU can enter it at a PVH entry, and whether it can mount a 9p share.
+//! whether QEMU can enter it at a PVH entry, whether it can mount a 9p share, and whether it
+//! drives a virtio network card.
 
 use crate::image::has_pvh_note;
 use object::{Object, ObjectSymbol};
@@ -13,6 +14,8 @@ const VIRTIO_MMIO_CMDLINE: &str = "vtmmio_cmdline_driver";
 const MPTABLE: &str = "mptable_probe";
 /// FreeBSD's 9p client and its virtio transport (`device virtio_p9fs`, `options P9FS`).
 const P9FS: [&str; 2] = ["vt9p_drv", "p9fs_vfsops"];
+/// The virtio network driver (`device vtnet`), which `--net` gives a card for.
+const VTNET: &str = "vtnet_driver";
 
 /// What a FreeBSD kernel image has built in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,6 +28,8 @@ pub struct FreeBsdTraits {
     pub pvh: bool,
     /// The 9p client with its virtio transport.
     pub p9fs: bool,
+    /// The virtio network driver.
+    pub vtnet: bool,
     /// A symbol table, which backtraces need to name functions.
     pub symbols: bool,
 }
@@ -57,6 +62,7 @@ pub fn freebsd_traits(path: &Path) -> std::io::Result<FreeBsdTraits> {
         match name {
             VIRTIO_MMIO_CMDLINE => traits.virtio_mmio_cmdline = true,
             MPTABLE => traits.mptable = true,
+            VTNET => traits.vtnet = true,
             _ => {
                 if let Some(i) = P9FS.iter().position(|p| *p == name) {
                     p9fs[i] = true;
@@ -86,6 +92,7 @@ mod tests {
         assert!(!traits.symbols);
         assert!(!traits.boots_without_acpi());
         assert!(!traits.p9fs);
+        assert!(!traits.vtnet);
     }
 
     #[test]

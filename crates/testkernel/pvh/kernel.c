@@ -13,11 +13,12 @@
 
 /*
  * The symbols by which vmlane recognises a FIRECRACKER-style FreeBSD kernel (virtio-mmio
- * devices from the command line, CPUs from an MP table): with them this kernel is booted on
- * microvm, as such kernels are.
+ * devices from the command line, CPUs from an MP table, the virtio network driver): with
+ * them this kernel is booted on microvm, and given a network card, as such kernels are.
  */
 __attribute__((used)) const int vtmmio_cmdline_driver = 0;
 __attribute__((used)) void mptable_probe(void) {}
+__attribute__((used)) const int vtnet_driver = 0;
 
 void kmain(u32 start_info);
 

@@ -33,6 +33,12 @@ pub enum PlanError {
     /// `--net` for a FreeBSD guest on bhyve.
     #[error("--net for FreeBSD guests runs on QEMU: vmlane gives bhyve guests no network device yet (use --backend qemu)")]
     NetOnBhyve,
+    /// `--net` for a FreeBSD kernel without the virtio network driver.
+    #[error("the kernel {kernel} has no virtio network driver (device vtnet), so the guest cannot have a network; add `device vtnet` (with `device virtio`) to its config, as FIRECRACKER and GENERIC have")]
+    NoVtnet {
+        /// The kernel image.
+        kernel: PathBuf,
+    },
     /// `--rwdir` for a FreeBSD kernel.
     #[error("--rwdir is for Linux guests: vmlane's FreeBSD guest mounts the host's files read-only (p9fs, when the kernel has it) and has no writable share yet; copy results out through the command's output instead")]
     RwDirNeedsLinux,

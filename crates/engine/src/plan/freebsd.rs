@@ -100,11 +100,24 @@ impl FreeBsdGuest {
 }
 
 /// `--net user` is QEMU's: a virtio-net device on the machine's own transport, which
-/// FIRECRACKER-style kernels (vtnet over virtio-mmio) and GENERIC (over PCI) both drive.
-fn check_network(request: &Request, backend: &BackendPlan) -> Result<(), PlanError> {
+/// FIRECRACKER-style kernels (vtnet over virtio-mmio) and GENERIC (over PCI) both drive. A
+/// kernel whose symbol table lacks vtnet would boot to a network it cannot see; one without
+/// a symbol table cannot be told, and is let through.
+fn check_network(
+    request: &Request,
+    backend: &BackendPlan,
+    kernel: &Kernel,
+    traits: &FreeBsdTraits,
+) -> Result<(), PlanError> {
     match (&request.network, backend) {
-        (Network::None, _) | (_, BackendPlan::Qemu { .. }) => Ok(()),
+        (Network::None, _) => Ok(()),
         (_, BackendPlan::Bhyve(_)) => Err(PlanError::NetOnBhyve),
+        (_, BackendPlan::Qemu { .. }) if traits.symbols && !traits.vtnet => {
+            Err(PlanError::NoVtnet {
+                kernel: kernel.image.clone(),
+            })
+        }
+        (_, BackendPlan::Qemu { .. }) => Ok(()),
     }
 }
 
@@ -122,7 +135,7 @@ pub(super) fn plan(
         BackendChoice::Auto if host.freebsd_host => BackendPlan::Bhyve(host.bhyve.clone()?),
         BackendChoice::Auto | BackendChoice::Qemu => qemu(host)?,
     };
-    check_network(request, &backend)?;
+    check_network(request, &backend, kernel, &traits.traits)?;
     let route = match backend {
         BackendPlan::Qemu { .. } => {
             Some(choose_route(request.freebsd.boot, accel, &traits.traits)?)
@@ -469,6 +482,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--backend qemu"), "{error}");
+        let no_vtnet = FreeBsdTraits {
+            vtnet: false,
+            ..FIRECRACKER
+        };
+        let error = planned(&asked, no_vtnet, HostKvm::Missing)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("device vtnet"), "{error}");
+        let unknown = FreeBsdTraits {
+            vtnet: false,
+            symbols: false,
+            ..FIRECRACKER
+        };
+        assert!(
+            planned(&asked, unknown, HostKvm::Missing).is_ok(),
+            "no symbols: cannot tell"
+        );
     }
 
     #[test]
