@@ -35,6 +35,9 @@ pub struct RunResult {
     pub events: Vec<Event>,
     /// Kernel failure reports found on the console.
     pub splats: Vec<Splat>,
+    /// The kernel's file with DWARF, when vmlane found one: `vmlane_symbols` turns the splats'
+    /// frames into `file:line` with it.
+    pub debug_info: Option<PathBuf>,
 }
 
 impl RunResult {
@@ -221,6 +224,7 @@ impl Run {
             stdout: captured.stdout,
             stderr: captured.stderr,
             console: captured.console,
+            debug_info: captured.debug_info,
         })
     }
 }
