@@ -17,11 +17,14 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut file = File::create(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_data()?;
-    drop(file);
-    std::fs::rename(&temporary, path).inspect_err(|_| {
+    let written = File::create(&temporary).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_data()?;
+        drop(file);
+        std::fs::rename(&temporary, path)
+    });
+    // A full disk must not leave the half-written temporary behind.
+    written.inspect_err(|_| {
         let _ = std::fs::remove_file(&temporary);
     })
 }
