@@ -50,4 +50,21 @@ __asm__(
     ".long 1300000\n"
     ".text\n");
 
+/*
+ * The program's entry: the kernel enters _start with rdi pointing at argc
+ * (sys/amd64/amd64/exec_machdep.c: exec_setregs), as crt1's _start takes
+ * it. Clear the frame pointer for debuggers, align the stack as the SysV
+ * ABI wants before a call, call `function`, and never return.
+ */
+#define FREESTANDING_ENTRY(function)			\
+	__asm__(".text\n"				\
+	    ".globl _start\n"				\
+	    ".type _start,@function\n"			\
+	    "_start:\n"					\
+	    "	xorl %ebp, %ebp\n"			\
+	    "	andq $-16, %rsp\n"			\
+	    "	call " #function "\n"			\
+	    "	ud2\n"					\
+	    ".size _start, .-_start\n")
+
 #endif

@@ -454,18 +454,5 @@ init_main(void)
 	run_on_console();
 }
 
-/*
- * The kernel enters here with rsp near argc/argv/envp (unused: everything
- * comes from the run file). Clear the frame pointer for debuggers, align
- * the stack as the SysV ABI wants before a call, and never return.
- */
-__asm__(
-    ".text\n"
-    ".globl _start\n"
-    ".type _start,@function\n"
-    "_start:\n"
-    "	xorl %ebp, %ebp\n"
-    "	andq $-16, %rsp\n"
-    "	call init_main\n"
-    "	ud2\n"
-    ".size _start, .-_start\n");
+/* argc, argv and envp are unused: everything comes from the run file. */
+FREESTANDING_ENTRY(init_main);

@@ -24,19 +24,4 @@ relay_start(long *ap)
 	sys_exit(relay_main(argc, argv, argv + argc + 1));
 }
 
-/*
- * The kernel enters here with rdi pointing at argc (sys/amd64/amd64/
- * exec_machdep.c: exec_setregs), as crt1's _start takes it. Clear the
- * frame pointer for debuggers, align the stack as the SysV ABI wants
- * before a call, and never return.
- */
-__asm__(
-    ".text\n"
-    ".globl _start\n"
-    ".type _start,@function\n"
-    "_start:\n"
-    "	xorl %ebp, %ebp\n"
-    "	andq $-16, %rsp\n"
-    "	call relay_start\n"
-    "	ud2\n"
-    ".size _start, .-_start\n");
+FREESTANDING_ENTRY(relay_start);
