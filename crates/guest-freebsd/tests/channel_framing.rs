@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use vmlane_proto::{Decoder, GuestMessage};
+use support::decode;
+use vmlane_proto::GuestMessage;
 use vmlane_spec::GuestStatus;
 
 /// `FRAME_CHUNK` and `FRAME_TEXT_MAX` in `init/frame.h`.
@@ -48,24 +49,6 @@ fn run(harness: &Path, input: &[u8], max_write: usize) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// Every message in `bytes`, decoded as the FreeBSD session decodes its channel.
-fn decode(bytes: &[u8]) -> Vec<GuestMessage> {
-    let mut decoder = Decoder::new();
-    let mut messages = Vec::new();
-    // In odd pieces: the host reads whatever the socket has.
-    for piece in bytes.chunks(777) {
-        decoder.push(piece);
-        while let Some(message) = decoder
-            .next_message::<GuestMessage>()
-            .expect("a valid frame")
-        {
-            messages.push(message);
-        }
-    }
-    assert_eq!(decoder.pending(), 0, "a partial frame at the end");
-    messages
 }
 
 /// Bytes of every value, in an order that is not a pattern.

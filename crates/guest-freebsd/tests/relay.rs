@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use vmlane_proto::{Decoder, GuestMessage};
+use support::decode;
+use vmlane_proto::GuestMessage;
 use vmlane_spec::GuestStatus;
 
 /// `RELAY_SENT`, `RELAY_FAILED_SENT` and `RELAY_NOT_SENT` in `init/relay.h`.
@@ -50,21 +51,6 @@ impl Relayed {
     fn last(&self) -> Option<&GuestMessage> {
         self.messages.last()
     }
-}
-
-/// Every message in `bytes`, which must end with a whole frame.
-fn decode(bytes: &[u8]) -> Vec<GuestMessage> {
-    let mut decoder = Decoder::new();
-    decoder.push(bytes);
-    let mut messages = Vec::new();
-    while let Some(message) = decoder
-        .next_message::<GuestMessage>()
-        .expect("a valid frame")
-    {
-        messages.push(message);
-    }
-    assert_eq!(decoder.pending(), 0, "a partial frame at the end");
-    messages
 }
 
 /// The relay run as `vmlane-relay CHANNEL -- COMMAND...` in `dir`, its channel a fresh file.

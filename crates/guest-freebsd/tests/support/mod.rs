@@ -59,3 +59,23 @@ pub fn built(result: &Result<PathBuf, String>) -> Option<&Path> {
         }
     }
 }
+
+/// Every message in `bytes`, decoded as the FreeBSD session decodes its channel: in odd
+/// pieces, as the host reads whatever the socket has, ending on a whole frame.
+// The run-file tests have no channel to decode.
+#[allow(dead_code)]
+pub fn decode(bytes: &[u8]) -> Vec<vmlane_proto::GuestMessage> {
+    let mut decoder = vmlane_proto::Decoder::new();
+    let mut messages = Vec::new();
+    for piece in bytes.chunks(777) {
+        decoder.push(piece);
+        while let Some(message) = decoder
+            .next_message::<vmlane_proto::GuestMessage>()
+            .expect("a valid frame")
+        {
+            messages.push(message);
+        }
+    }
+    assert_eq!(decoder.pending(), 0, "a partial frame at the end");
+    messages
+}
