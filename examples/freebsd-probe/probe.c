@@ -12,6 +12,9 @@
  *   probe cat FILE       copies FILE to stdout (relative paths: the working directory).
  *   probe say OUT ERR    writes OUT to stdout and ERR to stderr, each with a newline (for
  *                        checking the two arrive apart).
+ *   probe clock          prints the wall clock's seconds since the epoch (CLOCK_REALTIME).
+ *   probe random         prints 16 random bytes from getrandom(2) in hex (a guest restored
+ *                        from a saved one must not repeat them).
  *
  * A kernel without SYSCALL kills the probe with SIGSYS (vmlane exits 140).
  */
@@ -22,6 +25,8 @@ typedef unsigned long u64;
 #define SYS_read 3
 #define SYS_write 4
 #define SYS_open 5
+#define SYS_clock_gettime 232
+#define SYS_getrandom 563
 #define SYS___sysctlbyname 570
 
 static long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6,
@@ -151,6 +156,29 @@ static int probe_main(int argc, char **argv)
 				return failed;
 			raw_syscall(SYS_write, 1, (long)buf, n, &failed);
 		}
+	}
+	if (argc >= 2 && same(argv[1], "clock")) {
+		long ts[2];
+		int failed;
+		raw_syscall(SYS_clock_gettime, 0 /* CLOCK_REALTIME */, (long)ts, 0, &failed);
+		put_number(failed ? -1 : ts[0]);
+		put("\n");
+		return failed;
+	}
+	if (argc >= 2 && same(argv[1], "random")) {
+		static const char hex[] = "0123456789abcdef";
+		unsigned char bytes[16];
+		char text[33];
+		int failed;
+		raw_syscall(SYS_getrandom, (long)bytes, sizeof bytes, 0, &failed);
+		for (int i = 0; i < 16; i++) {
+			text[2 * i] = hex[bytes[i] >> 4];
+			text[2 * i + 1] = hex[bytes[i] & 15];
+		}
+		text[32] = 0;
+		put(failed ? "getrandom failed" : text);
+		put("\n");
+		return failed;
 	}
 	if (argc >= 2 && same(argv[1], "panic")) {
 		static const char name[] = "debug.kdb.panic";

@@ -39,6 +39,10 @@ pub enum GuestChannel {
         /// output, while a marker there (a step that failed before the port was open) or a
         /// panic still ends the run.
         framed: bool,
+        /// With `framed`: the request, sent on the port (after the clock and entropy) once the
+        /// guest says it is ready, followed by the command's input. `None`: the guest has the
+        /// whole run on its disk and reads nothing from the port.
+        request: Option<RunRequest>,
     },
 }
 
@@ -165,28 +169,40 @@ fn run_session_with_input(
         .as_deref()
         .map(listen)
         .transpose()?;
-    let (requests, marked, debugger, framed, input) = match session.channel {
+    let (requests, gated, marked, debugger, framed, input) = match session.channel {
         GuestChannel::Port(mut request) => {
             let input = HostInput::start(input_fd, &mut request.input)
                 .map_err(io_err("put the terminal in raw mode"))?;
-            let mut frames = encode(&prepare().map_err(io_err("read the host's entropy"))?);
-            frames.extend(encode(&HostMessage::Run(request)));
-            (frames, None, false, true, input)
+            (
+                encode(&HostMessage::Run(request)),
+                false,
+                None,
+                false,
+                true,
+                input,
+            )
         }
         GuestChannel::Console {
             token,
             debugger,
             framed,
-        } => (
-            Vec::new(),
-            Some(MarkedConsole::new(&token)),
-            debugger,
-            framed,
-            None,
-        ),
+            request,
+        } => {
+            let (frames, input) = match request {
+                Some(mut request) => {
+                    let input = HostInput::start(input_fd, &mut request.input)
+                        .map_err(io_err("put the terminal in raw mode"))?;
+                    (encode(&HostMessage::Run(request)), input)
+                }
+                None => (Vec::new(), None),
+            };
+            let marked = Some(MarkedConsole::new(&token));
+            (frames, true, marked, debugger, framed, input)
+        }
     };
     // A guest to be saved gets its request only after the save, or the saved one would
-    // already have it.
+    // already have it; a guest that opens its port late (a serial port is no socket that
+    // keeps what came before) gets it once it says it listens.
     let restored = matches!(session.snapshot, Snapshotting::Restored { .. });
     let (outgoing, held, save) = match session.snapshot {
         Snapshotting::Save {
@@ -202,7 +218,9 @@ fn run_session_with_input(
                 console,
             }),
         ),
-        _ => (requests, None, None),
+        // A restored guest said it was ready before it was saved.
+        _ if gated && !restored => (Vec::new(), Some(requests), None),
+        _ => (with_prepare(requests)?, None, None),
     };
     let vm = backend.start(&session.machine)?;
     let mut run = Run {
@@ -251,6 +269,17 @@ struct SaveTo {
     state: PathBuf,
     ram: PathBuf,
     console: PathBuf,
+}
+
+/// The clock and entropy as they are now, then `frames` (the request and what follows it);
+/// nothing for a guest that is sent no request.
+fn with_prepare(frames: Vec<u8>) -> Result<Vec<u8>, SessionError> {
+    if frames.is_empty() {
+        return Ok(frames);
+    }
+    let mut all = encode(&prepare().map_err(io_err("read the host's entropy"))?);
+    all.extend(frames);
+    Ok(all)
 }
 
 /// The clock and entropy every guest gets before its request.
@@ -404,7 +433,8 @@ impl Run<'_, '_> {
             for fd in input.resize_fds() {
                 entries.push((fd, PollFlags::IN, Ready::Resize));
             }
-            if input.open && self.outgoing.len() < MAX_OUTGOING {
+            // Input waits while the request does, so it cannot pile up unbounded.
+            if input.open && self.held.is_none() && self.outgoing.len() < MAX_OUTGOING {
                 entries.push((input.fd(), PollFlags::IN, Ready::Input));
             }
             for fd in input.stop_fds() {
@@ -472,8 +502,12 @@ impl Run<'_, '_> {
         Ok(None)
     }
 
+    /// Queues a frame for the guest, behind the request while that is held.
     fn send(&mut self, message: &HostMessage) {
-        message.encode_into(&mut self.outgoing);
+        match self.held.as_mut() {
+            Some(held) => message.encode_into(held),
+            None => message.encode_into(&mut self.outgoing),
+        }
     }
 
     /// Passes the host's input to the command; Ctrl-A X on a terminal ends the run as
@@ -782,7 +816,8 @@ impl Run<'_, '_> {
         }
         if let Some(frames) = self.held.take() {
             self.vm.plug_share()?;
-            self.outgoing.extend(frames);
+            // The clock is read now: the guest sets it from this frame.
+            self.outgoing.extend(with_prepare(frames)?);
         }
         Ok(())
     }

@@ -316,13 +316,24 @@ pub struct RunArgs {
     /// What every VM of `run` and `shell` takes.
     #[command(flatten)]
     pub vm: VmArgs,
+    /// The guest's OS, and what only FreeBSD guests take.
+    #[command(flatten)]
+    pub guest: GuestArgs,
+    /// The command to run in the guest, and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// The guest's OS and the FreeBSD options, the same for `vmlane run` and `vmlane shell`.
+#[derive(Debug, Args)]
+pub struct GuestArgs {
     /// The guest's operating system: auto follows the kernel image; linux or freebsd refuse a
     /// kernel of the other.
     #[arg(long, value_enum, default_value_t = OsArg::Auto)]
     pub os: OsArg,
-    /// FreeBSD: run CMD (a path inside the image) in this FreeBSD image (one made by
-    /// `vmlane image build`, or a release VM image) instead of vmlane's minimal guest, where
-    /// CMD is a host path to a static FreeBSD executable. The image is never written.
+    /// FreeBSD: run CMD (a path inside the image), or the shell, in this FreeBSD image (one
+    /// made by `vmlane image build`, or a release VM image) instead of vmlane's minimal guest,
+    /// where CMD is a host path to a static FreeBSD executable. The image is never written.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<PathBuf>,
     /// FreeBSD: how the kernel is entered. auto: through vmlane's boot stub (as FreeBSD's
@@ -340,9 +351,18 @@ pub struct RunArgs {
     /// The VMM: auto picks bhyve for FreeBSD guests on FreeBSD hosts and QEMU everywhere else.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
-    /// The command to run in the guest, and its arguments.
-    #[arg(required = true, last = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
+}
+
+impl GuestArgs {
+    /// Puts the OS, backend and FreeBSD options into `request`.
+    pub fn apply(&self, request: &mut vmlane::Request) {
+        request.os = self.os.into();
+        request.backend = self.backend.into();
+        request.freebsd.image = self.image.clone();
+        request.freebsd.keep_image = self.keep_image;
+        request.freebsd.boot = self.boot.into();
+        request.freebsd.debugger = self.debugger;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

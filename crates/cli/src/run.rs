@@ -46,15 +46,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
     Ok(outcome.exit_code())
 }
 
-/// The request: the VM's options and the FreeBSD ones only `run` has.
+/// The request: the VM's options, the guest's, and the command.
 fn request(args: &RunArgs) -> Result<Request> {
     let mut request = args.vm.request(args.command.clone())?;
-    request.os = args.os.into();
-    request.backend = args.backend.into();
-    request.freebsd.image = args.image.clone();
-    request.freebsd.keep_image = args.keep_image;
-    request.freebsd.boot = args.boot.into();
-    request.freebsd.debugger = args.debugger;
+    args.guest.apply(&mut request);
     Ok(request)
 }
 

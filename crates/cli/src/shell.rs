@@ -2,20 +2,22 @@
 //! shell gets a pseudo-terminal of the same size and every key; without one, stdin is piped to
 //! it as a script. Either way vmlane exits with the shell's status.
 
-use crate::args::VmArgs;
+use crate::args::{GuestArgs, VmArgs};
 use crate::vm::{launch_here, settle_log_after_error, Events};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use vmlane::plan::PlanError;
-use vmlane::{OsChoice, Request};
+use vmlane::Request;
 use vmlane_backend::StopSignals;
 use vmlane_spec::{Input, Outcome};
 
 #[derive(Debug, Args)]
 pub struct ShellArgs {
-    /// The VM's options, as for `vmlane run` (Linux kernels only).
+    /// The VM's options, as for `vmlane run`.
     #[command(flatten)]
     pub vm: VmArgs,
+    /// The guest's OS; a FreeBSD shell runs from `--image`.
+    #[command(flatten)]
+    pub guest: GuestArgs,
 }
 
 /// Runs the shell and returns the exit code vmlane should exit with.
@@ -30,12 +32,6 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
         Ok(finished) => (finished.outcome, finished.debug_info),
         Err(error) => {
             settle_log_after_error(&console, args.vm.log.is_some());
-            if let vmlane::Error::Plan(PlanError::WrongOs { kernel, found, .. }) = error {
-                bail!(
-                    "`vmlane shell` supports Linux guests; {} is a {found} kernel",
-                    kernel.display()
-                );
-            }
             return Err(error.into());
         }
     };
@@ -77,10 +73,11 @@ pub fn shell(args: ShellArgs) -> Result<i32> {
 }
 
 /// The request of a shell: no command (the guest runs the login shell), the host's `SHELL`,
-/// stdin as a terminal or a pipe, and a Linux guest.
+/// stdin as a terminal or a pipe. A FreeBSD guest runs it from its image (`--image`).
 fn shell_request(args: &ShellArgs, terminal: bool) -> Result<Request> {
     // An empty command is the login shell.
     let mut request = args.vm.request(Vec::new())?;
+    args.guest.apply(&mut request);
     if let Some(shell) = std::env::var_os("SHELL") {
         request.env.insert(0, ("SHELL".into(), shell));
     }
@@ -89,7 +86,6 @@ fn shell_request(args: &ShellArgs, terminal: bool) -> Result<Request> {
     } else {
         Input::Pipe
     };
-    request.os = OsChoice::Linux;
     Ok(request)
 }
 
@@ -98,6 +94,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use std::path::PathBuf;
+    use vmlane::OsChoice;
 
     fn parse(argv: &[&str]) -> ShellArgs {
         let mut full = vec!["vmlane", "shell"];
@@ -116,7 +113,7 @@ mod tests {
         assert_eq!(request.input, Input::Terminal);
         assert_eq!((request.cpus(), request.memory_mib()), (2, 1024));
         assert_eq!(request.env.last().unwrap(), &("A".into(), "b".into()));
-        assert_eq!(request.os, OsChoice::Linux);
+        assert_eq!(request.os, OsChoice::Auto);
         assert_eq!(shell_request(&args, false).unwrap().input, Input::Pipe);
         assert_eq!(args.vm.kernel, Some(PathBuf::from("6.1")));
     }

@@ -6,45 +6,9 @@
 
 mod common;
 
+use common::freebsd::{probe, test_kernel};
 use common::{assert_code, text, Sandbox, TestKernel};
-use std::path::PathBuf;
 use std::process::Output;
-
-/// The test kernel, or `None` (having said why) where it cannot be built or QEMU is missing.
-fn test_kernel() -> Option<TestKernel> {
-    let required = std::env::var_os("VMLANE_E2E_REQUIRED").is_some();
-    let missing = |why: String| {
-        assert!(!required, "{why}");
-        eprintln!("skipped: {why}");
-        None
-    };
-    let kernel = match vmlane_testkernel::pvh_kernel() {
-        Ok(path) => path,
-        Err(why) => return missing(format!("the PVH test kernel is not built: {why}")),
-    };
-    if let Err(why) = vmlane_guest_freebsd::init_binary() {
-        return missing(format!("vmlane's FreeBSD init is not built: {why}"));
-    }
-    let makefs = common::has_program("makefs") || std::path::Path::new("/usr/sbin/makefs").exists();
-    if !common::has_program("qemu-system-x86_64") || !makefs {
-        return missing(
-            "FreeBSD end-to-end tests need qemu-system-x86_64 and makefs (run scripts/setup)"
-                .into(),
-        );
-    }
-    Some(TestKernel {
-        label: "pvh-test-kernel",
-        dir: kernel.to_path_buf(),
-    })
-}
-
-/// A static FreeBSD executable in the sandbox's work dir: vmlane's own init serves, since the
-/// test kernel never runs it.
-fn probe(sandbox: &Sandbox) -> PathBuf {
-    let path = sandbox.work().join("probe");
-    std::fs::write(&path, vmlane_guest_freebsd::init_binary().unwrap()).unwrap();
-    path
-}
 
 fn run_action(sandbox: &Sandbox, kernel: &TestKernel, action: &str, extra: &[&str]) -> Output {
     probe(sandbox);

@@ -237,8 +237,8 @@ fn machine(plan: &Plan, staged: &Staged) -> Machine {
 }
 
 /// How the guest learns what to run: Linux's init asks over the port (with the host setup's
-/// scratch directory in its environment); FreeBSD's guest has it on a disk, and reports on the
-/// port when it has one.
+/// scratch directory in its environment); FreeBSD's guest asks over its port when it has one,
+/// and otherwise has it on a disk.
 fn channel(guest: &GuestPlan, staged: &Staged) -> GuestChannel {
     match guest {
         GuestPlan::Linux(linux) => {
@@ -256,6 +256,7 @@ fn channel(guest: &GuestPlan, staged: &Staged) -> GuestChannel {
             token: freebsd.token.clone(),
             debugger: freebsd.debugger,
             framed: freebsd.channel,
+            request: freebsd.request.clone(),
         },
     }
 }

@@ -2,8 +2,9 @@
  * The frames vmlane's FreeBSD init sends on its channel, in the wire
  * format of every vmlane guest (crates/proto, codec.rs):
  *   [kind: u8][length: u32 little-endian][payload]
- * Stdout and Stderr carry raw output bytes; Exit carries a status tag and
- * a u32; Failed carries two length-prefixed strings (step, message).
+ * Ready has no payload; Stdout and Stderr carry raw output bytes; Exit
+ * carries a status tag and a u32; Failed carries two length-prefixed
+ * strings (step, message). What the host sends back is hostframe.h's.
  *
  * Free of system calls and libc: the writer is a function the caller
  * gives, so the same code runs in the init, in vmlane's test kernels and
@@ -18,6 +19,7 @@
 #define FRAME_STDERR 18
 #define FRAME_EXIT 19
 #define FRAME_FAILED 20
+#define FRAME_READY 21
 
 /* The tags of an Exit frame's status. */
 #define FRAME_EXITED 0
@@ -116,6 +118,13 @@ frame_output(const struct frame_sink *sink, unsigned char kind,
 		len -= n;
 	}
 	return 0;
+}
+
+/* Ready: the host holds every frame for the guest until it sees this. */
+static __attribute__((unused)) long
+frame_ready(const struct frame_sink *sink)
+{
+	return frame_send(sink, FRAME_READY, "", 0);
 }
 
 /* Exit: the status tag, then the exit code or signal (0 for the others). */

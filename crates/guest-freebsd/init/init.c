@@ -2,16 +2,21 @@
  * vmlane's FreeBSD init (PID 1).
  *
  * The kernel starts it with init_path=/vmlane/init. It mounts what a
- * command needs, runs the one command described by /vmlane/run, reports
- * how it ended and ends the VM. It is a static, freestanding binary that
- * speaks raw system calls (syscall.h) because vmlane builds it on hosts
- * without a FreeBSD sysroot.
+ * command needs, runs one command, reports how it ended and ends the VM.
+ * It is a static, freestanding binary that speaks raw system calls
+ * (syscall.h) because vmlane builds it on hosts without a FreeBSD sysroot.
  *
- * When the run file names a channel (a second serial port, /dev/cuau1),
- * the command's stdout and stderr are pipes whose bytes go there as
- * frames (frame.h), followed by its Exit frame; the console then carries
- * only the kernel's messages and the lines below. Without a channel the
- * command writes to the console and its end is a marker line.
+ * When the run file (/vmlane/run) names a channel (a second serial port,
+ * /dev/cuau1), the command comes from the host over it (channel.h): the
+ * init sends Ready, applies Prepare (clock, entropy), and runs what the
+ * Run frame says, in its directory, with its environment and its input
+ * kind (null, pipe or terminal; empty argv: a login shell), its share
+ * (p9fs) mounted read-only on /host, or else the run file's. Any argv,
+ * environment and directory in the run file are then unused. Stdout and
+ * stderr go back as frames (frame.h), then the Exit frame; the console
+ * carries only the kernel's messages and the lines below. Without a
+ * channel the run file's command runs on the console and its end is a
+ * marker line.
  *
  * Console protocol, each line preceded by "\n" so it starts a line:
  *   vmlane:TOKEN:start
@@ -24,9 +29,14 @@
 #include "freestanding.h"
 #include "runfile.h"
 #include "frame.h"
+#include "hostframe.h"
 #include "rawtty.h"
+#include "pty.h"
 #include "line.h"
 #include "channel.h"
+
+/* A Run frame holds as many strings as a run file. */
+_Static_assert(HOST_MAX_STRINGS == RUN_MAX_STRINGS, "string limits differ");
 
 #define RUN_FILE_PATH "/vmlane/run"
 #define CONSOLE_PATH "/dev/console"
@@ -223,8 +233,8 @@ warn(const char *what, long err)
 	l.len = 0;
 	put(&l, "\nvmlane-init: warning: ");
 	put(&l, what);
-	put(&l, ": errno ");
-	put_ulong(&l, (unsigned long)err);
+	put(&l, ": ");
+	put_errno(&l, err);
 	emit(&l);
 }
 
@@ -322,7 +332,8 @@ parse_run_file(unsigned long len, struct run *run)
 		fail("parse /vmlane/run (bad argument or environment count)",
 		    EINVAL);
 	case RUN_EMPTY_ARGV:
-		fail("parse /vmlane/run (empty argv)", EINVAL);
+		fail("parse /vmlane/run (empty argv without a channel)",
+		    EINVAL);
 	case RUN_TRAILING:
 		fail("parse /vmlane/run (trailing bytes)", EINVAL);
 	}
@@ -343,6 +354,26 @@ mount_share(const char *tag)
 	r = mount_fs("p9fs", SHARE_MOUNT_POINT, tag, 0, 1);
 	if (r < 0)
 		fail("mount the host share", -r);
+}
+
+/*
+ * The Run request's share, else the run file's: p9fs is the only kind a
+ * FreeBSD guest mounts, and its mount data is not needed. Writable
+ * directories are not supported and only warned about.
+ */
+static void
+mount_requested_share(const struct host_run *r, const char *file_tag)
+{
+	if (r->rwdirs != 0)
+		warn("mount writable directories (ignored)", EOPNOTSUPP);
+	if (r->fstype == 0) {
+		if (file_tag != 0)
+			mount_share(file_tag);
+		return;
+	}
+	if (!run_streq(r->fstype, "p9fs") && !run_streq(r->fstype, "9p"))
+		fail("mount the host share (not p9fs)", EOPNOTSUPP);
+	mount_share(r->tag);
 }
 
 /* ---- running the command ------------------------------------------- */
@@ -384,31 +415,42 @@ print_ending(const struct ending *e)
 	emit(&l);
 }
 
-/* The command writing to the console; its end is a marker line. */
+/* The run file's command writing to the console; its end is a marker line. */
 static __attribute__((noreturn)) void
 run_on_console(void)
 {
+	struct command c = { run_argv[0], run_argv, run_env, 0, 0, 0 };
 	struct ending e;
 	int exec_fd;
 	long pid;
 
-	pid = command_spawn(run_argv, run_env, -1, -1, &exec_fd);
+	pid = command_spawn(&c, -1, -1, -1, 0, &exec_fd);
 	e.exec_errno = command_exec_result(exec_fd);
 	e.status = command_wait(pid);
 	print_ending(&e);
 	end_vm();
 }
 
+static struct host_run host_run;
+
 /*
- * The command writing into pipes whose bytes go out as Stdout and Stderr
- * frames, as they come; its end is the Exit frame.
+ * The host's command, from its frames on the channel, writing into pipes
+ * or a terminal whose bytes go out as Stdout and Stderr frames, as they
+ * come; its end is the Exit frame.
  */
 static __attribute__((noreturn)) void
-run_on_channel(void)
+run_on_channel(const struct run *run)
 {
+	struct command c;
 	struct ending e;
 
-	command_relay(run_argv, run_env, &channel, &e);
+	channel_fd = channel_open(run->channel);
+	print_start();
+	channel_handshake(&channel, channel_fd, &host_run);
+	mount_requested_share(&host_run, run->share);
+	channel_chdir(host_run.cwd);
+	command_from_run(&host_run, &c);
+	command_relay(&c, &channel, &e);
 	channel_send_ending(&channel, &e);
 	end_vm();
 }
@@ -439,20 +481,16 @@ init_main(void)
 	if (r < 0 && r != -ENOENT)
 		fail("mount tmpfs on /tmp", -r);
 
+	if (run.channel != 0)
+		run_on_channel(&run);
 	if (run.share != 0)
 		mount_share(run.share);
-
 	r = sys_chdir(run.cwd);
 	if (r < 0)
 		fail("change to the working directory", -r);
-
-	if (run.channel != 0)
-		channel_fd = channel_open(run.channel);
 	print_start();
-	if (channel_fd >= 0)
-		run_on_channel();
 	run_on_console();
 }
 
-/* argc, argv and envp are unused: everything comes from the run file. */
+/* argc, argv and envp are unused: the run file and the channel say it all. */
 FREESTANDING_ENTRY(init_main);

@@ -110,6 +110,7 @@ errno_name(long e)
 	case EFBIG: return "EFBIG";
 	case ENOSPC: return "ENOSPC";
 	case EROFS: return "EROFS";
+	case EPIPE: return "EPIPE";
 	case EAGAIN: return "EAGAIN";
 	case EPROTONOSUPPORT: return "EPROTONOSUPPORT";
 	case EOPNOTSUPP: return "EOPNOTSUPP";

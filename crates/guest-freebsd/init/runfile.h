@@ -10,6 +10,8 @@
  *   "vmlane-run 2", token, cwd, share tag ("" = none),
  *   channel device ("" = none: the result goes on the console),
  *   argc (decimal), argv[0..argc], envc (decimal), env[0..envc]
+ * argc may be 0 only with a channel, over which the host sends the
+ * command instead (channel.h).
  *
  * The limits here must match the constants in src/lib.rs.
  */
@@ -40,7 +42,7 @@ enum run_error {
 	RUN_BAD_MAGIC,
 	RUN_BAD_TOKEN,
 	RUN_BAD_COUNT,   /* a count is not plain decimal or is out of range */
-	RUN_EMPTY_ARGV,
+	RUN_EMPTY_ARGV,  /* argc 0 without a channel */
 	RUN_TRAILING,    /* bytes after the last environment string */
 };
 
@@ -148,7 +150,7 @@ run_parse(const char *buf, unsigned long len, struct run *r, char **argv,
 		return RUN_TRUNCATED;
 	if (!run_count(s, RUN_MAX_STRINGS, &r->argc))
 		return RUN_BAD_COUNT;
-	if (r->argc == 0)
+	if (r->argc == 0 && r->channel == 0)
 		return RUN_EMPTY_ARGV;
 	for (i = 0; i < r->argc; i++) {
 		if (!run_next(buf, len, &pos, &s))

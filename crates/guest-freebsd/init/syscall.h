@@ -4,7 +4,8 @@
  * There is no FreeBSD libc to link against, so the init talks to the kernel
  * directly. Numbers and constants were checked against the FreeBSD 15.1
  * headers (sys/sys/syscall.h, fcntl.h, reboot.h, ttycom.h, mount.h,
- * errno.h, wait.h, poll.h); they are part of the stable FreeBSD ABI.
+ * errno.h, wait.h, poll.h, signal.h, _timespec.h, _clock_id.h); they are
+ * part of the stable FreeBSD ABI.
  */
 #ifndef VMLANE_SYSCALL_H
 #define VMLANE_SYSCALL_H
@@ -26,22 +27,30 @@ typedef unsigned int u32;
 #define SYS_reboot 55
 #define SYS_execve 59
 #define SYS_dup2 90
+#define SYS_fcntl 92
 #define SYS_setsid 147
 #define SYS_poll 209
+#define SYS_clock_settime 233
 #define SYS_sigprocmask 340
 #define SYS_nmount 378
 #define SYS_kenv 390
+#define SYS_posix_openpt 504
 #define SYS_pipe2 542
 
 /* sys/sys/fcntl.h */
 #define O_RDONLY 0x0000
+#define O_WRONLY 0x0001
 #define O_RDWR 0x0002
+#define O_NONBLOCK 0x0004
 #define O_NOCTTY 0x8000
 #define O_CLOEXEC 0x00100000
+#define F_GETFL 3
+#define F_SETFL 4
 
 /* sys/sys/signal.h, sys/sys/_sigset.h */
 #define SIG_BLOCK 1
 #define SIG_SETMASK 3
+#define SIGPIPE 13
 typedef struct {
 	u32 bits[4];
 } sigset_t;
@@ -51,6 +60,7 @@ typedef struct {
 
 /* sys/sys/poll.h */
 #define POLLIN 0x0001
+#define POLLOUT 0x0004
 #define POLLERR 0x0008
 #define POLLHUP 0x0010
 #define POLLNVAL 0x0020
@@ -96,6 +106,7 @@ struct pollfd {
 #define EFBIG 27
 #define ENOSPC 28
 #define EROFS 30
+#define EPIPE 32
 #define EAGAIN 35
 #define EPROTONOSUPPORT 43
 #define EOPNOTSUPP 45
@@ -104,6 +115,13 @@ struct pollfd {
 #define ELOOP 62
 #define ENAMETOOLONG 63
 #define ENOSYS 78
+
+/* sys/sys/_timespec.h (time_t is 64 bits on amd64), sys/sys/_clock_id.h */
+struct timespec {
+	long tv_sec;
+	long tv_nsec;
+};
+#define CLOCK_REALTIME 0
 
 /* sys/sys/_iovec.h */
 struct iovec {
@@ -258,6 +276,37 @@ static inline long
 sys_pipe2(int fds[2], int flags)
 {
 	return sys2(SYS_pipe2, fds, flags);
+}
+
+static inline long
+sys_fcntl(int fd, int cmd, long arg)
+{
+	return sys3(SYS_fcntl, fd, cmd, arg);
+}
+
+static inline long
+sys_clock_settime(int clock, const struct timespec *ts)
+{
+	return sys2(SYS_clock_settime, clock, ts);
+}
+
+/* A new pseudo-terminal's master (sys/kern/tty_pts.c, sys_posix_openpt). */
+static inline long
+sys_posix_openpt(int flags)
+{
+	return sys1(SYS_posix_openpt, flags);
+}
+
+/*
+ * Blocks SIGPIPE, so a write to a pipe whose reader is gone fails with
+ * EPIPE instead of killing the writer. Signal n is bit n-1 of the set.
+ */
+static inline long
+sys_block_sigpipe(void)
+{
+	sigset_t pipe = { { 1U << (SIGPIPE - 1), 0, 0, 0 } };
+
+	return sys_sigprocmask(SIG_BLOCK, &pipe, 0);
 }
 
 static inline __attribute__((noreturn)) void

@@ -1,11 +1,15 @@
 //! vmlane's minimal FreeBSD guest: a small init (PID 1) that runs one command and reports how it
-//! ended, plus the run file through which the host tells it what to run; and the relay through
-//! which a full FreeBSD image's rc.d hook runs a command and reports the same way.
+//! ended, plus the run file through which the host sets it up; and the relay through which a full
+//! FreeBSD image's rc.d hook runs a command and reports the same way.
 //!
 //! Both are freestanding C built by `build.rs` with the host's clang, so no FreeBSD sysroot is
-//! needed; see `init/init.c` for what the init does at boot, the frames both send on their
-//! channel (`init/frame.h`, `init/channel.h`), the console lines the init prints, and
-//! `init/relay.h` for the relay's arguments and exit statuses.
+//! needed. With a channel (the second serial port) both speak vmlane's frames both ways: they
+//! send Ready, take the host's Prepare (clock, entropy) and Run (command, environment,
+//! directory, share, input kind: null, pipe or pseudo-terminal), feed the command's stdin from
+//! Stdin, StdinClosed and WindowSize frames, and send its output as Stdout and Stderr frames,
+//! then its Exit frame. See `init/init.c` for what the init does at boot and the console lines
+//! it prints, `init/channel.h` for the channel, `init/hostframe.h` and `init/frame.h` for the
+//! frames each way, and `init/relay.h` for the relay's arguments and exit statuses.
 #![deny(missing_docs)]
 
 /// Where the host writes the [`RunFile`] in the guest image.
@@ -51,9 +55,11 @@ pub fn init_binary() -> Result<&'static [u8], &'static str> {
     built(&INIT.0)
 }
 
-/// vmlane-relay, a static FreeBSD executable: `vmlane-relay DEVICE -- COMMAND [ARGUMENT...]`
-/// runs the command with its stdout, stderr and exit status sent as frames on DEVICE, as the
-/// init sends them. `vmlane image build` installs it in full images for their rc.d hook.
+/// vmlane-relay, a static FreeBSD executable: `vmlane-relay DEVICE` sends Ready on DEVICE and
+/// runs the command of the host's Run frame, its input fed from the host's frames, with its
+/// stdout, stderr and exit status sent as frames on DEVICE, as the init sends them;
+/// `vmlane-relay DEVICE -- COMMAND [ARGUMENT...]` runs COMMAND at once instead, with no input.
+/// `vmlane image build` installs it in full images for their rc.d hook.
 /// Or why it could not be built on this machine.
 pub fn relay_binary() -> Result<&'static [u8], &'static str> {
     built(&RELAY.0)
@@ -75,13 +81,15 @@ pub struct RunFile {
     pub cwd: Vec<u8>,
     /// 9p mount tag of the host share, mounted read-only on [`SHARE_MOUNT_POINT`].
     pub share_tag: Option<String>,
-    /// The device the command's stdout, stderr and exit status go to as vmlane frames
-    /// ([`CHANNEL_DEVICE`]); `None`: the command writes to the console and its end is a marker
-    /// line there, for VMs without the second serial port.
+    /// The device vmlane frames travel on both ways ([`CHANNEL_DEVICE`]): the init sends Ready
+    /// there and runs the command of the host's Run frame, whose output, input and exit status
+    /// then travel there too; `None`: the command below writes to the console and its end is a
+    /// marker line there, for VMs without the second serial port.
     pub channel: Option<String>,
-    /// The command; `argv[0]` must be an absolute path (the init does no `PATH` search).
+    /// The command without a channel; `argv[0]` must be an absolute path (the init does no
+    /// `PATH` search). May be empty with a channel, where the host's Run frame wins anyway.
     pub argv: Vec<Vec<u8>>,
-    /// The command's whole environment, as `KEY=value` strings.
+    /// The command's whole environment, as `KEY=value` strings, without a channel.
     pub env: Vec<Vec<u8>>,
 }
 
@@ -94,8 +102,11 @@ pub enum RunFileError {
         /// Which string, e.g. `argv[1]`.
         field: String,
     },
-    /// There is no program to run.
-    #[error("argv is empty: the FreeBSD init needs at least the program to run")]
+    /// There is no program to run: argv is empty and there is no channel to send one on.
+    #[error(
+        "argv is empty and there is no channel: the FreeBSD init needs at least the program to \
+         run"
+    )]
     EmptyArgv,
     /// The token cannot be echoed safely in a marker line.
     #[error(
@@ -141,7 +152,7 @@ impl RunFile {
         for (i, var) in self.env.iter().enumerate() {
             no_nul(&format!("env[{i}]"), var)?;
         }
-        if self.argv.is_empty() {
+        if self.argv.is_empty() && self.channel.is_none() {
             return Err(RunFileError::EmptyArgv);
         }
         if !token_ok(&self.token) {
@@ -292,12 +303,27 @@ mod tests {
     }
 
     #[test]
-    fn rejects_empty_argv() {
+    fn rejects_empty_argv_without_a_channel() {
         let run = RunFile {
             argv: vec![],
+            channel: None,
             ..sample()
         };
         assert_eq!(run.encode(), Err(RunFileError::EmptyArgv));
+    }
+
+    #[test]
+    fn empty_argv_and_env_encode_with_a_channel() {
+        let run = RunFile {
+            argv: vec![],
+            env: vec![],
+            share_tag: None,
+            ..sample()
+        };
+        assert_eq!(
+            run.encode().unwrap(),
+            b"vmlane-run 2\0t0k3n\0/host/src\0\0/dev/cuau1\x000\x000\0"
+        );
     }
 
     #[test]

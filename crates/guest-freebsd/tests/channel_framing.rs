@@ -113,6 +113,7 @@ fn frames_decode_as_the_host_reads_them_whatever_the_writes_take() {
                     step: long_step,
                     message: String::new(),
                 },
+                &GuestMessage::Ready,
             ]
         );
     }
@@ -169,4 +170,17 @@ fn the_termios_layout_and_raw_mode_are_freebsds() {
         assert_eq!(lflag & bit, 0, "{name} off");
     }
     assert_eq!(&raw[4..], ["1", "0", "115200"]);
+}
+
+#[test]
+fn the_pseudo_terminal_layouts_and_ioctls_are_freebsds() {
+    let Some(harness) = harness() else { return };
+    let out = run(harness, b"", 1);
+    // struct winsize: four u16 (sys/sys/_winsize.h); TIOCSWINSZ is _IOW('t', 103, struct
+    // winsize) (sys/sys/ttycom.h). struct fiodgname_arg: an int, then a pointer; FIODGNAME is
+    // _IOW('f', 120, struct fiodgname_arg) (sys/sys/filio.h).
+    assert_eq!(
+        line(&out, "P"),
+        ["8", "2", "6", "0x80087467", "16", "8", "0x80106678"]
+    );
 }

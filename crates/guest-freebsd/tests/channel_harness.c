@@ -6,14 +6,17 @@
  * writes to stdout, through a writer that takes at most MAX_WRITE bytes a
  * call and fails every third call with EINTR (the init's loop must go on):
  *   the input as Stdout frames, its first half as Stderr frames, an Exit
- *   frame of each kind, and two Failed frames (the second with a step
- *   longer than a frame carries).
+ *   frame of each kind, two Failed frames (the second with a step longer
+ *   than a frame carries) and Ready.
  * On stderr, one line per check that needs no decoder:
  *   "W <r>" what frame_send returns through a writer that fails with EIO,
  *   "Z <r>" and through one that takes nothing;
  *   "T <sizeof> <c_cc> <c_ispeed> <c_ospeed> <TIOCGETA> <TIOCSETA>" the
  *   termios layout and its ioctls, then "R <iflag> <oflag> <cflag> <lflag>
- *   <VMIN> <VTIME> <ispeed>" FreeBSD's default settings made raw.
+ *   <VMIN> <VTIME> <ispeed>" FreeBSD's default settings made raw;
+ *   "P <sizeof winsize> <ws_col> <ws_ypixel> <TIOCSWINSZ> <sizeof
+ *   fiodgname_arg> <buf> <FIODGNAME>" the pseudo-terminal's layouts and
+ *   ioctls (pty.h).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 
 #include "../init/frame.h"
 #include "../init/rawtty.h"
+#include "../init/pty.h"
 
 struct limited {
 	unsigned long max;
@@ -114,6 +118,18 @@ report_termios(void)
 	    t.c_ispeed);
 }
 
+static void
+report_pty(void)
+{
+	fprintf(stderr, "P %zu %zu %zu %#lx %zu %zu %#lx\n",
+	    sizeof(struct fbsd_winsize),
+	    offsetof(struct fbsd_winsize, ws_col),
+	    offsetof(struct fbsd_winsize, ws_ypixel),
+	    (unsigned long)FBSD_TIOCSWINSZ, sizeof(struct fbsd_fiodgname_arg),
+	    offsetof(struct fbsd_fiodgname_arg, buf),
+	    (unsigned long)FBSD_FIODGNAME);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -141,12 +157,14 @@ main(int argc, char **argv)
 	memset(long_step, 'x', sizeof(long_step) - 1);
 	long_step[sizeof(long_step) - 1] = '\0';
 	check(frame_failed(&sink, long_step, ""));
+	check(frame_ready(&sink));
 	if (fflush(stdout) != 0)
 		return 2;
 
 	fprintf(stderr, "W %ld\n", frame_send(&failing, FRAME_STDOUT, "x", 1));
 	fprintf(stderr, "Z %ld\n", frame_send(&full, FRAME_STDOUT, "x", 1));
 	report_termios();
+	report_pty();
 	free(data);
 	return 0;
 }

@@ -169,7 +169,7 @@ fn reference(input: &[u8]) -> Parsed {
     let Some(argc) = count(argc) else {
         return Parsed::error(BAD_COUNT, t);
     };
-    if argc == 0 {
+    if argc == 0 && channel.is_empty() {
         return Parsed::error(EMPTY_ARGV, t);
     }
     let mut argv = vec![];
@@ -236,6 +236,15 @@ fn samples() -> Vec<RunFile> {
             argv: vec![b"/bin/echo".to_vec(), b"".to_vec(), b"\n\x01\x7f".to_vec()],
             env: vec![b"".to_vec(), b"A=".to_vec()],
         },
+        // The host sends the command over the channel.
+        RunFile {
+            token: "c".into(),
+            cwd: b"/".to_vec(),
+            share_tag: Some("vmlane".into()),
+            channel: Some(CHANNEL_DEVICE.into()),
+            argv: vec![],
+            env: vec![],
+        },
     ]
 }
 
@@ -298,6 +307,14 @@ fn rejects_malformed_headers_and_counts() {
         (with(RUN_FILE_MAGIC, "1", "1"), TRUNCATED),
         (with(RUN_FILE_MAGIC, "1", "65536"), TRUNCATED),
         (with(RUN_FILE_MAGIC, "0", "0"), EMPTY_ARGV),
+        (
+            format!("{RUN_FILE_MAGIC}\0tok\0/\0\0/dev/cuau1\x000\x000\0").into_bytes(),
+            OK,
+        ),
+        (
+            format!("{RUN_FILE_MAGIC}\0tok\0/\0\0\x000\x000\0").into_bytes(),
+            EMPTY_ARGV,
+        ),
         (
             b"vmlane-run 2\0a:b\0/\0\x001\0/x\x000\0".to_vec(),
             BAD_TOKEN,

@@ -6,8 +6,8 @@
 //!
 //! - full FreeBSD systems ([`build_freebsd_image`]) with vmlane's fstab, rc.conf settings,
 //!   boot hook ([`rc_script`]), vmlane-relay ([`RELAY_PATH`]) and optionally a custom kernel,
-//!   cached by content; a run hands the hook its command on a second disk ([`run_disk`],
-//!   [`run_script`]);
+//!   cached by content; a run hands the hook its script on a second disk ([`run_disk`]:
+//!   [`relay_script`] for VMs with a channel, [`run_script`] for those without);
 //! - the cached image written out as qcow2 or a dynamic VHD for deployment ([`QemuImg`]);
 //! - what deploying an image needs ([`Deploy`]): host name, SSH keys, accounts made at first
 //!   boot, sshd with keys only, DHCP;
@@ -50,8 +50,8 @@ pub use export::{DiskFormat, QemuImg};
 pub use fstab::{fstab, ROOT_DEVICE};
 pub use full::{build_freebsd_image, BuiltImage, CustomKernel, FreeBsdImage};
 pub use hook::{
-    rc_late_script, rc_script, rc_scripts, run_disk, run_script, single_quote, RC_LATE_SCRIPT_PATH,
-    RC_SCRIPT_PATH, RELAY_PATH, RUN_DISK_MAGIC, SECTOR,
+    rc_late_script, rc_script, rc_scripts, relay_script, run_disk, run_script, single_quote,
+    RC_LATE_SCRIPT_PATH, RC_SCRIPT_PATH, RELAY_PATH, RUN_DISK_MAGIC, SECTOR,
 };
 pub use lint::{lint, lint_tree, Finding, LintError};
 pub use loader::{loader_conf, loader_conf_additions, validate_kernel_name, DEFAULT_KERNEL_NAME};

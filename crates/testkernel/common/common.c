@@ -17,6 +17,7 @@ __attribute__((used)) static const char version[] =
 
 #define COM1 0x3f8
 #define COM2 0x2f8
+#define LSR_DR 0x01   /* a byte has arrived */
 #define LSR_THRE 0x20 /* room for another byte */
 #define LSR_TEMT 0x40 /* everything sent */
 
@@ -49,6 +50,14 @@ static void uart_put(u16 base, u8 c)
 	while (!(inb(base + 5) & LSR_THRE))
 		;
 	outb(base, c);
+}
+
+/* Waits for the next byte received; a missing UART reads as 0xff, a byte always there. */
+static u8 uart_get(u16 base)
+{
+	while (!(inb(base + 5) & LSR_DR))
+		;
+	return inb(base);
 }
 
 static void uart_drain(u16 base)
@@ -87,6 +96,86 @@ static long com2_write(void *ctx, const void *buf, unsigned long len)
 }
 
 static const struct frame_sink com2 = {com2_write, 0};
+
+/* ---- frames from the host on COM2, read as they are parsed: no payload is buffered ---- */
+
+/* crates/proto/src/codec.rs: the frames the host sends, and the guest's Ready that opens them. */
+#define HOST_RUN 1
+#define HOST_STDIN 2
+#define HOST_STDIN_CLOSED 3
+#define HOST_WINDOW_SIZE 4
+#define HOST_PREPARE 5
+#ifndef FRAME_READY
+#define FRAME_READY 21
+#endif
+#define INPUT_NULL 0
+#define INPUT_PIPE 1
+#define INPUT_TERMINAL 2
+
+/* One frame from the host: its kind, how much of its payload is still unread, whether it broke. */
+struct incoming {
+	u8 kind;
+	u32 left;
+	int bad; /* a field ran past the payload's end, or held a value the codec refuses */
+};
+
+/* Reads a frame's header; its payload stays on the UART for the take_ functions. */
+static struct incoming next_frame(void)
+{
+	struct incoming f = {uart_get(COM2), 0, 0};
+	for (int i = 0; i < 4; i++)
+		f.left |= (u32)uart_get(COM2) << (8 * i);
+	return f;
+}
+
+/* The payload's next byte; past its end, 0 and the frame is bad, so nothing past it is read. */
+static u8 take_u8(struct incoming *f)
+{
+	if (!f->left) {
+		f->bad = 1;
+		return 0;
+	}
+	f->left--;
+	return uart_get(COM2);
+}
+
+/* A little-endian number of `bytes` bytes (at most 4). */
+static u32 take_le(struct incoming *f, int bytes)
+{
+	u32 v = 0;
+	for (int i = 0; i < bytes; i++)
+		v |= (u32)take_u8(f) << (8 * i);
+	return v;
+}
+
+static u64 take_u64(struct incoming *f)
+{
+	u64 low = take_le(f, 4);
+	return low | (u64)take_le(f, 4) << 32;
+}
+
+/* Up to `n` payload bytes, dropped; a length beyond the payload makes the frame bad. */
+static void skip_bytes(struct incoming *f, u32 n)
+{
+	if (n > f->left) {
+		f->bad = 1;
+		n = f->left;
+	}
+	while (n--)
+		take_u8(f);
+}
+
+static void skip_rest(struct incoming *f)
+{
+	skip_bytes(f, f->left);
+}
+
+/* `count` length-prefixed strings, dropped. Each costs 4 bytes, so a bad count stops early. */
+static void skip_strings(struct incoming *f, u32 count)
+{
+	for (u32 i = 0; i < count && !f->bad; i++)
+		skip_bytes(f, take_le(f, 4));
+}
 
 /* ---- output ---- */
 
@@ -381,6 +470,218 @@ __attribute__((noreturn)) static void act_big(u32 n)
 	command_ends(FRAME_EXITED, 0);
 }
 
+/* A line the "command" writes, built as the host's frame is read; what does not fit is cut. */
+struct reply {
+	char text[1024];
+	usize n;
+};
+
+static void reply_byte(struct reply *r, char c)
+{
+	if (r->n < sizeof r->text)
+		r->text[r->n++] = c;
+}
+
+static void reply_text(struct reply *r, const char *s)
+{
+	while (*s)
+		reply_byte(r, *s++);
+}
+
+static void reply_dec(struct reply *r, u32 v)
+{
+	char digits[10];
+	int n = 0;
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		reply_byte(r, digits[--n]);
+}
+
+/* A length-prefixed string from the frame, into the reply. */
+static void take_string(struct incoming *f, struct reply *r)
+{
+	u32 n = take_le(f, 4);
+	if (n > f->left) {
+		f->bad = 1;
+		return;
+	}
+	while (n--)
+		reply_byte(r, (char)take_u8(f));
+}
+
+/* A broken frame from the host ends the run as the init would: a Failed frame and its line. */
+__attribute__((noreturn)) static void request_broken(const char *why)
+{
+	step_fails(str_from("read_the_host's_frames", 64), why, 1);
+}
+
+/* Whole seconds in `ns`, by long division: the PVH kernel's 32-bit code has no 64-bit divide. */
+static u32 whole_seconds(u64 ns)
+{
+	u64 q = 0, r = 0;
+	for (int i = 63; i >= 0; i--) {
+		r = r << 1 | ((ns >> i) & 1);
+		if (r >= 1000000000u) {
+			r -= 1000000000u;
+			q |= 1ull << i;
+		}
+	}
+	return q > 0xffffffffu ? 0xffffffffu : (u32)q;
+}
+
+/* Prepare (u64 wall clock ns, entropy bytes): the console says what came, as a check. */
+static void report_prepare(struct incoming *f)
+{
+	u64 ns = take_u64(f);
+	u32 entropy = take_le(f, 4);
+	skip_bytes(f, entropy);
+	if (f->bad || f->left)
+		request_broken("a malformed Prepare frame");
+	print("vmlane-test: prepare clock=");
+	print_dec(whole_seconds(ns));
+	print(" entropy=");
+	print_dec(entropy);
+	print("\n");
+}
+
+/*
+ * Run: the "command" prints one line of its argv, cwd and input, the fields a test can check;
+ * the environment and mounts are read past. Returns the input kind.
+ */
+static u8 report_run(struct incoming *f)
+{
+	struct reply r;
+	u8 input;
+	u32 argc = take_le(f, 4);
+
+	r.n = 0;
+	reply_text(&r, "argv=");
+	for (u32 i = 0; i < argc && !f->bad; i++) {
+		if (i)
+			reply_byte(&r, ',');
+		take_string(f, &r);
+	}
+	skip_strings(f, take_le(f, 4)); /* env */
+	reply_text(&r, " cwd=");
+	take_string(f, &r);
+	switch (take_u8(f)) { /* the root share: none, or three strings */
+	case 0:
+		break;
+	case 1:
+		skip_strings(f, 3);
+		break;
+	default:
+		f->bad = 1;
+	}
+	for (u32 dirs = take_le(f, 4), i = 0; i < dirs && !f->bad; i++)
+		skip_strings(f, 4); /* a share's three strings and its target */
+	reply_text(&r, " input=");
+	input = take_u8(f);
+	if (input == INPUT_NULL) {
+		reply_text(&r, "null");
+	} else if (input == INPUT_PIPE) {
+		reply_text(&r, "pipe");
+	} else if (input == INPUT_TERMINAL) {
+		reply_text(&r, "terminal ");
+		reply_dec(&r, take_le(f, 2));
+		reply_byte(&r, 'x');
+		reply_dec(&r, take_le(f, 2));
+	} else {
+		f->bad = 1;
+	}
+	if (f->bad || f->left)
+		request_broken("a malformed Run frame");
+	reply_byte(&r, '\n');
+	command_writes(FRAME_STDOUT, r.text, r.n);
+	return input;
+}
+
+/* Until the Run frame, reporting a Prepare and dropping anything else; the Run's input kind. */
+static u8 await_run(void)
+{
+	for (;;) {
+		struct incoming f = next_frame();
+		if (f.kind == HOST_RUN)
+			return report_run(&f);
+		if (f.kind == HOST_PREPARE)
+			report_prepare(&f);
+		else
+			skip_rest(&f);
+	}
+}
+
+/*
+ * Stdin comes straight back as Stdout, in chunks, so a frame of any size echoes whole. A Ctrl-C
+ * ends the command as the terminal's SIGINT would: what came before it is echoed, not after.
+ */
+static void echo_stdin(struct incoming *f)
+{
+	char chunk[512];
+	while (f->left) {
+		usize n = 0;
+		while (f->left && n < sizeof chunk) {
+			char c = (char)take_u8(f);
+			if (c == 0x03) {
+				command_writes(FRAME_STDOUT, chunk, n);
+				command_ends(FRAME_SIGNALED, 2);
+			}
+			chunk[n++] = c;
+		}
+		command_writes(FRAME_STDOUT, chunk, n);
+	}
+}
+
+/* WindowSize (u16 rows, u16 cols): a Stdout line, so the host sees each resize arrive. */
+static void report_window_size(struct incoming *f)
+{
+	struct reply r;
+	u32 rows = take_le(f, 2), cols = take_le(f, 2);
+	if (f->bad || f->left)
+		request_broken("a malformed WindowSize frame");
+	r.n = 0;
+	reply_text(&r, "winsize ");
+	reply_dec(&r, rows);
+	reply_byte(&r, 'x');
+	reply_dec(&r, cols);
+	reply_byte(&r, '\n');
+	command_writes(FRAME_STDOUT, r.text, r.n);
+}
+
+/*
+ * `request`: as the init does once it has COM2, Ready, then the host's frames: Prepare and Run
+ * reported, then Stdin echoed and resizes told until StdinClosed (exit 0) or a Ctrl-C (SIGINT).
+ */
+__attribute__((noreturn)) static void act_request(void)
+{
+	if (!channel) {
+		print("vmlane-testkernel: action request needs the channel (hint.uart.1.port="
+		      CHANNEL_PORT_HINT ")\n");
+		reset();
+	}
+	if (inb(COM2 + 5) == 0xff) {
+		print("vmlane-testkernel: action request: no UART at COM2\n");
+		reset();
+	}
+	frame_send(&com2, FRAME_READY, 0, 0);
+	result("start\n");
+	if (await_run() == INPUT_NULL)
+		command_ends(FRAME_EXITED, 0);
+	for (;;) {
+		struct incoming f = next_frame();
+		if (f.kind == HOST_STDIN)
+			echo_stdin(&f);
+		else if (f.kind == HOST_WINDOW_SIZE)
+			report_window_size(&f);
+		else if (f.kind == HOST_STDIN_CLOSED)
+			command_ends(FRAME_EXITED, 0);
+		else
+			skip_rest(&f);
+	}
+}
+
 NOINLINE void vmlane_act(struct str run_token, struct str action, int debugger, int com2_given)
 {
 	struct str arg;
@@ -452,6 +753,8 @@ NOINLINE void vmlane_act(struct str run_token, struct str action, int debugger, 
 		hang();
 	if (equals(action, "flood"))
 		act_flood();
+	if (equals(action, "request"))
+		act_request();
 	print("vmlane-testkernel: unknown action ");
 	print_str(action);
 	print("\n");

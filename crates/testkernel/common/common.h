@@ -62,6 +62,7 @@ int parse_u32(struct str s, u32 *out);
  * would, with result lines under `token`; a panic stops at the debugger if `debugger`. With
  * `channel` (the run gave COM2), the "command's" output and status go there as frames, the
  * way the init sends them, and the console keeps only what the kernel and the init print.
+ * The `request` action also reads the host's frames there, as the init does once it is Ready.
  */
 __attribute__((noreturn)) void vmlane_act(struct str token, struct str action, int debugger,
 					  int channel);

@@ -3,11 +3,17 @@
 
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::{elf, Endianness};
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use vmlane_proto::{
+    DirMount, GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize,
+};
+use vmlane_spec::GuestStatus;
 
 const XEN_ELFNOTE_GUEST_OS: u32 = 6;
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -120,8 +126,25 @@ fn boot(append: &str, until: Option<&str>) -> Option<Boot> {
     boot_with_com2(append, until, None)
 }
 
-/// [`boot`], with a second serial port (COM2) written to the file `com2` when given.
-fn boot_with_com2(append: &str, until: Option<&str>, com2: Option<&Path>) -> Option<Boot> {
+/// Where a boot's second serial port (COM2) goes.
+enum Com2<'a> {
+    /// Written to this file.
+    File(&'a Path),
+    /// Connected to the unix socket a test listens on here, for frames both ways.
+    Socket(&'a Path),
+}
+
+impl Com2<'_> {
+    fn chardev(&self) -> String {
+        match self {
+            Com2::File(path) => format!("file,id=com2,path={}", path.display()),
+            Com2::Socket(path) => format!("socket,id=com2,path={}", path.display()),
+        }
+    }
+}
+
+/// [`boot`], with a second serial port (COM2) when given.
+fn boot_with_com2(append: &str, until: Option<&str>, com2: Option<Com2>) -> Option<Boot> {
     let kernel = kernel()?;
     if Command::new(QEMU).arg("--version").output().is_err() {
         skip(&format!("{QEMU} is not installed"));
@@ -140,10 +163,10 @@ fn boot_with_com2(append: &str, until: Option<&str>, com2: Option<&Path>) -> Opt
         .args(["-no-reboot", "-serial", "stdio"])
         .args(["-device", "virtio-blk-device,drive=d0", "-drive"])
         .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
-        .args(com2.map_or_else(Vec::new, |file| {
+        .args(com2.map_or_else(Vec::new, |com2| {
             vec![
                 "-chardev".to_string(),
-                format!("file,id=com2,path={}", file.display()),
+                com2.chardev(),
                 "-device".to_string(),
                 "isa-serial,chardev=com2,index=1".to_string(),
             ]
@@ -360,7 +383,7 @@ fn given_com2_the_results_go_there_as_frames_and_the_console_keeps_the_kernels_l
     let dir = tempfile::tempdir().unwrap();
     let com2 = dir.path().join("com2");
     let append = "vmlane.token=t hint.uart.1.port=0x2F8 vmlane_test.action=streams";
-    let Some(boot) = boot_with_com2(append, None, Some(&com2)) else {
+    let Some(boot) = boot_with_com2(append, None, Some(Com2::File(&com2))) else {
         return;
     };
     boot.assert_exited();
@@ -380,4 +403,215 @@ fn given_com2_the_results_go_there_as_frames_and_the_console_keeps_the_kernels_l
             Exit(vmlane_spec::GuestStatus::Exited(0)),
         ]
     );
+}
+
+/// The host's end of COM2 for the `request` action: frames both ways over QEMU's socket.
+struct Channel {
+    stream: UnixStream,
+    decoder: vmlane_proto::Decoder,
+}
+
+impl Channel {
+    /// Waits for QEMU to connect; `None` if it never does (the boot then says why).
+    fn accept(listener: UnixListener) -> Option<Channel> {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        let stream = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(_) => return None,
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(BOOT_TIMEOUT)).unwrap();
+        Some(Channel {
+            stream,
+            decoder: vmlane_proto::Decoder::new(),
+        })
+    }
+
+    fn send(&mut self, message: HostMessage) {
+        self.stream
+            .write_all(&vmlane_proto::encode(&message))
+            .unwrap();
+    }
+
+    fn next(&mut self) -> GuestMessage {
+        loop {
+            if let Some(message) = self.decoder.next_message().expect("a valid frame") {
+                return message;
+            }
+            let mut buf = [0u8; 4096];
+            let n = self
+                .stream
+                .read(&mut buf)
+                .expect("a frame before the timeout");
+            assert!(n > 0, "COM2 closed mid-frame");
+            self.decoder.push(&buf[..n]);
+        }
+    }
+
+    /// Stdout frames until `n` bytes have come: an echo may arrive in pieces.
+    fn stdout(&mut self, n: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.next() {
+                GuestMessage::Stdout(data) => out.extend_from_slice(&data),
+                other => panic!("{other:?} after {out:?}, {n} bytes of stdout expected"),
+            }
+        }
+        out
+    }
+}
+
+/// Boots `vmlane_test.action=request` with COM2 on a socket, `talk` playing the host there;
+/// what `talk` returns, and the boot. `None` once the test has been skipped.
+fn request<T: Send + 'static>(
+    talk: impl FnOnce(&mut Channel) -> T + Send + 'static,
+) -> Option<(T, Boot)> {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("com2.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let host = std::thread::spawn(move || {
+        let mut channel = Channel::accept(listener)?;
+        assert_eq!(channel.next(), GuestMessage::Ready, "Ready comes first");
+        Some(talk(&mut channel))
+    });
+    let append = "vmlane.token=t hint.uart.1.port=0x2F8 vmlane_test.action=request";
+    let boot = boot_with_com2(append, None, Some(Com2::Socket(&socket)))?;
+    let talked = host.join().unwrap();
+    let talked = talked.unwrap_or_else(|| panic!("QEMU never connected to COM2:\n{boot}"));
+    Some((talked, boot))
+}
+
+fn run_request(input: Input) -> HostMessage {
+    let share = |tag: &str| ShareMount {
+        fstype: "9p".into(),
+        tag: tag.into(),
+        options: "trans=virtio".into(),
+    };
+    HostMessage::Run(RunRequest {
+        argv: vec![b"echo".to_vec(), b"a b".to_vec()],
+        // Far more than the kernel keeps: it must read past it, not into it.
+        env: (0..300)
+            .map(|i| format!("VAR{i}={}", "x".repeat(100)).into_bytes())
+            .collect(),
+        cwd: b"/tmp/work".to_vec(),
+        share: Some(share("root")),
+        rwdirs: vec![DirMount {
+            share: share("rw0"),
+            target: b"/home/me".to_vec(),
+        }],
+        input,
+    })
+}
+
+#[test]
+fn a_request_is_read_after_ready_and_a_terminals_input_echoes_until_ctrl_c() {
+    let Some((stdout, boot)) = request(|channel| {
+        channel.send(HostMessage::Prepare {
+            wall_clock_ns: 1_700_000_000_999_999_999,
+            entropy: vec![7; 64],
+        });
+        let size = WindowSize { rows: 24, cols: 80 };
+        channel.send(run_request(Input::Terminal(size)));
+        let line = b"argv=echo,a b cwd=/tmp/work input=terminal 24x80\n";
+        assert_eq!(channel.stdout(line.len()), line);
+        channel.send(HostMessage::Stdin(b"hello".to_vec()));
+        assert_eq!(channel.stdout(5), b"hello");
+        channel.send(HostMessage::WindowSize(WindowSize {
+            rows: 50,
+            cols: 132,
+        }));
+        assert_eq!(channel.stdout(15), b"winsize 50x132\n");
+        // Larger than any buffer in the kernel: it echoes in pieces, whole.
+        let big: Vec<u8> = (0..10_000u32)
+            .map(|i| b"abcdefgh\n"[i as usize % 9])
+            .collect();
+        channel.send(HostMessage::Stdin(big.clone()));
+        assert_eq!(channel.stdout(big.len()), big);
+        channel.send(HostMessage::Stdin(b"ab\x03cd".to_vec()));
+        let mut rest = Vec::new();
+        loop {
+            match channel.next() {
+                GuestMessage::Stdout(data) => rest.extend_from_slice(&data),
+                GuestMessage::Exit(status) => return (rest, status),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }) else {
+        return;
+    };
+    boot.assert_exited();
+    boot.assert_lines(&[
+        "vmlane:t:start",
+        "vmlane-test: prepare clock=1700000000 entropy=64",
+    ]);
+    assert_eq!(stdout, (b"ab".to_vec(), GuestStatus::Signaled(2)));
+}
+
+#[test]
+fn a_piped_request_ends_at_stdin_closed_and_a_null_one_at_once() {
+    let Some((pipe, boot)) = request(|channel| {
+        channel.send(run_request(Input::Pipe));
+        let line = b"argv=echo,a b cwd=/tmp/work input=pipe\n";
+        assert_eq!(channel.stdout(line.len()), line);
+        channel.send(HostMessage::Stdin(b"line\n".to_vec()));
+        assert_eq!(channel.stdout(5), b"line\n");
+        channel.send(HostMessage::StdinClosed);
+        channel.next()
+    }) else {
+        return;
+    };
+    boot.assert_exited();
+    assert_eq!(pipe, GuestMessage::Exit(GuestStatus::Exited(0)));
+    assert!(!boot.output.contains("vmlane-test: prepare"), "{boot}");
+
+    let Some((null, boot)) = request(|channel| {
+        channel.send(run_request(Input::Null));
+        let line = b"argv=echo,a b cwd=/tmp/work input=null\n";
+        assert_eq!(channel.stdout(line.len()), line);
+        channel.next()
+    }) else {
+        return;
+    };
+    boot.assert_exited();
+    assert_eq!(null, GuestMessage::Exit(GuestStatus::Exited(0)));
+}
+
+#[test]
+fn a_malformed_run_frame_fails_the_run() {
+    let Some((failed, boot)) = request(|channel| {
+        // A Run whose argv count promises more strings than its payload holds.
+        channel
+            .stream
+            .write_all(&[1, 4, 0, 0, 0, 9, 0, 0, 0])
+            .unwrap();
+        channel.next()
+    }) else {
+        return;
+    };
+    boot.assert_exited();
+    assert_eq!(
+        failed,
+        GuestMessage::Failed {
+            step: "read the host's frames".into(),
+            message: "a malformed Run frame".into(),
+        }
+    );
+    boot.assert_lines(&["vmlane:t:failed read the host's frames: a malformed Run frame"]);
+}
+
+#[test]
+fn without_com2_the_request_action_says_it_needs_it() {
+    let Some(boot) = boot("vmlane_test.action=request", None) else {
+        return;
+    };
+    boot.assert_exited();
+    boot.assert_lines(&[
+        "vmlane-testkernel: action request needs the channel (hint.uart.1.port=0x2F8)",
+    ]);
 }

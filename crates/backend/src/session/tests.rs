@@ -76,9 +76,17 @@ impl Backend for FakeBackend {
             };
             let mut port = UnixStream::connect(port_socket).unwrap();
             let mut decoder = Decoder::new();
+            // A FreeBSD guest's serial port keeps nothing sent before it is opened: the
+            // request must wait for its Ready.
+            if machine.os == GuestOs::FreeBsd {
+                std::thread::sleep(Duration::from_millis(100));
+                if readable(Some(&port)) {
+                    request.lock().unwrap().extend_from_slice(EARLY);
+                }
+            }
             let _ = port.write_all(&script.before_request);
-            // A FreeBSD guest has its request on its disk: it only reports.
-            if machine.os == GuestOs::Linux {
+            // A FreeBSD guest that never says Ready has its whole run on its disk.
+            if machine.os == GuestOs::Linux || !script.before_request.is_empty() {
                 wait_for_request(&mut port, &mut decoder, &request);
             }
             let _ = port.write_all(&script.port);
@@ -101,6 +109,9 @@ impl Backend for FakeBackend {
         }))
     }
 }
+
+/// What the fake guest records when the host wrote to its port before it was ready.
+const EARLY: &[u8] = b"sent before Ready";
 
 /// Reads what the host sends until its run request, keeping every byte in `received`.
 fn wait_for_request(port: &mut UnixStream, decoder: &mut Decoder, received: &Mutex<Vec<u8>>) {
@@ -220,6 +231,7 @@ fn run_console(console: &str, exit_after: bool, timeout: Option<Duration>) -> Ra
         token: TOKEN.into(),
         debugger: false,
         framed: false,
+        request: None,
     };
     run_with(script, timeout, channel)
 }
@@ -237,6 +249,7 @@ fn run_framed(console: &str, port: Vec<u8>, exit_after: bool) -> Ran {
         token: TOKEN.into(),
         debugger: false,
         framed: true,
+        request: None,
     };
     run_with(script, Some(Duration::from_secs(20)), channel)
 }
@@ -766,14 +779,83 @@ fn run_request(sent: &[u8]) -> RunRequest {
 }
 
 fn reading(input: Input) -> GuestChannel {
-    GuestChannel::Port(RunRequest {
+    GuestChannel::Port(shell_request(input))
+}
+
+/// A request for the login shell, reading `input`.
+fn shell_request(input: Input) -> RunRequest {
+    RunRequest {
         argv: vec![],
         env: vec![],
         cwd: b"/".to_vec(),
         share: None,
         rwdirs: vec![],
         input,
-    })
+    }
+}
+
+/// A FreeBSD guest with a channel that asks for its request.
+fn freebsd_reading(input: Input) -> GuestChannel {
+    GuestChannel::Console {
+        token: TOKEN.into(),
+        debugger: false,
+        framed: true,
+        request: Some(shell_request(input)),
+    }
+}
+
+#[test]
+fn a_framed_freebsd_guest_gets_its_request_once_it_says_it_is_ready() {
+    let script = Script {
+        before_request: frames(&[GuestMessage::Ready]),
+        port: frames(&[
+            GuestMessage::Stdout(b"ran\n".to_vec()),
+            GuestMessage::Exit(GuestStatus::Exited(0)),
+        ]),
+        ..Script::default()
+    };
+    let ran = run_with(
+        script,
+        Some(Duration::from_secs(20)),
+        freebsd_reading(Input::Null),
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Completed(GuestStatus::Exited(0))
+    );
+    assert!(
+        !ran.request.starts_with(EARLY),
+        "sent before the guest was ready"
+    );
+    assert_eq!(run_request(&ran.request).input, Input::Null);
+    assert_eq!(ran.stdout, b"ran\n");
+}
+
+#[test]
+fn piped_input_reaches_a_framed_freebsd_guest_after_its_request() {
+    let (read, write) = pipe();
+    // Written at once: it must still wait for the guest's Ready and its request.
+    std::fs::File::from(write)
+        .write_all(b"typed early")
+        .unwrap();
+    let script = Script {
+        before_request: frames(&[GuestMessage::Ready]),
+        ..ECHO
+    };
+    let ran = run_reading(
+        script,
+        Some(Duration::from_secs(20)),
+        freebsd_reading(Input::Pipe),
+        read.as_fd(),
+    );
+    let (outcome, _) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(3)));
+    assert!(
+        !ran.request.starts_with(EARLY),
+        "sent before the guest was ready"
+    );
+    assert_eq!(ran.stdout, b"typed early[closed]");
+    assert_eq!(run_request(&ran.request).input, Input::Pipe);
 }
 
 const ECHO: Script = Script {

@@ -53,6 +53,12 @@ pub enum PlanError {
         "a FreeBSD run without --image needs a command: a host path to a static FreeBSD executable"
     )]
     NoProgram,
+    /// A FreeBSD shell without a userland to run it from.
+    #[error("a FreeBSD shell needs a userland: give --image IMG, an image from `vmlane image build --from DIR|base.txz`")]
+    ShellNeedsImage,
+    /// The host's input for a FreeBSD guest that has no channel to carry it.
+    #[error("the host's input reaches a FreeBSD guest over its second serial port, which bhyve runs do not have: use --backend qemu")]
+    InputOnBhyve,
     /// NUMA nodes on a machine without ACPI.
     #[error("NUMA nodes need --machine q35: QEMU's microvm has no ACPI tables to describe them")]
     NumaNeedsQ35,

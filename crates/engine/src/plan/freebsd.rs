@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use vmlane_backend::{Share, ShareTransport};
 use vmlane_guest_freebsd::{RunFile, CHANNEL_DEVICE, INIT_PATH, SHARE_MOUNT_POINT};
 use vmlane_kernel::{FreeBsdTraits, Kernel};
+use vmlane_proto::{RunRequest, ShareMount};
 use vmlane_qemu::{freebsd_cmdline, AccelChoice, MachineKind};
 use vmlane_spec::Network;
 
@@ -52,20 +53,25 @@ pub struct FreeBsdGuest {
     pub channel: bool,
     /// Whether a panic stops at `db>` for the user.
     pub debugger: bool,
+    /// With a channel: what runs, sent there once the guest is ready (the run file then names
+    /// no command, so a minimal image serves every run of its probe).
+    pub request: Option<RunRequest>,
 }
 
 /// What a FreeBSD guest boots from.
 #[derive(Debug)]
 pub enum FreeBsdRoot {
-    /// vmlane's minimal guest: its init runs `run` (the program, copied in) and resets.
+    /// vmlane's minimal guest: its init runs the program, copied in, and resets.
     Minimal {
         /// The program on the host.
         program: PathBuf,
-        /// What the init runs; `argv[0]` is the program's path in the guest.
+        /// Where it is in the guest.
+        guest_path: String,
+        /// What the init reads at boot: the whole run, or only the channel to ask on.
         run: RunFile,
     },
-    /// The user's image, whose rc.d hook runs `run` from a run disk, through vmlane-relay
-    /// when `run` names a channel.
+    /// The user's image, whose rc.d hook runs `run` from a run disk, or vmlane-relay when `run`
+    /// names a channel.
     Image {
         /// The image file.
         image: PathBuf,
@@ -77,6 +83,12 @@ pub enum FreeBsdRoot {
 }
 
 impl FreeBsdGuest {
+    /// Whether a saved guest can stand in for this one's boot: the minimal guest asks for its
+    /// run once ready, and its root never changes (named by content, mounted read-only).
+    pub(super) fn saveable(&self) -> bool {
+        self.request.is_some() && matches!(self.root, FreeBsdRoot::Minimal { .. })
+    }
+
     pub(super) fn describe(&self, vm: &VmPlan) -> Vec<String> {
         let mut lines = vec![match self.route {
             Some((route, why)) => format!(
@@ -153,7 +165,19 @@ pub(super) fn plan(
         plugged_later: false,
     });
     let channel = matches!(backend, BackendPlan::Qemu { .. });
-    let root = root(request, token, share.is_some(), channel)?;
+    let stable = stable_token(request, kernel);
+    // A minimal guest that gets its run on the channel can be saved once it is ready, so its
+    // kernel environment must be the same from run to run.
+    let token = if channel && request.freebsd.image.is_none() {
+        stable.as_str()
+    } else {
+        token
+    };
+    if !channel && request.input != vmlane_spec::Input::Null {
+        return Err(PlanError::InputOnBhyve);
+    }
+    let (root, run) = root(request, token, share.is_some())?;
+    let (root, request_sent) = split_run(root, run, channel, request.input);
     let mut append: Vec<String> = Vec::new();
     if machine == MachineKind::Q35 {
         // GENERIC-style kernels pick the video console unless told otherwise.
@@ -174,12 +198,28 @@ pub(super) fn plan(
             token: token.into(),
             debugger,
             channel,
+            request: request_sent,
         },
     })
 }
 
 /// The loader route works everywhere; PVH is faster but needs a paravirtual clock, which
 /// only hardware KVM gives a FreeBSD guest.
+/// A token for runs whose kernel environment must not change between them: their output is
+/// on the channel, so the console's markers only need to stand out from the kernel's lines.
+fn stable_token(request: &Request, kernel: &Kernel) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(kernel.image.as_os_str().as_bytes());
+    hash.update([0]);
+    hash.update(request.argv.first().map_or(&[][..], |a| a.as_bytes()));
+    let hex: String = hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("m{hex}")
+}
+
 fn choose_route(
     choice: BootChoice,
     accel: AccelChoice,
@@ -231,51 +271,110 @@ fn check_native_entry(
 
 /// The root: the user's image with the command as given, or vmlane's minimal guest with the
 /// command's program (a host path) copied in; either reports on the channel when there is one.
-fn root(
-    request: &Request,
-    token: &str,
-    shared: bool,
-    channel: bool,
-) -> Result<FreeBsdRoot, PlanError> {
+/// The guest's root and the whole run, as the run file would say it without a channel.
+fn root(request: &Request, token: &str, shared: bool) -> Result<(FreeBsdRoot, RunFile), PlanError> {
     let raw_argv = || request.argv.iter().map(|a| a.as_bytes().to_vec());
     if let Some(image) = &request.freebsd.image {
-        return Ok(FreeBsdRoot::Image {
+        let run = RunFile {
+            token: token.into(),
+            cwd: guest_cwd(&request.cwd, false),
+            share_tag: None,
+            channel: None,
+            argv: raw_argv().collect(),
+            env: guest_env(request),
+        };
+        let root = FreeBsdRoot::Image {
             image: request.cwd.join(image),
             keep_writes: request.freebsd.keep_image,
-            run: RunFile {
-                token: token.into(),
-                cwd: guest_cwd(&request.cwd, false),
-                share_tag: None,
-                channel: channel.then(|| CHANNEL_DEVICE.to_string()),
-                argv: raw_argv().collect(),
-                env: guest_env(request),
-            },
-        });
+            run: run.clone(),
+        };
+        return Ok((root, run));
     }
-    let program = request
-        .cwd
-        .join(request.argv.first().ok_or(PlanError::NoProgram)?);
+    let program = request.cwd.join(request.argv.first().ok_or(
+        if request.argv.is_empty() && request.input == vmlane_spec::Input::Terminal {
+            PlanError::ShellNeedsImage
+        } else {
+            PlanError::NoProgram
+        },
+    )?);
     let name = program
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "probe".into());
-    let mut argv = vec![format!("{PROBE_DIR}/{name}").into_bytes()];
+    let guest_path = format!("{PROBE_DIR}/{name}");
+    let mut argv = vec![guest_path.clone().into_bytes()];
     argv.extend(raw_argv().skip(1));
-    Ok(FreeBsdRoot::Minimal {
+    let run = RunFile {
+        token: IMAGE_TOKEN.into(),
+        cwd: guest_cwd(&request.cwd, shared),
+        share_tag: shared.then(|| SHARE_TAG.to_string()),
+        channel: None,
+        argv,
+        env: guest_env(request),
+    };
+    let root = FreeBsdRoot::Minimal {
         program,
-        run: RunFile {
-            token: IMAGE_TOKEN.into(),
-            cwd: guest_cwd(&request.cwd, shared),
-            share_tag: shared.then(|| SHARE_TAG.to_string()),
-            channel: channel.then(|| CHANNEL_DEVICE.to_string()),
-            argv,
-            env: guest_env(request),
-        },
-    })
+        guest_path,
+        run: run.clone(),
+    };
+    Ok((root, run))
 }
 
-/// The working directory in the guest: the user's, under the share, when the host's files
-/// are there; the root otherwise.
+/// With a channel the command, its directory, environment, share and input go there as a
+/// request, and the guest's run file only names the channel; without one (bhyve) the run
+/// file says everything and stdin is the console.
+fn split_run(
+    root: FreeBsdRoot,
+    run: RunFile,
+    channel: bool,
+    input: vmlane_spec::Input,
+) -> (FreeBsdRoot, Option<RunRequest>) {
+    if !channel {
+        return (root, None);
+    }
+    let channel_only = |token: &str| RunFile {
+        token: token.into(),
+        cwd: b"/".to_vec(),
+        share_tag: None,
+        channel: Some(CHANNEL_DEVICE.to_string()),
+        argv: Vec::new(),
+        env: Vec::new(),
+    };
+    let root = match root {
+        FreeBsdRoot::Minimal {
+            program,
+            guest_path,
+            run,
+        } => FreeBsdRoot::Minimal {
+            program,
+            guest_path,
+            run: channel_only(&run.token),
+        },
+        FreeBsdRoot::Image {
+            image,
+            keep_writes,
+            run,
+        } => FreeBsdRoot::Image {
+            image,
+            keep_writes,
+            run: channel_only(&run.token),
+        },
+    };
+    let request = RunRequest {
+        argv: run.argv,
+        env: run.env,
+        cwd: run.cwd,
+        share: run.share_tag.map(|tag| ShareMount {
+            fstype: "p9fs".into(),
+            tag,
+            options: String::new(),
+        }),
+        rwdirs: Vec::new(),
+        input: input.into(),
+    };
+    (root, Some(request))
+}
+
 fn guest_cwd(cwd: &Path, shared: bool) -> Vec<u8> {
     if !shared {
         return b"/".to_vec();
@@ -385,22 +484,34 @@ mod tests {
         assert_eq!(plan.vm.machine, MachineKind::Microvm);
         let guest = guest(&plan);
         assert_eq!(guest.route.map(|r| r.0), Some(BootRoute::Native));
-        let FreeBsdRoot::Minimal { program, run } = &guest.root else {
+        let FreeBsdRoot::Minimal {
+            program,
+            guest_path,
+            run,
+        } = &guest.root
+        else {
             panic!("{:?}", guest.root)
         };
         assert_eq!(program, Path::new("/work/./probe"));
+        assert_eq!(guest_path, "/vmlane/bin/probe");
+        // The run file only names the channel; the run goes there.
+        assert_eq!(run.token, IMAGE_TOKEN);
+        assert!(run.argv.is_empty() && run.env.is_empty(), "{run:?}");
+        assert_eq!(run.share_tag, None);
+        let sent = guest.request.as_ref().unwrap();
         assert_eq!(
-            run.argv,
+            sent.argv,
             [
                 b"/vmlane/bin/probe".to_vec(),
                 b"exit".to_vec(),
                 b"7".to_vec()
             ]
         );
-        assert_eq!(run.token, IMAGE_TOKEN);
-        assert_eq!(run.cwd, b"/", "nothing is shared without p9fs");
+        assert_eq!(sent.cwd, b"/", "nothing is shared without p9fs");
+        assert_eq!(sent.share, None);
+        assert_eq!(sent.input, vmlane_proto::Input::Null);
         assert_eq!(
-            run.env,
+            sent.env,
             [
                 b"HOME=/".to_vec(),
                 b"TERM=vt100".to_vec(),
@@ -408,10 +519,18 @@ mod tests {
             ]
         );
         let cmdline = &plan.vm.cmdline;
-        assert!(
-            cmdline.contains("vmlane.token=tok init_path=/vmlane/init"),
-            "{cmdline}"
-        );
+        let words = format!("vmlane.token={} init_path=/vmlane/init", guest.token);
+        assert!(cmdline.contains(&words), "{cmdline}");
+        // The same from run to run, so the ready guest can be saved and restored.
+        let again = super::super::plan(
+            &asked,
+            freebsd(FIRECRACKER, 32 << 20),
+            &fake::host(HostKvm::Pvm),
+            "other",
+        )
+        .unwrap();
+        assert_eq!(&again.vm.cmdline, cmdline);
+        assert!(plan.vm.warm.is_ok(), "{:?}", plan.vm.warm);
         assert!(
             cmdline.contains("machdep.disable_tsc_calibration=0"),
             "{cmdline}"
@@ -452,8 +571,12 @@ mod tests {
         assert_eq!(image, Path::new("/work/img/freebsd.img"));
         assert!(!keep_writes);
         assert_eq!(run.token, "tok");
-        assert_eq!(run.argv[0], b"/bin/sh");
-        // The image's rc.d hook runs the command through vmlane-relay, which reports on COM2.
+        assert!(plan.vm.warm.is_err(), "an image is booted every time");
+        assert!(run.argv.is_empty());
+        let sent = guest(&plan).request.as_ref().unwrap();
+        assert_eq!(sent.argv[0], b"/bin/sh");
+        assert_eq!(sent.cwd, b"/", "an image has no share");
+        // The image's rc.d hook runs vmlane-relay, which takes the command on COM2.
         assert!(guest(&plan).channel);
         assert_eq!(run.channel.as_deref(), Some("/dev/cuau1"));
         assert!(
@@ -514,6 +637,8 @@ mod tests {
             panic!("{:?}", guest.root)
         };
         assert_eq!(run.channel, None, "the hook prints markers instead");
+        assert_eq!(run.argv[0], b"/bin/sh", "the run disk has the command");
+        assert!(guest.request.is_none());
         assert!(
             !plan.vm.cmdline.contains("hint.uart.1"),
             "{}",
@@ -537,11 +662,16 @@ mod tests {
             .share
             .as_ref()
             .is_some_and(|s| s.transport == ShareTransport::NineP));
-        let FreeBsdRoot::Minimal { run, .. } = &guest(&plan).root else {
-            panic!()
-        };
-        assert_eq!(run.cwd, b"/host/work");
-        assert_eq!(run.share_tag.as_deref(), Some("vmlane-root"));
+        let sent = guest(&plan).request.clone().unwrap();
+        assert_eq!(sent.cwd, b"/host/work");
+        assert_eq!(
+            sent.share,
+            Some(ShareMount {
+                fstype: "p9fs".into(),
+                tag: "vmlane-root".into(),
+                options: String::new(),
+            })
+        );
     }
 
     #[test]
@@ -587,5 +717,21 @@ mod tests {
     fn a_freebsd_run_without_an_image_needs_a_program() {
         let error = planned(&request(&[]), FIRECRACKER, HostKvm::Pvm).unwrap_err();
         assert!(error.to_string().contains("needs a command"), "{error}");
+    }
+
+    #[test]
+    fn a_freebsd_shell_runs_from_an_image_with_the_terminal_on_com2() {
+        let mut shell = request(&[]);
+        shell.input = vmlane_spec::Input::Terminal;
+        let error = planned(&shell, FIRECRACKER, HostKvm::Pvm).unwrap_err();
+        assert!(error.to_string().contains("--image IMG"), "{error}");
+        shell.freebsd.image = Some("freebsd.img".into());
+        let plan = planned(&shell, FIRECRACKER, HostKvm::Pvm).unwrap();
+        let sent = guest(&plan).request.clone().unwrap();
+        assert!(sent.argv.is_empty(), "the login shell");
+        assert!(matches!(sent.input, vmlane_proto::Input::Terminal(_)));
+        let kernel = freebsd(FIRECRACKER, 32 << 20);
+        let error = super::super::plan(&shell, kernel, &fake::bhyve_host(), "tok").unwrap_err();
+        assert!(error.to_string().contains("--backend qemu"), "{error}");
     }
 }

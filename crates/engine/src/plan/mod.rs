@@ -118,8 +118,8 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
     let rules = [
         (request.cold, ColdReason::Asked),
         (
-            matches!(plan.guest, GuestPlan::FreeBsd(_)),
-            ColdReason::FreeBsd,
+            matches!(&plan.guest, GuestPlan::FreeBsd(guest) if !guest.saveable()),
+            ColdReason::FreeBsdImage,
         ),
         (
             matches!(plan.vm.backend, BackendPlan::Bhyve(_)),

@@ -76,9 +76,9 @@ pub enum ColdReason {
     /// virtio-fs on microvm: a vhost-user device cannot be saved, nor plugged in later there.
     #[error("the host's files are shared over virtio-fs on microvm, whose device can neither be saved nor plugged in later (a kernel with 9p can be saved)")]
     VirtioFs,
-    /// A FreeBSD guest.
-    #[error("FreeBSD guests are not saved yet")]
-    FreeBsd,
+    /// A FreeBSD guest booting a userland of its own, or one without a channel to get its run.
+    #[error("a FreeBSD guest is saved only as vmlane's minimal guest with its run on COM2; this one boots a userland from an image, which rc sets up from the disk each time")]
+    FreeBsdImage,
     /// A backend that cannot save guests.
     #[error("the bhyve backend cannot save guests")]
     Bhyve,

@@ -26,8 +26,12 @@ pub(super) fn stage(
     notes: &mut Vec<String>,
 ) -> Result<GuestFiles, StageError> {
     let disks = match &guest.root {
-        FreeBsdRoot::Minimal { program, run } => {
-            let image = minimal_image(program, run, &host.cache_dir)?;
+        FreeBsdRoot::Minimal {
+            program,
+            guest_path,
+            run,
+        } => {
+            let image = minimal_image(program, guest_path, run, &host.cache_dir)?;
             notes.push(format!("minimal FreeBSD guest {}", image.display()));
             vec![Disk::throwaway(image)]
         }
@@ -66,14 +70,18 @@ pub(super) fn stage(
 /// The minimal guest's root: vmlane's init, the probe, and what to run. Written once per
 /// content into the cache (the edit-boot loop changes the kernel, not the probe); runs attach
 /// it behind a snapshot, so it never changes.
-fn minimal_image(program: &Path, run: &RunFile, cache: &Path) -> Result<PathBuf, StageError> {
+fn minimal_image(
+    program: &Path,
+    guest_program: &str,
+    run: &RunFile,
+    cache: &Path,
+) -> Result<PathBuf, StageError> {
     let init = vmlane_guest_freebsd::init_binary().map_err(|why| StageError::NotBuilt {
         part: "vmlane's FreeBSD init",
         why,
     })?;
     let probe = read_probe(program)?;
     let encoded = run.encode().map_err(StageError::RunFile)?;
-    let guest_program = String::from_utf8_lossy(&run.argv[0]).into_owned();
     let mut key = Sha256::new();
     for part in [
         MINIMAL_IMAGE_FORMAT.as_bytes(),
@@ -105,7 +113,7 @@ fn minimal_image(program: &Path, run: &RunFile, cache: &Path) -> Result<PathBuf,
     })?;
     prune(&dir, KEPT_MINIMAL_IMAGES);
     let files = [vmlane_image::ExtraFile {
-        path: &guest_program,
+        path: guest_program,
         content: vmlane_image::Content::Bytes(&probe),
         mode: 0o555,
     }];
@@ -134,11 +142,13 @@ fn prune(dir: &Path, keep: usize) {
     }
 }
 
-/// The run disk of a full image: the command as a script its rc.d hook runs, through
-/// vmlane-relay when the run has a channel.
+/// The run disk of a full image: the script its rc.d hook runs, vmlane-relay when the run has
+/// a channel (the relay takes the command from the host there), else the command itself.
 fn write_run_disk(run: &RunFile, path: &Path) -> Result<(), StageError> {
-    let channel = run.channel.as_deref();
-    let script = vmlane_image::run_script(&run.token, &run.cwd, &run.argv, &run.env, channel)?;
+    let script = match run.channel.as_deref() {
+        Some(channel) => vmlane_image::relay_script(&run.token, channel)?,
+        None => vmlane_image::run_script(&run.token, &run.cwd, &run.argv, &run.env)?,
+    };
     std::fs::write(path, vmlane_image::run_disk(&script)).map_err(|source| StageError::Write {
         path: path.to_path_buf(),
         source,
