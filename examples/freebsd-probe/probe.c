@@ -15,6 +15,8 @@
  *   probe clock          prints the wall clock's seconds since the epoch (CLOCK_REALTIME).
  *   probe random         prints 16 random bytes from getrandom(2) in hex (a guest restored
  *                        from a saved one must not repeat them).
+ *   probe sleep MS       sleeps MS milliseconds by the guest's clock (timed from the host,
+ *                        it shows whether the guest's clock runs at the right rate).
  *
  * A kernel without SYSCALL kills the probe with SIGSYS (vmlane exits 140).
  */
@@ -28,6 +30,7 @@ typedef unsigned long u64;
 #define SYS_clock_gettime 232
 #define SYS_getrandom 563
 #define SYS___sysctlbyname 570
+#define SYS_nanosleep 240
 
 static long raw_syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6,
     int *failed)
@@ -163,6 +166,14 @@ static int probe_main(int argc, char **argv)
 		raw_syscall(SYS_clock_gettime, 0 /* CLOCK_REALTIME */, (long)ts, 0, &failed);
 		put_number(failed ? -1 : ts[0]);
 		put("\n");
+		return failed;
+	}
+	if (argc >= 3 && same(argv[1], "sleep")) {
+		/* The guest's idea of MS milliseconds: a host timing it sees the guest clock's rate. */
+		long ms = parse(argv[2]);
+		long ts[2] = { ms / 1000, (ms % 1000) * 1000000 };
+		int failed;
+		raw_syscall(SYS_nanosleep, (long)ts, 0, 0, &failed);
 		return failed;
 	}
 	if (argc >= 2 && same(argv[1], "random")) {

@@ -17,6 +17,6 @@ pub use machine::{
 pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::{sweep_abandoned, RunDir};
 pub use session::{run_session, GuestChannel, Session, SessionError, Snapshotting, Timings};
-pub use signals::StopSignals;
+pub use signals::{StopHandle, StopSignals};
 
 pub use vmlane_spec::Outcome;

@@ -11,6 +11,7 @@ pub mod ktap;
 pub mod lines;
 mod pattern;
 mod printk;
+pub mod rc_boot;
 pub mod splat;
 
 pub use error::Error;

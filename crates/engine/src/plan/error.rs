@@ -56,6 +56,9 @@ pub enum PlanError {
     /// A FreeBSD shell without a userland to run it from.
     #[error("a FreeBSD shell needs a userland: give --image IMG, an image from `vmlane image build --from DIR|base.txz`")]
     ShellNeedsImage,
+    /// A boot check of nothing: only an image boots on to multi-user.
+    #[error("a boot check boots a FreeBSD image: give the image built by `vmlane image build`")]
+    BootNeedsImage,
     /// The host's input for a FreeBSD guest that has no channel to carry it.
     #[error("the host's input reaches a FreeBSD guest over its second serial port, which bhyve runs do not have: use --backend qemu")]
     InputOnBhyve,

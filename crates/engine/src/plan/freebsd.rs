@@ -77,8 +77,8 @@ pub enum FreeBsdRoot {
         image: PathBuf,
         /// Whether the guest's writes land in it.
         keep_writes: bool,
-        /// What the hook runs.
-        run: RunFile,
+        /// What the hook runs; `None` boots the image with no run disk, to multi-user.
+        run: Option<RunFile>,
     },
 }
 
@@ -164,7 +164,12 @@ pub(super) fn plan(
         writable: false,
         plugged_later: false,
     });
-    let channel = matches!(backend, BackendPlan::Qemu { .. });
+    let boot_only = request.freebsd.boot_only;
+    if boot_only && request.freebsd.image.is_none() {
+        return Err(PlanError::BootNeedsImage);
+    }
+    // A boot that runs nothing has no results to carry.
+    let channel = matches!(backend, BackendPlan::Qemu { .. }) && !boot_only;
     let stable = stable_token(request, kernel);
     // A minimal guest that gets its run on the channel can be saved once it is ready, so its
     // kernel environment must be the same from run to run.
@@ -173,11 +178,21 @@ pub(super) fn plan(
     } else {
         token
     };
-    if !channel && request.input != vmlane_spec::Input::Null {
+    if !channel && !boot_only && request.input != vmlane_spec::Input::Null {
         return Err(PlanError::InputOnBhyve);
     }
     let (root, run) = root(request, token, share.is_some())?;
     let (root, request_sent) = split_run(root, run, channel, request.input);
+    let root = match root {
+        FreeBsdRoot::Image {
+            image, keep_writes, ..
+        } if boot_only => FreeBsdRoot::Image {
+            image,
+            keep_writes,
+            run: None,
+        },
+        root => root,
+    };
     let mut append: Vec<String> = Vec::new();
     if machine == MachineKind::Q35 {
         // GENERIC-style kernels pick the video console unless told otherwise.
@@ -286,7 +301,7 @@ fn root(request: &Request, token: &str, shared: bool) -> Result<(FreeBsdRoot, Ru
         let root = FreeBsdRoot::Image {
             image: request.cwd.join(image),
             keep_writes: request.freebsd.keep_image,
-            run: run.clone(),
+            run: Some(run.clone()),
         };
         return Ok((root, run));
     }
@@ -357,7 +372,7 @@ fn split_run(
         } => FreeBsdRoot::Image {
             image,
             keep_writes,
-            run: channel_only(&run.token),
+            run: run.map(|run| channel_only(&run.token)),
         },
     };
     let request = RunRequest {
@@ -568,6 +583,7 @@ mod tests {
         else {
             panic!()
         };
+        let run = run.as_ref().unwrap();
         assert_eq!(image, Path::new("/work/img/freebsd.img"));
         assert!(!keep_writes);
         assert_eq!(run.token, "tok");
@@ -625,6 +641,29 @@ mod tests {
     }
 
     #[test]
+    fn a_boot_check_boots_the_image_with_no_run_and_no_channel() {
+        let mut asked = request(&[]);
+        asked.freebsd.image = Some("deploy.img".into());
+        asked.freebsd.boot_only = true;
+        let plan = planned(&asked, FIRECRACKER, HostKvm::Pvm).unwrap();
+        let guest = guest(&plan);
+        let FreeBsdRoot::Image { image, run, .. } = &guest.root else {
+            panic!("{:?}", guest.root)
+        };
+        assert_eq!(image, Path::new("/work/deploy.img"));
+        assert!(run.is_none(), "no run disk: rc goes on to multi-user");
+        assert!(!guest.channel && guest.request.is_none());
+        assert!(
+            !plan.vm.cmdline.contains("hint.uart.1"),
+            "{}",
+            plan.vm.cmdline
+        );
+        asked.freebsd.image = None;
+        let error = planned(&asked, FIRECRACKER, HostKvm::Pvm).unwrap_err();
+        assert!(matches!(error, PlanError::BootNeedsImage), "{error}");
+    }
+
+    #[test]
     fn under_bhyve_an_image_reports_on_the_console_without_com2() {
         let mut asked = request(&["/bin/sh", "-c", "exit 5"]);
         asked.freebsd.image = Some("freebsd.img".into());
@@ -633,7 +672,7 @@ mod tests {
         assert!(matches!(plan.vm.backend, BackendPlan::Bhyve(_)));
         let guest = guest(&plan);
         assert!(!guest.channel);
-        let FreeBsdRoot::Image { run, .. } = &guest.root else {
+        let FreeBsdRoot::Image { run: Some(run), .. } = &guest.root else {
             panic!("{:?}", guest.root)
         };
         assert_eq!(run.channel, None, "the hook prints markers instead");

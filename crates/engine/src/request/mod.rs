@@ -97,6 +97,9 @@ pub struct FreeBsdOptions {
     pub boot: BootChoice,
     /// Stop a panic at `db>` and hand the console to the user.
     pub debugger: bool,
+    /// Boot `image` as it would boot anywhere (no run disk, so `rc` goes on to multi-user),
+    /// run no command, and go on until the run is stopped: `vmlane image check`.
+    pub boot_only: bool,
 }
 
 impl Request {

@@ -44,16 +44,17 @@ pub(super) fn stage(
                 path: image.clone(),
                 source,
             })?;
-            let run_disk = run_dir.join("run.disk");
-            write_run_disk(run, &run_disk)?;
             notes.push(format!("FreeBSD image {}", image.display()));
-            vec![
-                Disk {
-                    keep_writes: *keep_writes,
-                    ..Disk::throwaway(image)
-                },
-                Disk::throwaway(run_disk),
-            ]
+            let mut disks = vec![Disk {
+                keep_writes: *keep_writes,
+                ..Disk::throwaway(image)
+            }];
+            if let Some(run) = run {
+                let run_disk = run_dir.join("run.disk");
+                write_run_disk(run, &run_disk)?;
+                disks.push(Disk::throwaway(run_disk));
+            }
+            disks
         }
     };
     let (kernel_file, initrd) = match guest.route {
