@@ -1,5 +1,6 @@
 //! `vmlane image`: disk images for FreeBSD runs, built into vmlane's cache.
 
+use crate::args::{parse_memory, AccelArg, BootArg, MachineArg};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,52 @@ pub enum ImageCommand {
     /// Prints one finding a line; exits 1 when there are any, 0 when there are none, 125
     /// when the input cannot be read.
     Lint(ImageLintArgs),
+    /// Boot a FreeBSD image as it would boot when deployed: no command and no run disk, so rc
+    /// runs all the way, with QEMU's user network. Waits for multi-user (rc's closing date
+    /// line or getty's login prompt) and, when the image's rc.conf enables sshd, for sshd's
+    /// banner through a forwarded port; prints how far rc got and the first failure on the
+    /// console. Exits 0 when the image came up, 1 when it did not, 125 when vmlane failed.
+    /// The image is not changed.
+    Check(ImageCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageCheckArgs {
+    /// The image, as `vmlane image build` wrote it (raw UFS).
+    #[arg(value_name = "IMG")]
+    pub image: PathBuf,
+    /// The FreeBSD kernel to boot it with: a kernel file, or the name of one in vmlane's
+    /// cache; default as for `vmlane run`.
+    #[arg(short, long, value_name = "KERNEL")]
+    pub kernel: Option<PathBuf>,
+    /// How long the image may take to come up, sshd included.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub timeout: f64,
+    /// The host port forwarded to the guest's port 22 when the image runs sshd (default: a
+    /// free one).
+    #[arg(long, value_name = "PORT")]
+    pub ssh_port: Option<u16>,
+    /// Extra kernel environment words, after vmlane's own.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub append: Vec<String>,
+    /// How the kernel is entered, as for `vmlane run`.
+    #[arg(long, value_enum, default_value_t = BootArg::Auto)]
+    pub boot: BootArg,
+    /// CPU accelerator, as for `vmlane run`.
+    #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
+    pub accel: AccelArg,
+    /// QEMU machine type, as for `vmlane run`.
+    #[arg(long, value_enum, default_value_t = MachineArg::Auto)]
+    pub machine: MachineArg,
+    /// Guest memory (512M, 2G).
+    #[arg(short, long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u32>,
+    /// Write the console log here (kept); otherwise it is kept only when the check fails.
+    #[arg(long, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+    /// Say what vmlane found and decided, with timings.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +192,7 @@ pub fn image(command: ImageCommand) -> Result<i32> {
     match command {
         ImageCommand::Build(args) => build(&args).map(|()| 0),
         ImageCommand::Lint(args) => lint_command(&args),
+        ImageCommand::Check(args) => crate::image_check::check(&args),
     }
 }
 

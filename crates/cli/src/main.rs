@@ -3,6 +3,7 @@
 mod args;
 mod completions;
 mod image;
+mod image_check;
 mod kernel;
 mod profile;
 mod report;

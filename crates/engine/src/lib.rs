@@ -16,6 +16,7 @@
 
 mod api;
 pub mod boot;
+pub mod check;
 mod error;
 pub mod event;
 pub mod host;

@@ -53,7 +53,7 @@ pub use hook::{
     rc_late_script, rc_script, rc_scripts, relay_script, run_disk, run_script, single_quote,
     RC_LATE_SCRIPT_PATH, RC_SCRIPT_PATH, RELAY_PATH, RUN_DISK_MAGIC, SECTOR,
 };
-pub use lint::{lint, lint_tree, Finding, LintError};
+pub use lint::{lint, lint_tree, rc_enabled, Finding, LintError};
 pub use loader::{loader_conf, loader_conf_additions, validate_kernel_name, DEFAULT_KERNEL_NAME};
 pub use makefs::{image_version, Makefs, UfsVersion};
 pub use minimal::{

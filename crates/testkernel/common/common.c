@@ -751,6 +751,28 @@ NOINLINE void vmlane_act(struct str run_token, struct str action, int debugger, 
 	}
 	if (equals(action, "hang"))
 		hang();
+	/* A deployed image's boot: rc's steps, a failure among them, its date line, getty. */
+	if (equals(action, "multiuser")) {
+		print("Trying to mount root from ufs:/dev/vtbd0 []...\r\n"
+		      "Setting hostname: deploy.\r\n"
+		      "mount: fdesc: Invalid fstype\r\n"
+		      "Starting devd.\r\n"
+		      "Starting sshd.\r\n"
+		      "Sat Dec  5 10:00:00 UTC 2026\r\n"
+		      "\r\n"
+		      "FreeBSD/amd64 (deploy) (ttyu0)\r\n"
+		      "\r\n"
+		      "login: ");
+		hang();
+	}
+	/* An rc that stops at a step and falls back to single-user mode. */
+	if (equals(action, "single-user")) {
+		print("Trying to mount root from ufs:/dev/vtbd0 []...\n"
+		      "Starting file system checks:\n"
+		      "/dev/vtbd0: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n"
+		      "Enter full pathname of shell or RETURN for /bin/sh: ");
+		hang();
+	}
 	if (equals(action, "flood"))
 		act_flood();
 	if (equals(action, "request"))

@@ -13,6 +13,9 @@
 //! - `panic:MESSAGE`, `panic-mid:MESSAGE` (after some output), `trap`, `trap-hang`: FreeBSD's
 //!   panic report, then a reset, or the debugger's prompt with `vmlane_test.debugger=1`.
 //! - `mountroot`, `hang`: the kernel waits for good.
+//! - `multiuser`, `single-user`: a full image's boot as `vmlane image check` reads it: rc's
+//!   steps, a failure, then getty's `login:` prompt, or init asking for a single-user shell;
+//!   then the kernel waits.
 //! - `request` (COM2 only): plays the init's side of the host's requests. It sends Ready; a
 //!   Prepare before the Run prints `vmlane-test: prepare clock=<seconds> entropy=<n>` on the
 //!   console; the Run gets one stdout line

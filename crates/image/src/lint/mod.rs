@@ -58,6 +58,18 @@ pub fn lint_tree(root: &Path) -> Vec<Finding> {
     lint_view(&DirView::new(root))
 }
 
+/// Whether the image or tree at `input` enables `rcvar` (`sshd_enable`) the way rc.subr's
+/// `checkyesno` reads it; `None` when the value cannot be worked out, or for a base.txz
+/// (which has no rc.conf of its own).
+pub fn rc_enabled(input: &Path, rcvar: &str) -> Result<Option<bool>, LintError> {
+    let enabled = |view: &dyn View| Settings::load(&Image::new(view)).enabled(rcvar);
+    match Input::open(input)? {
+        Input::Dir(root) => Ok(enabled(&DirView::new(&root))),
+        Input::Txz(_) => Ok(None),
+        Input::Ufs(fs) => Ok(enabled(&ufs_view::UfsView::new(fs))),
+    }
+}
+
 fn lint_view(view: &dyn View) -> Vec<Finding> {
     let image = Image::new(view);
     let settings = Settings::load(&image);

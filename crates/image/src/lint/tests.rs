@@ -594,3 +594,16 @@ fn a_damaged_image_never_panics() {
     // Most damage is past the superblock: those images are read, as far as they go.
     assert!(read > 16, "{read} of 64 read");
 }
+
+#[test]
+fn rc_enabled_reads_rc_conf_as_checkyesno_does() {
+    let tree = Tree::clean();
+    let enabled = |name| super::rc_enabled(&tree.root(), name).unwrap();
+    assert_eq!(enabled("sshd_enable"), Some(false), "unset is off");
+    tree.write(
+        "etc/rc.conf",
+        b"sshd_enable=\"yes\"\ndevd_enable=\"$(pick)\"\n",
+    );
+    assert_eq!(enabled("sshd_enable"), Some(true));
+    assert_eq!(enabled("devd_enable"), None, "not worked out");
+}
