@@ -67,6 +67,10 @@ pub fn enter_root(request: &RunRequest) -> Result<(), Failure> {
 const SHARE_DEVICE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where a virtio-fs device shows once its driver has it.
 const VIRTIOFS_DEVICES: &str = "/sys/bus/virtio/drivers/virtiofs";
+/// Writing 1 here makes the kernel look for new PCI devices now.
+const PCI_RESCAN: &str = "/sys/bus/pci/rescan";
+/// How often the buses are rescanned while a plugged-in device is awaited.
+const PCI_RESCAN_EVERY: Duration = Duration::from_millis(10);
 
 fn mount_overlay_root(fstype: &str, tag: &str, options: &str) -> Result<(), Failure> {
     for dir in [LOWER, SCRATCH, ROOT] {
@@ -111,9 +115,14 @@ fn mount_share(
     }
 }
 
-/// Waits, up to [`SHARE_DEVICE_TIMEOUT`], until a virtio-fs device is bound to its driver.
+/// Waits, up to [`SHARE_DEVICE_TIMEOUT`], until a virtio-fs device is bound to its driver,
+/// rescanning the PCI buses meanwhile: the kernel's own hotplug handler waits 100 ms after the
+/// slot's link comes up before it looks (the PCIe spec's delay for real hardware), while a
+/// rescan finds QEMU's device as soon as it is plugged in. The handler then finds the device
+/// there and leaves it be.
 fn wait_for_virtiofs_device() {
     let started = Instant::now();
+    let mut rescanned: Option<Instant> = None;
     while started.elapsed() < SHARE_DEVICE_TIMEOUT {
         let bound = fs::read_dir(VIRTIOFS_DEVICES).is_ok_and(|entries| {
             entries
@@ -122,6 +131,10 @@ fn wait_for_virtiofs_device() {
         });
         if bound {
             return;
+        }
+        if rescanned.is_none_or(|at| at.elapsed() >= PCI_RESCAN_EVERY) {
+            let _ = fs::write(PCI_RESCAN, "1");
+            rescanned = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(1));
     }
