@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::freebsd::{probe, test_kernel};
+use common::freebsd::{probe, stand_in_root, test_kernel};
 use common::{assert_code, text, Sandbox, TestKernel};
 use std::process::Output;
 
@@ -725,16 +725,8 @@ expect.exit = 0
 fn an_image_built_by_vmlane_is_cached_and_never_changed_by_runs() {
     let Some(kernel) = test_kernel() else { return };
     let sandbox = Sandbox::new();
-    // The least a FreeBSD root needs for vmlane's hook: a shell and rc.subr.
     let root = sandbox.work().join("root");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(
-        root.join("bin/sh"),
-        vmlane_guest_freebsd::init_binary().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/rc.subr"), "# rc.subr\n").unwrap();
+    stand_in_root(&root);
     let cache = sandbox.root.path().join("cache");
     let build = |extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::freebsd::test_kernel;
+use common::freebsd::{stand_in_root, test_kernel};
 use common::{text, Sandbox, TestKernel};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -13,14 +13,7 @@ use std::process::Output;
 /// An image built from the least root vmlane's hook needs, with `rc_conf` as its rc.conf.
 fn image(sandbox: &Sandbox, name: &str, rc_conf: &str) -> PathBuf {
     let root = sandbox.work().join(format!("{name}-root"));
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(
-        root.join("bin/sh"),
-        vmlane_guest_freebsd::init_binary().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(root.join("etc/rc.subr"), "# rc.subr\n").unwrap();
+    stand_in_root(&root);
     std::fs::write(root.join("etc/rc.conf"), rc_conf).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
         .args(["image", "build", "--os", "freebsd", "--from"])

@@ -1,7 +1,7 @@
 //! vmlane's test kernel standing in for a FreeBSD kernel, and a probe for its runs.
 
 use super::{Sandbox, TestKernel};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The test kernel, or `None` (having said why) where it cannot be built or QEMU is missing.
 pub fn test_kernel() -> Option<TestKernel> {
@@ -37,4 +37,17 @@ pub fn probe(sandbox: &Sandbox) -> PathBuf {
     let path = sandbox.work().join("probe");
     std::fs::write(&path, vmlane_guest_freebsd::init_binary().unwrap()).unwrap();
     path
+}
+
+/// The least a FreeBSD root needs for vmlane's hook, made at `root`: a shell (vmlane's own init
+/// stands in; the test kernel never runs it) and rc.subr.
+pub fn stand_in_root(root: &Path) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("bin/sh"),
+        vmlane_guest_freebsd::init_binary().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/rc.subr"), "# rc.subr\n").unwrap();
 }
