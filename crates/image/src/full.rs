@@ -191,7 +191,10 @@ fn relay() -> Result<&'static [u8], ImageError> {
 fn customize(root: &Path, request: &FreeBsdImage, relay: &[u8]) -> Result<(), ImageError> {
     let kernel = request.kernel.as_ref();
     stage::put_file(root, "etc/fstab", fstab::fstab().as_bytes(), 0o644)?;
-    let mut rc_conf = rcconf::rc_conf(stage::regular_file(root, "etc/rc.conf")?.as_deref());
+    let mut rc_conf = rcconf::rc_conf(
+        stage::regular_file(root, "etc/rc.conf")?.as_deref(),
+        request.deploy.is_deployment(),
+    );
     rc_conf.extend_from_slice(request.deploy.rc_conf_additions().as_bytes());
     stage::put_file(root, "etc/rc.conf", &rc_conf, 0o644)?;
     for (path, script) in hook::rc_scripts() {
@@ -263,7 +266,10 @@ fn cache_key(
         key.file("kernel", &kernel.path)?;
     }
     key.field("fstab", fstab::fstab().as_bytes());
-    key.field("rc.conf", rcconf::rc_conf_additions().as_bytes());
+    key.field(
+        "rc.conf",
+        rcconf::rc_conf_additions(request.deploy.is_deployment()).as_bytes(),
+    );
     for (path, script) in hook::rc_scripts() {
         key.field(path, script.as_bytes());
     }

@@ -4,8 +4,7 @@
 pub const HOSTNAME: &str = "vmlane";
 
 /// Settings appended after the source's own, so they win (rc.conf is sourced in order): the
-/// host name, vmlane's boot hook, and services off that only slow down a VM that lives for one
-/// command and is thrown away.
+/// host name and vmlane's boot hook (which does nothing on a boot without a run disk).
 const SETTINGS: &[(&str, &str, &str)] = &[
     ("hostname", HOSTNAME, ""),
     (
@@ -13,6 +12,11 @@ const SETTINGS: &[(&str, &str, &str)] = &[
         "YES",
         "run the command from the run disk, then end the VM",
     ),
+];
+
+/// Services off that only slow down a VM that lives for one command and is thrown away; an
+/// image built for deployment keeps the source's own settings for them.
+const TEST_VM_SETTINGS: &[(&str, &str, &str)] = &[
     ("sendmail_enable", "NONE", "no mail at all"),
     ("sendmail_submit_enable", "NO", ""),
     ("sendmail_outbound_enable", "NO", ""),
@@ -46,10 +50,18 @@ const SETTINGS: &[(&str, &str, &str)] = &[
     ("kldxref_enable", "NO", ""),
 ];
 
-/// The lines vmlane appends to rc.conf.
-pub fn rc_conf_additions() -> String {
-    let mut text = String::from("\n# Added by vmlane for a throwaway test VM.\n");
-    for (knob, value, why) in SETTINGS {
+/// The lines vmlane appends to rc.conf: with the services of a test VM off, unless the image
+/// is built `for_deployment`.
+pub fn rc_conf_additions(for_deployment: bool) -> String {
+    let (heading, services): (_, &[_]) = match for_deployment {
+        true => ("\n# Added by vmlane.\n", &[]),
+        false => (
+            "\n# Added by vmlane for a throwaway test VM.\n",
+            TEST_VM_SETTINGS,
+        ),
+    };
+    let mut text = String::from(heading);
+    for (knob, value, why) in SETTINGS.iter().chain(services) {
         let line = format!("{knob}=\"{value}\"");
         if why.is_empty() {
             text.push_str(&format!("{line}\n"));
@@ -61,12 +73,12 @@ pub fn rc_conf_additions() -> String {
 }
 
 /// rc.conf with vmlane's additions after what the source had (`None`: it had none).
-pub fn rc_conf(existing: Option<&[u8]>) -> Vec<u8> {
+pub fn rc_conf(existing: Option<&[u8]>, for_deployment: bool) -> Vec<u8> {
     let mut text = existing.unwrap_or_default().to_vec();
     if !text.is_empty() && !text.ends_with(b"\n") {
         text.push(b'\n');
     }
-    text.extend_from_slice(rc_conf_additions().as_bytes());
+    text.extend_from_slice(rc_conf_additions(for_deployment).as_bytes());
     text
 }
 
@@ -76,8 +88,11 @@ mod tests {
 
     #[test]
     fn additions_come_after_the_sources_settings() {
-        let text =
-            String::from_utf8(rc_conf(Some(b"sshd_enable=\"YES\"\ncron_enable=\"YES\""))).unwrap();
+        let text = String::from_utf8(rc_conf(
+            Some(b"sshd_enable=\"YES\"\ncron_enable=\"YES\""),
+            false,
+        ))
+        .unwrap();
         assert!(
             text.starts_with("sshd_enable=\"YES\"\ncron_enable=\"YES\"\n"),
             "{text}"
@@ -98,8 +113,23 @@ mod tests {
 
     #[test]
     fn without_an_rc_conf_one_is_made() {
-        let text = rc_conf(None);
-        assert_eq!(text, rc_conf_additions().as_bytes());
+        let text = rc_conf(None, false);
+        assert_eq!(text, rc_conf_additions(false).as_bytes());
         assert!(text.starts_with(b"\n# Added by vmlane"));
+    }
+
+    #[test]
+    fn an_image_for_deployment_keeps_its_services() {
+        let source = b"cron_enable=\"YES\"\n";
+        let text = String::from_utf8(rc_conf(Some(source), true)).unwrap();
+        assert!(text.contains("vmlane_enable=\"YES\""), "{text}");
+        for knob in [
+            "cron_enable=\"NO\"",
+            "syslogd_enable",
+            "sendmail_enable",
+            "devmatch_enable",
+        ] {
+            assert!(!text.contains(knob), "{knob}: {text}");
+        }
     }
 }

@@ -98,6 +98,16 @@ impl Deploy {
         Ok(())
     }
 
+    /// Whether the image is built to be deployed (any deployment setting given): it then keeps
+    /// the services vmlane turns off in images that only run tests.
+    pub fn is_deployment(&self) -> bool {
+        self.hostname.is_some()
+            || self.root_keys.is_some()
+            || !self.users.is_empty()
+            || self.sshd
+            || self.dhcp.is_some()
+    }
+
     /// The lines appended to rc.conf after vmlane's, so they win.
     pub fn rc_conf_additions(&self) -> String {
         files::rc_conf_additions(self)
