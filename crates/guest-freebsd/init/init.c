@@ -34,13 +34,13 @@
 #include "pty.h"
 #include "line.h"
 #include "channel.h"
+#include "share.h"
 
 /* A Run frame holds as many strings as a run file. */
 _Static_assert(HOST_MAX_STRINGS == RUN_MAX_STRINGS, "string limits differ");
 
 #define RUN_FILE_PATH "/vmlane/run"
 #define CONSOLE_PATH "/dev/console"
-#define SHARE_MOUNT_POINT "/host"
 
 /* +1 byte so a file larger than the limit is noticed rather than cut. */
 static char run_buf[RUN_MAX_BYTES + 1];
@@ -137,33 +137,27 @@ fail(const char *step, long err)
 
 /* ---- steps --------------------------------------------------------- */
 
-/*
- * nmount(2) takes name/value iovec pairs; string values include their NUL,
- * flag options like "ro" have an empty value.
- */
+/* Prints the kernel's reason a mount failed, if it gave one, as a plain line. */
 static void
-iov_pair(struct iovec *iov, unsigned int *n, const char *name,
-    const char *value)
+say_mount_errmsg(const char *fstype, const char *path)
 {
-	size_t nl = 0, vl = 0;
+	struct line l;
 
-	while (name[nl] != '\0')
-		nl++;
-	iov[*n].iov_base = (void *)name;
-	iov[*n].iov_len = nl + 1;
-	if (value != 0) {
-		while (value[vl] != '\0')
-			vl++;
-		vl++;
-	}
-	iov[*n + 1].iov_base = (void *)value;
-	iov[*n + 1].iov_len = vl;
-	*n += 2;
+	if (mount_errmsg[0] == '\0')
+		return;
+	l.len = 0;
+	put(&l, "\nvmlane-init: mount ");
+	put(&l, fstype);
+	put(&l, " on ");
+	put(&l, path);
+	put(&l, ": ");
+	put_clean(&l, mount_errmsg, sizeof(mount_errmsg));
+	emit(&l);
 }
 
 /*
  * Mounts `fstype` on `path`. On failure prints the kernel's errmsg, if it
- * gave one, as a plain (non-marker) line and returns -errno.
+ * gave one, and returns -errno.
  */
 static long
 mount_fs(const char *fstype, const char *path, const char *from,
@@ -188,18 +182,8 @@ mount_fs(const char *fstype, const char *path, const char *from,
 	n += 2;
 
 	r = sys_nmount(iov, n, readonly ? MNT_RDONLY : 0);
-	if (r < 0 && mount_errmsg[0] != '\0') {
-		struct line l;
-
-		l.len = 0;
-		put(&l, "\nvmlane-init: mount ");
-		put(&l, fstype);
-		put(&l, " on ");
-		put(&l, path);
-		put(&l, ": ");
-		put_clean(&l, mount_errmsg, sizeof(mount_errmsg));
-		emit(&l);
-	}
+	if (r < 0)
+		say_mount_errmsg(fstype, path);
 	return r;
 }
 
@@ -345,15 +329,11 @@ mount_share(const char *tag)
 {
 	long r;
 
-	/*
-	 * "from" is the virtio 9p mount tag; "trans" defaults to virtio, the
-	 * only transport p9fs has. The kernel must have virtio_p9fs built
-	 * in: the minimal root holds no modules, and without the transport
-	 * the mount fails with a bare EINVAL.
-	 */
-	r = mount_fs("p9fs", SHARE_MOUNT_POINT, tag, 0, 1);
-	if (r < 0)
+	r = share_mount(tag, mount_errmsg, sizeof(mount_errmsg));
+	if (r < 0) {
+		say_mount_errmsg("p9fs", SHARE_MOUNT_POINT);
 		fail("mount the host share", -r);
+	}
 }
 
 /*
@@ -371,7 +351,7 @@ mount_requested_share(const struct host_run *r, const char *file_tag)
 			mount_share(file_tag);
 		return;
 	}
-	if (!run_streq(r->fstype, "p9fs") && !run_streq(r->fstype, "9p"))
+	if (!share_is_p9fs(r->fstype))
 		fail("mount the host share (not p9fs)", EOPNOTSUPP);
 	mount_share(r->tag);
 }

@@ -12,6 +12,7 @@
 #include "pty.h"
 #include "line.h"
 #include "channel.h"
+#include "share.h"
 #include "relay.h"
 
 __attribute__((noreturn, used)) void relay_start(long *ap);

@@ -155,11 +155,31 @@ relay_shell_statuses(struct ending *e)
 /* The host's Run request, once the handshake has it. */
 static struct host_run relay_run;
 
+/* The Run request's share, mounted before the command starts in it. */
+static void
+relay_mount_share(const struct host_run *r)
+{
+	static char errmsg[160];
+	long err;
+
+	if (r->fstype == 0)
+		return;
+	if (!share_is_p9fs(r->fstype))
+		fail("mount the host share (not p9fs)", EOPNOTSUPP);
+	err = share_mount(r->tag, errmsg, sizeof(errmsg));
+	if (err < 0) {
+		if (errmsg[0] != '\0')
+			relay_say("mount the host share", errmsg);
+		fail("mount the host share", -err);
+	}
+}
+
 /* The new form: everything comes from the host's frames. */
 static void
 relay_from_host(struct command *c)
 {
 	channel_handshake(&relay_channel, relay_fd, &relay_run);
+	relay_mount_share(&relay_run);
 	channel_chdir(relay_run.cwd);
 	command_from_run(&relay_run, c);
 }

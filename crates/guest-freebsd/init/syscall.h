@@ -23,6 +23,7 @@ typedef unsigned int u32;
 #define SYS_close 6
 #define SYS_wait4 7
 #define SYS_chdir 12
+#define SYS_mkdir 136
 #define SYS_ioctl 54
 #define SYS_reboot 55
 #define SYS_execve 59
@@ -222,6 +223,12 @@ static inline long
 sys_chdir(const char *path)
 {
 	return sys1(SYS_chdir, path);
+}
+
+static inline long
+sys_mkdir(const char *path, int mode)
+{
+	return sys2(SYS_mkdir, path, mode);
 }
 
 static inline long

@@ -828,24 +828,68 @@ fn the_old_form_runs_at_once_with_no_input_and_ignores_the_hosts_run() {
     );
 }
 
+/// A request that runs `sh -c 'echo ran'` with `share` as its host share.
+fn request_sharing(share: Option<ShareMount>, cwd: &Path) -> HostMessage {
+    let HostMessage::Run(mut run) = request(&["sh", "-c", "echo ran"], &[PATH], cwd, Input::Null)
+    else {
+        unreachable!()
+    };
+    run.share = share;
+    HostMessage::Run(run)
+}
+
 #[test]
-fn a_share_in_the_run_request_is_not_the_relays_business() {
+fn the_hosts_share_is_mounted_read_only_on_host_before_the_command_runs() {
     let Some(harness) = harness() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let mut run = request(&["true"], &[PATH], dir.path(), Input::Null);
-    if let HostMessage::Run(run) = &mut run {
-        run.share = Some(ShareMount {
-            fstype: "p9fs".into(),
-            tag: "vmlane".into(),
-            options: String::new(),
-        });
-    }
-    let mut talk = Talk::start(harness, &[], dir.path(), &[]);
-    talk.send(&run);
+    let mounts = dir.path().join("mounts");
+    let env = [("VMLANE_TEST_MOUNTS", mounts.to_str().unwrap())];
+    let p9fs = ShareMount {
+        fstype: "p9fs".into(),
+        tag: "vmlane-root".into(),
+        options: String::new(),
+    };
+    let mut talk = Talk::start(harness, &[], dir.path(), &env);
+    talk.send(&request_sharing(Some(p9fs.clone()), dir.path()));
     let ran = talk.finish();
-    assert_eq!(ran.code, Some(SENT), "{}", ran.stderr);
+    assert_eq!(ran.joined(false), b"ran\n", "{}", ran.stderr);
     assert_eq!(
-        ran.last(),
-        Some(&GuestMessage::Exit(GuestStatus::Exited(0)))
+        std::fs::read_to_string(&mounts).unwrap(),
+        "p9fs vmlane-root /host ro\n"
     );
+    // No share, no mount.
+    std::fs::remove_file(&mounts).unwrap();
+    let mut talk = Talk::start(harness, &[], dir.path(), &env);
+    talk.send(&request_sharing(None, dir.path()));
+    assert_eq!(talk.finish().joined(false), b"ran\n");
+    assert!(!mounts.exists());
+    // A share kind FreeBSD has no client for, or a mount the kernel refuses, is a failed step.
+    for (share, env, step, errno) in [
+        (
+            ShareMount {
+                fstype: "virtiofs".into(),
+                ..p9fs.clone()
+            },
+            &env[..],
+            "mount the host share (not p9fs)",
+            "(EOPNOTSUPP)",
+        ),
+        (
+            p9fs.clone(),
+            &[][..],
+            "mount the host share",
+            "errno 1 (EPERM)",
+        ),
+    ] {
+        let mut talk = Talk::start(harness, &[], dir.path(), env);
+        talk.send(&request_sharing(Some(share), dir.path()));
+        let ran = talk.finish();
+        assert_eq!(ran.code, Some(FAILED_SENT), "{}", ran.stderr);
+        assert!(
+            matches!(ran.last(), Some(GuestMessage::Failed { step: s, message })
+                if s == step && message.ends_with(errno)),
+            "{:?}",
+            ran.last()
+        );
+    }
 }

@@ -11,7 +11,9 @@
  * FreeBSD's pseudo-terminal ioctls (pty.h) become Linux's, and FIODGNAME
  * ptsname_r(3). Setting the clock is recorded in the file
  * VMLANE_TEST_CLOCK names ("SEC NSEC"), and fails with EPERM without it;
- * Prepare's entropy goes to the file VMLANE_TEST_RANDOM names.
+ * Prepare's entropy goes to the file VMLANE_TEST_RANDOM names. A share's
+ * mount is recorded in the file VMLANE_TEST_MOUNTS names ("FSTYPE FROM ON
+ * ro"), and fails with EPERM without it; its mkdir does nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,8 +222,43 @@ sys_ioctl(int fd, unsigned long cmd, void *arg)
 	return -ENOTTY;
 }
 
+/* FreeBSD's, from init/syscall.h. */
+#define MNT_RDONLY 0x1
+
+static long
+sys_mkdir(const char *path, int mode)
+{
+	(void)path;
+	(void)mode;
+	return 0;
+}
+
+/* Records the name/value pairs the relay passes, in the order a test checks. */
+static long
+sys_nmount(struct iovec *iov, unsigned int n, int flags)
+{
+	const char *path = getenv("VMLANE_TEST_MOUNTS");
+	const char *fstype = "", *from = "", *on = "";
+	FILE *f;
+
+	for (unsigned int i = 0; i + 1 < n; i += 2) {
+		if (strcmp(iov[i].iov_base, "fstype") == 0)
+			fstype = iov[i + 1].iov_base;
+		else if (strcmp(iov[i].iov_base, "from") == 0)
+			from = iov[i + 1].iov_base;
+		else if (strcmp(iov[i].iov_base, "fspath") == 0)
+			on = iov[i + 1].iov_base;
+	}
+	if (path == NULL || (f = fopen(path, "a")) == NULL)
+		return -EPERM;
+	fprintf(f, "%s %s %s%s\n", fstype, from, on, (flags & MNT_RDONLY) ? " ro" : "");
+	fclose(f);
+	return 0;
+}
+
 #include "../init/line.h"
 #include "../init/channel.h"
+#include "../init/share.h"
 #include "../init/relay.h"
 
 int

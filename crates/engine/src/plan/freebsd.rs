@@ -181,7 +181,9 @@ pub(super) fn plan(
     if !channel && !boot_only && request.input != vmlane_spec::Input::Null {
         return Err(PlanError::InputOnBhyve);
     }
-    let (root, run) = root(request, token, share.is_some())?;
+    // vmlane-relay mounts the share in an image; without a channel nothing would.
+    let shared = share.is_some() && (channel || request.freebsd.image.is_none());
+    let (root, run) = root(request, token, shared)?;
     let (root, request_sent) = split_run(root, run, channel, request.input);
     let root = match root {
         FreeBsdRoot::Image {
@@ -292,8 +294,8 @@ fn root(request: &Request, token: &str, shared: bool) -> Result<(FreeBsdRoot, Ru
     if let Some(image) = &request.freebsd.image {
         let run = RunFile {
             token: token.into(),
-            cwd: guest_cwd(&request.cwd, false),
-            share_tag: None,
+            cwd: guest_cwd(&request.cwd, shared),
+            share_tag: shared.then(|| SHARE_TAG.to_string()),
             channel: None,
             argv: raw_argv().collect(),
             env: guest_env(request),
@@ -703,13 +705,20 @@ mod tests {
             .is_some_and(|s| s.transport == ShareTransport::NineP));
         let sent = guest(&plan).request.clone().unwrap();
         assert_eq!(sent.cwd, b"/host/work");
+        let p9fs = Some(ShareMount {
+            fstype: "p9fs".into(),
+            tag: "vmlane-root".into(),
+            options: String::new(),
+        });
+        assert_eq!(sent.share, p9fs);
+        // In an image too: vmlane-relay mounts it.
+        let mut asked = request(&["/bin/ls"]);
+        asked.freebsd.image = Some("freebsd.img".into());
+        let plan = planned(&asked, traits, HostKvm::Pvm).unwrap();
+        let sent = guest(&plan).request.clone().unwrap();
         assert_eq!(
-            sent.share,
-            Some(ShareMount {
-                fstype: "p9fs".into(),
-                tag: "vmlane-root".into(),
-                options: String::new(),
-            })
+            (sent.cwd.as_slice(), sent.share),
+            (&b"/host/work"[..], p9fs)
         );
     }
 
