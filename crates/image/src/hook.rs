@@ -35,6 +35,7 @@ pub fn rc_script() -> String {
     hook_script(
         "vmlane",
         "FILESYSTEMS ldconfig",
+        EARLY_HOOK_BEFORE,
         "as soon as the filesystems are up; a VM with a network waits for vmlane_late",
         "if vmlane_has_network; then\n\t\treturn 0\n\tfi",
     )
@@ -46,6 +47,7 @@ pub fn rc_late_script() -> String {
     hook_script(
         "vmlane_late",
         "LOGIN",
+        "",
         "once the system is up, for VMs with a network (vmlane runs the others earlier)",
         "if ! vmlane_has_network; then\n\t\treturn 0\n\tfi",
     )
@@ -59,8 +61,20 @@ pub fn rc_scripts() -> [(&'static str, String); 2] {
     ]
 }
 
-/// The hook `name`, ordered after `require`, running the command only past `phase_check`.
-fn hook_script(name: &str, require: &str, when: &str, phase_check: &str) -> String {
+/// What rcorder would otherwise put between `ldconfig` and the early hook: under emulation
+/// each rc.d script costs a forked shell reading rc.subr and rc.conf, and these (the network,
+/// the host name, entropy, resource limits) are not what a command run early needs; the hook
+/// sets the host name itself.
+const EARLY_HOOK_BEFORE: &str =
+    "iovctl ipsec random netoptions ip6addrctl hostname adjkerntz geli2 noshutdown rctl ugidfw netif";
+
+/// The hook `name`, ordered after `require` (and before `before`, if any), running the command
+/// only past `phase_check`.
+fn hook_script(name: &str, require: &str, before: &str, when: &str, phase_check: &str) -> String {
+    let before = match before {
+        "" => String::new(),
+        before => format!("# BEFORE: {before}\n"),
+    };
     format!(
         r#"#!/bin/sh
 #
@@ -68,7 +82,7 @@ fn hook_script(name: &str, require: &str, when: &str, phase_check: &str) -> Stri
 
 # PROVIDE: {name}
 # REQUIRE: {require}
-# KEYWORD: nojail
+{before}# KEYWORD: nojail
 
 . /etc/rc.subr
 
@@ -111,6 +125,9 @@ vmlane_start()
 		{END_VM}
 		;;
 	esac
+	if [ -n "${{hostname}}" ]; then
+		hostname "${{hostname}}"
+	fi
 	script=/tmp/vmlane-run.sh
 	dd if="${{vmlane_disk}}" of="${{script}}" bs={SECTOR} skip=1 count="${{sectors}}" 2>/dev/null
 	/bin/sh "${{script}}" < /dev/null > /dev/console 2>&1
@@ -430,12 +447,13 @@ mod tests {
     fn a_run_without_a_network_is_run_early_and_one_with_a_network_late() {
         let (early, late) = (rc_script(), rc_late_script());
         assert!(
-            early.contains("# REQUIRE: FILESYSTEMS ldconfig\n"),
+            early.contains("# REQUIRE: FILESYSTEMS ldconfig\n# BEFORE: iovctl "),
             "{early}"
         );
+        assert!(early.contains(" hostname ") && early.contains(" netif\n"));
         assert!(
-            late.contains("# PROVIDE: vmlane_late\n# REQUIRE: LOGIN\n"),
-            "{late}"
+            late.contains("# PROVIDE: vmlane_late\n# REQUIRE: LOGIN\n# KEYWORD"),
+            "the late hook waits for everything: {late}"
         );
         assert_eq!(start_hook(&early, "lo0"), "ran\nended\n");
         assert_eq!(start_hook(&late, "lo0"), "", "the early hook has run it");
