@@ -71,39 +71,79 @@ pub struct RcProgress {
     pub single_user: bool,
 }
 
+/// A line longer than this is judged in pieces: the guest decides how long its lines are.
+const MAX_LINE: usize = 4096;
+
+/// Reads a console as it comes, a line at a time, so a long boot (or a guest flooding its
+/// console) is read once rather than again at every look.
+#[derive(Debug, Clone, Default)]
+pub struct RcReader {
+    progress: RcProgress,
+    partial: String,
+}
+
+impl RcReader {
+    /// Takes the next piece of the console (CR-LF or LF).
+    pub fn push(&mut self, text: &str) {
+        self.partial.push_str(text);
+        while let Some(at) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=at).collect();
+            judge(&mut self.progress, &line[..line.len() - 1]);
+        }
+        if self.partial.len() > MAX_LINE {
+            let cut = (0..=MAX_LINE)
+                .rev()
+                .find(|&i| self.partial.is_char_boundary(i))
+                .unwrap_or(0);
+            let piece: String = self.partial.drain(..cut).collect();
+            judge(&mut self.progress, &piece);
+        }
+    }
+
+    /// Where the boot stands, the unfinished last line (a prompt) included.
+    pub fn progress(&self) -> RcProgress {
+        let mut progress = self.progress.clone();
+        judge(&mut progress, &self.partial);
+        progress
+    }
+}
+
 /// Reads a whole console log (CR-LF or LF; the last line may lack its newline, as a prompt
 /// does).
 pub fn rc_progress(console: &str) -> RcProgress {
-    let mut progress = RcProgress::default();
-    for raw in console.split('\n') {
-        let line = raw.trim_end_matches('\r').trim_end();
-        if !progress.rc_started {
-            progress.rc_started = line.contains(ROOT_MOUNT);
-            continue;
-        }
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with("login:") || is_getty_banner(line) {
-            progress.login_prompt |= line.starts_with("login:");
-            progress.multi_user = true;
-            continue;
-        }
-        if is_date_line(line) {
-            progress.multi_user = true;
-            continue;
-        }
-        if line.contains(SINGLE_USER) {
-            progress.single_user = true;
-        }
-        if STEP_PREFIXES.iter().any(|prefix| line.starts_with(prefix)) {
-            progress.last_step = Some(line.to_string());
-        }
-        if progress.first_failure.is_none() && FAILURE_MARKS.iter().any(|m| line.contains(m)) {
-            progress.first_failure = Some(line.to_string());
-        }
+    let mut reader = RcReader::default();
+    reader.push(console);
+    reader.progress()
+}
+
+/// What one console line says about the boot.
+fn judge(progress: &mut RcProgress, raw: &str) {
+    let line = raw.trim_end_matches('\r').trim_end();
+    if !progress.rc_started {
+        progress.rc_started = line.contains(ROOT_MOUNT);
+        return;
     }
-    progress
+    if line.is_empty() {
+        return;
+    }
+    if line.starts_with("login:") || is_getty_banner(line) {
+        progress.login_prompt |= line.starts_with("login:");
+        progress.multi_user = true;
+        return;
+    }
+    if is_date_line(line) {
+        progress.multi_user = true;
+        return;
+    }
+    if line.contains(SINGLE_USER) {
+        progress.single_user = true;
+    }
+    if STEP_PREFIXES.iter().any(|prefix| line.starts_with(prefix)) {
+        progress.last_step = Some(line.to_string());
+    }
+    if progress.first_failure.is_none() && FAILURE_MARKS.iter().any(|m| line.contains(m)) {
+        progress.first_failure = Some(line.to_string());
+    }
 }
 
 /// `date`'s default output, which /etc/rc prints as its last line: `Sat Dec  5 10:00:00 UTC
@@ -207,5 +247,34 @@ mod tests {
         assert!(is_date_line("Sat Dec 05 10:00:00 CET 2026"));
         assert!(!is_date_line("Sat Dec  5 10:00:00 UTC 2026 and more"));
         assert!(!is_date_line("Starting Sat Dec  5"));
+    }
+
+    #[test]
+    fn read_in_pieces_it_says_what_read_whole_says() {
+        let console = format!(
+            "{KERNEL}Starting devd.\r\nmount: fdesc: Invalid fstype\r\n\
+             Sat Dec  5 10:00:00 UTC 2026\r\nlogin: "
+        );
+        let whole = rc_progress(&console);
+        for size in [1, 2, 7, 64] {
+            let mut reader = RcReader::default();
+            let chars: Vec<char> = console.chars().collect();
+            for piece in chars.chunks(size) {
+                reader.push(&piece.iter().collect::<String>());
+            }
+            assert_eq!(reader.progress(), whole, "pieces of {size}");
+        }
+        assert!(whole.login_prompt);
+    }
+
+    #[test]
+    fn an_endless_line_is_read_in_bounded_pieces() {
+        let mut reader = RcReader::default();
+        reader.push(KERNEL);
+        for _ in 0..1000 {
+            reader.push(&"x".repeat(1000));
+        }
+        assert!(reader.partial.len() <= MAX_LINE);
+        assert!(reader.progress().rc_started);
     }
 }

@@ -8,12 +8,12 @@ use crate::boot::Io;
 use crate::event::LaunchEvent;
 use crate::request::Request;
 use crate::Error;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vmlane_backend::{ConsoleLog, StopSignals};
-use vmlane_checks::rc_boot::{rc_progress, RcProgress};
+use vmlane_checks::rc_boot::{rc_progress, RcProgress, RcReader};
 use vmlane_spec::Outcome;
 
 /// How often the console is read again.
@@ -84,13 +84,14 @@ pub fn check_boot(
             crate::launch::launch(request, io, events)
         });
         let mut stopped = false;
+        let mut read = 0;
         while !booting.is_finished() {
             std::thread::sleep(POLL);
             if stopped {
                 continue;
             }
-            let text = std::fs::read(console_log).unwrap_or_default();
-            if watch.look(&String::from_utf8_lossy(&text), check, started) {
+            let new = read_from(console_log, &mut read);
+            if watch.look(&String::from_utf8_lossy(&new), check, started) {
                 stop.stop();
                 stopped = true;
             }
@@ -114,17 +115,34 @@ pub fn check_boot(
     })
 }
 
+/// What the console log has past `offset`, which moves past it; nothing when it cannot be read.
+fn read_from(path: &Path, offset: &mut u64) -> Vec<u8> {
+    let mut new = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut file| {
+        file.seek(SeekFrom::Start(*offset))?;
+        file.read_to_end(&mut new)
+    });
+    match read {
+        Ok(n) => *offset += n as u64,
+        Err(_) => new.clear(),
+    }
+    new
+}
+
 /// What the check has seen so far.
 #[derive(Debug, Default)]
 struct Watch {
+    console: RcReader,
     multi_user_after: Option<Duration>,
     ssh_banner: Option<(String, Duration)>,
 }
 
 impl Watch {
-    /// Looks at the console so far (and sshd, once multi-user); true when the boot can end.
-    fn look(&mut self, console: &str, check: &BootCheck, started: Instant) -> bool {
-        let progress = rc_progress(console);
+    /// Takes the console's `new` text and looks at the boot so far (and at sshd, once
+    /// multi-user); true when the boot can end.
+    fn look(&mut self, new: &str, check: &BootCheck, started: Instant) -> bool {
+        self.console.push(new);
+        let progress = self.console.progress();
         if progress.single_user {
             return true;
         }
@@ -206,10 +224,11 @@ mod tests {
     fn the_watch_ends_at_multi_user_or_single_user_and_waits_for_sshd_when_asked() {
         let started = Instant::now();
         let booting = "Trying to mount root from ufs:/dev/vtbd0 []...\nStarting devd.\n";
-        let up = format!("{booting}Sat Dec  5 10:00:00 UTC 2026\n");
+        let date = "Sat Dec  5 10:00:00 UTC 2026\n";
+        let up = format!("{booting}{date}");
         let mut watch = Watch::default();
         assert!(!watch.look(booting, &BootCheck::default(), started));
-        assert!(watch.look(&up, &BootCheck::default(), started));
+        assert!(watch.look(date, &BootCheck::default(), started));
         assert!(watch.multi_user_after.is_some());
 
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -220,9 +239,29 @@ mod tests {
         };
         let mut watch = Watch::default();
         assert!(!watch.look(&up, &sshd, started), "no sshd yet");
+        assert!(!watch.look("", &sshd, started), "still none");
         assert!(watch.multi_user_after.is_some() && watch.ssh_banner.is_none());
 
         let failed = format!("{booting}Enter full pathname of shell or RETURN for /bin/sh: ");
         assert!(Watch::default().look(&failed, &sshd, started));
+    }
+}
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    #[test]
+    fn the_log_is_read_from_where_the_last_look_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        let mut offset = 0;
+        assert!(read_from(&log, &mut offset).is_empty(), "not there yet");
+        std::fs::write(&log, "one\n").unwrap();
+        assert_eq!(read_from(&log, &mut offset), b"one\n");
+        assert!(read_from(&log, &mut offset).is_empty());
+        std::fs::write(&log, "one\ntwo").unwrap();
+        assert_eq!(read_from(&log, &mut offset), b"two");
+        assert_eq!(offset, 7);
     }
 }
