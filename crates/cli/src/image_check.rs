@@ -41,7 +41,11 @@ pub fn check(args: &ImageCheckArgs) -> Result<i32> {
     let report = match check_boot(request, &check, &log, &|event| events.show(event)) {
         Ok(report) => report,
         Err(error) => {
-            if log.exists() {
+            // Most errors come before any VM: an empty log goes, unless --log asked for it.
+            let empty = std::fs::metadata(&log).is_ok_and(|m| m.len() == 0);
+            if empty && args.log.is_none() {
+                let _ = std::fs::remove_file(&log);
+            } else if log.exists() {
                 eprintln!("vmlane: console log: {}", log.display());
             }
             return Err(error.into());

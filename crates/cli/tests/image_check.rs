@@ -201,6 +201,28 @@ fn a_check_of_something_that_is_not_an_image_is_refused_before_any_vm() {
         "{}",
         text(&output.stderr)
     );
+    // A kernel that is not there fails before any VM, and leaves no empty console log.
+    let image = image(&sandbox, "plain", "");
+    let cache = sandbox.root.path().join("cache");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(["image", "check"])
+        .arg(&image)
+        .args(["-k", "/nonexistent/kernel"])
+        .current_dir(sandbox.work())
+        .env("XDG_RUNTIME_DIR", sandbox.runtime())
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("/nonexistent/kernel"),
+        "{}",
+        text(&output.stderr)
+    );
+    let logs: Vec<_> = std::fs::read_dir(cache.join("vmlane/logs"))
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(logs.is_empty(), "left behind: {logs:?}");
 }
 
 fn free_port() -> u16 {
