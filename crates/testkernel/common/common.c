@@ -201,14 +201,21 @@ void print_hex(u64 v)
 		put_char("0123456789abcdef"[(v >> shift) & 0xf]);
 }
 
-void print_dec_width(u32 v, int width)
+/* v's decimal digits, least significant first; returns how many. */
+static int dec_digits(u32 v, char digits[10])
 {
-	char digits[10];
 	int n = 0;
 	do {
 		digits[n++] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
+	return n;
+}
+
+void print_dec_width(u32 v, int width)
+{
+	char digits[10];
+	int n = dec_digits(v, digits);
 	for (; width > n; width--)
 		put_char('0');
 	while (n)
@@ -491,11 +498,7 @@ static void reply_text(struct reply *r, const char *s)
 static void reply_dec(struct reply *r, u32 v)
 {
 	char digits[10];
-	int n = 0;
-	do {
-		digits[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	int n = dec_digits(v, digits);
 	while (n)
 		reply_byte(r, digits[--n]);
 }
