@@ -185,16 +185,6 @@ pub(super) fn plan(
     let shared = share.is_some() && (channel || request.freebsd.image.is_none());
     let (root, run) = root(request, token, shared)?;
     let (root, request_sent) = split_run(root, run, channel, request.input);
-    let root = match root {
-        FreeBsdRoot::Image {
-            image, keep_writes, ..
-        } if boot_only => FreeBsdRoot::Image {
-            image,
-            keep_writes,
-            run: None,
-        },
-        root => root,
-    };
     let mut append: Vec<String> = Vec::new();
     if machine == MachineKind::Q35 {
         // GENERIC-style kernels pick the video console unless told otherwise.
@@ -303,7 +293,8 @@ fn root(request: &Request, token: &str, shared: bool) -> Result<(FreeBsdRoot, Ru
         let root = FreeBsdRoot::Image {
             image: request.cwd.join(image),
             keep_writes: request.freebsd.keep_image,
-            run: Some(run.clone()),
+            // A boot check has no run disk, so rc goes on to multi-user.
+            run: (!request.freebsd.boot_only).then(|| run.clone()),
         };
         return Ok((root, run));
     }
