@@ -29,7 +29,10 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
     match head.get(EI_CLASS) {
         Some(&elf::ELFCLASS64) => {}
         Some(&elf::ELFCLASS32) => {
-            return Err("a 32-bit ELF file; vmlane boots x86-64 kernels".into())
+            return Err(match super::arch::of_elf(head) {
+                Some(arch) => format!("a 32-bit ELF file for {arch}; vmlane boots x86-64 kernels"),
+                None => "a 32-bit ELF file; vmlane boots x86-64 kernels".into(),
+            })
         }
         _ => return Err("an ELF file of unknown class".into()),
     }
@@ -41,9 +44,12 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
         _ => u16::from_le_bytes([a, b]),
     };
     if machine != elf::EM_X86_64 {
-        return Err(format!(
-            "an ELF file for another architecture (e_machine {machine}); vmlane boots x86-64 kernels"
-        ));
+        return Err(match super::arch::of_elf(head) {
+            Some(arch) => format!("an ELF file for {arch}; vmlane boots x86-64 kernels"),
+            None => format!(
+                "an ELF file for another architecture (e_machine {machine}); vmlane boots x86-64 kernels"
+            ),
+        });
     }
     Ok(())
 }

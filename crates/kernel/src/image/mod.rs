@@ -1,6 +1,7 @@
 //! Telling kernel images apart by their headers, reading no more of a file than needed: a
 //! distro vmlinux is 50-70 MB and may be identified on every run.
 
+mod arch;
 mod bzimage;
 mod elf;
 mod freebsd;
@@ -453,6 +454,12 @@ mod tests {
         elf32[4] = 1;
         let mut aarch64_elf = fake_vmlinux("6.1", Note::Segment);
         aarch64_elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+        let mut riscv = vec![0u8; 0x100];
+        riscv[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        // Big-endian: e_machine is read in the header's own byte order.
+        let mut s390x_elf = fake_vmlinux("6.1", Note::Segment);
+        s390x_elf[5] = 2;
+        s390x_elf[18..20].copy_from_slice(&22u16.to_be_bytes());
         for (bytes, expected) in [
             (&b""[..], "empty"),
             (&b"\x1f\x8b\x08\0\0\0\0\0\0\x03rest"[..], "gzip"),
@@ -461,9 +468,14 @@ mod tests {
                 &b"!<arch>\ndebian-binary   1700000000"[..],
                 "Debian package",
             ),
-            (&arm64[..], "arm64"),
+            (&arm64[..], "a kernel Image for aarch64"),
+            (&riscv[..], "a kernel Image for riscv64"),
             (&elf32[..], "32-bit"),
-            (&aarch64_elf[..], "x86-64"),
+            (
+                &aarch64_elf[..],
+                "an ELF file for aarch64; vmlane boots x86-64",
+            ),
+            (&s390x_elf[..], "an ELF file for s390x"),
             (&[0xffu8, 0x00, 0x13, 0x37, 0x80, 0x81][..], "no \"HdrS\""),
         ] {
             let (_dir, path) = write_file("kernel", bytes);
