@@ -3,9 +3,9 @@
 
 use object::elf;
 
-/// Offsets in `e_ident` and the ELF header.
-const EI_CLASS: usize = 4;
-const EI_DATA: usize = 5;
+use super::elf::{EI_CLASS, EI_DATA};
+
+/// Where the ELF header keeps `e_machine`.
 const E_MACHINE: usize = 18;
 /// Where the arm64 and RISC-V boot `Image` headers keep their magic (`Documentation/arch/
 /// arm64/booting.rst`, `Documentation/arch/riscv/boot-image-header.rst`).
@@ -16,15 +16,7 @@ const IMAGE_MAGIC: std::ops::Range<usize> = 0x38..0x3c;
 pub fn of_elf(head: &[u8]) -> Option<&'static str> {
     let big_endian = head.get(EI_DATA) == Some(&elf::ELFDATA2MSB);
     let bits64 = head.get(EI_CLASS) == Some(&elf::ELFCLASS64);
-    let &[a, b] = head.get(E_MACHINE..E_MACHINE + 2)? else {
-        return None;
-    };
-    let machine = if big_endian {
-        u16::from_be_bytes([a, b])
-    } else {
-        u16::from_le_bytes([a, b])
-    };
-    Some(match machine {
+    Some(match elf_machine(head)? {
         elf::EM_386 => "i386",
         elf::EM_AARCH64 => "aarch64",
         elf::EM_ARM => "arm",
@@ -37,6 +29,17 @@ pub fn of_elf(head: &[u8]) -> Option<&'static str> {
         elf::EM_MIPS => "mips",
         elf::EM_LOONGARCH => "loongarch64",
         _ => return None,
+    })
+}
+
+/// An ELF header's `e_machine`, in the header's own byte order; `None` if the head is too short.
+pub fn elf_machine(head: &[u8]) -> Option<u16> {
+    let &[a, b] = head.get(E_MACHINE..E_MACHINE + 2)? else {
+        return None;
+    };
+    Some(match head.get(EI_DATA) {
+        Some(&elf::ELFDATA2MSB) => u16::from_be_bytes([a, b]),
+        _ => u16::from_le_bytes([a, b]),
     })
 }
 

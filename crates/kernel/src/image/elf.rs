@@ -14,8 +14,8 @@ const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 /// What a Linux kernel's version string starts with.
 pub const LINUX_BANNER: &[u8] = b"Linux version ";
 /// Offsets in `e_ident`.
-const EI_CLASS: usize = 4;
-const EI_DATA: usize = 5;
+pub(super) const EI_CLASS: usize = 4;
+pub(super) const EI_DATA: usize = 5;
 /// How much of the file is read at a time while looking for the banner.
 pub(super) const CHUNK: usize = 1 << 20;
 
@@ -36,12 +36,8 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
         }
         _ => return Err("an ELF file of unknown class".into()),
     }
-    let Some(&[a, b]) = head.get(18..20) else {
+    let Some(machine) = super::arch::elf_machine(head) else {
         return Err("a truncated ELF file".into());
-    };
-    let machine = match head.get(EI_DATA) {
-        Some(&elf::ELFDATA2MSB) => u16::from_be_bytes([a, b]),
-        _ => u16::from_le_bytes([a, b]),
     };
     if machine != elf::EM_X86_64 {
         return Err(match super::arch::of_elf(head) {
