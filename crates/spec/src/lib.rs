@@ -3,12 +3,14 @@
 //! engine, suites and backends agree on one vocabulary.
 #![deny(missing_docs)]
 
+mod arch;
 mod disk;
 mod net;
 mod outcome;
 mod run;
 mod rwdir;
 
+pub use arch::{Arch, UnknownArch};
 pub use disk::{parse_size, DiskSpec};
 pub use net::{Network, PortForward};
 pub use outcome::{exit_code, GuestStatus, Outcome};

@@ -1,0 +1,117 @@
+//! The guest's CPU architecture, named as `uname -m` names it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A CPU architecture vmlane boots guests of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Arch {
+    /// x86-64 (`amd64` to Debian).
+    X86_64,
+    /// 64-bit Arm (`arm64` to Debian and the kernel's `ARCH=`).
+    Aarch64,
+}
+
+impl Arch {
+    /// Every architecture, in the order help texts list them.
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+
+    /// The architecture vmlane itself was built for: the default guest's.
+    pub const fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Aarch64
+        } else {
+            Arch::X86_64
+        }
+    }
+
+    /// The name `uname -m` prints in a guest of this architecture.
+    pub const fn uname(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+
+    /// Debian's name, which is also the kernel's `ARCH=` for arm64.
+    pub const fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+        }
+    }
+
+    /// Rust's target triple for a static Linux program of this architecture.
+    pub const fn rust_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.debian())
+    }
+}
+
+/// An architecture name vmlane does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownArch(pub String);
+
+impl fmt::Display for UnknownArch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<&str> = Arch::ALL.iter().map(|arch| arch.debian()).collect();
+        write!(
+            f,
+            "unknown architecture `{}`: vmlane boots {}",
+            self.0,
+            known.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownArch {}
+
+impl FromStr for Arch {
+    type Err = UnknownArch;
+
+    /// Debian's, `uname -m`'s and the kernel's names alike.
+    fn from_str(name: &str) -> Result<Arch, UnknownArch> {
+        match name {
+            "x86_64" | "x86-64" | "amd64" | "x86" => Ok(Arch::X86_64),
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            other => Err(UnknownArch(other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_of_an_architecture_parses_to_it() {
+        for arch in Arch::ALL {
+            assert_eq!(arch.uname().parse::<Arch>(), Ok(arch));
+            assert_eq!(arch.debian().parse::<Arch>(), Ok(arch));
+            assert_eq!(arch.to_string().parse::<Arch>(), Ok(arch));
+        }
+        assert_eq!("x86".parse::<Arch>(), Ok(Arch::X86_64));
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_known_ones() {
+        let error = "sparc64".parse::<Arch>().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "unknown architecture `sparc64`: vmlane boots amd64, arm64"
+        );
+    }
+
+    #[test]
+    fn the_host_is_the_architecture_vmlane_was_built_for() {
+        assert_eq!(Arch::host().uname(), std::env::consts::ARCH);
+    }
+}
