@@ -234,6 +234,10 @@ pub struct BootArgs {
     /// CPU accelerator: auto picks KVM only where it can boot stock kernels.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
+    /// The guest's CPU architecture: amd64 (x86_64) or arm64 (aarch64), emulated when it is
+    /// not the host's. The kernel must be built for it. Default: the host's.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<vmlane_spec::Arch>,
     /// QEMU machine type: auto picks microvm for kernels with virtio-mmio command-line
     /// devices built in (vmlane's own builds), q35 for the rest.
     #[arg(long, value_enum, default_value_t = MachineArg::Auto)]

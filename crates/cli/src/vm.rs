@@ -18,6 +18,7 @@ impl BootArgs {
         request.modules_dir = self.modules.clone();
         request.profiles.extend(self.profiles.iter().cloned());
         request.accel = self.accel.into();
+        request.arch = self.arch.or(request.arch);
         request.machine = self.machine.into();
         request.linux.share = self.share.into();
         request.append.extend(self.append.iter().cloned());

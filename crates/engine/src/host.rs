@@ -1,11 +1,13 @@
 //! Step 2, the host: what this machine has to run VMs with, probed once and then only read.
 //! Planning decides from these facts; nothing later probes the host again.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use vmlane_backend::BackendError;
 use vmlane_bhyve::BhyveBackend;
-use vmlane_qemu::{find_qemu, find_virtiofsd, host_tsc_khz, qemu_version, HostKvm};
+use vmlane_qemu::{find_qemu, find_qemu_for, find_virtiofsd, host_tsc_khz, qemu_version, HostKvm};
+use vmlane_spec::Arch;
 
 /// `ip` where distributions install it: the guest runs the host's programs.
 const IP_PROGRAMS: &[&str] = &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
@@ -17,6 +19,8 @@ pub struct Host {
     pub kvm: HostKvm,
     /// QEMU, or what to install.
     pub qemu: Result<QemuBinary, Missing>,
+    /// The QEMU of each other architecture vmlane boots guests of, or what it needs.
+    pub foreign_qemu: BTreeMap<Arch, Result<PathBuf, Missing>>,
     /// A virtiofsd to serve virtio-fs shares with.
     pub virtiofsd: Option<PathBuf>,
     /// bhyve (FreeBSD hosts), or what it needs.
@@ -52,6 +56,15 @@ pub struct Missing {
     pub hint: String,
 }
 
+/// The QEMU for guests of `arch` is not installed.
+pub(crate) fn missing_qemu(arch: Arch) -> Missing {
+    let (program, hint) = vmlane_qemu::qemu_program(arch);
+    Missing {
+        program: program.into(),
+        hint: hint.into(),
+    }
+}
+
 impl Host {
     /// This machine, probed the first time it is asked for and shared by every run of the
     /// process afterwards.
@@ -72,9 +85,15 @@ impl Host {
                 program: vmlane_qemu::QEMU_PROGRAM.into(),
                 hint: vmlane_qemu::QEMU_HINT.into(),
             });
+        let foreign_qemu = Arch::ALL
+            .into_iter()
+            .filter(|&arch| arch != Arch::host())
+            .map(|arch| (arch, find_qemu_for(arch).ok_or_else(|| missing_qemu(arch))))
+            .collect();
         Host {
             kvm: HostKvm::probe(Path::new("/")),
             qemu,
+            foreign_qemu,
             virtiofsd: find_virtiofsd(),
             bhyve: BhyveBackend::detect().map_err(missing),
             freebsd_host: cfg!(target_os = "freebsd"),
@@ -109,6 +128,11 @@ pub(crate) mod fake {
                 path: "/usr/bin/qemu-system-x86_64".into(),
                 version: Some("QEMU emulator version 7.2.19".into()),
             }),
+            foreign_qemu: [(
+                Arch::Aarch64,
+                Ok(PathBuf::from("/usr/bin/qemu-system-aarch64")),
+            )]
+            .into(),
             virtiofsd: Some("/usr/lib/qemu/virtiofsd".into()),
             bhyve: Err(Missing {
                 program: "bhyve".into(),

@@ -109,14 +109,18 @@ pub enum KernelError {
 
 /// Finds the request's kernel and reads what it has.
 pub fn find(request: &Request) -> Result<GuestKernel, KernelError> {
-    let kernel = find_kernel(&Search::new(
-        request.kernel.clone(),
-        request.modules_dir.clone(),
-        request.cwd.clone(),
-    ))?;
+    let search = Search {
+        arch: request.arch(),
+        ..Search::new(
+            request.kernel.clone(),
+            request.modules_dir.clone(),
+            request.cwd.clone(),
+        )
+    };
+    let kernel = find_kernel(&search)?;
     let traits = match kernel.format {
         ImageFormat::FreeBsd => KernelTraits::FreeBsd(freebsd(&kernel)?),
-        ImageFormat::BzImage | ImageFormat::Elf { .. } => {
+        ImageFormat::BzImage | ImageFormat::Elf { .. } | ImageFormat::Arm64Image => {
             KernelTraits::Linux(linux(&kernel, request.gdb.is_some())?)
         }
     };

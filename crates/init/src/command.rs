@@ -11,6 +11,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use vmlane_proto::{GuestMessage, HostMessage, Input, RunRequest};
 use vmlane_spec::GuestStatus;
 
@@ -58,8 +59,16 @@ pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure
         reap(pid);
         let program = String::from_utf8_lossy(&argv[0]);
         let error = io::Error::from_raw_os_error(errno);
+        let why = match foreign_machine(&candidates).filter(|_| errno == libc::ENOEXEC) {
+            Some(machine) => format!(
+                "a program for {machine}, and this guest is {}: run a static {} program, or boot a kernel of the program's architecture (--arch)",
+                std::env::consts::ARCH,
+                std::env::consts::ARCH
+            ),
+            None => error.to_string(),
+        };
         port.send(&GuestMessage::Stderr(
-            format!("vmlane: {program}: {error}\n").into_bytes(),
+            format!("vmlane: {program}: {why}\n").into_bytes(),
         ))?;
         return Ok(if errno == libc::ENOENT {
             GuestStatus::NotFound
@@ -99,6 +108,35 @@ fn program_candidates(program: &CString, env: &[Vec<u8>]) -> Vec<CString> {
         .map(|dir| if dir.is_empty() { &b"."[..] } else { dir })
         .filter_map(|dir| CString::new([dir, b"/", name].concat()).ok())
         .collect()
+}
+
+/// The machine an ELF program among `candidates` was built for, when it is not this guest's:
+/// the kernel only says "Exec format error".
+fn foreign_machine(candidates: &[CString]) -> Option<&'static str> {
+    let mut head = [0u8; 20];
+    let read = candidates.iter().any(|path| {
+        File::open(std::ffi::OsStr::from_bytes(path.as_bytes()))
+            .and_then(|mut file| file.read_exact(&mut head))
+            .is_ok()
+    });
+    if !read || !head.starts_with(b"\x7fELF") {
+        return None;
+    }
+    let machine = match head[5] {
+        2 => u16::from_be_bytes([head[18], head[19]]),
+        _ => u16::from_le_bytes([head[18], head[19]]),
+    };
+    let name = match machine {
+        3 => "i386",
+        40 => "arm",
+        62 => "x86_64",
+        183 => "aarch64",
+        243 => "riscv64",
+        22 => "s390x",
+        21 => "ppc64",
+        _ => "another architecture",
+    };
+    (name != std::env::consts::ARCH).then_some(name)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

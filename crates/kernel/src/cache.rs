@@ -9,6 +9,7 @@ use crate::{version, Kernel, Origin};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use vmlane_spec::Arch;
 
 /// vmlane's cache: `$VMLANE_CACHE_DIR`, else `$XDG_CACHE_HOME/vmlane`, else `~/.cache/vmlane`.
 pub fn cache_dir() -> PathBuf {
@@ -73,6 +74,8 @@ pub(crate) struct CacheEntry {
     pub release: String,
     /// A FreeBSD kernel (`boot/kernel/kernel`) rather than a Linux one.
     pub freebsd: bool,
+    /// The architecture its image runs on; `None` when the image cannot be read.
+    pub arch: Option<Arch>,
     /// Newest is the default: the kernel most recently added.
     pub modified: SystemTime,
 }
@@ -89,11 +92,18 @@ impl CacheEntry {
             Some(release) => (release, false),
             None => (freebsd_release(dir, name)?, true),
         };
+        let arch = if freebsd {
+            Some(Arch::X86_64)
+        } else {
+            let vmlinuz = dir.join("boot").join(format!("vmlinuz-{release}"));
+            format_of(&vmlinuz).ok().map(ImageFormat::arch)
+        };
         Some(CacheEntry {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             release,
             freebsd,
+            arch,
             modified: dir.metadata().and_then(|m| m.modified()).ok()?,
         })
     }
@@ -189,12 +199,13 @@ pub(crate) fn entries(cache: &Path) -> io::Result<Vec<CacheEntry>> {
     Ok(entries)
 }
 
-/// The default cached kernel: the Linux kernel added last (`vmlane run` boots only Linux, so
-/// building a FreeBSD kernel does not change the default).
-pub(crate) fn newest(entries: &[CacheEntry]) -> Option<&CacheEntry> {
+/// The default cached kernel: the Linux kernel of `arch` added last (`vmlane run` boots only
+/// Linux, so building a FreeBSD kernel does not change the default, nor does fetching a kernel
+/// of another architecture).
+pub(crate) fn newest(entries: &[CacheEntry], arch: Arch) -> Option<&CacheEntry> {
     entries
         .iter()
-        .filter(|e| !e.freebsd)
+        .filter(|e| !e.freebsd && e.arch == Some(arch))
         .max_by_key(|e| e.modified)
 }
 
@@ -357,7 +368,10 @@ mod tests {
         store_freebsd(&cache, name);
         let entries = entries(&cache).unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(newest(&entries).unwrap().name, "6.1.0-56-amd64");
+        assert_eq!(
+            newest(&entries, Arch::X86_64).unwrap().name,
+            "6.1.0-56-amd64"
+        );
         let entry = lookup(&entries, name).unwrap();
         assert_eq!(entry.release, "15.1-RELEASE-p1");
         assert_eq!(entry.label(), format!("{name} (15.1-RELEASE-p1)"));
@@ -366,5 +380,32 @@ mod tests {
         assert!(kernel.image.ends_with(FREEBSD_KERNEL));
         assert_eq!((kernel.modules, kernel.config), (None, None));
         assert_eq!(lookup(&entries, "15.1").unwrap().name, name);
+    }
+
+    #[test]
+    fn the_default_kernel_is_the_newest_of_the_guests_architecture() {
+        let host = Host::new();
+        let cache = host.path("cache");
+        host.cache_kernel("6.1.0-56-amd64", "6.1.0-56-amd64", false);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let boot = kernels_dir(&cache).join("6.1.0-57-arm64/boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        let mut image = vec![0u8; 0x400];
+        image[0x38..0x3c].copy_from_slice(b"ARMd");
+        std::fs::write(boot.join("vmlinuz-6.1.0-57-arm64"), image).unwrap();
+        let entries = entries(&cache).unwrap();
+        assert_eq!(
+            newest(&entries, Arch::X86_64).unwrap().name,
+            "6.1.0-56-amd64"
+        );
+        assert_eq!(
+            newest(&entries, Arch::Aarch64).unwrap().name,
+            "6.1.0-57-arm64"
+        );
+        let arm64 = lookup(&entries, "6.1.0-57-arm64").unwrap();
+        assert_eq!(
+            arm64.kernel(Origin::Cache).unwrap().format,
+            ImageFormat::Arm64Image
+        );
     }
 }

@@ -164,6 +164,7 @@ impl Host {
             cache_dir: self.path("cache"),
             boot_dir: self.path("boot"),
             system_modules: self.path("lib/modules"),
+            arch: vmlane_spec::Arch::X86_64,
         }
     }
 

@@ -6,6 +6,7 @@ use crate::error::KernelError;
 use crate::{bare, boot, tree, Kernel, Origin};
 use std::io;
 use std::path::{Path, PathBuf};
+use vmlane_spec::Arch;
 
 /// The places to look, with the host's defaults filled in by [`Search::new`]; tests and callers
 /// may point any of them elsewhere.
@@ -25,6 +26,9 @@ pub struct Search {
     pub boot_dir: PathBuf,
     /// Usually `/lib/modules`.
     pub system_modules: PathBuf,
+    /// The guest's architecture: the cache's newest kernel of it is the default, and `/boot`
+    /// only when it is the host's.
+    pub arch: Arch,
 }
 
 impl Search {
@@ -41,6 +45,7 @@ impl Search {
             cache_dir: cache::cache_dir(),
             boot_dir: PathBuf::from("/boot"),
             system_modules: PathBuf::from("/lib/modules"),
+            arch: Arch::host(),
         }
     }
 
@@ -79,13 +84,22 @@ fn locate(search: &Search) -> Result<Kernel, KernelError> {
 
     let kernels = kernels_dir(&search.cache_dir);
     match cache::entries(&search.cache_dir) {
-        Ok(entries) => match cache::newest(&entries) {
+        Ok(entries) => match cache::newest(&entries, search.arch) {
             Some(entry) => return entry.kernel(Origin::Cache),
+            None if search.arch != Arch::host() => looked.push(format!(
+                "{}: no {} kernel (scripts/setup --arch {} fetches Debian's)",
+                kernels.display(),
+                search.arch,
+                search.arch
+            )),
             None => looked.push(format!("{}: empty or missing", kernels.display())),
         },
         Err(e) => looked.push(format!("{}: cannot read it ({e})", kernels.display())),
     }
 
+    if search.arch != Arch::host() {
+        return Err(KernelError::NotFound { looked });
+    }
     match boot::newest_image(&search.boot_dir) {
         Ok(Some(image)) => return bare::kernel(&image, &search.system_modules, Origin::Boot),
         Ok(None) => looked.push(format!("{}: no vmlinuz-*", search.boot_dir.display())),

@@ -1,6 +1,7 @@
 use std::error::Error;
 use std::io;
 use std::path::PathBuf;
+use vmlane_spec::Arch;
 
 /// Why the payload could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,20 @@ pub enum PayloadError {
         /// What the parser reported, boxed so the parser stays out of this crate's interface.
         #[source]
         source: Box<dyn Error + Send + Sync>,
+    },
+    /// The guest's architecture is not the host's, and no init for it was built into this
+    /// vmlane: its cross toolchain was missing then, or `VMLANE_GUEST_ARCHES` left it out.
+    #[error(
+        "this vmlane was built without the {arch} guest init: install gcc-{gcc}-linux-gnu, \
+         libc6-dev-{arch}-cross and a Rust std for {target} (`rustup target add {target}`, or \
+         Debian's rustc-web with libstd-rust-web-dev:{arch}), then rebuild vmlane; \
+         `scripts/setup --arch {arch}` does all of it",
+        gcc = .arch.uname().replace('_', "-"),
+        target = .arch.rust_target()
+    )]
+    NoGuestInit {
+        /// The guest's architecture.
+        arch: Arch,
     },
     /// A module has no `.modinfo` section, so its dependencies are unknown.
     #[error("module {path} has no .modinfo section")]

@@ -9,4 +9,4 @@ pub mod initramfs;
 pub mod modules;
 
 pub use error::PayloadError;
-pub use init_binary::INIT;
+pub use init_binary::{init_for, INIT};

@@ -6,28 +6,15 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use vmlane_backend::{GuestOs, Machine, Share, ShareTransport};
 use vmlane_proto::PORT_NAME;
-use vmlane_spec::{Network, NumaNode};
+use vmlane_spec::{Arch, Network, NumaNode};
 
 /// Kernel arguments every run gets, each with the reason it is there.
 pub const KERNEL_ARGS: &[(&str, &str)] = &[
     (
-        "console=ttyS0",
-        "kernel messages go to the serial port vmlane logs",
-    ),
-    (
         "panic=-1",
         "reboot at once on panic; QEMU's -no-reboot turns that into an exit",
     ),
-    (
-        "reboot=t",
-        "reboot by triple fault: immediate on every machine type",
-    ),
     ("rdinit=/init", "vmlane's init in the initramfs"),
-    ("8250.nr_uarts=1", "probe one serial port, not four"),
-    ("i8042.noaux", "no PS/2 mouse to probe"),
-    ("i8042.nokbd", "no PS/2 keyboard to probe"),
-    ("i8042.nopnp", "skip the PnP probe for the i8042"),
-    ("edd=off", "no BIOS disks to query"),
     ("nokaslr", "stable addresses for logs and debuggers"),
     (
         "mitigations=off",
@@ -42,6 +29,23 @@ pub const KERNEL_ARGS: &[(&str, &str)] = &[
         "rcupdate.rcu_expedited=1",
         "faster RCU grace periods during boot",
     ),
+];
+
+/// Kernel arguments on x86 machines: their console, reboot and legacy devices.
+pub const X86_KERNEL_ARGS: &[(&str, &str)] = &[
+    (
+        "console=ttyS0",
+        "kernel messages go to the serial port vmlane logs",
+    ),
+    (
+        "reboot=t",
+        "reboot by triple fault: immediate on every machine type",
+    ),
+    ("8250.nr_uarts=1", "probe one serial port, not four"),
+    ("i8042.noaux", "no PS/2 mouse to probe"),
+    ("i8042.nokbd", "no PS/2 keyboard to probe"),
+    ("i8042.nopnp", "skip the PnP probe for the i8042"),
+    ("edd=off", "no BIOS disks to query"),
     (
         "no_timer_check",
         "skip the IO-APIC timer check, slow under emulation",
@@ -52,7 +56,14 @@ pub const KERNEL_ARGS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Kernel arguments under TCG only: work that is cheap on hardware and slow under emulation.
+/// Kernel arguments on arm64's `virt`.
+pub const ARM_VIRT_KERNEL_ARGS: &[(&str, &str)] = &[(
+    "console=ttyAMA0",
+    "kernel messages go to the PL011 serial port vmlane logs",
+)];
+
+/// Kernel arguments for x86 under TCG only: work that is cheap on hardware and slow under
+/// emulation.
 pub const TCG_KERNEL_ARGS: &[(&str, &str)] = &[
     (
         "noapictimer",
@@ -81,22 +92,23 @@ pub fn kernel_cmdline(
     host_tsc_khz: Option<u64>,
     extra: &[String],
 ) -> String {
-    let tcg = if accel == AccelChoice::Tcg {
+    let x86 = kind.arch() == Arch::X86_64;
+    let machine = match kind {
+        MachineKind::Q35 => X86_KERNEL_ARGS,
+        MachineKind::Microvm => &[X86_KERNEL_ARGS, MICROVM_KERNEL_ARGS].concat(),
+        MachineKind::ArmVirt => ARM_VIRT_KERNEL_ARGS,
+    };
+    let tcg = if accel == AccelChoice::Tcg && x86 {
         TCG_KERNEL_ARGS
     } else {
         &[]
     };
-    let microvm = if kind == MachineKind::Microvm {
-        MICROVM_KERNEL_ARGS
-    } else {
-        &[]
-    };
-    let mut words: Vec<String> = [KERNEL_ARGS, tcg, microvm]
+    let mut words: Vec<String> = [machine, KERNEL_ARGS, tcg]
         .into_iter()
         .flatten()
         .map(|(arg, _)| arg.to_string())
         .collect();
-    if let (AccelChoice::Tcg, Some(khz)) = (accel, host_tsc_khz) {
+    if let (AccelChoice::Tcg, Some(khz), true) = (accel, host_tsc_khz, x86) {
         words.push(format!("tsc_early_khz={khz}"));
     }
     words.extend(extra.iter().cloned());
@@ -947,7 +959,30 @@ mod tests {
             !cmdline.contains("tsc_early_khz"),
             "hardware KVM knows the TSC"
         );
-        assert!(cmdline.starts_with("console=ttyS0 panic=-1 reboot=t "));
+        assert!(cmdline.starts_with("console=ttyS0 reboot=t "));
+        assert!(cmdline.contains(" panic=-1 "));
+        assert!(cmdline.ends_with(" loglevel=8"));
+    }
+
+    #[test]
+    fn arm_virt_gets_its_console_and_none_of_the_x86_words() {
+        let cmdline = kernel_cmdline(
+            MachineKind::ArmVirt,
+            AccelChoice::Tcg,
+            Some(2_445_404),
+            &["loglevel=8".to_string()],
+        );
+        assert!(cmdline.starts_with("console=ttyAMA0 panic=-1 rdinit=/init "));
+        for x86 in [
+            "ttyS0",
+            "i8042",
+            "tsc",
+            "noapictimer",
+            "reboot=t",
+            "pci=off",
+        ] {
+            assert!(!cmdline.contains(x86), "{x86} in {cmdline}");
+        }
         assert!(cmdline.ends_with(" loglevel=8"));
     }
 

@@ -64,6 +64,22 @@ pub fn find_qemu() -> Option<PathBuf> {
     find_program(QEMU_PROGRAM)
 }
 
+/// The QEMU program that emulates guests of `arch`, and how to get it.
+pub fn qemu_program(arch: vmlane_spec::Arch) -> (&'static str, &'static str) {
+    match arch {
+        vmlane_spec::Arch::X86_64 => (QEMU_PROGRAM, QEMU_HINT),
+        vmlane_spec::Arch::Aarch64 => (
+            "qemu-system-aarch64",
+            "install it with `apt-get install qemu-system-arm` (or run scripts/setup --arch arm64)",
+        ),
+    }
+}
+
+/// The QEMU for guests of `arch` on `PATH`, if installed.
+pub fn find_qemu_for(arch: vmlane_spec::Arch) -> Option<PathBuf> {
+    find_program(qemu_program(arch).0)
+}
+
 impl Backend for QemuBackend {
     fn name(&self) -> &str {
         "qemu"

@@ -1,5 +1,7 @@
 //! The QEMU machine types vmlane boots, and what each means for devices and guest drivers.
 
+use vmlane_spec::Arch;
+
 /// A QEMU machine type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachineKind {
@@ -9,6 +11,9 @@ pub enum MachineKind {
     /// microvm without ACPI or PCI, devices on virtio-mmio announced on the kernel command
     /// line: the fastest boot, for kernels with `VIRTIO_MMIO_CMDLINE_DEVICES`.
     Microvm,
+    /// arm64's `virt` with a GICv3, devices on its virtio-mmio transports (found from the
+    /// device tree, so any arm64 kernel with virtio-mmio sees them), powered off by PSCI.
+    ArmVirt,
 }
 
 impl MachineKind {
@@ -18,6 +23,7 @@ impl MachineKind {
             MachineKind::Q35 => "q35,smbus=off,sata=off,vmport=off,usb=off",
             // The PIT, PIC and RTC let the kernel calibrate its clocks under TCG.
             MachineKind::Microvm => "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=on",
+            MachineKind::ArmVirt => "virt,gic-version=3",
         }
     }
 
@@ -25,7 +31,7 @@ impl MachineKind {
     pub fn transport(self) -> &'static str {
         match self {
             MachineKind::Q35 => "pci",
-            MachineKind::Microvm => "device",
+            MachineKind::Microvm | MachineKind::ArmVirt => "device",
         }
     }
 
@@ -33,7 +39,15 @@ impl MachineKind {
     pub fn transport_module(self) -> &'static str {
         match self {
             MachineKind::Q35 => "virtio_pci",
-            MachineKind::Microvm => "virtio_mmio",
+            MachineKind::Microvm | MachineKind::ArmVirt => "virtio_mmio",
+        }
+    }
+
+    /// The CPU architecture of the machine's guests.
+    pub fn arch(self) -> Arch {
+        match self {
+            MachineKind::Q35 | MachineKind::Microvm => Arch::X86_64,
+            MachineKind::ArmVirt => Arch::Aarch64,
         }
     }
 }

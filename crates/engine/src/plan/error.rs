@@ -5,6 +5,7 @@ use crate::host::Missing;
 use std::fmt;
 use std::path::PathBuf;
 use vmlane_freebsd_boot::BootError;
+use vmlane_spec::Arch;
 
 /// A request that cannot run on this kernel and host.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,28 @@ pub enum PlanError {
         found: &'static str,
         /// What was asked for.
         wanted: &'static str,
+    },
+    /// The kernel is built for another architecture than the guest's.
+    #[error("{kernel} is an {found} kernel, but the guest is {wanted}: {fix}")]
+    WrongArch {
+        /// The kernel image.
+        kernel: PathBuf,
+        /// Its architecture.
+        found: Arch,
+        /// The guest's.
+        wanted: Arch,
+        /// What to do, which depends on whether `--arch` was given.
+        fix: String,
+    },
+    /// A machine type of one architecture asked for a guest of another.
+    #[error(
+        "--machine {machine} is an x86 machine; {arch} guests run on QEMU's virt (drop --machine)"
+    )]
+    MachineOfOtherArch {
+        /// The machine asked for.
+        machine: &'static str,
+        /// The guest's architecture.
+        arch: Arch,
     },
     /// bhyve was asked for a Linux guest.
     #[error(
@@ -65,6 +88,9 @@ pub enum PlanError {
     /// NUMA nodes on a machine without ACPI.
     #[error("NUMA nodes need --machine q35: QEMU's microvm has no ACPI tables to describe them")]
     NumaNeedsQ35,
+    /// NUMA nodes for a guest whose machine vmlane does not split yet.
+    #[error("NUMA nodes are for x86-64 guests so far; drop --numa for {0} guests")]
+    NumaNotOnArch(Arch),
     /// The VMM is not installed.
     #[error(transparent)]
     Missing(#[from] Missing),

@@ -2,7 +2,7 @@
 //! vmlane's init is asked to run.
 
 use super::error::{PlanError, ShareError, VirtioFsProblem};
-use super::vm::{qemu, Decided, VmPlan, RWDIR_TAG_PREFIX, SHARE_TAG};
+use super::vm::{qemu_for, Decided, VmPlan, RWDIR_TAG_PREFIX, SHARE_TAG};
 use crate::host::Host;
 use crate::kernel::LinuxKernel;
 use crate::request::{MachineChoice, Request};
@@ -18,7 +18,7 @@ use vmlane_qemu::{
     kernel_cmdline, AccelChoice, MachineKind, GUEST_ADDRESS, GUEST_MODULES_9P, GUEST_MODULES_BASE,
     GUEST_MODULES_NET, GUEST_MODULES_VIRTIOFS, HOST_ADDRESS,
 };
-use vmlane_spec::{Network, ShareKind};
+use vmlane_spec::{Arch, Network, ShareKind};
 
 /// The command's `PATH`, unless the request sets one.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -64,8 +64,12 @@ pub(super) fn plan(
     host: &Host,
     accel: AccelChoice,
 ) -> Result<Decided<LinuxGuest>, PlanError> {
-    let machine = choose_machine(request.machine, !request.numa.is_empty(), &traits)?;
-    let backend = qemu(host)?;
+    let arch = kernel.format.arch();
+    let machine = match arch {
+        Arch::X86_64 => choose_machine(request.machine, !request.numa.is_empty(), &traits)?,
+        Arch::Aarch64 => arm_machine(request)?,
+    };
+    let backend = qemu_for(host, arch)?;
     let virtiofsd = host.virtiofsd.is_some();
     let share = choose_share(
         request.linux.share,
@@ -142,6 +146,31 @@ fn choose_machine(
             }
         }
     })
+}
+
+/// arm64 guests run on `virt`, whose virtio-mmio devices every arm64 kernel finds in the
+/// device tree; NUMA is not set up there yet.
+fn arm_machine(request: &Request) -> Result<MachineKind, PlanError> {
+    let arch = Arch::Aarch64;
+    match request.machine {
+        MachineChoice::Auto => {}
+        MachineChoice::Microvm => {
+            return Err(PlanError::MachineOfOtherArch {
+                machine: "microvm",
+                arch,
+            })
+        }
+        MachineChoice::Q35 => {
+            return Err(PlanError::MachineOfOtherArch {
+                machine: "q35",
+                arch,
+            })
+        }
+    }
+    if !request.numa.is_empty() {
+        return Err(PlanError::NumaNotOnArch(arch));
+    }
+    Ok(MachineKind::ArmVirt)
 }
 
 /// The share transport the kernel can mount: 9p needs no helper process, virtio-fs needs a
@@ -422,6 +451,78 @@ mod tests {
         kvm: HostKvm,
     ) -> super::super::Plan {
         super::super::plan(request, kernel, &fake::host(kvm), "t").unwrap()
+    }
+
+    /// Debian's arm64 kernel, as the cache holds it: an Image with everything a module.
+    fn arm64_kernel() -> crate::kernel::GuestKernel {
+        let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
+        kernel.kernel.format = vmlane_kernel::ImageFormat::Arm64Image;
+        kernel
+    }
+
+    #[test]
+    fn an_arm64_guest_runs_on_virt_with_its_own_qemu_console_and_modules() {
+        let mut asked = request();
+        asked.arch = Some(Arch::Aarch64);
+        let plan = planned(&asked, arm64_kernel(), HostKvm::Pvm);
+        assert_eq!(plan.vm.machine, MachineKind::ArmVirt);
+        let super::super::BackendPlan::Qemu { program, .. } = &plan.vm.backend else {
+            panic!("{:?}", plan.vm.backend);
+        };
+        assert!(program.ends_with("qemu-system-aarch64"), "{program:?}");
+        assert!(plan.vm.cmdline.starts_with("console=ttyAMA0 "));
+        assert_eq!(plan.vm.warm, Err(super::super::ColdReason::NotX86));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(guest.share, ShareTransport::NineP);
+        assert!(guest.modules.iter().any(|m| m == "virtio_mmio"));
+    }
+
+    #[test]
+    fn an_arm64_kernel_is_refused_for_an_x86_guest_and_the_other_way_round() {
+        let host = fake::host(HostKvm::Pvm);
+        let refused = |asked: &Request, kernel| {
+            super::super::plan(asked, kernel, &host, "t")
+                .unwrap_err()
+                .to_string()
+        };
+        let message = refused(&request(), arm64_kernel());
+        assert!(
+            message.contains("is an arm64 kernel, but the guest is amd64: pass --arch arm64"),
+            "{message}"
+        );
+        let mut arm = request();
+        arm.arch = Some(Arch::Aarch64);
+        let message = refused(&arm, linux(DISTRO, Some(DISTRO_MODULES)));
+        assert!(
+            message.contains(
+                "is an amd64 kernel, but the guest is arm64: give an arm64 kernel with -k"
+            ),
+            "{message}"
+        );
+        arm.machine = MachineChoice::Microvm;
+        let message = refused(&arm, arm64_kernel());
+        assert!(
+            message.contains("--machine microvm is an x86 machine"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_arm64_guest_without_its_qemu_is_told_what_to_install() {
+        let mut host = fake::host(HostKvm::Pvm);
+        host.foreign_qemu
+            .insert(Arch::Aarch64, Err(crate::host::missing_qemu(Arch::Aarch64)));
+        let mut asked = request();
+        asked.arch = Some(Arch::Aarch64);
+        let message = super::super::plan(&asked, arm64_kernel(), &host, "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("qemu-system-aarch64 is not installed: install it with `apt-get install qemu-system-arm`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::request::{BackendChoice, OsChoice, Request};
 use vmlane_backend::GuestOs;
 use vmlane_kernel::Kernel;
 use vmlane_qemu::resolve_accel;
-use vmlane_spec::{DiskSpec, Network};
+use vmlane_spec::{Arch, DiskSpec, Network};
 
 /// Everything decided about one run.
 #[derive(Debug)]
@@ -67,6 +67,7 @@ pub fn plan(
     host: &Host,
     token: &str,
 ) -> Result<Plan, PlanError> {
+    check_arch(request, &kernel.kernel)?;
     check_os(request, &kernel)?;
     let (accel, accel_notice) = resolve_accel(request.accel, &host.kvm);
     let decided = match kernel.traits {
@@ -129,11 +130,32 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
         (virtiofs, ColdReason::VirtioFs),
+        (request.arch() != Arch::X86_64, ColdReason::NotX86),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {
         Some((_, reason)) => Err(reason),
         None => Ok(()),
     }
+}
+
+/// The kernel is of the guest's architecture: `--arch` when given, else the host's.
+fn check_arch(request: &Request, kernel: &Kernel) -> Result<(), PlanError> {
+    let (found, wanted) = (kernel.format.arch(), request.arch());
+    if found == wanted {
+        return Ok(());
+    }
+    let fix = if request.arch.is_some() {
+        let setup = format!("scripts/setup --arch {wanted} fetches Debian's");
+        format!("give an {wanted} kernel with -k ({setup}), or drop --arch")
+    } else {
+        format!("pass --arch {found} to boot it")
+    };
+    Err(PlanError::WrongArch {
+        kernel: kernel.image.clone(),
+        found,
+        wanted,
+        fix,
+    })
 }
 
 /// The guest OS is the kernel's, which must be the one asked for, and the options given

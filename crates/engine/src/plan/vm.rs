@@ -8,7 +8,7 @@ use std::time::Duration;
 use vmlane_backend::Share;
 use vmlane_bhyve::BhyveBackend;
 use vmlane_qemu::{AccelChoice, MachineKind};
-use vmlane_spec::{DiskSpec, Network, NumaNode};
+use vmlane_spec::{Arch, DiskSpec, Network, NumaNode};
 
 /// The tag the host root is shared under, and mounted by, for every guest OS.
 pub(crate) const SHARE_TAG: &str = "vmlane-root";
@@ -79,6 +79,9 @@ pub enum ColdReason {
     /// A FreeBSD guest booting a userland of its own, or one without a channel to get its run.
     #[error("a FreeBSD guest is saved only as vmlane's minimal guest with its run on COM2; this one boots a userland from an image, which rc sets up from the disk each time")]
     FreeBsdImage,
+    /// A guest of another architecture than x86-64.
+    #[error("guests of other architectures than x86-64 are not saved yet")]
+    NotX86,
     /// A backend that cannot save guests.
     #[error("the bhyve backend cannot save guests")]
     Bhyve,
@@ -136,6 +139,22 @@ pub(super) fn qemu(host: &Host) -> Result<BackendPlan, PlanError> {
     let qemu = host.qemu.clone()?;
     Ok(BackendPlan::Qemu {
         program: qemu.path,
+        virtiofsd: host.virtiofsd.clone(),
+    })
+}
+
+/// The QEMU that emulates guests of `arch`: the host's own for its architecture.
+pub(super) fn qemu_for(host: &Host, arch: Arch) -> Result<BackendPlan, PlanError> {
+    if arch == Arch::host() {
+        return qemu(host);
+    }
+    let program = host
+        .foreign_qemu
+        .get(&arch)
+        .cloned()
+        .unwrap_or_else(|| Err(crate::host::missing_qemu(arch)))?;
+    Ok(BackendPlan::Qemu {
+        program,
         virtiofsd: host.virtiofsd.clone(),
     })
 }

@@ -8,7 +8,7 @@ pub use profiles::RequestError;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
-use vmlane_spec::{Accel, DiskSpec, Input, Network, NumaNode, RwDir, ShareKind};
+use vmlane_spec::{Accel, Arch, DiskSpec, Input, Network, NumaNode, RwDir, ShareKind};
 
 /// Virtual CPUs when neither the request nor a profile says.
 pub const DEFAULT_CPUS: u32 = 1;
@@ -35,6 +35,9 @@ pub struct Request {
     pub modules_dir: Option<PathBuf>,
     /// The guest OS the kernel must be.
     pub os: OsChoice,
+    /// `--arch`: the guest's CPU architecture, which the kernel must be built for; `None` is
+    /// the host's.
+    pub arch: Option<Arch>,
     /// The VMM.
     pub backend: BackendChoice,
     /// The accelerator asked for.
@@ -103,6 +106,11 @@ pub struct FreeBsdOptions {
 }
 
 impl Request {
+    /// The guest's architecture: the one asked for, else the host's.
+    pub fn arch(&self) -> Arch {
+        self.arch.unwrap_or_else(Arch::host)
+    }
+
     /// `argv` in `cwd`, with vmlane's defaults for everything else.
     pub fn new(argv: Vec<OsString>, cwd: PathBuf) -> Request {
         Request {

@@ -18,8 +18,8 @@ pub(super) fn stage(
         Some(index) => index.closure(&wanted)?,
         None => Vec::new(),
     };
-    let initrd =
-        vmlane_payload::initramfs::build_cached(&host.cache_dir, vmlane_payload::INIT, &load)?;
+    let init = vmlane_payload::init_for(kernel.format.arch())?;
+    let initrd = vmlane_payload::initramfs::build_cached(&host.cache_dir, init, &load)?;
     notes.push(format!(
         "initramfs {} ({} modules)",
         initrd.display(),

@@ -30,8 +30,10 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
         Some(&elf::ELFCLASS64) => {}
         Some(&elf::ELFCLASS32) => {
             return Err(match super::arch::of_elf(head) {
-                Some(arch) => format!("a 32-bit ELF file for {arch}; vmlane boots x86-64 kernels"),
-                None => "a 32-bit ELF file; vmlane boots x86-64 kernels".into(),
+                Some(arch) => format!(
+                    "a 32-bit ELF file for {arch}; vmlane boots x86-64 kernels and arm64 Images"
+                ),
+                None => "a 32-bit ELF file; vmlane boots x86-64 kernels and arm64 Images".into(),
             })
         }
         _ => return Err("an ELF file of unknown class".into()),
@@ -41,9 +43,10 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
     };
     if machine != elf::EM_X86_64 {
         return Err(match super::arch::of_elf(head) {
-            Some(arch) => format!("an ELF file for {arch}; vmlane boots x86-64 kernels"),
+            Some("aarch64") => "an arm64 ELF vmlinux; boot the arm64 Image beside it (arch/arm64/boot/Image) with --arch arm64".into(),
+            Some(arch) => format!("an ELF file for {arch}; vmlane boots x86-64 kernels and arm64 Images"),
             None => format!(
-                "an ELF file for another architecture (e_machine {machine}); vmlane boots x86-64 kernels"
+                "an ELF file for another architecture (e_machine {machine}); vmlane boots x86-64 kernels and arm64 Images"
             ),
         });
     }

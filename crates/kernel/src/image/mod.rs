@@ -2,6 +2,7 @@
 //! distro vmlinux is 50-70 MB and may be identified on every run.
 
 mod arch;
+mod arm64;
 mod bzimage;
 mod elf;
 mod freebsd;
@@ -15,6 +16,7 @@ use crate::error::KernelError;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use vmlane_spec::Arch;
 
 /// The kinds of image vmlane boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,18 @@ pub enum ImageFormat {
     /// A FreeBSD kernel (ELF). Identified so that nothing boots it as Linux; `vmlane run`
     /// refuses it for now.
     FreeBsd,
+    /// An arm64 boot `Image`, as `make ARCH=arm64` and Debian's arm64 packages leave it.
+    Arm64Image,
+}
+
+impl ImageFormat {
+    /// The CPU architecture the image runs on.
+    pub fn arch(self) -> Arch {
+        match self {
+            ImageFormat::BzImage | ImageFormat::Elf { .. } | ImageFormat::FreeBsd => Arch::X86_64,
+            ImageFormat::Arm64Image => Arch::Aarch64,
+        }
+    }
 }
 
 /// How much of a file's start is enough to tell what it is.
@@ -56,6 +70,12 @@ pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelErro
                 elf::banner_release(&mut file, freebsd::FREEBSD_BANNER, freebsd::is_release)
                     .map_err(unreadable)?;
             Ok((ImageFormat::FreeBsd, release))
+        }
+        // An uncompressed Image holds the banner as the vmlinux does.
+        ImageFormat::Arm64Image => {
+            let release = elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
+                .map_err(unreadable)?;
+            Ok((ImageFormat::Arm64Image, release))
         }
         format @ ImageFormat::Elf { .. } => match elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
             .map_err(unreadable)?
@@ -120,6 +140,17 @@ fn classify(path: &Path, head: &[u8], file: &File, len: u64) -> Result<ImageForm
             KernelError::not_a_kernel(path, &format!("an ELF file with broken headers ({e})"))
         })?;
         return Ok(ImageFormat::Elf { pvh });
+    }
+    if arch::of_boot_image(head) == Some(Arch::Aarch64.uname()) {
+        if let Some(wanted) = arm64::described_len(head).filter(|&wanted| wanted > len) {
+            return Err(KernelError::Truncated {
+                path: path.to_path_buf(),
+                header: "PE section table",
+                wanted,
+                actual: len,
+            });
+        }
+        return Ok(ImageFormat::Arm64Image);
     }
     Err(KernelError::not_a_kernel(path, &unknown::describe(head)))
 }
@@ -448,8 +479,6 @@ mod tests {
 
     #[test]
     fn other_files_get_reasons_a_user_can_act_on() {
-        let mut arm64 = vec![0u8; 0x100];
-        arm64[0x38..0x3c].copy_from_slice(b"ARMd");
         let mut elf32 = fake_vmlinux("6.1", Note::Segment);
         elf32[4] = 1;
         let mut aarch64_elf = fake_vmlinux("6.1", Note::Segment);
@@ -468,12 +497,11 @@ mod tests {
                 &b"!<arch>\ndebian-binary   1700000000"[..],
                 "Debian package",
             ),
-            (&arm64[..], "a kernel Image for aarch64"),
             (&riscv[..], "a kernel Image for riscv64"),
             (&elf32[..], "32-bit"),
             (
                 &aarch64_elf[..],
-                "an ELF file for aarch64; vmlane boots x86-64",
+                "an arm64 ELF vmlinux; boot the arm64 Image beside it",
             ),
             (&s390x_elf[..], "an ELF file for s390x"),
             (&[0xffu8, 0x00, 0x13, 0x37, 0x80, 0x81][..], "no \"HdrS\""),
@@ -482,6 +510,19 @@ mod tests {
             let error = identify(&path).unwrap_err().to_string();
             assert!(error.contains(expected), "{expected}: {error}");
         }
+    }
+
+    #[test]
+    fn an_arm64_image_is_identified_with_its_banner_release() {
+        let mut image = vec![0u8; 0x2000];
+        image[0x38..0x3c].copy_from_slice(b"ARMd");
+        let banner = b"Linux version 6.1.0-57-arm64 (debian-kernel@lists.debian.org)";
+        image[0x1000..0x1000 + banner.len()].copy_from_slice(banner);
+        let (_dir, path) = write_file("Image", &image);
+        let (format, release) = identify(&path).unwrap();
+        assert_eq!(format, ImageFormat::Arm64Image);
+        assert_eq!(format.arch(), Arch::Aarch64);
+        assert_eq!(release.as_deref(), Some("6.1.0-57-arm64"));
     }
 
     #[test]

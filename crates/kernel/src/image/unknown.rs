@@ -14,7 +14,7 @@ pub fn describe(head: &[u8]) -> String {
     } else if head.starts_with(b"!<arch>\ndebian-binary") {
         "a Debian package; unpack it with `dpkg -x` and pass its boot/vmlinuz-*, or run scripts/setup"
     } else if let Some(arch) = super::arch::of_boot_image(head) {
-        return format!("a kernel Image for {arch}; vmlane boots x86-64 kernels");
+        return format!("a kernel Image for {arch}; vmlane boots x86-64 kernels and arm64 Images");
     } else if head.starts_with(b"MZ") {
         "a PE executable without the x86 Linux boot header (no \"HdrS\" at offset 0x202)"
     } else if looks_like_text(head) {

@@ -1,0 +1,125 @@
+//! Guests of another architecture than the host's, end to end: Debian's arm64 kernel on
+//! QEMU's `virt` under TCG, running a static arm64 program from the host's files.
+
+mod common;
+
+use common::{text, Sandbox, TestKernel};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Debian's arm64 kernel in the cache (`scripts/setup --arch arm64`) and a cross compiler for
+/// the test program; without them the tests say so and skip, unless `VMLANE_E2E_REQUIRED`.
+fn arm64() -> Option<(TestKernel, PathBuf)> {
+    let dir = vmlane_kernel::kernels_dir(&vmlane_kernel::cache_dir());
+    let kernel = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with("-arm64"))
+        .max();
+    let missing = match (&kernel, common::has_program(CC), common::has_program(QEMU)) {
+        (None, _, _) => format!("Debian's arm64 kernel in {}", dir.display()),
+        (_, false, _) => format!("{CC} (gcc-aarch64-linux-gnu)"),
+        (_, _, false) => format!("{QEMU} (qemu-system-arm)"),
+        (Some(kernel), true, true) => {
+            let kernel = TestKernel {
+                label: "debian-arm64",
+                dir: kernel.clone(),
+            };
+            return Some((kernel, build_probe()));
+        }
+    };
+    let message = format!("arm64 end-to-end tests need {missing}: run scripts/setup --arch arm64");
+    if std::env::var_os("VMLANE_E2E_REQUIRED").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+const CC: &str = "aarch64-linux-gnu-gcc";
+const QEMU: &str = "qemu-system-aarch64";
+
+/// The static arm64 test program, built once per test binary.
+fn build_probe() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("arm64-probe");
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/arch/probe.c");
+            let built = Command::new(CC)
+                .args(["-static", "-O1", "-o"])
+                .arg(&out)
+                .arg(&source)
+                .status()
+                .expect("run the cross compiler");
+            assert!(built.success(), "{CC} could not build {}", source.display());
+            out
+        })
+        .clone()
+}
+
+fn run(sandbox: &Sandbox, kernel: &TestKernel, argv: &[&str]) -> Output {
+    sandbox.command_with_kernel(&kernel.dir, &["--arch", "arm64"], argv)
+}
+
+fn assert_exit(output: &Output, expected: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(expected),
+        "exit code\nstdout: {}\nstderr: {}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_static_arm64_program_runs_with_its_output_and_exit_codes() {
+    let Some((kernel, probe)) = arm64() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    std::fs::copy(&probe, sandbox.work().join("probe")).unwrap();
+    let output = run(&sandbox, &kernel, &["./probe", "7"]);
+    assert_exit(&output, 7);
+    assert_eq!(text(&output.stdout), "machine=aarch64\n");
+    assert!(
+        text(&output.stderr).contains("to stderr"),
+        "{}",
+        text(&output.stderr)
+    );
+    let died = run(&sandbox, &kernel, &["./probe", "segv"]);
+    assert_exit(&died, 128 + 11);
+    sandbox.assert_nothing_left(&kernel);
+}
+
+#[test]
+fn an_arm64_kernel_without_arch_is_refused_before_any_vm() {
+    let Some((kernel, _)) = arm64() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let output = sandbox.command_with_kernel(&kernel.dir, &[], &["true"]);
+    assert_exit(&output, 125);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("is an arm64 kernel") && stderr.contains("pass --arch arm64"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_host_program_in_an_arm64_guest_is_refused_naming_its_architecture() {
+    let Some((kernel, _)) = arm64() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let output = run(&sandbox, &kernel, &["true"]);
+    assert_exit(&output, 126);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("a program for x86_64") && stderr.contains("--arch"),
+        "{stderr}"
+    );
+}
