@@ -235,7 +235,8 @@ pub struct BootArgs {
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
     /// The guest's CPU architecture: amd64 (x86_64) or arm64 (aarch64), emulated when it is
-    /// not the host's. The kernel must be built for it. Default: the host's.
+    /// not the host's; a kernel built for another is refused. Default: the kernel's (-k), and
+    /// without -k the newest cached kernel of the host's.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<vmlane_spec::Arch>,
     /// QEMU machine type: auto picks microvm for kernels with virtio-mmio command-line

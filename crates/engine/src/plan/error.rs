@@ -20,17 +20,15 @@ pub enum PlanError {
         /// What was asked for.
         wanted: &'static str,
     },
-    /// The kernel is built for another architecture than the guest's.
-    #[error("{kernel} is an {found} kernel, but the guest is {wanted}: {fix}")]
+    /// The kernel is built for another architecture than `--arch` names.
+    #[error("{kernel} is an {found} kernel, but --arch {wanted} was asked for: give an {wanted} kernel with -k (scripts/setup --arch {wanted} fetches Debian's), or drop --arch")]
     WrongArch {
         /// The kernel image.
         kernel: PathBuf,
         /// Its architecture.
         found: Arch,
-        /// The guest's.
+        /// The one asked for.
         wanted: Arch,
-        /// What to do, which depends on whether `--arch` was given.
-        fix: String,
     },
     /// A machine type of one architecture asked for a guest of another.
     #[error(

@@ -480,25 +480,29 @@ mod tests {
     }
 
     #[test]
-    fn an_arm64_kernel_is_refused_for_an_x86_guest_and_the_other_way_round() {
+    fn the_kernel_decides_the_architecture_unless_arch_names_another() {
         let host = fake::host(HostKvm::Pvm);
         let refused = |asked: &Request, kernel| {
             super::super::plan(asked, kernel, &host, "t")
                 .unwrap_err()
                 .to_string()
         };
-        let message = refused(&request(), arm64_kernel());
-        assert!(
-            message.contains("is an arm64 kernel, but the guest is amd64: pass --arch arm64"),
-            "{message}"
-        );
+        let unasked = planned(&request(), arm64_kernel(), HostKvm::Pvm);
+        assert_eq!(unasked.vm.machine, MachineKind::ArmVirt);
         let mut arm = request();
         arm.arch = Some(Arch::Aarch64);
         let message = refused(&arm, linux(DISTRO, Some(DISTRO_MODULES)));
         assert!(
             message.contains(
-                "is an amd64 kernel, but the guest is arm64: give an arm64 kernel with -k"
+                "is an amd64 kernel, but --arch arm64 was asked for: give an arm64 kernel with -k"
             ),
+            "{message}"
+        );
+        let mut x86 = request();
+        x86.arch = Some(Arch::X86_64);
+        let message = refused(&x86, arm64_kernel());
+        assert!(
+            message.contains("is an arm64 kernel, but --arch amd64"),
             "{message}"
         );
         arm.machine = MachineChoice::Microvm;

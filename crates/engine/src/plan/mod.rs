@@ -130,7 +130,7 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
         (virtiofs, ColdReason::VirtioFs),
-        (request.arch() != Arch::X86_64, ColdReason::NotX86),
+        (plan.vm.machine.arch() != Arch::X86_64, ColdReason::NotX86),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {
         Some((_, reason)) => Err(reason),
@@ -138,23 +138,17 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
     }
 }
 
-/// The kernel is of the guest's architecture: `--arch` when given, else the host's.
+/// The kernel is of the guest's architecture when `--arch` names one; without it, the
+/// kernel's own decides (the default kernel is already one of the host's).
 fn check_arch(request: &Request, kernel: &Kernel) -> Result<(), PlanError> {
-    let (found, wanted) = (kernel.format.arch(), request.arch());
-    if found == wanted {
+    let found = kernel.format.arch();
+    let Some(wanted) = request.arch.filter(|&wanted| wanted != found) else {
         return Ok(());
-    }
-    let fix = if request.arch.is_some() {
-        let setup = format!("scripts/setup --arch {wanted} fetches Debian's");
-        format!("give an {wanted} kernel with -k ({setup}), or drop --arch")
-    } else {
-        format!("pass --arch {found} to boot it")
     };
     Err(PlanError::WrongArch {
         kernel: kernel.image.clone(),
         found,
         wanted,
-        fix,
     })
 }
 

@@ -35,8 +35,8 @@ pub struct Request {
     pub modules_dir: Option<PathBuf>,
     /// The guest OS the kernel must be.
     pub os: OsChoice,
-    /// `--arch`: the guest's CPU architecture, which the kernel must be built for; `None` is
-    /// the host's.
+    /// `--arch`: the guest's CPU architecture, which the kernel must be built for; `None`
+    /// follows the kernel (and the default kernel is one of the host's).
     pub arch: Option<Arch>,
     /// The VMM.
     pub backend: BackendChoice,
@@ -106,7 +106,8 @@ pub struct FreeBsdOptions {
 }
 
 impl Request {
-    /// The guest's architecture: the one asked for, else the host's.
+    /// The architecture whose newest cached kernel is the default: the one asked for, else
+    /// the host's.
     pub fn arch(&self) -> Arch {
         self.arch.unwrap_or_else(Arch::host)
     }
