@@ -125,3 +125,66 @@ fn a_host_program_in_an_arm64_guest_is_refused_naming_its_architecture() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_arm64_guest_is_saved_and_restored_runs_match_booted_ones_with_fresh_randomness_and_clock() {
+    let Some((kernel, probe)) = arm64() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    std::fs::copy(&probe, sandbox.work().join("probe")).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // A kernel word of its own: this test's configuration, and saved guest, are its alone.
+    let word = format!("vmlane_test.arm64_warm={nanos}");
+    let run_warm = |argv: &[&str]| -> (Output, bool) {
+        let args = ["--arch", "arm64", "-v", "--append", &word];
+        let output = sandbox.command_with_kernel(&kernel.dir, &args, argv);
+        let warm = text(&output.stderr).contains("warm: restoring the ready guest");
+        (output, warm)
+    };
+    // The first run of a configuration records it, the second saves its ready guest.
+    let (booted, warm) = run_warm(&["./probe", "7"]);
+    assert!(!warm);
+    let (_, warm) = run_warm(&["./probe", "0"]);
+    assert!(!warm);
+    let (restored, warm) = run_warm(&["./probe", "7"]);
+    assert!(warm, "{}", text(&restored.stderr));
+    assert_exit(&restored, 7);
+    assert_eq!(restored.stdout, booted.stdout);
+    let fresh = |output: &Output| -> (String, u64) {
+        let stdout = text(&output.stdout);
+        let field = |name: &str| {
+            let line = stdout.lines().find_map(|l| l.strip_prefix(name));
+            line.unwrap_or_else(|| panic!("no {name} in {stdout}"))
+                .to_string()
+        };
+        (field("uuid="), field("clock=").parse().unwrap())
+    };
+    let host_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let before = host_now();
+    let (first, warm_first) = run_warm(&["./probe", "fresh"]);
+    let (second, warm_second) = run_warm(&["./probe", "fresh"]);
+    let after = host_now();
+    assert!(warm_first && warm_second);
+    let ((uuid1, clock1), (uuid2, clock2)) = (fresh(&first), fresh(&second));
+    assert_ne!(
+        uuid1, uuid2,
+        "two restored guests drew the same random numbers"
+    );
+    for clock in [clock1, clock2] {
+        // Whole seconds on both sides: within a second of the host's clock during the runs.
+        assert!(
+            (before - 1..=after + 1).contains(&clock),
+            "guest clock {clock}, host {before}..{after}"
+        );
+    }
+    sandbox.assert_nothing_left(&kernel);
+}

@@ -1,10 +1,12 @@
 /* A static test program for guests of another architecture: prints the machine the kernel
- * reports and exits as its argument says (a number, or "segv" to die by SIGSEGV). */
+ * reports and exits as its argument says (a number, or "segv" to die by SIGSEGV); "fresh"
+ * prints a random UUID and the wall clock instead. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 int main(int argc, char **argv) {
     struct utsname name;
@@ -15,5 +17,14 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (argc > 1 && strcmp(argv[1], "segv") == 0)
         raise(SIGSEGV);
+    if (argc > 1 && strcmp(argv[1], "fresh") == 0) {
+        /* What a restored guest must not repeat: its random numbers and its clock. */
+        char uuid[64] = "";
+        FILE *f = fopen("/proc/sys/kernel/random/uuid", "r");
+        if (!f || !fgets(uuid, sizeof uuid, f))
+            return 101;
+        printf("uuid=%sclock=%lld\n", uuid, (long long)time(NULL));
+        return 0;
+    }
     return argc > 1 ? atoi(argv[1]) : 0;
 }

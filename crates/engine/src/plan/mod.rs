@@ -18,7 +18,7 @@ use crate::request::{BackendChoice, OsChoice, Request};
 use vmlane_backend::GuestOs;
 use vmlane_kernel::Kernel;
 use vmlane_qemu::resolve_accel;
-use vmlane_spec::{Arch, DiskSpec, Network};
+use vmlane_spec::{DiskSpec, Network};
 
 /// Everything decided about one run.
 #[derive(Debug)]
@@ -130,7 +130,6 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
         (virtiofs, ColdReason::VirtioFs),
-        (plan.vm.machine.arch() != Arch::X86_64, ColdReason::NotX86),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {
         Some((_, reason)) => Err(reason),

@@ -79,9 +79,6 @@ pub enum ColdReason {
     /// A FreeBSD guest booting a userland of its own, or one without a channel to get its run.
     #[error("a FreeBSD guest is saved only as vmlane's minimal guest with its run on COM2; this one boots a userland from an image, which rc sets up from the disk each time")]
     FreeBsdImage,
-    /// A guest of another architecture than x86-64.
-    #[error("guests of other architectures than x86-64 are not saved yet")]
-    NotX86,
     /// A backend that cannot save guests.
     #[error("the bhyve backend cannot save guests")]
     Bhyve,
