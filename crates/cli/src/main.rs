@@ -28,6 +28,9 @@ fn main() -> ExitCode {
             });
         }
     };
+    if prints_a_listing(&cli.command) {
+        restore_sigpipe();
+    }
     let result = match cli.command {
         args::Command::Run(run_args) => run::run(run_args),
         args::Command::Shell(shell_args) => shell::shell(shell_args),
@@ -46,4 +49,22 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code::VMLANE_FAILED as u8)
         }
     }
+}
+
+/// Commands that only print: cut off by a closed pipe (`vmlane kernel list | head`), they end
+/// quietly as any lister does. Runs keep SIGPIPE ignored: they end their VM first.
+fn prints_a_listing(command: &args::Command) -> bool {
+    matches!(
+        command,
+        args::Command::Kernel(args::KernelCommand::List)
+            | args::Command::Profile(_)
+            | args::Command::Completions { .. }
+            | args::Command::Man
+    )
+}
+
+/// The default action for SIGPIPE, which Rust's runtime sets to ignored.
+fn restore_sigpipe() {
+    // SAFETY: a plain signal(2) call before any other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }

@@ -90,3 +90,26 @@ fn an_option_the_tree_does_not_define_is_refused_before_building() {
         "nothing was built: {stderr}"
     );
 }
+
+#[test]
+fn a_listing_cut_off_by_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["kernel", "list"][..], &["man"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start vmlane");
+        // The reader goes away before vmlane writes, as `| head -0` would.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = text(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            output.status.success() || output.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}
