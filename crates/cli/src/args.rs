@@ -239,6 +239,11 @@ pub struct BootArgs {
     /// without -k the newest cached kernel of the host's.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<vmlane_spec::Arch>,
+    /// Linux: run from this root filesystem (one of the guest's architecture, such as a Debian
+    /// root made with mmdebstrap) instead of the host's; read-only under a throwaway overlay,
+    /// with the current directory still the host's, read-only.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// QEMU machine type: auto picks microvm for kernels with virtio-mmio command-line
     /// devices built in (vmlane's own builds), q35 for the rest.
     #[arg(long, value_enum, default_value_t = MachineArg::Auto)]

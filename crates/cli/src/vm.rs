@@ -19,6 +19,7 @@ impl BootArgs {
         request.profiles.extend(self.profiles.iter().cloned());
         request.accel = self.accel.into();
         request.arch = self.arch.or(request.arch);
+        request.linux.root = self.root.clone().or(request.linux.root.take());
         request.machine = self.machine.into();
         request.linux.share = self.share.into();
         request.append.extend(self.append.iter().cloned());

@@ -82,7 +82,17 @@ pub(super) fn plan(
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
+    let root = request.linux.root.as_ref().map(|dir| request.cwd.join(dir));
     let rwdirs = rwdirs(request)?;
+    // Under another root the command's directory comes from the host, read-only.
+    let cwd_from_host = root.is_some()
+        && request.cwd != Path::new("/")
+        && !rwdirs.iter().any(|(_, guest)| *guest == request.cwd);
+    let rwdirs: Vec<(PathBuf, PathBuf, bool)> = cwd_from_host
+        .then(|| (request.cwd.clone(), request.cwd.clone(), false))
+        .into_iter()
+        .chain(rwdirs.into_iter().map(|(host, guest)| (host, guest, true)))
+        .collect();
     // virtio-fs cannot be saved; on q35 its devices can be plugged in afterwards.
     let plugged_later =
         share == ShareTransport::VirtioFs && machine == MachineKind::Q35 && !request.cold;
@@ -100,7 +110,7 @@ pub(super) fn plan(
         machine,
         cmdline: kernel_cmdline(machine, accel, tsc_khz, &request.append),
         share: Some(Share {
-            host_dir: PathBuf::from("/"),
+            host_dir: root.unwrap_or_else(|| PathBuf::from("/")),
             tag: SHARE_TAG.into(),
             transport: share,
             writable: false,
@@ -109,11 +119,11 @@ pub(super) fn plan(
         rwdirs: rwdirs
             .iter()
             .enumerate()
-            .map(|(n, (host_dir, _))| Share {
+            .map(|(n, (host_dir, _, writable))| Share {
                 host_dir: host_dir.clone(),
                 tag: format!("{RWDIR_TAG_PREFIX}{n}"),
                 transport: share,
-                writable: true,
+                writable: *writable,
                 plugged_later,
             })
             .collect(),
@@ -302,7 +312,7 @@ fn guest_modules(
 fn run_request(
     request: &Request,
     transport: ShareTransport,
-    rwdirs: &[(PathBuf, PathBuf)],
+    rwdirs: &[(PathBuf, PathBuf, bool)],
     ip: Option<PathBuf>,
     term: Option<&OsString>,
 ) -> RunRequest {
@@ -349,7 +359,7 @@ fn run_request(
         rwdirs: rwdirs
             .iter()
             .enumerate()
-            .map(|(n, (_, guest))| DirMount {
+            .map(|(n, (_, guest, _))| DirMount {
                 share: ShareMount {
                     fstype: fstype.into(),
                     tag: format!("{RWDIR_TAG_PREFIX}{n}"),
@@ -515,6 +525,38 @@ mod tests {
             message.contains("--machine microvm is an x86 machine"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn another_root_is_the_share_and_the_directory_comes_from_the_host_read_only() {
+        let mut asked = request();
+        asked.linux.root = Some("roots/arm64".into());
+        asked.rwdirs = vec!["out".parse().unwrap()];
+        let plan = planned(&asked, arm64_kernel(), HostKvm::Pvm);
+        let share = plan.vm.share.as_ref().unwrap();
+        assert_eq!(share.host_dir, Path::new("/work/roots/arm64"));
+        assert!(!share.writable);
+        let dirs: Vec<(&Path, bool)> = plan
+            .vm
+            .rwdirs
+            .iter()
+            .map(|s| (s.host_dir.as_path(), s.writable))
+            .collect();
+        assert_eq!(
+            dirs,
+            [(Path::new("/work"), false), (Path::new("/work/out"), true)]
+        );
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        let targets: Vec<&[u8]> = guest.run.rwdirs.iter().map(|d| &d.target[..]).collect();
+        assert_eq!(targets, [&b"/work"[..], &b"/work/out"[..]]);
+
+        // A writable directory on the working directory takes its place.
+        asked.rwdirs = vec![".".parse().unwrap()];
+        let plan = planned(&asked, arm64_kernel(), HostKvm::Pvm);
+        assert_eq!(plan.vm.rwdirs.len(), 1);
+        assert!(plan.vm.rwdirs[0].writable);
     }
 
     #[test]

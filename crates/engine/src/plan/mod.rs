@@ -186,6 +186,9 @@ fn check_freebsd_options(request: &Request) -> Result<(), PlanError> {
     if request.linux.share != vmlane_spec::ShareKind::Auto {
         return Err(PlanError::LinuxOnly("--share"));
     }
+    if request.linux.root.is_some() {
+        return Err(PlanError::LinuxOnly("--root"));
+    }
     if !request.rwdirs.is_empty() {
         return Err(PlanError::RwDirNeedsLinux);
     }

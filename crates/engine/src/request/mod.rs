@@ -86,6 +86,9 @@ pub struct LinuxOptions {
     pub modules: Vec<String>,
     /// Shell commands run in the guest before the command; a failure ends the run with 125.
     pub guest_setup: Vec<String>,
+    /// `--root`: the guest's root filesystem in place of the host's (a root of the guest's
+    /// architecture), read-only under the overlay; the working directory is still the host's.
+    pub root: Option<PathBuf>,
 }
 
 /// Options only FreeBSD guests take.

@@ -32,6 +32,18 @@ pub enum StageError {
         "cannot share {0} writable (--rwdir): it does not exist; create it first (mkdir -p {0})"
     )]
     RwDirMissing(PathBuf),
+    /// `--root` is not a directory.
+    #[error("--root {0} is not a directory: give the directory of a root filesystem of the guest's architecture")]
+    RootNotDirectory(PathBuf),
+    /// `--root` cannot be read.
+    #[error("cannot use --root {path}: give the directory of a root filesystem of the guest's architecture")]
+    Root {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A writable directory that is something else.
     #[error("cannot share {0} writable (--rwdir): it is not a directory; give a directory (a disk image goes to --disk)")]
     RwDirNotDirectory(PathBuf),

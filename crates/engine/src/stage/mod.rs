@@ -24,6 +24,7 @@ use vmlane_backend::RunDir;
 pub fn stage(plan: &Plan, host: &Host) -> Result<Staged, StageError> {
     let run_dir = RunDir::create().map_err(StageError::RunDir)?;
     let request_disks = disks::check(&plan.vm.disks)?;
+    rwdirs::check_root(plan.vm.share.as_ref())?;
     rwdirs::check(&plan.vm.rwdirs)?;
     let ports = ports::reserve(&plan.vm.ports)?;
     let mut notes = Vec::new();

@@ -26,6 +26,21 @@ pub(super) fn check(rwdirs: &[Share]) -> Result<(), StageError> {
     Ok(())
 }
 
+/// Checks the root the guest runs from (`--root`; the host's own `/` always is one).
+pub(super) fn check_root(share: Option<&Share>) -> Result<(), StageError> {
+    let Some(root) = share.map(|share| &share.host_dir) else {
+        return Ok(());
+    };
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(StageError::RootNotDirectory(root.clone())),
+        Err(source) => Err(StageError::Root {
+            path: root.clone(),
+            source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
