@@ -35,6 +35,9 @@ pub enum Command {
     /// List profiles, or show what some compose to.
     #[command(subcommand)]
     Profile(crate::profile::ProfileCommand),
+    /// Make root filesystems of other architectures for `--root` (Debian's, with mmdebstrap).
+    #[command(subcommand)]
+    Rootfs(crate::rootfs::RootfsCommand),
     /// Work with the results of `vmlane test` runs: merge the shards of a partitioned run.
     #[command(subcommand)]
     Report(ReportCommand),

@@ -7,6 +7,7 @@ mod image_check;
 mod kernel;
 mod profile;
 mod report;
+mod rootfs;
 mod run;
 mod shell;
 mod test;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         args::Command::Test(test_args) => test::test(test_args),
         args::Command::Image(command) => image::image(command),
         args::Command::Profile(command) => profile::profile(command),
+        args::Command::Rootfs(command) => rootfs::rootfs(command),
         args::Command::Report(command) => report::report(command),
         args::Command::Completions { shell } => completions::completions(shell),
         args::Command::Man => completions::man(),

@@ -188,3 +188,51 @@ fn an_arm64_guest_is_saved_and_restored_runs_match_booted_ones_with_fresh_random
     }
     sandbox.assert_nothing_left(&kernel);
 }
+
+/// vmlane's Debian arm64 root (`vmlane rootfs build --arch arm64`, which scripts/setup runs).
+fn arm64_root() -> Option<PathBuf> {
+    let output = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(["rootfs", "build", "--arch", "arm64"])
+        .output()
+        .expect("start vmlane");
+    if output.status.success() {
+        return Some(PathBuf::from(text(&output.stdout).trim()));
+    }
+    let message = format!(
+        "the --root tests need a Debian arm64 root (run scripts/setup --arch arm64): {}",
+        text(&output.stderr)
+    );
+    if std::env::var_os("VMLANE_E2E_REQUIRED").is_some() {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}
+
+#[test]
+fn an_arm64_root_runs_its_own_programs_in_the_hosts_directory_and_keeps_no_writes() {
+    let Some((kernel, _)) = arm64() else {
+        return;
+    };
+    let Some(root) = arm64_root() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.work().join("input.txt"), "from the host\n").unwrap();
+    let root_arg = root.to_str().unwrap();
+    let run = |argv: &[&str]| {
+        sandbox.command_with_kernel(&kernel.dir, &["--arch", "arm64", "--root", root_arg], argv)
+    };
+    let machine = run(&["uname", "-m"]);
+    assert_exit(&machine, 0);
+    assert_eq!(text(&machine.stdout), "aarch64\n");
+    let script = "cat input.txt; cat /etc/debian_version >/dev/null; touch /etc/vmlane-was-here; \
+                  echo scratch > /tmp/t && cat /tmp/t; touch here 2>/dev/null || echo read-only; exit 3";
+    let output = run(&["sh", "-c", script]);
+    assert_exit(&output, 3);
+    assert_eq!(text(&output.stdout), "from the host\nscratch\nread-only\n");
+    assert!(!root.join("etc/vmlane-was-here").exists());
+    assert!(!sandbox.work().join("here").exists());
+    assert_exit(&run(&["sh", "-c", "kill -SEGV $$"]), 128 + 11);
+    sandbox.assert_nothing_left(&kernel);
+}

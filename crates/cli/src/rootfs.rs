@@ -1,0 +1,43 @@
+//! `vmlane rootfs`: root filesystems of other architectures for `--root`, made by mmdebstrap
+//! into vmlane's cache.
+
+use anyhow::Result;
+use clap::Subcommand;
+use vmlane_rootfs::{build, RootSpec, DEFAULT_SUITE};
+use vmlane_spec::Arch;
+
+#[derive(Debug, Subcommand)]
+pub enum RootfsCommand {
+    /// Make a minimal Debian root of an architecture (or find it in the cache) and print its
+    /// directory, for `--root`.
+    Build {
+        /// Its architecture (amd64, arm64). Default: the host's.
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<Arch>,
+        /// The Debian release.
+        #[arg(long, default_value = DEFAULT_SUITE)]
+        suite: String,
+        /// Packages beyond the essential ones, comma-separated (`--packages strace,kmod`).
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        packages: Vec<String>,
+    },
+}
+
+pub fn rootfs(command: RootfsCommand) -> Result<i32> {
+    match command {
+        RootfsCommand::Build {
+            arch,
+            suite,
+            packages,
+        } => {
+            let spec = RootSpec {
+                arch: arch.unwrap_or_else(Arch::host),
+                suite,
+                packages,
+            };
+            let dir = build(&vmlane_kernel::cache_dir(), &spec)?;
+            println!("{}", dir.display());
+        }
+    }
+    Ok(0)
+}
