@@ -16,6 +16,7 @@ use vmlane_report::{
     now, tail, Attempt, CaseResult, KernelInfo, PlannedCase, RunEnd, RunInfo, Shard, ShardKind,
     OUTPUT_TAIL_BYTES,
 };
+use vmlane_spec::Arch;
 use vmlane_suite::{
     judge, matrix, partition, select, Case, Finished, NamePattern, Partition, PartitionKind,
     Status, Test,
@@ -201,7 +202,13 @@ struct KernelInfos {
 }
 
 impl KernelInfos {
-    fn get(&self, image: &Path, release: Option<String>, config: Option<PathBuf>) -> KernelInfo {
+    fn get(
+        &self,
+        image: &Path,
+        release: Option<String>,
+        config: Option<PathBuf>,
+        arch: Arch,
+    ) -> KernelInfo {
         let mut known = self.known.lock().expect("kernel infos lock");
         known
             .entry(image.to_path_buf())
@@ -213,7 +220,7 @@ impl KernelInfos {
                     config,
                     git_commit,
                     git_describe,
-                    architecture: std::env::consts::ARCH.into(),
+                    architecture: arch.uname().into(),
                 }
             })
             .clone()
@@ -339,10 +346,11 @@ impl CaseRunner<'_> {
                 image,
                 release,
                 config,
+                arch,
                 ..
             } = event
             {
-                let info = self.kernels.get(&image, release, config);
+                let info = self.kernels.get(&image, release, config, arch);
                 *kernel.lock().expect("kernel lock") = Some(info);
             }
         };

@@ -236,3 +236,43 @@ fn an_arm64_root_runs_its_own_programs_in_the_hosts_directory_and_keeps_no_write
     assert_exit(&run(&["sh", "-c", "kill -SEGV $$"]), 128 + 11);
     sandbox.assert_nothing_left(&kernel);
 }
+
+#[test]
+fn a_suite_on_an_arm64_kernel_judges_its_cases_and_its_results_name_the_architecture() {
+    let Some((kernel, probe)) = arm64() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    std::fs::copy(&probe, sandbox.work().join("probe")).unwrap();
+    let suite = sandbox.work().join("suite.toml");
+    std::fs::write(
+        &suite,
+        "[[test]]\nname = \"exits\"\ncommand = [\"./probe\", \"5\"]\nexpect.exit = 5\n\
+         expect.stdout = [\"machine=aarch64\"]\n\n\
+         [[test]]\nname = \"fails\"\ncommand = [\"./probe\", \"1\"]\n",
+    )
+    .unwrap();
+    let results = sandbox.work().join("results");
+    let output = sandbox
+        .vmlane_test(&suite, &["-k", kernel.dir.to_str().unwrap(), "-j", "1"])
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    let shown = text(&output.stdout) + &text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("PASS  exits") && shown.contains("FAIL  fails"),
+        "{shown}"
+    );
+    let records = std::fs::read_to_string(results.join("results.jsonl")).unwrap();
+    let architectures: Vec<&str> = records
+        .lines()
+        .filter(|line| line.contains("\"kernel_info\""))
+        .map(|line| {
+            let at = line.find("\"architecture\":\"").expect("architecture") + 16;
+            &line[at..at + line[at..].find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(architectures, ["aarch64", "aarch64"], "{records}");
+}

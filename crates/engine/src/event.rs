@@ -18,6 +18,8 @@ pub enum LaunchEvent {
         release: Option<String>,
         /// Its `.config`, when known.
         config: Option<PathBuf>,
+        /// The architecture it runs on, which is the guest's.
+        arch: vmlane_spec::Arch,
     },
     /// Worth telling the user once per process whatever the verbosity: a slow fallback.
     Notice(String),

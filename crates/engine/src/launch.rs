@@ -29,6 +29,7 @@ pub fn launch(
         origin: kernel.kernel.origin,
         release: kernel.kernel.release.clone(),
         config: kernel.kernel.config.clone(),
+        arch: kernel.kernel.format.arch(),
     });
     let debug_info = kernel.debug_info.clone();
     // 4. The plan: every decision, from the request, kernel and host alone.
