@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use vmlane_spec::{DiskSpec, NumaNode};
+use vmlane_spec::{Arch, DiskSpec, NumaNode};
 
 /// The profiles vmlane ships, by name.
 pub const SHIPPED: &[(&str, &str)] = &[
@@ -31,6 +31,13 @@ pub struct Profile {
     /// One line for `vmlane profile list`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The guest's architecture (`arm64`), as `--arch` takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// A root filesystem to run from, as `--root` takes it (relative to the profile's
+    /// directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
     /// Virtual CPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
@@ -387,6 +394,12 @@ impl Profile {
                 *disk = format!("{}{}", path.display(), if read_only { ",ro" } else { "" });
             }
         }
+        if let Some(Err(e)) = profile.arch.as_deref().map(str::parse::<Arch>) {
+            return Err(bad("arch", format!("arch: {e}")));
+        }
+        if let Some(root) = &mut profile.root {
+            *root = dir.join(&*root);
+        }
         for file in &mut profile.files {
             file.from = dir.join(&file.from);
             if std::fs::symlink_metadata(&file.from).is_err() {
@@ -411,10 +424,17 @@ impl Profile {
         Ok(profile)
     }
 
+    /// The architecture asked for; checked when the profile was read.
+    pub fn guest_arch(&self) -> Option<Arch> {
+        self.arch.as_deref().and_then(|name| name.parse().ok())
+    }
+
     /// `self` with `later` on top: lists and `env` add up, single values and `numa` are
     /// replaced when `later` has them.
     pub fn compose(mut self, later: Profile) -> Profile {
         self.description = later.description.or(self.description);
+        self.arch = later.arch.or(self.arch);
+        self.root = later.root.or(self.root);
         self.cpus = later.cpus.or(self.cpus);
         self.memory = later.memory.or(self.memory);
         self.append.extend(later.append);

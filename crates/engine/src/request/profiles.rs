@@ -58,6 +58,8 @@ impl Request {
         let node_memory =
             (!self.numa.is_empty()).then(|| self.numa.iter().map(|n| n.memory_mib).sum());
         self.cpus = self.cpus.or(profile.cpus).or(node_cpus);
+        self.arch = self.arch.or(profile.guest_arch());
+        self.linux.root = self.linux.root.take().or_else(|| profile.root.clone());
         self.memory_mib = self.memory_mib.or(profile.memory_mib()).or(node_memory);
         if let Some(nodes) = node_cpus.filter(|&n| n != self.cpus()) {
             return Err(RequestError::NumaCpus {
@@ -137,6 +139,36 @@ mod tests {
         assert_eq!(applied.linux.modules, ["zfs", "dummy"]);
         assert_eq!(applied.host_setup, ["echo"]);
         assert!(applied.profiles.is_empty());
+    }
+
+    #[test]
+    fn a_profile_names_the_architecture_and_a_root_beside_it_unless_the_request_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("arm.toml");
+        std::fs::write(&file, "arch = \"arm64\"\nroot = \"roots/arm64\"\n").unwrap();
+        let mut asked = request(dir.path());
+        asked.profiles = vec![file.display().to_string()];
+        let applied = asked.clone().with_profiles().unwrap();
+        assert_eq!(applied.arch, Some(vmlane_spec::Arch::Aarch64));
+        assert_eq!(applied.linux.root, Some(dir.path().join("roots/arm64")));
+        asked.arch = Some(vmlane_spec::Arch::X86_64);
+        asked.linux.root = Some("/mine".into());
+        let applied = asked.with_profiles().unwrap();
+        assert_eq!(applied.arch, Some(vmlane_spec::Arch::X86_64));
+        assert_eq!(applied.linux.root, Some("/mine".into()));
+
+        std::fs::write(&file, "cpus = 1\narch = \"sparc\"\n").unwrap();
+        let error = Profile::parse(
+            &std::fs::read_to_string(&file).unwrap(),
+            &file.display().to_string(),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains(":2") && error.contains("unknown architecture `sparc`"),
+            "{error}"
+        );
     }
 
     #[test]
