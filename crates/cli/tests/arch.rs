@@ -89,6 +89,14 @@ fn a_static_arm64_program_runs_with_its_output_and_exit_codes() {
         "{}",
         text(&output.stderr)
     );
+    // Cold, the host's files come over virtio-fs where a virtiofsd is installed.
+    let cold = sandbox.command_with_kernel(
+        &kernel.dir,
+        &["--arch", "arm64", "--cold"],
+        &["./probe", "4"],
+    );
+    assert_exit(&cold, 4);
+    assert_eq!(text(&cold.stdout), "machine=aarch64\n");
     // Without --arch, the kernel's architecture is the guest's.
     let died = sandbox.command_with_kernel(&kernel.dir, &[], &["./probe", "segv"]);
     assert_exit(&died, 128 + 11);

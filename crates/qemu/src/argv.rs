@@ -198,6 +198,11 @@ pub fn qemu_args_numa(
         "-no-reboot",
     ]);
     add_machine(&mut args, machine, kind, accel, numa, ram);
+    if kind == MachineKind::ArmVirt {
+        // virt's transports default to legacy virtio, which vhost-user devices (virtio-fs)
+        // refuse; every kernel vmlane boots there speaks virtio 1.0 over MMIO.
+        args.pair("-global", "virtio-mmio.force-legacy=false");
+    }
     args.pair("-kernel", machine.kernel.as_os_str());
     if let Some(initrd) = &machine.initrd {
         args.pair("-initrd", initrd.as_os_str());
@@ -962,6 +967,24 @@ mod tests {
         assert!(cmdline.starts_with("console=ttyS0 reboot=t "));
         assert!(cmdline.contains(" panic=-1 "));
         assert!(cmdline.ends_with(" loglevel=8"));
+    }
+
+    #[test]
+    fn arm_virt_speaks_modern_virtio_over_mmio() {
+        let mut m = machine(None);
+        m.share = None;
+        let args = qemu_args(&m, MachineKind::ArmVirt, AccelChoice::Tcg);
+        assert_eq!(
+            value_after(&args, "-machine"),
+            ["virt,gic-version=3,accel=tcg"]
+        );
+        assert_eq!(
+            value_after(&args, "-global"),
+            ["virtio-mmio.force-legacy=false"]
+        );
+        assert!(joined(&args).contains("virtio-serial-device"));
+        let microvm = qemu_args(&m, MachineKind::Microvm, AccelChoice::Tcg);
+        assert!(value_after(&microvm, "-global").is_empty());
     }
 
     #[test]
