@@ -197,6 +197,15 @@ pub trait RunningVm {
     fn try_wait(&mut self) -> io::Result<Option<String>>;
     /// Ends the VM now, and waits for it and its helpers to be gone.
     fn kill(&mut self);
+    /// Descriptors that become readable when a helper the guest depends on has exited (a
+    /// virtiofsd serving a share): the guest would otherwise wait on it for ever.
+    fn helper_fds(&self) -> Vec<std::os::fd::RawFd> {
+        Vec::new()
+    }
+    /// Which helper has exited, and its last words; `None` while all run.
+    fn helper_exited(&mut self) -> Option<String> {
+        None
+    }
     /// Plugs in the devices of a machine's shares that are `plugged_later`, once the VM runs;
     /// nothing for other machines.
     fn plug_share(&mut self) -> Result<(), BackendError> {

@@ -113,6 +113,9 @@ pub enum SessionError {
     /// The VMM itself failed (bad arguments, unreadable kernel…); its own words.
     #[error("the VMM exited before the guest started: {0}")]
     VmmFailed(String),
+    /// A helper the guest depends on stopped while the guest ran.
+    #[error("{0}")]
+    HelperFailed(String),
     /// A saved guest could not be restored; the VMM's words.
     #[error("the saved guest could not be restored: {0}")]
     RestoreFailed(String),
@@ -356,6 +359,8 @@ enum Ready {
     Port,
     PortWritable,
     VmExited,
+    /// A helper of the VM (virtiofsd) exited.
+    HelperExited,
     Signal,
     Stdin,
     /// The host's input for the command.
@@ -371,6 +376,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// so a guest that reads slowly slows the sender down instead of filling vmlane's memory.
 const MAX_OUTGOING: usize = 256 * 1024;
 const MAX_GUEST_MARKS: usize = 64;
+/// How long the VM may take to exit after a helper did, for the helper's exit to count as
+/// part of the VM's end.
+const HELPER_GRACE_MS: i32 = 1000;
 
 impl Run<'_, '_> {
     fn mark(&mut self, name: &str) {
@@ -428,6 +436,11 @@ impl Run<'_, '_> {
         // until the poll below returns.
         let exit_fd = unsafe { BorrowedFd::borrow_raw(self.vm.exit_fd()) };
         entries.push((exit_fd, PollFlags::IN, Ready::VmExited));
+        for fd in self.vm.helper_fds() {
+            // SAFETY: as the exit descriptor: `self.vm`'s, alive through the poll.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            entries.push((fd, PollFlags::IN, Ready::HelperExited));
+        }
         if let Some(input) = &self.input {
             // A resize is handled before keys typed after it.
             for fd in input.resize_fds() {
@@ -486,6 +499,7 @@ impl Run<'_, '_> {
                 }
             }
             Ready::VmExited => return self.vm_exited().map(Some),
+            Ready::HelperExited => return self.helper_exited().map(Some),
             Ready::Stdin => return self.relay_stdin(),
             Ready::Input => return self.relay_input(),
             Ready::Resize => {
@@ -820,6 +834,19 @@ impl Run<'_, '_> {
             self.outgoing.extend(with_prepare(frames)?);
         }
         Ok(())
+    }
+
+    /// A helper that goes while the VM runs leaves the guest waiting on it; one that goes
+    /// because the VM is ending is part of the VM's end.
+    fn helper_exited(&mut self) -> Result<Outcome, SessionError> {
+        // SAFETY: the descriptor belongs to `self.vm`, alive through the poll.
+        let exit_fd = unsafe { BorrowedFd::borrow_raw(self.vm.exit_fd()) };
+        let mut exit = [PollFd::from_borrowed_fd(exit_fd, PollFlags::IN)];
+        if matches!(poll_ms(&mut exit, HELPER_GRACE_MS), Ok(n) if n > 0) {
+            return self.vm_exited();
+        }
+        let said = self.vm.helper_exited().unwrap_or_default();
+        Err(SessionError::HelperFailed(said))
     }
 
     fn vm_exited(&mut self) -> Result<Outcome, SessionError> {

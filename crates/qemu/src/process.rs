@@ -164,6 +164,25 @@ impl RunningVm for QemuVm {
         }
     }
 
+    fn helper_fds(&self) -> Vec<RawFd> {
+        self.virtiofsd.iter().map(|h| h.pidfd.as_raw_fd()).collect()
+    }
+
+    fn helper_exited(&mut self) -> Option<String> {
+        let exited = self
+            .virtiofsd
+            .iter_mut()
+            .position(|h| h.child.try_wait().ok().flatten().is_some())?;
+        let helper = &self.virtiofsd[exited];
+        let mut said = String::new();
+        let _ = File::open(&helper.log).and_then(|mut f| f.read_to_string(&mut said));
+        let last = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("nothing");
+        Some(format!(
+            "virtiofsd, which shares {} with the guest, stopped while the guest ran; its last words: {last} (--share 9p avoids it)",
+            helper.share.display()
+        ))
+    }
+
     fn kill(&mut self) {
         if !self.exited {
             let _ = self.child.kill();
@@ -214,7 +233,7 @@ impl Drop for QemuVm {
     }
 }
 
-fn pidfd_open(child: &Child) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(child: &Child) -> io::Result<OwnedFd> {
     Ok(rustix::process::pidfd_open(
         Pid::from_child(child),
         PidfdFlags::empty(),

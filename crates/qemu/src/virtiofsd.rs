@@ -57,8 +57,12 @@ fn flavour(program: &Path) -> Flavour {
 pub struct Virtiofsd {
     /// The process.
     pub child: Child,
+    /// Readable once it has exited.
+    pub pidfd: OwnedFd,
     /// Where its messages go, for error reports.
     pub log: PathBuf,
+    /// The host directory it serves.
+    pub share: PathBuf,
 }
 
 /// Starts virtiofsd for `device`'s share on a socket vmlane listens on already, so QEMU can
@@ -135,7 +139,16 @@ pub fn spawn(program: &Path, device: &ShareDevice<'_>) -> Result<Virtiofsd, Back
         program: program.display().to_string(),
         source,
     })?;
-    Ok(Virtiofsd { child, log })
+    let pidfd = crate::process::pidfd_open(&child).map_err(|source| BackendError::Io {
+        action: "watch the virtiofsd process".into(),
+        source,
+    })?;
+    Ok(Virtiofsd {
+        child,
+        pidfd,
+        log,
+        share: share.host_dir.clone(),
+    })
 }
 
 fn is_root() -> bool {

@@ -24,6 +24,9 @@ struct Script {
     before_request: Vec<u8>,
     /// The "VM" exits at once without a word, as QEMU does when it cannot restore a guest.
     dies_at_start: bool,
+    /// The VM's helper (a virtiofsd) exits once the guest has its request, and the guest
+    /// then waits on it (or, with `exit_after`, the VM ends just after).
+    helper_dies: bool,
 }
 
 struct FakeBackend {
@@ -33,6 +36,8 @@ struct FakeBackend {
 
 struct FakeVm {
     exit_read: OwnedFd,
+    /// Readable once the fake helper has exited.
+    helper_read: OwnedFd,
     exited: Arc<Mutex<bool>>,
     /// What the guest had received from the host when it was saved.
     request: Arc<Mutex<Vec<u8>>>,
@@ -49,6 +54,7 @@ impl Backend for FakeBackend {
 
     fn start(&self, machine: &Machine) -> Result<Box<dyn RunningVm>, BackendError> {
         let (exit_read, exit_write) = pipe();
+        let (helper_read, helper_write) = pipe();
         let exited = Arc::new(Mutex::new(self.script.dies_at_start));
         let (script, request, machine) =
             (self.script.clone(), self.request.clone(), machine.clone());
@@ -57,6 +63,7 @@ impl Backend for FakeBackend {
             std::fs::File::from(exit_write).write_all(b"x").unwrap();
             return Ok(Box::new(FakeVm {
                 exit_read,
+                helper_read,
                 exited,
                 request: vm_request,
             }));
@@ -90,11 +97,16 @@ impl Backend for FakeBackend {
                 wait_for_request(&mut port, &mut decoder, &request);
             }
             let _ = port.write_all(&script.port);
+            let helper = Some(helper_write).filter(|_| !script.helper_dies);
+            if script.helper_dies && script.exit_after {
+                // The VM's end takes its helper first.
+                std::thread::sleep(Duration::from_millis(100));
+            }
             if script.echo_input {
                 echo_input(&mut port, &mut decoder);
             }
             if script.exit_after {
-                drop((console, port));
+                drop((console, port, helper));
                 let mut exit = std::fs::File::from(exit_write);
                 exit.write_all(b"x").unwrap();
             } else {
@@ -104,6 +116,7 @@ impl Backend for FakeBackend {
         });
         Ok(Box::new(FakeVm {
             exit_read,
+            helper_read,
             exited,
             request: vm_request,
         }))
@@ -164,6 +177,14 @@ fn echo_input(port: &mut UnixStream, decoder: &mut Decoder) {
 impl RunningVm for FakeVm {
     fn exit_fd(&self) -> RawFd {
         self.exit_read.as_raw_fd()
+    }
+
+    fn helper_fds(&self) -> Vec<RawFd> {
+        vec![self.helper_read.as_raw_fd()]
+    }
+
+    fn helper_exited(&mut self) -> Option<String> {
+        Some("the helper stopped".into())
     }
 
     fn try_wait(&mut self) -> io::Result<Option<String>> {
@@ -416,6 +437,41 @@ fn a_vm_that_exits_after_a_panic_is_a_kernel_panic() {
     assert_eq!(
         ran.result.unwrap().0,
         Outcome::KernelPanic("Kernel panic - not syncing: VFS: Unable to mount root".into())
+    );
+}
+
+#[test]
+fn a_helper_gone_while_the_guest_waits_on_it_fails_the_run_instead_of_hanging() {
+    let started = std::time::Instant::now();
+    let ran = run(
+        Script {
+            helper_dies: true,
+            ..Script::default()
+        },
+        Some(Duration::from_secs(20)),
+    );
+    assert!(
+        matches!(&ran.result, Err(SessionError::HelperFailed(said)) if said == "the helper stopped"),
+        "{:?}",
+        ran.result.map(|r| r.0)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_helper_that_goes_with_the_vm_is_part_of_its_end() {
+    let ran = run(
+        Script {
+            console: b"last words\n".to_vec(),
+            helper_dies: true,
+            exit_after: true,
+            ..Script::default()
+        },
+        None,
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::VmDied(Some("last words".into()))
     );
 }
 
@@ -865,6 +921,7 @@ const ECHO: Script = Script {
     echo_input: true,
     before_request: Vec::new(),
     dies_at_start: false,
+    helper_dies: false,
 };
 
 #[test]
