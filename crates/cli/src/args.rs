@@ -218,6 +218,11 @@ pub struct KernelBuildArgs {
     /// Build with clang and LLVM's tools (LLVM=1).
     #[arg(long)]
     pub clang: bool,
+    /// Linux: the architecture to build for, amd64 (x86_64) or arm64 (aarch64); another than
+    /// the host's is cross-compiled (gcc-aarch64-linux-gnu, or LLVM with --clang). arm64
+    /// kernels are for QEMU's `virt` and their release ends in `-arm64`. Default: the host's.
+    #[arg(long, value_name = "ARCH", conflicts_with = "freebsd")]
+    pub arch: Option<vmlane_spec::Arch>,
     /// Parallel jobs (default: the number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<u32>,

@@ -10,7 +10,8 @@ use vmlane_kernel::build::{
     build_linux, newest_llvm_bin, parse_config, BuiltKernel, FreeBsdBuild, FreeBsdHost, LinuxBuild,
     Progress, Setting,
 };
-use vmlane_kernel::{cache_dir, compare_releases, kernels_dir};
+use vmlane_kernel::{cache_dir, compare_releases, identify, kernels_dir};
+use vmlane_spec::Arch;
 
 pub fn kernel(command: KernelCommand) -> Result<i32> {
     match command {
@@ -37,6 +38,7 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
         source,
         extra: extra_settings(&args)?,
         clang: args.clang,
+        arch: args.arch.unwrap_or(Arch::host()),
         jobs,
     };
     let mut progress = TerminalProgress::new();
@@ -236,12 +238,13 @@ fn list() -> Result<i32> {
         .unwrap_or(0)
         .max(40);
     println!(
-        "{:<width$} {:<24} {:>9}  {:<16}  config",
-        "NAME", "RELEASE", "SIZE", "ADDED"
+        "{:<width$} {:<24} {:<5} {:>9}  {:<16}  config",
+        "NAME", "RELEASE", "ARCH", "SIZE", "ADDED"
     );
     for path in entries {
         let name = name_of(&path);
         let release = release_of(&path).unwrap_or_else(|| "?".into());
+        let arch = arch_of(&path, &release).map_or_else(|| "?".into(), |a| a.to_string());
         let size = dir_size(&path);
         let added = path
             .metadata()
@@ -249,7 +252,7 @@ fn list() -> Result<i32> {
             .map(format_time)
             .unwrap_or_default();
         println!(
-            "{name:<width$} {release:<24} {:>7} MB  {added:<16}  {}",
+            "{name:<width$} {release:<24} {arch:<5} {:>7} MB  {added:<16}  {}",
             size >> 20,
             config_summary(&path)
         );
@@ -280,6 +283,20 @@ fn release_of(dir: &Path) -> Option<String> {
             .then(|| marker_field(&info, "release"))
             .filter(|r| !r.is_empty())
     })
+}
+
+/// The architecture a cached kernel runs on: as its build marker records it, else from its
+/// image's headers (Debian's packaged kernels have no marker); `None` when neither says.
+fn arch_of(dir: &Path, release: &str) -> Option<Arch> {
+    let info = std::fs::read_to_string(dir.join("vmlane-build")).unwrap_or_default();
+    if let Ok(arch) = marker_field(&info, "arch").parse() {
+        return Some(arch);
+    }
+    let image = match marker_field(&info, "os").as_str() {
+        "freebsd" => dir.join("boot/kernel/kernel"),
+        _ => dir.join("boot").join(format!("vmlinuz-{release}")),
+    };
+    identify(&image).ok().map(|(format, _)| format.arch())
 }
 
 /// A `key=value` line of a `vmlane-build` marker; empty when missing.
@@ -474,5 +491,44 @@ mod tests {
         let packaged = tempfile::tempdir().unwrap();
         cached(packaged.path(), &[("boot/vmlinuz-6.1.0-56-amd64", "bz")]);
         assert_eq!(config_summary(packaged.path()), "packaged (modules)");
+    }
+
+    #[test]
+    fn a_kernels_architecture_comes_from_its_marker_or_its_image() {
+        let built = tempfile::tempdir().unwrap();
+        cached(
+            built.path(),
+            &[
+                ("boot/vmlinuz-6.1.192-arm64", "not read"),
+                (
+                    "vmlane-build",
+                    "source=/src\narch=arm64\nclang=false\nextra=\n",
+                ),
+            ],
+        );
+        assert_eq!(arch_of(built.path(), "6.1.192-arm64"), Some(Arch::Aarch64));
+
+        // A packaged arm64 kernel: an Image header, "ARMd" at 0x38, and its banner.
+        let packaged = tempfile::tempdir().unwrap();
+        let mut image = vec![0u8; 0x1000];
+        image[0x38..0x3c].copy_from_slice(b"ARMd");
+        image.extend_from_slice(b"Linux version 6.1.0-57-arm64 (debian) #1 SMP\0");
+        std::fs::create_dir_all(packaged.path().join("boot")).unwrap();
+        std::fs::write(packaged.path().join("boot/vmlinuz-6.1.0-57-arm64"), image).unwrap();
+        assert_eq!(
+            arch_of(packaged.path(), "6.1.0-57-arm64"),
+            Some(Arch::Aarch64)
+        );
+
+        // x86 builds from before the marker said the architecture, with an unreadable image.
+        let old = tempfile::tempdir().unwrap();
+        cached(
+            old.path(),
+            &[
+                ("boot/vmlinuz-6.1.192", "bz"),
+                ("vmlane-build", "source=/src\nclang=false\nextra=\n"),
+            ],
+        );
+        assert_eq!(arch_of(old.path(), "6.1.192"), None);
     }
 }

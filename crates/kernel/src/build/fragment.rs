@@ -1,5 +1,8 @@
 //! The config vmlane builds kernels with: tinyconfig plus what a throwaway test VM needs, all
-//! built in, so the kernel boots with no modules and no initramfs drivers.
+//! built in, so the kernel boots with no modules and no initramfs drivers. Most of it is the
+//! same on every architecture; the console, interrupt and firmware pieces are each machine's.
+
+use vmlane_spec::Arch;
 
 /// One config option and the value vmlane wants for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,48 +32,96 @@ impl Setting {
     }
 }
 
-/// Options vmlane turns on, grouped by what needs them.
+/// Which architectures a group of options is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every architecture.
+    All,
+    /// One architecture's machine.
+    Only(Arch),
+}
+
+impl Scope {
+    fn covers(self, arch: Arch) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Only(only) => only == arch,
+        }
+    }
+}
+
+use Scope::{All, Only};
+const X86: Scope = Only(Arch::X86_64);
+const ARM64: Scope = Only(Arch::Aarch64);
+
+/// Options vmlane turns on, grouped by what needs them. An x86 build's settings, in this
+/// order, are part of the cache key of every x86 kernel built so far: the x86 groups keep
+/// their order, and arm64-only groups come last.
 #[rustfmt::skip]
-const FRAGMENT: &[(&str, &[&str])] = &[
-    ("a 64-bit SMP guest with a serial console", &[
-        "64BIT", "SMP", "PRINTK", "PRINTK_TIME", "TTY", "SERIAL_8250", "SERIAL_8250_CONSOLE",
-        "KALLSYMS", "BUG", "MAGIC_SYSRQ", "X86_MPPARSE", "X86_X2APIC",
+const FRAGMENT: &[(&str, Scope, &[&str])] = &[
+    ("a 64-bit SMP guest with kernel messages on a tty", All, &[
+        "64BIT", "SMP", "PRINTK", "PRINTK_TIME", "TTY",
     ]),
-    ("the slab allocator distributions ship (tinyconfig picks SLOB)", &["SLUB"]),
-    ("the PVH entry and paravirtual clocks under KVM", &[
+    ("the PC serial port as the console", X86, &["SERIAL_8250", "SERIAL_8250_CONSOLE"]),
+    ("symbols in oopses, BUG() and sysrq", All, &["KALLSYMS", "BUG", "MAGIC_SYSRQ"]),
+    ("the x86 SMP tables and x2APIC", X86, &["X86_MPPARSE", "X86_X2APIC"]),
+    ("the slab allocator distributions ship (tinyconfig picks SLOB)", All, &["SLUB"]),
+    ("the PVH entry and paravirtual clocks under KVM", X86, &[
         "HYPERVISOR_GUEST", "PARAVIRT", "KVM_GUEST", "PVH",
     ]),
-    ("virtio devices on mmio (from the command line) and on pci", &[
-        "PCI", "VIRTIO_MENU", "VIRTIO", "VIRTIO_PCI", "VIRTIO_MMIO", "VIRTIO_MMIO_CMDLINE_DEVICES",
+    ("q35's pci bus", X86, &["PCI"]),
+    ("virtio", All, &["VIRTIO_MENU", "VIRTIO"]),
+    ("virtio on q35's pci", X86, &["VIRTIO_PCI"]),
+    ("virtio on mmio (microvm's and arm64 virt's transport)", All, &["VIRTIO_MMIO"]),
+    ("microvm's virtio-mmio devices, which only the command line describes", X86, &[
+        "VIRTIO_MMIO_CMDLINE_DEVICES",
+    ]),
+    ("the virtio devices vmlane attaches", All, &[
         "VIRTIO_CONSOLE", "BLOCK", "BLK_DEV", "VIRTIO_BLK", "HW_RANDOM", "HW_RANDOM_VIRTIO",
     ]),
-    ("vmlane's init and the programs it runs", &[
+    ("vmlane's init and the programs it runs", All, &[
         "BLK_DEV_INITRD", "BINFMT_ELF", "BINFMT_SCRIPT", "MULTIUSER", "FUTEX", "EPOLL", "SIGNALFD",
         "TIMERFD", "EVENTFD", "SHMEM", "AIO", "IO_URING", "FILE_LOCKING", "POSIX_TIMERS",
         "SYSVIPC", "PROC_SYSCTL", "INOTIFY_USER", "UNIX98_PTYS", "FHANDLE",
     ]),
-    ("the host root share under a tmpfs overlay", &[
+    ("the host root share under a tmpfs overlay", All, &[
         "NET", "INET", "UNIX", "NET_9P", "NET_9P_VIRTIO", "NETWORK_FILESYSTEMS", "9P_FS",
         "FUSE_FS", "VIRTIO_FS", "OVERLAY_FS", "TMPFS", "TMPFS_XATTR", "PROC_FS", "SYSFS",
         "DEVTMPFS", "EXT4_FS",
     ]),
-    ("a NIC for `--net user`", &["NETDEVICES", "NET_CORE", "VIRTIO_NET"]),
+    ("a NIC for `--net user`", All, &["NETDEVICES", "NET_CORE", "VIRTIO_NET"]),
     // The function tracer patches every traced call site at boot, a quarter second under
     // emulation; `-e FUNCTION_TRACER` brings it back.
-    ("debugging filesystems", &["DEBUG_FS", "FTRACE", "ENABLE_DEFAULT_TRACERS", "BPF_SYSCALL"]),
+    ("debugging filesystems", All, &["DEBUG_FS", "FTRACE", "ENABLE_DEFAULT_TRACERS", "BPF_SYSCALL"]),
+    // arm64 selects these itself; listing them makes the check after configuring say so if
+    // a tree ever stops.
+    ("QEMU virt as its device tree describes it: GICv3, the architected timer, PSCI to start \
+      CPUs and power off", ARM64, &["OF", "ARM_GIC_V3", "ARM_ARCH_TIMER", "ARM_PSCI_FW"]),
+    ("virt's PL011 serial port as the console (ttyAMA0)", ARM64, &[
+        "SERIAL_AMBA_PL011", "SERIAL_AMBA_PL011_CONSOLE",
+    ]),
 ];
 
 /// Options vmlane turns off: a test VM does not need them and they cost boot time (virtual
 /// terminals, 256 legacy BSD ptys and the VGA arbiter each take tens of milliseconds under
 /// emulation).
-const OFF: &[&str] = &["IPV6", "SLOB", "VT", "LEGACY_PTYS", "VGA_ARB"];
+#[rustfmt::skip]
+const OFF: &[(Scope, &[&str])] = &[
+    (All, &["IPV6", "SLOB", "VT", "LEGACY_PTYS"]),
+    (X86, &["VGA_ARB"]),
+];
 
-/// The fragment as settings.
-pub fn vmlane_fragment() -> Vec<Setting> {
+/// The fragment for a kernel of `arch`, as settings.
+pub fn vmlane_fragment(arch: Arch) -> Vec<Setting> {
     let on = FRAGMENT
         .iter()
-        .flat_map(|(_, names)| names.iter().map(|n| Setting::new(n, "y")));
-    on.chain(OFF.iter().map(|n| Setting::new(n, "n"))).collect()
+        .filter(|(_, scope, _)| scope.covers(arch))
+        .flat_map(|(_, _, names)| names.iter().map(|n| Setting::new(n, "y")));
+    let off = OFF
+        .iter()
+        .filter(|(scope, _)| scope.covers(arch))
+        .flat_map(|(_, names)| names.iter().map(|n| Setting::new(n, "n")));
+    on.chain(off).collect()
 }
 
 /// Parses `.config` text into settings; comment lines `# CONFIG_X is not set` count as `n`.
@@ -89,7 +140,9 @@ pub fn parse_config(text: &str) -> Vec<Setting> {
 }
 
 /// Settings asked for that the final config does not have: kconfig drops what it cannot
-/// satisfy (9P_FS without INET, say) without failing, so vmlane checks.
+/// satisfy (9P_FS without INET, say) without failing, so vmlane checks. Of an option set twice
+/// only the later setting counts, as in the `.config` they are appended to (`-d PRINTK`
+/// overrides the fragment's `PRINTK=y`).
 pub fn unmet(wanted: &[Setting], effective: &str) -> Vec<String> {
     let effective = parse_config(effective);
     let value_of = |name: &str| {
@@ -102,6 +155,9 @@ pub fn unmet(wanted: &[Setting], effective: &str) -> Vec<String> {
     };
     wanted
         .iter()
+        .enumerate()
+        .filter(|(i, w)| !wanted[i + 1..].iter().any(|later| later.name == w.name))
+        .map(|(_, w)| w)
         .filter(|w| value_of(&w.name) != w.value)
         .map(|w| format!("CONFIG_{}={} (got {})", w.name, w.value, value_of(&w.name)))
         .collect()
@@ -111,9 +167,16 @@ pub fn unmet(wanted: &[Setting], effective: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn names(arch: Arch) -> Vec<String> {
+        vmlane_fragment(arch).into_iter().map(|s| s.name).collect()
+    }
+
+    fn has(arch: Arch, name: &str) -> bool {
+        names(arch).iter().any(|n| n == name)
+    }
+
     #[test]
     fn fragment_builds_in_what_a_module_free_guest_needs() {
-        let names: Vec<String> = vmlane_fragment().into_iter().map(|s| s.name).collect();
         for needed in [
             "PVH",
             "VIRTIO_MMIO_CMDLINE_DEVICES",
@@ -124,8 +187,73 @@ mod tests {
             "DEVTMPFS",
             "SIGNALFD",
         ] {
-            assert!(names.iter().any(|n| n == needed), "{needed}");
+            assert!(has(Arch::X86_64, needed), "{needed}");
         }
+    }
+
+    /// Every x86 kernel cached so far is keyed by these lines in this order: a change here
+    /// rebuilds them all under new names.
+    #[test]
+    fn the_x86_fragment_is_what_cached_x86_builds_were_keyed_by() {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for setting in vmlane_fragment(Arch::X86_64) {
+            hash.update(setting.line().as_bytes());
+            hash.update(b"\n");
+        }
+        assert_eq!(
+            super::super::source::hex(&hash.finalize()),
+            "8b357ccfd9c65659a227ef3a697e1322fe0fbf1fad2887b19c628a9b81f0688e"
+        );
+        assert_eq!(vmlane_fragment(Arch::X86_64).len(), 76);
+    }
+
+    #[test]
+    fn the_arm64_fragment_has_the_shared_part_and_virt_but_nothing_of_x86() {
+        for shared in [
+            "VIRTIO_CONSOLE",
+            "VIRTIO_MMIO",
+            "NET_9P_VIRTIO",
+            "9P_FS",
+            "OVERLAY_FS",
+            "DEVTMPFS",
+            "TMPFS",
+            "BLK_DEV_INITRD",
+            "PRINTK",
+            "DEBUG_FS",
+        ] {
+            assert!(has(Arch::Aarch64, shared), "{shared}");
+            assert!(has(Arch::X86_64, shared), "{shared}");
+        }
+        for virt in [
+            "SERIAL_AMBA_PL011",
+            "SERIAL_AMBA_PL011_CONSOLE",
+            "ARM_GIC_V3",
+            "ARM_ARCH_TIMER",
+            "ARM_PSCI_FW",
+            "OF",
+        ] {
+            assert!(has(Arch::Aarch64, virt), "{virt}");
+            assert!(!has(Arch::X86_64, virt), "{virt}");
+        }
+        let arm = names(Arch::Aarch64);
+        for x86_only in [
+            "PVH",
+            "KVM_GUEST",
+            "SERIAL_8250",
+            "PCI",
+            "VIRTIO_PCI",
+            "VIRTIO_MMIO_CMDLINE_DEVICES",
+            "VGA_ARB",
+        ] {
+            assert!(!arm.iter().any(|n| n == x86_only), "{x86_only}");
+        }
+        assert!(!arm.iter().any(|n| n.starts_with("X86")), "{arm:?}");
+        // Nothing asked for twice, so the check after configuring sees every request.
+        let mut unique = arm.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), arm.len());
     }
 
     #[test]
@@ -149,5 +277,17 @@ mod tests {
         ];
         let effective = "CONFIG_TMPFS=y\n# CONFIG_9P_FS is not set\n";
         assert_eq!(unmet(&wanted, effective), ["CONFIG_9P_FS=y (got n)"]);
+    }
+
+    #[test]
+    fn a_later_setting_of_an_option_overrides_the_fragments() {
+        let wanted = [
+            Setting::new("PRINTK", "y"),
+            Setting::new("VT", "n"),
+            Setting::new("PRINTK", "n"),
+            Setting::new("VT", "y"),
+        ];
+        let effective = "# CONFIG_PRINTK is not set\n# CONFIG_VT is not set\n";
+        assert_eq!(unmet(&wanted, effective), ["CONFIG_VT=y (got n)"]);
     }
 }

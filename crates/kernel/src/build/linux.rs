@@ -1,17 +1,20 @@
 //! `vmlane kernel build` for Linux: out of tree, tinyconfig plus vmlane's fragment, into the
-//! cache under a key of source, config request and toolchain, so an unchanged rebuild is a
-//! lookup.
+//! cache under a key of source, config request, toolchain and architecture, so an unchanged
+//! rebuild is a lookup. Another architecture than the host's is cross-compiled, with Debian's
+//! GNU cross toolchain or with LLVM.
 
 use super::fragment::{unmet, vmlane_fragment, Setting};
 use super::kconfig;
 use super::llvm::Llvm;
 use super::process::{command, run_logged, Progress};
 use super::source::{canonical_bytes, hex, source_identity};
+use super::target;
 use super::BuildError;
 use crate::cache::kernels_dir;
 use sha2::{Digest, Sha256};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+use vmlane_spec::Arch;
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -22,6 +25,8 @@ pub struct LinuxBuild {
     pub extra: Vec<Setting>,
     /// Build with LLVM: the unversioned tools on `PATH`, else the newest `/usr/lib/llvm-N`.
     pub clang: bool,
+    /// The architecture to build for; cross-compiled when it is not the host's.
+    pub arch: Arch,
     /// Parallel jobs.
     pub jobs: u32,
 }
@@ -39,10 +44,11 @@ pub struct BuiltKernel {
     pub cached: bool,
 }
 
-/// `make` arguments for one step, built out of tree in `build_dir`.
+/// `make` arguments for one step, built out of tree in `build_dir` for `arch` on this host.
 pub fn make_args(
     source: &Path,
     build_dir: &Path,
+    arch: Arch,
     llvm: Option<&Llvm>,
     jobs: u32,
     targets: &[&str],
@@ -51,6 +57,7 @@ pub fn make_args(
     let mut out = OsString::from("O=");
     out.push(build_dir);
     args.push(out);
+    args.extend(target::arch_args(arch, Arch::host(), llvm.is_some()));
     if let Some(llvm) = llvm {
         args.push(llvm.make_arg());
     }
@@ -65,7 +72,7 @@ pub fn build_linux(
     cache: &Path,
     progress: &mut dyn Progress,
 ) -> Result<BuiltKernel, BuildError> {
-    check_source(&request.source)?;
+    check_source(&request.source, request.arch)?;
     let known = kconfig::symbols(&request.source);
     let unknown: Vec<String> = request
         .extra
@@ -86,13 +93,16 @@ pub fn build_linux(
         ),
         false => None,
     };
-    let mut wanted = vmlane_fragment();
+    let mut wanted = vmlane_fragment(request.arch);
     wanted.extend(request.extra.iter().cloned());
     let objects_key = objects_key(request, &wanted, llvm.as_ref());
     let key = cache_key(&objects_key, &request.source)?;
     let short = &key[..12];
     if let Some(found) = find_cached(cache, short) {
         return Ok(found);
+    }
+    if llvm.is_none() && target::is_cross(request.arch, Arch::host()) {
+        check_cross_compiler(request.arch, std::env::var_os("PATH").as_deref())?;
     }
     // Objects are kept per tree, config and toolchain, so an edited tree rebuilds
     // incrementally; the log goes with the cache key that `vmlane kernel rm` removes.
@@ -111,6 +121,7 @@ pub fn build_linux(
         make.args(make_args(
             &request.source,
             &build_dir,
+            request.arch,
             llvm.as_ref(),
             request.jobs,
             targets,
@@ -131,12 +142,14 @@ pub fn build_linux(
             config,
         });
     }
-    run_logged("make bzImage", make(&["bzImage"]), &log, progress)?;
+    let image = target::image_target(request.arch);
+    run_logged(&format!("make {image}"), make(&[image]), &log, progress)?;
     install(request, cache, &build_dir, short)
 }
 
-fn check_source(source: &Path) -> Result<(), BuildError> {
-    for needed in ["Makefile", "Kconfig", "arch/x86/Kconfig", "scripts/kconfig"] {
+fn check_source(source: &Path, arch: Arch) -> Result<(), BuildError> {
+    let arch_kconfig = format!("arch/{}/Kconfig", target::kernel_arch(arch));
+    for needed in ["Makefile", "Kconfig", &arch_kconfig, "scripts/kconfig"] {
         if !source.join(needed).exists() {
             return Err(BuildError::NotASourceTree {
                 path: source.to_path_buf(),
@@ -148,7 +161,33 @@ fn check_source(source: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The tree, the settings asked for and the toolchain: what the object directory is kept by.
+/// The cross compiler a gcc build for `arch` needs, on `path` (a `PATH` value), or an error
+/// that says which package has it.
+fn check_cross_compiler(arch: Arch, path: Option<&OsStr>) -> Result<(), BuildError> {
+    let compiler = format!("{}gcc", target::cross_prefix(arch));
+    let found = path
+        .is_some_and(|path| std::env::split_paths(path).any(|dir| dir.join(&compiler).is_file()));
+    if found {
+        return Ok(());
+    }
+    let setup = match arch {
+        Arch::Aarch64 => " (scripts/setup --arch arm64 installs it too)",
+        Arch::X86_64 => "",
+    };
+    Err(BuildError::NoCrossCompiler {
+        arch,
+        host: Arch::host(),
+        compiler,
+        hint: format!(
+            "apt-get install {}{setup}, or build with --clang",
+            target::cross_package(arch)
+        ),
+    })
+}
+
+/// The tree, the settings asked for, the toolchain and the architecture: what the object
+/// directory is kept by. x86 keys hash what they did before there were other architectures,
+/// so x86 kernels already in the cache stay found.
 fn objects_key(request: &LinuxBuild, wanted: &[Setting], llvm: Option<&Llvm>) -> String {
     let mut hash = Sha256::new();
     hash.update(b"vmlane-linux-build-v2\0");
@@ -161,6 +200,10 @@ fn objects_key(request: &LinuxBuild, wanted: &[Setting], llvm: Option<&Llvm>) ->
     match llvm {
         Some(llvm) => hash.update(llvm.make_arg().as_encoded_bytes()),
         None => hash.update(b"gcc"),
+    }
+    if request.arch != Arch::X86_64 {
+        hash.update(b"\0arch=");
+        hash.update(request.arch.debian().as_bytes());
     }
     hex(&hash.finalize())
 }
@@ -185,7 +228,8 @@ fn append_settings(config: &Path, settings: &[Setting]) -> Result<(), BuildError
     Ok(())
 }
 
-/// A built kernel's cache directory is named `<release>-<key>`.
+/// A built kernel's cache directory is named `<release>-<key>`; the release of a kernel for
+/// another architecture than x86 ends in its name (`6.1.192-arm64-<key>`).
 fn find_cached(cache: &Path, key: &str) -> Option<BuiltKernel> {
     let suffix = format!("-{key}");
     std::fs::read_dir(kernels_dir(cache))
@@ -225,17 +269,23 @@ fn install(
     let _ = std::fs::remove_dir_all(&staging);
     let boot = staging.join("boot");
     std::fs::create_dir_all(&boot).map_err(BuildError::io(format!("create {}", boot.display())))?;
+    // An arm64 vmlinux is kept for its symbols; the cache boots a vmlinux only when it has an
+    // x86 PVH entry, so the Image is what runs.
     for (from, to) in [
-        ("arch/x86/boot/bzImage", format!("vmlinuz-{release}")),
-        ("vmlinux", format!("vmlinux-{release}")),
-        (".config", format!("config-{release}")),
+        (
+            target::image_path(request.arch),
+            format!("vmlinuz-{release}"),
+        ),
+        ("vmlinux".to_string(), format!("vmlinux-{release}")),
+        (".config".to_string(), format!("config-{release}")),
     ] {
-        std::fs::copy(build_dir.join(from), boot.join(&to))
+        std::fs::copy(build_dir.join(&from), boot.join(&to))
             .map_err(BuildError::io(format!("install {from}")))?;
     }
     let info = format!(
-        "source={}\nclang={}\nextra={}\n",
+        "source={}\narch={}\nclang={}\nextra={}\n",
         request.source.display(),
+        request.arch.debian(),
         request.clang,
         request
             .extra
@@ -266,6 +316,7 @@ mod tests {
         let args = make_args(
             Path::new("/src/linux"),
             Path::new("/cache/builds/k"),
+            Arch::host(),
             Some(&llvm),
             4,
             &["bzImage"],
@@ -285,15 +336,118 @@ mod tests {
                 "bzImage"
             ]
         );
-        let gcc = make_args(Path::new("/s"), Path::new("/b"), None, 2, &["tinyconfig"]);
+        let gcc = make_args(
+            Path::new("/s"),
+            Path::new("/b"),
+            Arch::host(),
+            None,
+            2,
+            &["tinyconfig"],
+        );
         assert!(!gcc.iter().any(|a| a.to_string_lossy().starts_with("LLVM=")));
+    }
+
+    fn strings(args: Vec<OsString>) -> Vec<String> {
+        args.into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn an_arm64_build_on_x86_cross_compiles_its_image() {
+        let gcc = make_args(
+            Path::new("/src/linux"),
+            Path::new("/b"),
+            Arch::Aarch64,
+            None,
+            2,
+            &[target::image_target(Arch::Aarch64)],
+        );
+        assert_eq!(
+            strings(gcc),
+            [
+                "-C",
+                "/src/linux",
+                "O=/b",
+                "ARCH=arm64",
+                "CROSS_COMPILE=aarch64-linux-gnu-",
+                "LOCALVERSION=-arm64",
+                "-j2",
+                "Image"
+            ]
+        );
+        let llvm = make_args(
+            Path::new("/src/linux"),
+            Path::new("/b"),
+            Arch::Aarch64,
+            Some(&Llvm::OnPath),
+            2,
+            &["Image"],
+        );
+        assert_eq!(
+            strings(llvm),
+            [
+                "-C",
+                "/src/linux",
+                "O=/b",
+                "ARCH=arm64",
+                "LOCALVERSION=-arm64",
+                "LLVM=1",
+                "-j2",
+                "Image"
+            ]
+        );
+        let x86 = make_args(
+            Path::new("/src/linux"),
+            Path::new("/b"),
+            Arch::X86_64,
+            None,
+            2,
+            &["bzImage"],
+        );
+        assert_eq!(
+            strings(x86),
+            ["-C", "/src/linux", "O=/b", "-j2", "bzImage"],
+            "an x86 build on x86 is as before"
+        );
+    }
+
+    #[test]
+    fn a_missing_cross_compiler_names_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().as_os_str();
+        let error = check_cross_compiler(Arch::Aarch64, Some(path))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("aarch64-linux-gnu-gcc"), "{error}");
+        assert!(
+            error.contains("apt-get install gcc-aarch64-linux-gnu"),
+            "{error}"
+        );
+        assert!(error.contains("scripts/setup --arch arm64"), "{error}");
+        assert!(check_cross_compiler(Arch::Aarch64, None).is_err());
+        std::fs::write(dir.path().join("aarch64-linux-gnu-gcc"), "").unwrap();
+        check_cross_compiler(Arch::Aarch64, Some(path)).unwrap();
     }
 
     #[test]
     fn a_directory_without_kbuild_is_not_a_source_tree() {
         let dir = tempfile::tempdir().unwrap();
-        let error = check_source(dir.path()).unwrap_err().to_string();
+        let error = check_source(dir.path(), Arch::X86_64)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("not a Linux source tree"), "{error}");
+    }
+
+    #[test]
+    fn a_tree_without_the_architecture_is_not_a_source_tree_for_it() {
+        let source = fake_source();
+        check_source(source.path(), Arch::X86_64).unwrap();
+        let error = check_source(source.path(), Arch::Aarch64)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("no arch/arm64/Kconfig"), "{error}");
     }
 
     fn fake_source() -> tempfile::TempDir {
@@ -318,9 +472,10 @@ mod tests {
             source: source.path().to_path_buf(),
             extra: vec![],
             clang: false,
+            arch: Arch::X86_64,
             jobs: 2,
         };
-        let wanted = vmlane_fragment();
+        let wanted = vmlane_fragment(Arch::X86_64);
         let objects = objects_key(&request, &wanted, None);
         assert_eq!(objects, objects_key(&request, &wanted, None), "stable");
         let llvm = Llvm::OnPath;
@@ -348,6 +503,98 @@ mod tests {
             objects_key(&request, &wanted, None),
             "in the same object directory"
         );
+    }
+
+    /// What `objects_key` hashed before it knew architectures, for an x86 gcc build.
+    fn key_before_architectures(request: &LinuxBuild, wanted: &[Setting]) -> String {
+        let mut hash = Sha256::new();
+        hash.update(b"vmlane-linux-build-v2\0");
+        hash.update(canonical_bytes(&request.source));
+        hash.update(b"\0");
+        for setting in wanted {
+            hash.update(setting.line().as_bytes());
+            hash.update(b"\n");
+        }
+        hash.update(b"gcc");
+        hex(&hash.finalize())
+    }
+
+    #[test]
+    fn the_architecture_is_in_the_key_and_x86_keys_are_unchanged() {
+        let source = fake_source();
+        let x86 = LinuxBuild {
+            source: source.path().to_path_buf(),
+            extra: vec![],
+            clang: false,
+            arch: Arch::X86_64,
+            jobs: 2,
+        };
+        let arm = LinuxBuild {
+            arch: Arch::Aarch64,
+            ..x86.clone()
+        };
+        let x86_wanted = vmlane_fragment(Arch::X86_64);
+        let x86_key = objects_key(&x86, &x86_wanted, None);
+        assert_eq!(x86_key, key_before_architectures(&x86, &x86_wanted));
+        // Even with the same settings, the architecture alone separates the builds.
+        assert_ne!(x86_key, objects_key(&arm, &x86_wanted, None));
+        let arm_key = objects_key(&arm, &vmlane_fragment(Arch::Aarch64), None);
+        assert_ne!(x86_key, arm_key);
+        assert_ne!(
+            cache_key(&x86_key, source.path()).unwrap(),
+            cache_key(&arm_key, source.path()).unwrap()
+        );
+        let llvm = Llvm::OnPath;
+        assert_ne!(
+            objects_key(&arm, &vmlane_fragment(Arch::Aarch64), Some(&llvm)),
+            arm_key
+        );
+    }
+
+    #[test]
+    fn an_arm64_build_is_found_by_its_key_under_its_arm64_release() {
+        let cache = tempfile::tempdir().unwrap();
+        let boot = kernels_dir(cache.path()).join("6.1.192-arm64-abcdef123456/boot");
+        std::fs::create_dir_all(&boot).unwrap();
+        std::fs::write(boot.join("vmlinuz-6.1.192-arm64"), "k").unwrap();
+        let found = find_cached(cache.path(), "abcdef123456").unwrap();
+        assert_eq!(found.name, "6.1.192-arm64-abcdef123456");
+        assert_eq!(found.release, "6.1.192-arm64");
+    }
+
+    #[test]
+    fn an_arm64_build_installs_its_image_as_vmlinuz_and_says_its_architecture() {
+        let cache = tempfile::tempdir().unwrap();
+        let objects = tempfile::tempdir().unwrap();
+        for (file, text) in [
+            ("include/config/kernel.release", "6.1.192-arm64\n"),
+            ("arch/arm64/boot/Image", "image"),
+            ("arch/x86/boot/bzImage", "wrong"),
+            ("vmlinux", "elf"),
+            (".config", "CONFIG_ARM64=y\n"),
+        ] {
+            let path = objects.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let request = LinuxBuild {
+            source: PathBuf::from("/src/linux"),
+            extra: vec![],
+            clang: false,
+            arch: Arch::Aarch64,
+            jobs: 2,
+        };
+        let built = install(&request, cache.path(), objects.path(), "abcdef123456").unwrap();
+        assert_eq!(built.name, "6.1.192-arm64-abcdef123456");
+        let boot = built.dir.join("boot");
+        let read = |file: &str| std::fs::read_to_string(boot.join(file)).unwrap();
+        assert_eq!(read("vmlinuz-6.1.192-arm64"), "image");
+        assert_eq!(read("vmlinux-6.1.192-arm64"), "elf");
+        assert_eq!(read("config-6.1.192-arm64"), "CONFIG_ARM64=y\n");
+        let marker = std::fs::read_to_string(built.dir.join("vmlane-build")).unwrap();
+        assert!(marker.lines().any(|l| l == "arch=arm64"), "{marker}");
+        let again = find_cached(cache.path(), "abcdef123456").unwrap();
+        assert_eq!(again.name, built.name);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod linux;
 mod llvm;
 mod process;
 mod source;
+mod target;
 
 pub use fragment::{parse_config, unmet, vmlane_fragment, Setting};
 pub use freebsd::{build_freebsd, freebsd_build_commands, BuildCommand, FreeBsdBuild, FreeBsdHost};
@@ -73,6 +74,18 @@ pub enum BuildError {
         names: Vec<String>,
         /// The source tree.
         tree: PathBuf,
+    },
+    /// A build for another architecture than the host's without its cross compiler.
+    #[error("building an {arch} kernel on this {host} host needs the cross compiler {compiler}, which is not on PATH: {hint}")]
+    NoCrossCompiler {
+        /// The architecture built for.
+        arch: vmlane_spec::Arch,
+        /// The host's.
+        host: vmlane_spec::Arch,
+        /// The compiler looked for, e.g. `aarch64-linux-gnu-gcc`.
+        compiler: String,
+        /// How to get it.
+        hint: String,
     },
     /// `--clang` without an LLVM toolchain to build with.
     #[error("--clang needs clang, ld.lld and the llvm tools, unversioned on PATH or in /usr/lib/llvm-N/bin: apt-get install clang-19 lld-19 llvm-19")]

@@ -374,10 +374,20 @@ mod tests {
             return;
         }
         for kernel in kernels {
-            identify(&kernel).unwrap_or_else(|e| panic!("{}: {e}", kernel.display()));
             let mut head = vec![0u8; 1 << 20];
             File::open(&kernel).unwrap().read_exact(&mut head).unwrap();
+            if arch::of_elf(&head) == Some("aarch64") {
+                // An arm64 build's vmlinux, kept for its symbols; the Image beside it boots.
+                continue;
+            }
+            identify(&kernel).unwrap_or_else(|e| panic!("{}: {e}", kernel.display()));
             let name = kernel.file_name().unwrap().to_string_lossy();
+            if arch::of_boot_image(&head).is_some() && arm64::described_len(&head).is_none() {
+                // An arm64 Image without the EFI stub (vmlane's own builds) says nothing of
+                // its length: a cut copy is found only when it boots.
+                println!("{}: no length in its header", kernel.display());
+                continue;
+            }
             let (_dir, cut) = write_file(&format!("first-mib-of-{name}"), &head);
             let (wanted, actual) = refused_as_truncated(&cut);
             assert_eq!(actual, 1 << 20, "{}", kernel.display());
