@@ -176,7 +176,10 @@ impl RunningVm for QemuVm {
         let helper = &self.virtiofsd[exited];
         let mut said = String::new();
         let _ = File::open(&helper.log).and_then(|mut f| f.read_to_string(&mut said));
-        let last = said.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("nothing");
+        let last = said
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("nothing");
         Some(format!(
             "virtiofsd, which shares {} with the guest, stopped while the guest ran; its last words: {last} (--share 9p avoids it)",
             helper.share.display()
