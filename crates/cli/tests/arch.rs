@@ -284,3 +284,61 @@ fn a_suite_on_an_arm64_kernel_judges_its_cases_and_its_results_name_the_architec
         .collect();
     assert_eq!(architectures, ["aarch64", "aarch64"], "{records}");
 }
+
+/// vmlane's own arm64 build (`vmlane kernel build --arch arm64 --debian`, which scripts/setup
+/// runs): its build marker says `arch=arm64`.
+fn vmlane_arm64_kernel() -> Option<TestKernel> {
+    let dir = vmlane_kernel::kernels_dir(&vmlane_kernel::cache_dir());
+    let built = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("vmlane-build"))
+                .is_ok_and(|marker| marker.lines().any(|l| l == "arch=arm64"))
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
+    if built.is_none() {
+        let message = format!(
+            "no arm64 kernel built by vmlane in {} (scripts/setup --arch arm64 builds one)",
+            dir.display()
+        );
+        if std::env::var_os("VMLANE_E2E_REQUIRED").is_some() {
+            panic!("{message}");
+        }
+        eprintln!("skipped: {message}");
+    }
+    built.map(|dir| TestKernel {
+        label: "vmlane-built-arm64",
+        dir,
+    })
+}
+
+#[test]
+fn vmlanes_own_arm64_kernel_boots_its_programs_and_a_debian_root() {
+    let (Some((_, probe)), Some(kernel)) = (arm64(), vmlane_arm64_kernel()) else {
+        return;
+    };
+    let Some(root) = arm64_root() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    std::fs::copy(&probe, sandbox.work().join("probe")).unwrap();
+    // The kernel's own architecture, without --arch.
+    let output = sandbox.command_with_kernel(&kernel.dir, &["--cold"], &["./probe", "6"]);
+    assert_exit(&output, 6);
+    assert_eq!(text(&output.stdout), "machine=aarch64\n");
+    let release = sandbox.command_with_kernel(
+        &kernel.dir,
+        &["--root", root.to_str().unwrap()],
+        &["uname", "-r"],
+    );
+    assert_exit(&release, 0);
+    assert!(
+        text(&release.stdout).trim_end().ends_with("-arm64"),
+        "{}",
+        text(&release.stdout)
+    );
+    sandbox.assert_nothing_left(&kernel);
+}
