@@ -162,20 +162,13 @@ fn choose_machine(
 /// device tree; NUMA is not set up there yet.
 fn arm_machine(request: &Request) -> Result<MachineKind, PlanError> {
     let arch = Arch::Aarch64;
-    match request.machine {
-        MachineChoice::Auto => {}
-        MachineChoice::Microvm => {
-            return Err(PlanError::MachineOfOtherArch {
-                machine: "microvm",
-                arch,
-            })
-        }
-        MachineChoice::Q35 => {
-            return Err(PlanError::MachineOfOtherArch {
-                machine: "q35",
-                arch,
-            })
-        }
+    let x86_machine = match request.machine {
+        MachineChoice::Auto => None,
+        MachineChoice::Microvm => Some("microvm"),
+        MachineChoice::Q35 => Some("q35"),
+    };
+    if let Some(machine) = x86_machine {
+        return Err(PlanError::MachineOfOtherArch { machine, arch });
     }
     if !request.numa.is_empty() {
         return Err(PlanError::NumaNotOnArch(arch));
