@@ -170,7 +170,11 @@ pub enum KernelCommand {
     /// built in. Rebuilding an unchanged tree with the same options is instant.
     Build(KernelBuildArgs),
     /// List the kernels in the cache.
-    List,
+    List {
+        /// Only the kernels of this architecture (amd64, arm64).
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<vmlane_spec::Arch>,
+    },
     /// Remove kernels from the cache.
     Rm {
         /// Cache names, as `vmlane kernel list` shows them.

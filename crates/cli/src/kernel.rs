@@ -16,7 +16,7 @@ use vmlane_spec::Arch;
 pub fn kernel(command: KernelCommand) -> Result<i32> {
     match command {
         KernelCommand::Build(args) => build(args),
-        KernelCommand::List => list(),
+        KernelCommand::List { arch } => list(arch),
         KernelCommand::Rm { names } => remove(&names),
     }
 }
@@ -206,7 +206,7 @@ fn missing_linux_packages(has_llvm: bool) -> Vec<&'static str> {
     .collect()
 }
 
-fn list() -> Result<i32> {
+fn list(only: Option<Arch>) -> Result<i32> {
     let dir = kernels_dir(&cache_dir());
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
@@ -244,7 +244,11 @@ fn list() -> Result<i32> {
     for path in entries {
         let name = name_of(&path);
         let release = release_of(&path).unwrap_or_else(|| "?".into());
-        let arch = arch_of(&path, &release).map_or_else(|| "?".into(), |a| a.to_string());
+        let arch = arch_of(&path, &release);
+        if only.is_some_and(|only| arch != Some(only)) {
+            continue;
+        }
+        let arch = arch.map_or_else(|| "?".into(), |a| a.to_string());
         let size = dir_size(&path);
         let added = path
             .metadata()

@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 fn prints_a_listing(command: &args::Command) -> bool {
     matches!(
         command,
-        args::Command::Kernel(args::KernelCommand::List)
+        args::Command::Kernel(args::KernelCommand::List { .. })
             | args::Command::Profile(_)
             | args::Command::Completions { .. }
             | args::Command::Man

@@ -117,6 +117,20 @@ fn a_kernel_of_another_architecture_than_arch_names_is_refused_before_any_vm() {
         "{stderr}"
     );
     sandbox.assert_nothing_left(&kernel);
+
+    let name = kernel.dir.file_name().unwrap().to_str().unwrap();
+    let listed = |arch: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+            .args(["kernel", "list", "--arch", arch])
+            .output()
+            .unwrap();
+        assert_exit(&output, 0);
+        text(&output.stdout)
+    };
+    let arm64 = listed("arm64");
+    assert!(arm64.lines().any(|l| l.starts_with(name)), "{arm64}");
+    assert!(!arm64.contains(" amd64 "), "{arm64}");
+    assert!(!listed("amd64").contains(name));
 }
 
 #[test]
