@@ -211,10 +211,19 @@ pub(crate) fn newest(entries: &[CacheEntry], arch: Arch) -> Option<&CacheEntry> 
 
 /// The cached kernel `wanted` names: a directory name, a release, or a release prefix such as
 /// `6.1` (the newest release under it wins; `6.1` does not match `6.10`).
-pub(crate) fn lookup<'a>(entries: &'a [CacheEntry], wanted: &str) -> Option<&'a CacheEntry> {
+/// Among releases that match, a kernel of `arch` wins over a newer one of another
+/// (`-k 6.1` stays an x86 kernel when an arm64 6.1 build is cached too).
+pub(crate) fn lookup<'a>(
+    entries: &'a [CacheEntry],
+    wanted: &str,
+    arch: Arch,
+) -> Option<&'a CacheEntry> {
     let newest_of = |matching: Vec<&'a CacheEntry>| {
         matching.into_iter().max_by(|a, b| {
-            version::compare(&a.release, &b.release).then(a.modified.cmp(&b.modified))
+            (a.arch == Some(arch))
+                .cmp(&(b.arch == Some(arch)))
+                .then(version::compare(&a.release, &b.release))
+                .then(a.modified.cmp(&b.modified))
         })
     };
     if wanted.is_empty() {
@@ -247,7 +256,7 @@ mod tests {
         host.cache_kernel("c", "6.10.1", false);
         host.cache_kernel("d", "6.2.0", false);
         let entries = entries(&host.path("cache")).unwrap();
-        let pick = |wanted| lookup(&entries, wanted).map(|e| e.release.as_str());
+        let pick = |wanted| lookup(&entries, wanted, Arch::X86_64).map(|e| e.release.as_str());
         assert_eq!(pick("6.1"), Some("6.1.10"));
         assert_eq!(pick("6"), Some("6.10.1"));
         assert_eq!(pick("6.1.9"), Some("6.1.9"));
@@ -372,14 +381,14 @@ mod tests {
             newest(&entries, Arch::X86_64).unwrap().name,
             "6.1.0-56-amd64"
         );
-        let entry = lookup(&entries, name).unwrap();
+        let entry = lookup(&entries, name, Arch::X86_64).unwrap();
         assert_eq!(entry.release, "15.1-RELEASE-p1");
         assert_eq!(entry.label(), format!("{name} (15.1-RELEASE-p1)"));
         let kernel = entry.kernel(Origin::Explicit).unwrap();
         assert_eq!(kernel.format, ImageFormat::FreeBsd);
         assert!(kernel.image.ends_with(FREEBSD_KERNEL));
         assert_eq!((kernel.modules, kernel.config), (None, None));
-        assert_eq!(lookup(&entries, "15.1").unwrap().name, name);
+        assert_eq!(lookup(&entries, "15.1", Arch::X86_64).unwrap().name, name);
     }
 
     #[test]
@@ -402,7 +411,15 @@ mod tests {
             newest(&entries, Arch::Aarch64).unwrap().name,
             "6.1.0-57-arm64"
         );
-        let arm64 = lookup(&entries, "6.1.0-57-arm64").unwrap();
+        let arm64 = lookup(&entries, "6.1.0-57-arm64", Arch::X86_64).unwrap();
+        assert_eq!(
+            lookup(&entries, "6.1", Arch::X86_64).unwrap().name,
+            "6.1.0-56-amd64"
+        );
+        assert_eq!(
+            lookup(&entries, "6.1", Arch::Aarch64).unwrap().name,
+            "6.1.0-57-arm64"
+        );
         assert_eq!(
             arm64.kernel(Origin::Cache).unwrap().format,
             ImageFormat::Arm64Image

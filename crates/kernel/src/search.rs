@@ -143,7 +143,7 @@ fn cached(wanted: &Path, search: &Search, origin: Origin) -> Result<Kernel, Kern
     let name = wanted.to_string_lossy();
     // A name never has a slash; anything with one was meant as a path.
     let found = (!name.contains('/'))
-        .then(|| cache::lookup(&entries, &name))
+        .then(|| cache::lookup(&entries, &name, search.arch))
         .flatten();
     match found {
         Some(entry) => entry.kernel(origin),
