@@ -4,7 +4,8 @@
 //! breaking proc-macros, so it gets its own cargo invocation and target directory.
 //!
 //! The inits of the other architectures (arm64 guests on an x86-64 host) are built as well when
-//! their cross toolchain is installed: a rustc with the target's std and `<arch>-linux-gnu-gcc`
+//! their cross toolchain is installed: a rustc with the target's std, or with std's sources to
+//! build one (`-Zbuild-std`, for targets Debian ships no std for), and `<arch>-linux-gnu-gcc`
 //! to link. Without one that init is left out and `init_for` says what to install.
 //! `VMLANE_GUEST_ARCHES` (`arm64`, `none`, ...) names the foreign ones to build instead; then a
 //! missing toolchain fails the build.
@@ -160,6 +161,8 @@ impl Wanted {
 struct Toolchain {
     rustc: PathBuf,
     linker: PathBuf,
+    /// The rustc has no std for the target but std's sources, so the build compiles std too.
+    build_std: bool,
     /// The files whose change or removal means the toolchain must be looked for again.
     watch: Vec<PathBuf>,
 }
@@ -172,7 +175,7 @@ struct Missing {
 
 impl Toolchain {
     /// Looks for a linker on PATH, then for a rustc with the target's std: cargo's own rustc
-    /// first, then Debian's.
+    /// first, then Debian's; failing both, for one with std's sources.
     fn find(arch: Arch) -> Result<Toolchain, Missing> {
         let target = arch.rust_target();
         let gcc = format!("{}-linux-gnu-gcc", arch.uname());
@@ -193,13 +196,18 @@ impl Toolchain {
             candidates.push(PathBuf::from(DEBIAN_RUSTC));
         }
         let mut watch = Vec::new();
+        let mut sources = None;
         for rustc in &candidates {
+            if sources.is_none() {
+                sources = std_sources(rustc).map(|dir| (rustc.clone(), dir));
+            }
             match std_of(rustc, target) {
                 Probe::Std(libstd) => {
                     return Ok(Toolchain {
                         rustc: rustc.clone(),
                         watch: vec![linker.clone(), libstd],
                         linker,
+                        build_std: false,
                     })
                 }
                 // A std would be added under `lib/rustlib`, changing that directory.
@@ -213,11 +221,19 @@ impl Toolchain {
                 }
             }
         }
+        if let Some((rustc, library)) = sources {
+            return Ok(Toolchain {
+                rustc,
+                watch: vec![linker.clone(), library],
+                linker,
+                build_std: true,
+            });
+        }
         let names: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
         Err(Missing {
             what: format!(
-                "none of {} has a std for {target} (`rustup target add {target}`, or Debian's \
-                 rustc-web with libstd-rust-web-dev:{})",
+                "none of {} has a std for {target} or std's sources (`rustup target add \
+                 {target}`, or Debian's rustc-web with libstd-rust-web-dev:{} or rust-web-src)",
                 names.join(", "),
                 arch.debian()
             ),
@@ -235,6 +251,12 @@ impl Toolchain {
         command
             .env("RUSTC", &self.rustc)
             .env(linker_var, &self.linker);
+        if self.build_std {
+            // build-std is unstable; the bootstrap switch lets a stable cargo use it.
+            command
+                .arg("-Zbuild-std=std,panic_abort")
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
         command
     }
 }
@@ -269,6 +291,21 @@ fn std_of(rustc: &Path, target: &str) -> Probe {
         Some(libstd) => Probe::Std(libstd),
         None => Probe::NoStd(libdir),
     }
+}
+
+/// The std sources in `rustc`'s sysroot (rustup's `rust-src`, Debian's `rust-web-src`), from
+/// which `-Zbuild-std` builds a std for any target.
+fn std_sources(rustc: &Path) -> Option<PathBuf> {
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    let library = sysroot.join("lib/rustlib/src/rust/library");
+    library.join("std/Cargo.toml").is_file().then_some(library)
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {

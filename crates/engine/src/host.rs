@@ -128,10 +128,13 @@ pub(crate) mod fake {
                 path: "/usr/bin/qemu-system-x86_64".into(),
                 version: Some("QEMU emulator version 7.2.19".into()),
             }),
-            foreign_qemu: [(
-                Arch::Aarch64,
-                Ok(PathBuf::from("/usr/bin/qemu-system-aarch64")),
-            )]
+            foreign_qemu: [
+                (
+                    Arch::Aarch64,
+                    Ok(PathBuf::from("/usr/bin/qemu-system-aarch64")),
+                ),
+                (Arch::S390x, Ok(PathBuf::from("/usr/bin/qemu-system-s390x"))),
+            ]
             .into(),
             virtiofsd: Some("/usr/lib/qemu/virtiofsd".into()),
             bhyve: Err(Missing {

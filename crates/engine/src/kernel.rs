@@ -120,9 +120,10 @@ pub fn find(request: &Request) -> Result<GuestKernel, KernelError> {
     let kernel = find_kernel(&search)?;
     let traits = match kernel.format {
         ImageFormat::FreeBsd => KernelTraits::FreeBsd(freebsd(&kernel)?),
-        ImageFormat::BzImage | ImageFormat::Elf { .. } | ImageFormat::Arm64Image => {
-            KernelTraits::Linux(linux(&kernel, request.gdb.is_some())?)
-        }
+        ImageFormat::BzImage
+        | ImageFormat::Elf { .. }
+        | ImageFormat::Arm64Image
+        | ImageFormat::S390Image => KernelTraits::Linux(linux(&kernel, request.gdb.is_some())?),
     };
     let debug_info = debug_info_file(&kernel);
     Ok(GuestKernel {

@@ -22,9 +22,10 @@ pub fn symbols_file(kernel: &Kernel) -> Option<PathBuf> {
 pub fn debug_info_file(kernel: &Kernel) -> Option<PathBuf> {
     let found = match kernel.format {
         ImageFormat::FreeBsd => freebsd_candidates(kernel, Path::new("/")),
-        ImageFormat::BzImage | ImageFormat::Elf { .. } | ImageFormat::Arm64Image => {
-            candidates(kernel, Path::new("/"))
-        }
+        ImageFormat::BzImage
+        | ImageFormat::Elf { .. }
+        | ImageFormat::Arm64Image
+        | ImageFormat::S390Image => candidates(kernel, Path::new("/")),
     };
     found
         .into_iter()

@@ -50,7 +50,8 @@ pub enum PayloadError {
     #[error(
         "this vmlane was built without the {arch} guest init: install gcc-{gcc}-linux-gnu, \
          libc6-dev-{arch}-cross and a Rust std for {target} (`rustup target add {target}`, or \
-         Debian's rustc-web with libstd-rust-web-dev:{arch}), then rebuild vmlane; \
+         Debian's rustc-web with libstd-rust-web-dev:{arch} or rust-web-src to build one), then \
+         rebuild vmlane; \
          `scripts/setup --arch {arch}` does all of it",
         gcc = .arch.uname().replace('_', "-"),
         target = .arch.rust_target()

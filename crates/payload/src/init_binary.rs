@@ -30,19 +30,29 @@ mod tests {
     use super::*;
     use object::elf;
 
-    /// Checks that `init` is a static little-endian ELF64 executable for `arch`. Read by hand:
-    /// embedded bytes are not aligned as `object`'s header types need.
+    /// Checks that `init` is a static ELF64 executable for `arch`, in its byte order. Read by
+    /// hand: embedded bytes are not aligned as `object`'s header types need.
     fn assert_static_elf_for(init: &[u8], arch: Arch) {
-        let u16_at = |at: usize| u16::from_le_bytes(init[at..at + 2].try_into().unwrap());
-        let u32_at = |at: usize| u32::from_le_bytes(init[at..at + 4].try_into().unwrap());
-        let u64_at = |at: usize| u64::from_le_bytes(init[at..at + 8].try_into().unwrap());
+        let (machine, order) = match arch {
+            Arch::X86_64 => (elf::EM_X86_64, elf::ELFDATA2LSB),
+            Arch::Aarch64 => (elf::EM_AARCH64, elf::ELFDATA2LSB),
+            Arch::S390x => (elf::EM_S390, elf::ELFDATA2MSB),
+        };
+        let big = order == elf::ELFDATA2MSB;
+        let at = |at: usize, len: usize| {
+            let mut bytes = init[at..at + len].to_vec();
+            if big {
+                bytes.reverse();
+            }
+            bytes.resize(8, 0);
+            u64::from_le_bytes(bytes.try_into().unwrap())
+        };
+        let u16_at = |offset| at(offset, 2) as u16;
+        let u32_at = |offset| at(offset, 4) as u32;
+        let u64_at = |offset| at(offset, 8);
         assert_eq!(init[..4], elf::ELFMAG, "{arch}: an ELF file");
         assert_eq!(init[4], elf::ELFCLASS64, "{arch}: 64-bit");
-        assert_eq!(init[5], elf::ELFDATA2LSB, "{arch}: little-endian");
-        let machine = match arch {
-            Arch::X86_64 => elf::EM_X86_64,
-            Arch::Aarch64 => elf::EM_AARCH64,
-        };
+        assert_eq!(init[5], order, "{arch}: its byte order");
         assert_eq!(u16_at(18), machine, "{arch}: e_machine");
         let (phoff, phentsize, phnum) = (u64_at(32) as usize, u16_at(54), u16_at(56));
         assert_eq!(phentsize, 56, "{arch}: ELF64 program headers");
@@ -99,8 +109,8 @@ mod tests {
             "this vmlane was built without the arm64 guest init: install gcc-aarch64-linux-gnu, \
              libc6-dev-arm64-cross and a Rust std for aarch64-unknown-linux-gnu (`rustup target \
              add aarch64-unknown-linux-gnu`, or Debian's rustc-web with \
-             libstd-rust-web-dev:arm64), then rebuild vmlane; `scripts/setup --arch arm64` does \
-             all of it"
+             libstd-rust-web-dev:arm64 or rust-web-src to build one), then rebuild vmlane; \
+             `scripts/setup --arch arm64` does all of it"
         );
     }
 

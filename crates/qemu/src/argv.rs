@@ -62,6 +62,12 @@ pub const ARM_VIRT_KERNEL_ARGS: &[(&str, &str)] = &[(
     "kernel messages go to the PL011 serial port vmlane logs",
 )];
 
+/// Kernel arguments on s390x's `s390-ccw-virtio`.
+pub const S390_CCW_KERNEL_ARGS: &[(&str, &str)] = &[(
+    "console=ttysclp0",
+    "kernel messages go to the SCLP console QEMU connects vmlane's log to",
+)];
+
 /// Kernel arguments for x86 under TCG only: work that is cheap on hardware and slow under
 /// emulation.
 pub const TCG_KERNEL_ARGS: &[(&str, &str)] = &[
@@ -97,6 +103,7 @@ pub fn kernel_cmdline(
         MachineKind::Q35 => X86_KERNEL_ARGS,
         MachineKind::Microvm => &[X86_KERNEL_ARGS, MICROVM_KERNEL_ARGS].concat(),
         MachineKind::ArmVirt => ARM_VIRT_KERNEL_ARGS,
+        MachineKind::S390Ccw => S390_CCW_KERNEL_ARGS,
     };
     let tcg = if accel == AccelChoice::Tcg && x86 {
         TCG_KERNEL_ARGS
@@ -1007,6 +1014,37 @@ mod tests {
             assert!(!cmdline.contains(x86), "{x86} in {cmdline}");
         }
         assert!(cmdline.ends_with(" loglevel=8"));
+    }
+
+    #[test]
+    fn s390_ccw_puts_every_device_on_channel_io_and_its_console_on_sclp() {
+        let m = machine(Some(ShareTransport::NineP));
+        let args = qemu_args(&m, MachineKind::S390Ccw, AccelChoice::Tcg);
+        assert_eq!(
+            value_after(&args, "-machine"),
+            ["s390-ccw-virtio,accel=tcg"]
+        );
+        let devices: Vec<String> = value_after(&args, "-device")
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        for ccw in ["virtio-serial-ccw,", "virtio-9p-ccw,"] {
+            assert!(devices.iter().any(|d| d.starts_with(ccw)), "{devices:?}");
+        }
+        assert!(
+            !devices.iter().any(|d| d.contains("-device,")),
+            "{devices:?}"
+        );
+        // QEMU connects the first serial chardev to the SCLP console.
+        assert_eq!(value_after(&args, "-serial"), ["chardev:console"]);
+        let cmdline = kernel_cmdline(MachineKind::S390Ccw, AccelChoice::Tcg, Some(2_445_404), &[]);
+        assert!(
+            cmdline.starts_with("console=ttysclp0 panic=-1 "),
+            "{cmdline}"
+        );
+        for x86 in ["ttyS0", "tsc", "noapictimer", "reboot=t", "pci=off"] {
+            assert!(!cmdline.contains(x86), "{x86} in {cmdline}");
+        }
     }
 
     #[test]

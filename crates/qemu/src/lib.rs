@@ -72,6 +72,10 @@ pub fn qemu_program(arch: vmlane_spec::Arch) -> (&'static str, &'static str) {
             "qemu-system-aarch64",
             "install it with `apt-get install qemu-system-arm` (or run scripts/setup --arch arm64)",
         ),
+        vmlane_spec::Arch::S390x => (
+            "qemu-system-s390x",
+            "install it with `apt-get install qemu-system-misc` (or run scripts/setup --arch s390x)",
+        ),
     }
 }
 

@@ -14,6 +14,9 @@ pub enum MachineKind {
     /// arm64's `virt` with a GICv3, devices on its virtio-mmio transports (found from the
     /// device tree, so any arm64 kernel with virtio-mmio sees them), powered off by PSCI.
     ArmVirt,
+    /// s390x's `s390-ccw-virtio`: devices on virtio-ccw (channel I/O, which every s390x guest
+    /// kernel has built in), the SCLP console, powered off through SCLP.
+    S390Ccw,
 }
 
 impl MachineKind {
@@ -24,6 +27,7 @@ impl MachineKind {
             // The PIT, PIC and RTC let the kernel calibrate its clocks under TCG.
             MachineKind::Microvm => "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=on",
             MachineKind::ArmVirt => "virt,gic-version=3",
+            MachineKind::S390Ccw => "s390-ccw-virtio",
         }
     }
 
@@ -32,14 +36,17 @@ impl MachineKind {
         match self {
             MachineKind::Q35 => "pci",
             MachineKind::Microvm | MachineKind::ArmVirt => "device",
+            MachineKind::S390Ccw => "ccw",
         }
     }
 
-    /// The guest driver for that transport.
-    pub fn transport_module(self) -> &'static str {
+    /// The guest driver for that transport, when a kernel may have it as a module: s390x
+    /// kernels build virtio-ccw in whenever they can run as a guest (`S390_GUEST`).
+    pub fn transport_module(self) -> Option<&'static str> {
         match self {
-            MachineKind::Q35 => "virtio_pci",
-            MachineKind::Microvm | MachineKind::ArmVirt => "virtio_mmio",
+            MachineKind::Q35 => Some("virtio_pci"),
+            MachineKind::Microvm | MachineKind::ArmVirt => Some("virtio_mmio"),
+            MachineKind::S390Ccw => None,
         }
     }
 
@@ -48,6 +55,7 @@ impl MachineKind {
         match self {
             MachineKind::Q35 | MachineKind::Microvm => Arch::X86_64,
             MachineKind::ArmVirt => Arch::Aarch64,
+            MachineKind::S390Ccw => Arch::S390x,
         }
     }
 }

@@ -10,11 +10,13 @@ pub enum Arch {
     X86_64,
     /// 64-bit Arm (`arm64` to Debian and the kernel's `ARCH=`).
     Aarch64,
+    /// IBM Z (`s390x` to Debian, `s390` to the kernel's `ARCH=`): the big-endian guest.
+    S390x,
 }
 
 impl Arch {
     /// Every architecture, in the order help texts list them.
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
+    pub const ALL: [Arch; 3] = [Arch::X86_64, Arch::Aarch64, Arch::S390x];
 
     /// The architecture vmlane itself was built for: the default guest's.
     pub const fn host() -> Arch {
@@ -30,6 +32,7 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
+            Arch::S390x => "s390x",
         }
     }
 
@@ -38,6 +41,7 @@ impl Arch {
         match self {
             Arch::X86_64 => "amd64",
             Arch::Aarch64 => "arm64",
+            Arch::S390x => "s390x",
         }
     }
 
@@ -46,7 +50,13 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64-unknown-linux-gnu",
             Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+            Arch::S390x => "s390x-unknown-linux-gnu",
         }
+    }
+
+    /// Whether the architecture stores integers most significant byte first.
+    pub const fn big_endian(self) -> bool {
+        matches!(self, Arch::S390x)
     }
 }
 
@@ -82,6 +92,7 @@ impl FromStr for Arch {
         match name {
             "x86_64" | "x86-64" | "amd64" | "x86" => Ok(Arch::X86_64),
             "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            "s390x" | "s390" => Ok(Arch::S390x),
             other => Err(UnknownArch(other.to_string())),
         }
     }
@@ -106,7 +117,7 @@ mod tests {
         let error = "sparc64".parse::<Arch>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "unknown architecture `sparc64`: vmlane boots amd64, arm64"
+            "unknown architecture `sparc64`: vmlane boots amd64, arm64, s390x"
         );
     }
 

@@ -32,11 +32,13 @@ pub enum PlanError {
     },
     /// A machine type of one architecture asked for a guest of another.
     #[error(
-        "--machine {machine} is an x86 machine; {arch} guests run on QEMU's virt (drop --machine)"
+        "--machine {machine} is an x86 machine; {arch} guests run on QEMU's {own} (drop --machine)"
     )]
     MachineOfOtherArch {
         /// The machine asked for.
         machine: &'static str,
+        /// The machine guests of that architecture run on.
+        own: &'static str,
         /// The guest's architecture.
         arch: Arch,
     },
@@ -188,4 +190,7 @@ pub enum VirtioFsProblem {
     /// Measured: the guest's first request on a vhost-user-fs-device never completes.
     #[error("vhost-user devices on QEMU's microvm do not work under TCG (use --machine q35)")]
     MicrovmUnderTcg,
+    /// FUSE messages travel in the guest's byte order, and virtiofsd reads them in the host's.
+    #[error("virtiofsd speaks FUSE in the host's byte order, and this {0} guest is big-endian (use --share 9p)")]
+    OtherByteOrder(Arch),
 }

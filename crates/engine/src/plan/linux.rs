@@ -67,7 +67,8 @@ pub(super) fn plan(
     let arch = kernel.format.arch();
     let machine = match arch {
         Arch::X86_64 => choose_machine(request.machine, !request.numa.is_empty(), &traits)?,
-        Arch::Aarch64 => arm_machine(request)?,
+        Arch::Aarch64 => only_machine(MachineKind::ArmVirt, request)?,
+        Arch::S390x => only_machine(MachineKind::S390Ccw, request)?,
     };
     let backend = qemu_for(host, arch)?;
     let virtiofsd = host.virtiofsd.is_some();
@@ -158,22 +159,25 @@ fn choose_machine(
     })
 }
 
-/// arm64 guests run on `virt`, whose virtio-mmio devices every arm64 kernel finds in the
-/// device tree; NUMA is not set up there yet.
-fn arm_machine(request: &Request) -> Result<MachineKind, PlanError> {
-    let arch = Arch::Aarch64;
+/// Guests of other architectures have one machine each: arm64 runs on `virt`, whose
+/// virtio-mmio devices every arm64 kernel finds in the device tree, s390x on
+/// `s390-ccw-virtio`, whose channel I/O every s390x kernel has built in. NUMA is not set up
+/// there yet.
+fn only_machine(kind: MachineKind, request: &Request) -> Result<MachineKind, PlanError> {
+    let arch = kind.arch();
     let x86_machine = match request.machine {
         MachineChoice::Auto => None,
         MachineChoice::Microvm => Some("microvm"),
         MachineChoice::Q35 => Some("q35"),
     };
     if let Some(machine) = x86_machine {
-        return Err(PlanError::MachineOfOtherArch { machine, arch });
+        let own = kind.qemu_machine().split(',').next().unwrap_or_default();
+        return Err(PlanError::MachineOfOtherArch { machine, own, arch });
     }
     if !request.numa.is_empty() {
         return Err(PlanError::NumaNotOnArch(arch));
     }
-    Ok(MachineKind::ArmVirt)
+    Ok(kind)
 }
 
 /// The share transport the kernel can mount: 9p needs no helper process, virtio-fs needs a
@@ -194,6 +198,8 @@ fn choose_share(
     let virtiofs = traits.has("virtiofs");
     let problem = if !virtiofsd {
         Some(VirtioFsProblem::NoVirtiofsd)
+    } else if machine.arch().big_endian() {
+        Some(VirtioFsProblem::OtherByteOrder(machine.arch()))
     } else if machine == MachineKind::Microvm && accel == AccelChoice::Tcg {
         Some(VirtioFsProblem::MicrovmUnderTcg)
     } else {
@@ -282,7 +288,7 @@ fn guest_modules(
     network: &Network,
     extra: &[String],
 ) -> Vec<String> {
-    let mut modules = vec![machine.transport_module()];
+    let mut modules: Vec<&str> = machine.transport_module().into_iter().collect();
     modules.extend_from_slice(GUEST_MODULES_BASE);
     if disks {
         modules.push("virtio_blk");
@@ -484,6 +490,51 @@ mod tests {
         };
         assert_eq!(guest.share, ShareTransport::NineP);
         assert!(guest.modules.iter().any(|m| m == "virtio_mmio"));
+    }
+
+    fn s390x_kernel() -> crate::kernel::GuestKernel {
+        let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
+        kernel.kernel.format = vmlane_kernel::ImageFormat::S390Image;
+        kernel
+    }
+
+    #[test]
+    fn an_s390x_guest_runs_on_s390_ccw_virtio_with_its_console_and_no_transport_module() {
+        let plan = planned(&request(), s390x_kernel(), HostKvm::Pvm);
+        assert_eq!(plan.vm.machine, MachineKind::S390Ccw);
+        let super::super::BackendPlan::Qemu { program, .. } = &plan.vm.backend else {
+            panic!("{:?}", plan.vm.backend);
+        };
+        assert!(program.ends_with("qemu-system-s390x"), "{program:?}");
+        assert!(plan.vm.cmdline.starts_with("console=ttysclp0 "));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        // virtio-ccw is built into every s390x kernel that can be a guest.
+        assert!(!guest.modules.iter().any(|m| m.starts_with("virtio_ccw")));
+        assert!(guest.modules.iter().any(|m| m == "virtio_console"));
+        // Cold runs too share over 9p: virtiofsd cannot serve a big-endian guest.
+        let mut cold = request();
+        cold.cold = true;
+        let plan = planned(&cold, s390x_kernel(), HostKvm::Pvm);
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(guest.share, ShareTransport::NineP);
+        cold.linux.share = ShareKind::VirtioFs;
+        let message = super::super::plan(&cold, s390x_kernel(), &fake::host(HostKvm::Pvm), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("big-endian (use --share 9p)"), "{message}");
+        let mut q35 = request();
+        q35.machine = MachineChoice::Q35;
+        let message = super::super::plan(&q35, s390x_kernel(), &fake::host(HostKvm::Pvm), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("s390x guests run on QEMU's s390-ccw-virtio"),
+            "{message}"
+        );
     }
 
     #[test]

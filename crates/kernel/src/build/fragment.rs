@@ -39,6 +39,8 @@ enum Scope {
     All,
     /// One architecture's machine.
     Only(Arch),
+    /// The machines of several architectures.
+    Among(&'static [Arch]),
 }
 
 impl Scope {
@@ -46,17 +48,21 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Only(only) => only == arch,
+            Scope::Among(archs) => archs.contains(&arch),
         }
     }
 }
 
-use Scope::{All, Only};
+use Scope::{All, Among, Only};
 const X86: Scope = Only(Arch::X86_64);
 const ARM64: Scope = Only(Arch::Aarch64);
+const S390X: Scope = Only(Arch::S390x);
+/// The machines with virtio-mmio transports (s390x has channel I/O, and no MMIO at all).
+const MMIO: Scope = Among(&[Arch::X86_64, Arch::Aarch64]);
 
 /// Options vmlane turns on, grouped by what needs them. An x86 build's settings, in this
 /// order, are part of the cache key of every x86 kernel built so far: the x86 groups keep
-/// their order, and arm64-only groups come last.
+/// their order, and groups of other architectures only come last.
 #[rustfmt::skip]
 const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     ("a 64-bit SMP guest with kernel messages on a tty", All, &[
@@ -72,7 +78,7 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     ("q35's pci bus", X86, &["PCI"]),
     ("virtio", All, &["VIRTIO_MENU", "VIRTIO"]),
     ("virtio on q35's pci", X86, &["VIRTIO_PCI"]),
-    ("virtio on mmio (microvm's and arm64 virt's transport)", All, &["VIRTIO_MMIO"]),
+    ("virtio on mmio (microvm's and arm64 virt's transport)", MMIO, &["VIRTIO_MMIO"]),
     ("microvm's virtio-mmio devices, which only the command line describes", X86, &[
         "VIRTIO_MMIO_CMDLINE_DEVICES",
     ]),
@@ -99,6 +105,10 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
       CPUs and power off", ARM64, &["OF", "ARM_GIC_V3", "ARM_ARCH_TIMER", "ARM_PSCI_FW"]),
     ("virt's PL011 serial port as the console (ttyAMA0)", ARM64, &[
         "SERIAL_AMBA_PL011", "SERIAL_AMBA_PL011_CONSOLE",
+    ]),
+    ("virtio over s390's channel I/O (s390-ccw-virtio's transport)", S390X, &["S390_GUEST"]),
+    ("the SCLP VT220 console QEMU connects the serial chardev to (ttysclp0)", S390X, &[
+        "SCLP_TTY", "SCLP_VT220_TTY", "SCLP_VT220_CONSOLE",
     ]),
 ];
 
@@ -254,6 +264,22 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), arm.len());
+    }
+
+    #[test]
+    fn the_s390x_fragment_has_channel_io_and_the_sclp_console_but_no_mmio() {
+        for wanted in [
+            "S390_GUEST",
+            "SCLP_VT220_CONSOLE",
+            "VIRTIO_CONSOLE",
+            "9P_FS",
+        ] {
+            assert!(has(Arch::S390x, wanted), "{wanted}");
+        }
+        // Kconfig would drop it (s390 has no MMIO), and the check after configuring fail.
+        assert!(!has(Arch::S390x, "VIRTIO_MMIO"));
+        assert!(has(Arch::Aarch64, "VIRTIO_MMIO") && has(Arch::X86_64, "VIRTIO_MMIO"));
+        assert!(!has(Arch::X86_64, "S390_GUEST") && !has(Arch::Aarch64, "S390_GUEST"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub fn kernel_arch(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "x86",
         Arch::Aarch64 => "arm64",
+        Arch::S390x => "s390",
     }
 }
 
@@ -19,6 +20,8 @@ pub fn image_target(arch: Arch) -> &'static str {
         // Uncompressed: QEMU's `virt` boots it directly, and it holds the banner vmlane
         // reads the release from.
         Arch::Aarch64 => "Image",
+        // QEMU's s390-ccw-virtio loads it at its IPL entry, as it loads Debian's vmlinuz.
+        Arch::S390x => "bzImage",
     }
 }
 
@@ -32,6 +35,7 @@ pub fn cross_prefix(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "x86_64-linux-gnu-",
         Arch::Aarch64 => "aarch64-linux-gnu-",
+        Arch::S390x => "s390x-linux-gnu-",
     }
 }
 
@@ -40,6 +44,7 @@ pub fn cross_package(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "gcc-x86-64-linux-gnu",
         Arch::Aarch64 => "gcc-aarch64-linux-gnu",
+        Arch::S390x => "gcc-s390x-linux-gnu",
     }
 }
 
@@ -51,6 +56,7 @@ pub fn release_suffix(arch: Arch) -> &'static str {
     match arch {
         Arch::X86_64 => "",
         Arch::Aarch64 => "-arm64",
+        Arch::S390x => "-s390x",
     }
 }
 

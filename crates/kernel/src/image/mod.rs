@@ -6,6 +6,7 @@ mod arm64;
 mod bzimage;
 mod elf;
 mod freebsd;
+mod s390;
 mod unknown;
 
 pub(crate) use elf::{has_debug_info, has_pvh_note, has_symbol_table};
@@ -33,6 +34,8 @@ pub enum ImageFormat {
     FreeBsd,
     /// An arm64 boot `Image`, as `make ARCH=arm64` and Debian's arm64 packages leave it.
     Arm64Image,
+    /// An s390x boot image (`arch/s390/boot/bzImage`, Debian's s390x vmlinuz).
+    S390Image,
 }
 
 impl ImageFormat {
@@ -41,6 +44,7 @@ impl ImageFormat {
         match self {
             ImageFormat::BzImage | ImageFormat::Elf { .. } | ImageFormat::FreeBsd => Arch::X86_64,
             ImageFormat::Arm64Image => Arch::Aarch64,
+            ImageFormat::S390Image => Arch::S390x,
         }
     }
 }
@@ -76,6 +80,10 @@ pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelErro
             let release = elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
                 .map_err(unreadable)?;
             Ok((ImageFormat::Arm64Image, release))
+        }
+        ImageFormat::S390Image => {
+            let release = s390::release(&file, len).map_err(unreadable)?;
+            Ok((ImageFormat::S390Image, release))
         }
         format @ ImageFormat::Elf { .. } => match elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
             .map_err(unreadable)?
@@ -140,6 +148,11 @@ fn classify(path: &Path, head: &[u8], file: &File, len: u64) -> Result<ImageForm
             KernelError::not_a_kernel(path, &format!("an ELF file with broken headers ({e})"))
         })?;
         return Ok(ImageFormat::Elf { pvh });
+    }
+    // Its compressed payload has no length in the header: a truncated copy fails in its
+    // decompressor, on the console.
+    if s390::is_image(file) {
+        return Ok(ImageFormat::S390Image);
     }
     if arch::of_boot_image(head) == Some(Arch::Aarch64.uname()) {
         if let Some(wanted) = arm64::described_len(head).filter(|&wanted| wanted > len) {
@@ -376,8 +389,8 @@ mod tests {
         for kernel in kernels {
             let mut head = vec![0u8; 1 << 20];
             File::open(&kernel).unwrap().read_exact(&mut head).unwrap();
-            if arch::of_elf(&head) == Some("aarch64") {
-                // An arm64 build's vmlinux, kept for its symbols; the Image beside it boots.
+            if arch::of_elf(&head).is_some() {
+                // A foreign build's vmlinux, kept for its symbols; the image beside it boots.
                 continue;
             }
             identify(&kernel).unwrap_or_else(|e| panic!("{}: {e}", kernel.display()));
@@ -386,6 +399,15 @@ mod tests {
                 // An arm64 Image without the EFI stub (vmlane's own builds) says nothing of
                 // its length: a cut copy is found only when it boots.
                 println!("{}: no length in its header", kernel.display());
+                continue;
+            }
+            let file = File::open(&kernel).unwrap();
+            if s390::is_image(&file) {
+                // Nor does an s390x image: its decompressor finds a cut copy, on the console.
+                println!(
+                    "{}: an s390x image, no length in its header",
+                    kernel.display()
+                );
                 continue;
             }
             let (_dir, cut) = write_file(&format!("first-mib-of-{name}"), &head);
