@@ -44,11 +44,12 @@ pub fn kernels() -> Vec<TestKernel> {
         })
         .unwrap_or_default();
     // vmlane's x86 Linux builds: FreeBSD kernels in the cache have the marker but no vmlinuz,
-    // and arm64 builds say so in it.
+    // and builds for other architectures name theirs in it.
     let built_by_vmlane = |name: &str| {
         let entry = dir.join(name);
         let marker = std::fs::read_to_string(entry.join("vmlane-build")).unwrap_or_default();
-        if marker.lines().any(|line| line == "arch=arm64") {
+        let foreign = |line: &str| line.starts_with("arch=") && line != "arch=amd64";
+        if marker.lines().any(foreign) {
             return false;
         }
         let has_vmlinuz = std::fs::read_dir(entry.join("boot")).is_ok_and(|files| {
