@@ -394,7 +394,9 @@ fn full_screen_programs_work() {
     let sandbox = Sandbox::new();
     let mut shell = Shell::start(&sandbox, &kernel, 24, 80);
     shell.expect(PROMPT);
-    shell.send("vi /tmp/note\r");
+    // The guest sees the host's /tmp: a name no host file has, so vi starts a new file.
+    let note = format!("/tmp/vmlane-vi-note-{}", std::process::id());
+    shell.send(&format!("vi {note}\r"));
     shell.expect("[New");
     shell.send("ihello from vi");
     std::thread::sleep(Duration::from_millis(300));
@@ -402,7 +404,7 @@ fn full_screen_programs_work() {
     std::thread::sleep(Duration::from_millis(300));
     shell.send(":wq\r");
     shell.expect(PROMPT);
-    shell.send("tr a-z A-Z < /tmp/note\r");
+    shell.send(&format!("tr a-z A-Z < {note}\r"));
     shell.expect("\r\nHELLO FROM VI\r\n");
     shell.expect(PROMPT);
     shell.send("top\r");
