@@ -196,11 +196,7 @@ impl Toolchain {
             candidates.push(PathBuf::from(DEBIAN_RUSTC));
         }
         let mut watch = Vec::new();
-        let mut sources = None;
         for rustc in &candidates {
-            if sources.is_none() {
-                sources = std_sources(rustc).map(|dir| (rustc.clone(), dir));
-            }
             match std_of(rustc, target) {
                 Probe::Std(libstd) => {
                     return Ok(Toolchain {
@@ -221,10 +217,16 @@ impl Toolchain {
                 }
             }
         }
+        // Still watching where a std would appear: a packaged one, once installed, is taken
+        // over building one.
+        let sources = candidates
+            .iter()
+            .find_map(|rustc| std_sources(rustc).map(|library| (rustc.clone(), library)));
         if let Some((rustc, library)) = sources {
+            watch.extend([linker.clone(), library]);
             return Ok(Toolchain {
                 rustc,
-                watch: vec![linker.clone(), library],
+                watch,
                 linker,
                 build_std: true,
             });

@@ -388,7 +388,8 @@ mod tests {
         }
         for kernel in kernels {
             let mut head = vec![0u8; 1 << 20];
-            File::open(&kernel).unwrap().read_exact(&mut head).unwrap();
+            let mut file = File::open(&kernel).unwrap();
+            file.read_exact(&mut head).unwrap();
             if arch::of_elf(&head).is_some() {
                 // A foreign build's vmlinux, kept for its symbols; the image beside it boots.
                 continue;
@@ -401,7 +402,6 @@ mod tests {
                 println!("{}: no length in its header", kernel.display());
                 continue;
             }
-            let file = File::open(&kernel).unwrap();
             if s390::is_image(&file) {
                 // Nor does an s390x image: its decompressor finds a cut copy, on the console.
                 println!(
