@@ -9,6 +9,7 @@ mod marked;
 mod rundir;
 mod session;
 mod signals;
+mod turn;
 
 pub use console::ConsoleLog;
 pub use machine::{
@@ -18,5 +19,6 @@ pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::{sweep_abandoned, RunDir};
 pub use session::{run_session, GuestChannel, Session, SessionError, Snapshotting, Timings};
 pub use signals::{StopHandle, StopSignals};
+pub use turn::{Turn, TurnWait};
 
 pub use vmlane_spec::Outcome;

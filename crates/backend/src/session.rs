@@ -5,6 +5,7 @@ use crate::console::ConsoleLog;
 use crate::machine::{Backend, BackendError, Machine, RunningVm};
 use crate::marked::{ConsoleEvent, MarkedConsole};
 use crate::signals::StopSignals;
+use crate::turn::{Turn, TurnWait};
 use input::{HostInput, Received};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
@@ -81,8 +82,11 @@ pub struct Session<'a> {
     pub machine: Machine,
     /// What to run in it, and how results come back.
     pub channel: GuestChannel,
-    /// Wall-clock limit from the VM's start.
+    /// Wall-clock limit from the VM's start, or from the command's start for a run that
+    /// waits for its turn.
     pub timeout: Option<Duration>,
+    /// When the command may start; `None` starts it as soon as the guest is ready.
+    pub turn: Option<&'a Turn>,
     /// Where the command's stdout goes.
     pub stdout: &'a mut dyn Write,
     /// Where the command's stderr goes.
@@ -172,18 +176,21 @@ fn run_session_with_input(
         .as_deref()
         .map(listen)
         .transpose()?;
+    // Only a guest that asks over its port is started by a frame; any other waited for its
+    // turn before it booted.
+    let port_channel = matches!(session.channel, GuestChannel::Port(_));
+    let awaiting = session
+        .turn
+        .filter(|turn| port_channel && turn.outcome() != Some(TurnWait::Go));
     let (requests, gated, marked, debugger, framed, input) = match session.channel {
         GuestChannel::Port(mut request) => {
             let input = HostInput::start(input_fd, &mut request.input)
                 .map_err(io_err("put the terminal in raw mode"))?;
-            (
-                encode(&HostMessage::Run(request)),
-                false,
-                None,
-                false,
-                true,
-                input,
-            )
+            let mut frames = encode(&HostMessage::Run(request));
+            if awaiting.is_none() {
+                HostMessage::Start.encode_into(&mut frames);
+            }
+            (frames, false, None, false, true, input)
         }
         GuestChannel::Console {
             token,
@@ -229,7 +236,12 @@ fn run_session_with_input(
     let mut run = Run {
         vm,
         started,
-        deadline: session.timeout.map(|t| started + t),
+        deadline: session
+            .timeout
+            .filter(|_| awaiting.is_none())
+            .map(|t| started + t),
+        timeout: session.timeout,
+        awaiting,
         timings: Timings::default(),
         console_listener: Some(console_listener),
         port_listener,
@@ -318,6 +330,9 @@ struct Run<'a, 'fd> {
     vm: Box<dyn RunningVm>,
     started: Instant,
     deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    /// The turn the command waits for; the timeout counts from when it comes.
+    awaiting: Option<&'a Turn>,
     timings: Timings,
     console_listener: Option<UnixListener>,
     port_listener: Option<UnixListener>,
@@ -358,6 +373,8 @@ enum Ready {
     Console,
     Port,
     PortWritable,
+    /// The run's turn came.
+    Turn,
     VmExited,
     /// A helper of the VM (virtiofsd) exited.
     HelperExited,
@@ -432,6 +449,9 @@ impl Run<'_, '_> {
                 entries.push((s.as_fd(), PollFlags::OUT, Ready::PortWritable));
             }
         }
+        if let Some(turn) = self.awaiting {
+            entries.push((turn.fd(), PollFlags::IN, Ready::Turn));
+        }
         // SAFETY: the descriptor belongs to `self.vm`, borrowed (so neither dropped nor killed)
         // until the poll below returns.
         let exit_fd = unsafe { BorrowedFd::borrow_raw(self.vm.exit_fd()) };
@@ -447,7 +467,11 @@ impl Run<'_, '_> {
                 entries.push((fd, PollFlags::IN, Ready::Resize));
             }
             // Input waits while the request does, so it cannot pile up unbounded.
-            if input.open && self.held.is_none() && self.outgoing.len() < MAX_OUTGOING {
+            if input.open
+                && self.held.is_none()
+                && self.awaiting.is_none()
+                && self.outgoing.len() < MAX_OUTGOING
+            {
                 entries.push((input.fd(), PollFlags::IN, Ready::Input));
             }
             for fd in input.stop_fds() {
@@ -492,6 +516,7 @@ impl Run<'_, '_> {
             }
             Ready::Console => return self.read_console(),
             Ready::PortWritable => self.write_request()?,
+            Ready::Turn => return Ok(self.turn_came()),
             Ready::Port => return self.read_port(),
             Ready::Signal => {
                 if let Some(signal) = self.signals.received() {
@@ -514,6 +539,20 @@ impl Run<'_, '_> {
             }
         }
         Ok(None)
+    }
+
+    /// Starts the command, its timeout counted from now; a cancelled turn ends the run.
+    fn turn_came(&mut self) -> Option<Outcome> {
+        let outcome = self.awaiting.take()?.outcome()?;
+        match outcome {
+            TurnWait::Stop(signal) => Some(Outcome::Interrupted(signal)),
+            TurnWait::Go => {
+                self.mark("turn came");
+                self.deadline = self.timeout.map(|t| Instant::now() + t);
+                self.send(&HostMessage::Start);
+                None
+            }
+        }
     }
 
     /// Queues a frame for the guest, behind the request while that is held.

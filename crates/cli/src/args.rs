@@ -59,9 +59,14 @@ pub struct TestArgs {
     /// Run every test on this kernel, replacing the suite's kernels (repeatable).
     #[arg(short, long = "kernel", value_name = "KERNEL")]
     pub kernels: Vec<String>,
-    /// VMs at once. Default: from the CPU count and free memory.
+    /// Commands running at once. Default: from the CPU count and free memory.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
+    /// Restore no VM before a job is free. By default the next case that starts from a saved
+    /// guest is restored, and its root mounted, while the cases before it run; its command
+    /// still waits for a free job.
+    #[arg(long)]
+    pub no_ready_ahead: bool,
     /// Run only share K of N of the (test, kernel) matrix, for CI machines side by side:
     /// `count:K/N` (or `K/N`) deals every N-th case, `hash:K/N` deals by test name and kernel,
     /// so a case keeps its share when tests are added.

@@ -11,6 +11,7 @@ mod rootfs;
 mod run;
 mod shell;
 mod test;
+mod turns;
 mod vm;
 
 use clap::Parser;

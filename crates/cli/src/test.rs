@@ -3,18 +3,20 @@
 
 use crate::args::{BootArgs, ReportFormat, TestArgs};
 use crate::report::{suite_exit_code, Reporter, RESULTS_FILE};
+use crate::turns::Turns;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use vmlane::launch::launch_captured_echoing;
 use vmlane::{LaunchEvent, Request};
+use vmlane_backend::{Turn, TurnWait};
 use vmlane_report::{
-    now, tail, Attempt, CaseResult, KernelInfo, PlannedCase, RunEnd, RunInfo, Shard, ShardKind,
-    OUTPUT_TAIL_BYTES,
+    now, tail, time_of, Attempt, CaseResult, KernelInfo, PlannedCase, RunEnd, RunInfo, Shard,
+    ShardKind, OUTPUT_TAIL_BYTES,
 };
 use vmlane_spec::Arch;
 use vmlane_suite::{
@@ -113,16 +115,22 @@ pub fn test(args: TestArgs) -> Result<i32> {
     )?;
     let reporter = Mutex::new(reporter);
     let kernels = KernelInfos::default();
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
+    let turns = Turns::new(cases.len(), jobs);
     let interrupted = AtomicBool::new(false);
+    // One case more than jobs gets ready ahead, unless streamed output would interleave.
+    let ahead = usize::from(!args.verbose && !args.no_ready_ahead);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(cases.len()) {
+        for _ in 0..(jobs + ahead).min(cases.len()) {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= cases.len() || stop.load(Ordering::SeqCst) {
-                    break;
-                }
+                let (i, turn) = match turns.take() {
+                    Ok(Some(taken)) => taken,
+                    Ok(None) => break,
+                    Err(error) => {
+                        eprintln!("vmlane: cannot start a case: {error}");
+                        turns.stop();
+                        break;
+                    }
+                };
                 let case = &cases[i];
                 let runner = CaseRunner {
                     test: &suite.tests[case.test],
@@ -137,14 +145,22 @@ pub fn test(args: TestArgs) -> Result<i32> {
                     verbose: args.verbose,
                     kernels: &kernels,
                     shared_kernel: cases.iter().filter(|c| c.kernel == case.kernel).count() > 1,
+                    turn: &turn,
                 };
                 let result = runner.run();
-                if result.status == Status::Interrupted {
+                let stopped = result.status == Status::Interrupted;
+                if stopped && !turn.is_cancelled() {
                     interrupted.store(true, Ordering::SeqCst);
-                    stop.store(true, Ordering::SeqCst);
+                    turns.stop();
                 }
                 if args.fail_fast && !result.passed() {
-                    stop.store(true, Ordering::SeqCst);
+                    turns.stop();
+                }
+                // Only now: a case waiting must not get the job of one that stops the suite.
+                turns.done(&turn);
+                // Stopped while it waited for its turn: its command never ran.
+                if stopped && turn.outcome() != Some(TurnWait::Go) {
+                    continue;
                 }
                 reporter.lock().expect("reporter lock").case_ended(result);
             });
@@ -272,6 +288,8 @@ struct CaseRunner<'a> {
     kernels: &'a KernelInfos,
     /// Other cases run on the same kernel: the first saves its ready guest for them.
     shared_kernel: bool,
+    /// When this case's command may start.
+    turn: &'a Turn,
 }
 
 impl CaseRunner<'_> {
@@ -324,10 +342,15 @@ impl CaseRunner<'_> {
 
     fn attempt(&self, dir: &Path) -> CaseResult {
         let mut result = CaseResult::new(self.planned, &self.run.suite, self.run.shard, dir);
-        let started = Instant::now();
+        let mut started = Instant::now();
         if let Err(error) = self.run_in(dir, &mut result) {
             result.status = Status::Error;
             result.reasons.push(format!("{error:#}"));
+        }
+        // A case readied ahead counts from its turn, when its command could start.
+        if let Some(turn) = self.turn.opened_at().filter(|at| *at > started) {
+            started = turn;
+            result.started_at = time_of(turn);
         }
         result.duration = started.elapsed();
         result
@@ -365,7 +388,8 @@ impl CaseRunner<'_> {
             .iter()
             .map(|d| self.cwd.join(&d.host))
             .collect();
-        let launched = launch_captured_echoing(request, &result.console_log, echo, &events);
+        let launched =
+            launch_captured_echoing(request, &result.console_log, echo, Some(self.turn), &events);
         result.kernel_info = kernel.into_inner().expect("kernel lock");
         let captured = launched?;
         std::fs::write(&result.stdout_path, &captured.stdout)?;

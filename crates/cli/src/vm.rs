@@ -136,6 +136,7 @@ pub fn launch_here(
         stderr: &mut stderr,
         console,
         signals,
+        turn: None,
     };
     launch(request, io, &|event| events.show(event))
 }

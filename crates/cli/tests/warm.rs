@@ -358,3 +358,68 @@ fn logs_of(results: &Path, test: &str) -> PathBuf {
         .path();
     kernel.join("console.log")
 }
+
+/// Each case's command notes any other command running beside it, and how many VMs are up
+/// (run directories with a console socket) half-way through.
+const TURN_CASE: &str = r#"n=$1
+for f in out/*.running; do [ -e "$f" ] && echo "$f" >> "out/$n.overlap"; done
+touch "out/$n.running"
+sleep 1
+find "$RUNTIME" -name console.sock | wc -l > "out/$n.vms"
+rm "out/$n.running"
+"#;
+
+#[test]
+fn a_suite_readies_its_next_case_ahead_but_runs_one_command_at_a_time() {
+    let Some(kernel) = fastest_kernel() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let word = unique_word("ahead");
+    std::fs::write(sandbox.work().join("case.sh"), TURN_CASE).unwrap();
+    std::fs::create_dir(sandbox.work().join("out")).unwrap();
+    let runtime = sandbox.runtime();
+    let mut suite = format!(
+        "[defaults]\nrwdirs = [\"out\"]\nenv = {{ RUNTIME = \"{}\" }}\n\n",
+        runtime.display()
+    );
+    for n in 0..4 {
+        suite.push_str(&format!(
+            "[[test]]\nname = \"case-{n}\"\ncommand = [\"sh\", \"case.sh\", \"{n}\"]\n\n"
+        ));
+    }
+    let path = sandbox.work().join("suite.toml");
+    std::fs::write(&path, suite).unwrap();
+    let results = sandbox.root.path().join("results");
+    let output = sandbox
+        .vmlane_test(&path, &["-j", "1", "--append", &word, "-k"])
+        .arg(&kernel.dir)
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let out = sandbox.work().join("out");
+    let vms: Vec<String> = (0..4)
+        .map(|n| {
+            assert!(
+                !out.join(format!("{n}.overlap")).exists(),
+                "case {n} ran beside another"
+            );
+            std::fs::read_to_string(out.join(format!("{n}.vms")))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    // The first case boots and saves: the second waits to restore it. From then on the next
+    // case's guest is restored while a command runs, and the last one has none after it.
+    assert_eq!(vms, ["1", "2", "2", "1"], "VMs up during each case");
+    sandbox.assert_nothing_left(&kernel);
+}

@@ -12,7 +12,7 @@ use crate::Error;
 use std::io::Write;
 use vmlane_backend::{
     run_session, Backend, ConsoleLog, GuestChannel, GuestRam, Machine, Session, SessionError,
-    Snapshotting, StopSignals, Timings,
+    Snapshotting, StopSignals, Timings, Turn, TurnWait,
 };
 use vmlane_qemu::QemuBackend;
 use vmlane_spec::Outcome;
@@ -28,6 +28,9 @@ pub struct Io<'a> {
     /// SIGINT and SIGTERM, already caught; one received before the VM starts ends the run
     /// as [`Outcome::Interrupted`].
     pub signals: &'a StopSignals,
+    /// When the command may start, for a run readied ahead of its turn: a guest restored
+    /// from a saved one gets ready before it; any other start waits for it.
+    pub turn: Option<&'a Turn>,
 }
 
 /// Boots the staged VM, or restores it, and runs it to its end. The staged files go when
@@ -54,6 +57,14 @@ pub fn boot(
         parts.push(("QEMU version".into(), version.unwrap_or_default()));
         Key::new(parts)
     });
+    let restorable = matches!(plan.guest, GuestPlan::Linux(_))
+        && plan.vm.warm.is_ok()
+        && key.as_ref().is_some_and(|key| snapshots.holds(key));
+    if !restorable {
+        if let Some(interrupted) = wait_for_turn(&io) {
+            return Ok(interrupted);
+        }
+    }
     let start = match (&plan.vm.warm, &key) {
         (Err(reason), _) => Start::Cold(reason.to_string()),
         (Ok(()), None) => Start::Cold("this backend cannot save guests".into()),
@@ -86,6 +97,9 @@ pub fn boot(
                     path: io.console.path().to_path_buf(),
                     source,
                 })?;
+                if let Some(interrupted) = wait_for_turn(&io) {
+                    return Ok(interrupted);
+                }
                 // Saved again, to replace it.
                 let replace = key.as_ref().map_or(Start::Cold(String::new()), |key| {
                     snapshots.decide(key, true)
@@ -106,6 +120,18 @@ pub fn boot(
         }),
         Err(SessionError::Backend(error)) => Err(Error::Backend(error)),
         Err(error) => Err(Error::Session(error)),
+    }
+}
+
+/// Waits for the run's turn, if it has one; how the run ended when it is to stop instead.
+pub(crate) fn wait_for_turn(io: &Io<'_>) -> Option<Finished> {
+    match io.turn?.wait(io.signals) {
+        TurnWait::Go => None,
+        TurnWait::Stop(signal) => Some(Finished {
+            outcome: Outcome::Interrupted(signal),
+            timings: Timings::default(),
+            debug_info: None,
+        }),
     }
 }
 
@@ -186,6 +212,7 @@ impl Booter<'_> {
             machine,
             channel: channel(&self.plan.guest, self.staged),
             timeout: self.plan.vm.timeout,
+            turn: io.turn,
             stdout: &mut *io.stdout,
             stderr: &mut *io.stderr,
             console: &mut *io.console,

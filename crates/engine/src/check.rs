@@ -80,6 +80,7 @@ pub fn check_boot(
                 stderr: &mut stderr,
                 console: &mut console,
                 signals: &signals,
+                turn: None,
             };
             crate::launch::launch(request, io, events)
         });

@@ -9,7 +9,7 @@ use crate::result::{CappedBuffer, Captured, Finished};
 use crate::{kernel, plan, stage, Error};
 use std::io::Write;
 use std::path::Path;
-use vmlane_backend::{ConsoleLog, StopSignals};
+use vmlane_backend::{ConsoleLog, StopSignals, Turn};
 
 /// Boots `request`'s kernel, runs its command and returns how it ended; `events` hears what
 /// was found, decided and staged along the way.
@@ -40,6 +40,12 @@ pub fn launch(
     plan.describe()
         .into_iter()
         .for_each(|line| events(LaunchEvent::Detail(line)));
+    // Host ports are one VM's at a time: a run that forwards some takes them on its turn.
+    if !plan.vm.ports.is_empty() {
+        if let Some(stopped) = boot::wait_for_turn(&io) {
+            return Ok(stopped);
+        }
+    }
     // 5. Staging: files, disks and ports, each removed or released by its guard.
     let staged = stage::stage(&plan, host)?;
     staged
@@ -70,15 +76,17 @@ pub fn launch_captured(
     console_log: &Path,
     events: &dyn Fn(LaunchEvent),
 ) -> Result<Captured, Error> {
-    launch_captured_echoing(request, console_log, None, events)
+    launch_captured_echoing(request, console_log, None, None, events)
 }
 
 /// [`launch_captured`] that also streams the console, then the command's stdout and stderr,
-/// to sinks `echo` makes, as they come (`vmlane test -v`); the captures are the same.
+/// to sinks `echo` makes, as they come (`vmlane test -v`); the captures are the same. With a
+/// `turn`, the command starts when the turn comes (see [`Io::turn`]).
 pub fn launch_captured_echoing(
     request: Request,
     console_log: &Path,
     echo: Option<&dyn Fn() -> Box<dyn Write + Send>>,
+    turn: Option<&Turn>,
     events: &dyn Fn(LaunchEvent),
 ) -> Result<Captured, Error> {
     let log_error = |source| Error::ConsoleLog {
@@ -98,6 +106,7 @@ pub fn launch_captured_echoing(
         stderr: &mut stderr_tee,
         console: &mut console,
         signals: &signals,
+        turn,
     };
     let finished = launch(request, io, events)?;
     drop((stdout_tee, stderr_tee, console));

@@ -139,6 +139,11 @@ impl Snapshots {
         }
     }
 
+    /// Whether a saved guest for `key` is there to restore, touching nothing.
+    pub fn holds(&self, key: &Key) -> bool {
+        load(&self.dir.join(&key.hash)).is_some()
+    }
+
     /// Whether to restore, boot and save, or just boot, for `key`.
     pub fn decide(&self, key: &Key, save_on_first_use: bool) -> Start {
         let dir = self.dir.join(&key.hash);

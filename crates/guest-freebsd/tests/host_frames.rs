@@ -83,6 +83,8 @@ fn describe(message: &HostMessage) -> Vec<String> {
         HostMessage::Stdin(data) => vec![format!("stdin {}", hex(data))],
         HostMessage::StdinClosed => vec!["closed".into()],
         HostMessage::WindowSize(size) => vec![format!("winsize {} {}", size.rows, size.cols)],
+        // Sent to Linux's init only: the FreeBSD guest refuses its kind, as `reference` expects.
+        HostMessage::Start => unreachable!("Start is no frame the FreeBSD guest takes"),
         HostMessage::Run(run) => {
             let (input, size) = match run.input {
                 Input::Null => (0, WindowSize::default()),

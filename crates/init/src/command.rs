@@ -354,7 +354,7 @@ impl Relay<'_> {
                         let _ = pty::set_window_size(master, size);
                     }
                 }
-                HostMessage::Run(_) | HostMessage::Prepare { .. } => {
+                HostMessage::Run(_) | HostMessage::Prepare { .. } | HostMessage::Start => {
                     return Err(Failure::new(
                         "relay the host's input",
                         "the host sent a second run request",

@@ -44,6 +44,7 @@ fn run(port_slot: &mut Option<Port>) -> Result<(), Failure> {
     let request = receive_request(port)?;
     mounts::enter_root(&request)?;
     port.mark("root ready")?;
+    wait_for_start(port)?;
     let status = command::run(&request, port)?;
     mounts::sync_rwdirs(&request)?;
     port.send(&GuestMessage::Exit(status))?;
@@ -71,5 +72,16 @@ fn receive_request(port: &mut Port) -> Result<vmlane_proto::RunRequest, Failure>
                 ))
             }
         }
+    }
+}
+
+/// The host's go: a run readied ahead of its turn waits here with its root mounted.
+fn wait_for_start(port: &mut Port) -> Result<(), Failure> {
+    match port.receive()? {
+        HostMessage::Start => Ok(()),
+        _ => Err(Failure::new(
+            "wait for the host to start the command",
+            "the host sent something else first",
+        )),
     }
 }

@@ -13,6 +13,7 @@ const KIND_STDIN: u8 = 2;
 const KIND_STDIN_CLOSED: u8 = 3;
 const KIND_WINDOW_SIZE: u8 = 4;
 const KIND_PREPARE: u8 = 5;
+const KIND_START: u8 = 6;
 const KIND_MARK: u8 = 16;
 const KIND_STDOUT: u8 = 17;
 const KIND_STDERR: u8 = 18;
@@ -294,6 +295,9 @@ impl Frame for HostMessage {
             HostMessage::StdinClosed => {
                 Writer::frame(out, KIND_STDIN_CLOSED);
             }
+            HostMessage::Start => {
+                Writer::frame(out, KIND_START);
+            }
             HostMessage::WindowSize(size) => {
                 Writer::frame(out, KIND_WINDOW_SIZE).window_size(*size);
             }
@@ -317,6 +321,7 @@ impl Frame for HostMessage {
             KIND_RUN => return decode_run(r),
             KIND_STDIN => return Ok(HostMessage::Stdin(payload.to_vec())),
             KIND_STDIN_CLOSED => HostMessage::StdinClosed,
+            KIND_START => HostMessage::Start,
             KIND_WINDOW_SIZE => HostMessage::WindowSize(r.window_size()?),
             other => return Err(DecodeError::UnknownKind(other)),
         };
@@ -543,6 +548,7 @@ mod tests {
         roundtrip(HostMessage::Stdin(b"ls\r\x03\x1a\0\xff".to_vec()));
         roundtrip(HostMessage::Stdin(Vec::new()));
         roundtrip(HostMessage::StdinClosed);
+        roundtrip(HostMessage::Start);
         roundtrip(HostMessage::WindowSize(WindowSize {
             rows: 50,
             cols: 132,

@@ -87,8 +87,11 @@ pub enum HostMessage {
         /// runs restored from one snapshot never share their random numbers.
         entropy: Vec<u8>,
     },
-    /// Run this command.
+    /// Run this command: the guest makes its root ready, then waits for [`HostMessage::Start`].
     Run(RunRequest),
+    /// Start the command now. A run readied ahead of its turn gets it once its turn comes, so
+    /// its restore and root are done while the run before it still goes.
+    Start,
     /// Bytes for the command's standard input (pipe or terminal).
     Stdin(Vec<u8>),
     /// The host's input ended: a pipe is closed after what was sent; a terminal hangs up.

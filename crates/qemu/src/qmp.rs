@@ -90,11 +90,29 @@ pub fn ignore_shared_memory(qmp: &mut Qmp) -> io::Result<()> {
     .map(drop)
 }
 
+/// How long a saved state may take to load. It takes tens of milliseconds; one that never
+/// loads fails the restore, and the run boots instead of hanging.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Waits until an incoming migration has been loaded; the VM's state then.
 pub fn wait_until_loaded(qmp: &mut Qmp) -> io::Result<String> {
+    wait_until_loaded_within(qmp, LOAD_TIMEOUT)
+}
+
+fn wait_until_loaded_within(qmp: &mut Qmp, limit: Duration) -> io::Result<String> {
+    let started = Instant::now();
     loop {
         let status = qmp.execute("query-status", None)?;
         match status["status"].as_str() {
+            Some("inmigrate") if started.elapsed() >= limit => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the saved state was still loading after {} s",
+                        limit.as_secs_f64()
+                    ),
+                ))
+            }
             Some("inmigrate") => std::thread::sleep(Duration::from_millis(1)),
             Some(other) => return Ok(other.to_string()),
             None => return Err(io::Error::other("query-status gave no status")),
@@ -264,6 +282,25 @@ mod tests {
             asked[2]
         );
         assert!(asked[5].contains(r#""execute":"cont""#), "{}", asked[5]);
+    }
+
+    #[test]
+    fn a_state_that_never_loads_fails_the_restore_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let loading = r#"{"return": {"status": "inmigrate", "running": false}}"#;
+        let server = fake_qemu(
+            dir.path(),
+            [r#"{"return": {}}"#; 1]
+                .into_iter()
+                .chain([loading; 400])
+                .collect(),
+        );
+        let mut qmp = Qmp::connect(&dir.path().join("qmp.sock")).unwrap();
+        let error = wait_until_loaded_within(&mut qmp, Duration::from_millis(50)).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(error.to_string().contains("still loading"), "{error}");
+        drop(qmp);
+        let _ = server.join();
     }
 
     #[test]

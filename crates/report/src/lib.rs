@@ -15,8 +15,8 @@ mod result;
 pub use files::{write_atomically, write_record as write_record_to, JsonLines, ReportFiles};
 pub use merge::{merge, read_run, MergeError, Merged};
 pub use result::{
-    now, tail, Attempt, CaseResult, KernelInfo, PlannedCase, Record, RunEnd, RunInfo, Shard,
-    ShardKind, OUTPUT_TAIL_BYTES,
+    now, tail, time_of, Attempt, CaseResult, KernelInfo, PlannedCase, Record, RunEnd, RunInfo,
+    Shard, ShardKind, OUTPUT_TAIL_BYTES,
 };
 
 /// A run as the reports see it: what was planned, what ended, and how the run ended (`None`

@@ -229,6 +229,12 @@ pub fn now() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }
 
+/// The local time at `instant`, as [`now`] gives it.
+pub fn time_of(instant: std::time::Instant) -> String {
+    let ago = chrono::Duration::from_std(instant.elapsed()).unwrap_or_default();
+    (chrono::Local::now() - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
 /// The last `limit` bytes of `bytes` as text, starting at a line when one starts nearby.
 pub fn tail(bytes: &[u8], limit: usize) -> String {
     if bytes.len() <= limit {

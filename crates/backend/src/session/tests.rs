@@ -27,6 +27,8 @@ struct Script {
     /// The VM's helper (a virtiofsd) exits once the guest has its request, and the guest
     /// then waits on it (or, with `exit_after`, the VM ends just after).
     helper_dies: bool,
+    /// After the request, the guest waits for its start, as the init does.
+    waits_for_start: bool,
 }
 
 struct FakeBackend {
@@ -96,6 +98,9 @@ impl Backend for FakeBackend {
             if machine.os == GuestOs::Linux || !script.before_request.is_empty() {
                 wait_for_request(&mut port, &mut decoder, &request);
             }
+            if script.waits_for_start {
+                wait_for_start(&mut port, &mut decoder, &request);
+            }
             let _ = port.write_all(&script.port);
             let helper = Some(helper_write).filter(|_| !script.helper_dies);
             if script.helper_dies && script.exit_after {
@@ -141,6 +146,25 @@ fn wait_for_request(port: &mut UnixStream, decoder: &mut Decoder, received: &Mut
     }
 }
 
+/// Reads what the host sends until the start of the command, keeping every byte.
+fn wait_for_start(port: &mut UnixStream, decoder: &mut Decoder, received: &Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        while let Some(message) = decoder.next_message::<HostMessage>().unwrap() {
+            if matches!(message, HostMessage::Start) {
+                return;
+            }
+        }
+        let n = port.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            // The host ended the run first.
+            return;
+        }
+        received.lock().unwrap().extend_from_slice(&buf[..n]);
+        decoder.push(&buf[..n]);
+    }
+}
+
 /// The guest half of [`Script::echo_input`].
 fn echo_input(port: &mut UnixStream, decoder: &mut Decoder) {
     let mut buf = [0u8; 4096];
@@ -156,6 +180,7 @@ fn echo_input(port: &mut UnixStream, decoder: &mut Decoder) {
                     false,
                 ),
                 HostMessage::StdinClosed => (GuestMessage::Stdout(b"[closed]".to_vec()), true),
+                HostMessage::Start => continue,
                 HostMessage::Run(_) | HostMessage::Prepare { .. } => {
                     panic!("a second run request")
                 }
@@ -309,6 +334,34 @@ fn run_session_in(
     input_fd: BorrowedFd<'_>,
     snapshot: Snapshotting,
 ) -> Ran {
+    run_session_turn(script, timeout, channel, input_fd, snapshot, None)
+}
+
+/// A run of `true` whose command starts when `turn` comes.
+fn run_on_turn(script: Script, timeout: Option<Duration>, turn: &Turn) -> Ran {
+    let script = Script {
+        waits_for_start: true,
+        ..script
+    };
+    let input = io::stdin();
+    run_session_turn(
+        script,
+        timeout,
+        run_true(),
+        input.as_fd(),
+        Snapshotting::Off,
+        Some(turn),
+    )
+}
+
+fn run_session_turn(
+    script: Script,
+    timeout: Option<Duration>,
+    channel: GuestChannel,
+    input_fd: BorrowedFd<'_>,
+    snapshot: Snapshotting,
+    turn: Option<&Turn>,
+) -> Ran {
     let console_channel = matches!(channel, GuestChannel::Console { .. });
     let has_port = !matches!(channel, GuestChannel::Console { framed: false, .. });
     let dir = tempfile::tempdir().unwrap();
@@ -346,6 +399,7 @@ fn run_session_in(
             machine,
             channel,
             timeout,
+            turn,
             stdout: &mut stdout,
             stderr: &mut stderr,
             console: &mut console,
@@ -809,6 +863,117 @@ fn hostile_frames_on_the_channel_are_a_protocol_error_not_a_panic() {
     assert!(matches!(ran.result, Err(SessionError::Protocol(_))));
 }
 
+/// Frames the guest got, in order, by kind.
+fn kinds(sent: &[u8]) -> Vec<&'static str> {
+    let mut decoder = Decoder::new();
+    decoder.push(sent);
+    std::iter::from_fn(|| decoder.next_message::<HostMessage>().unwrap())
+        .map(|message| match message {
+            HostMessage::Prepare { .. } => "prepare",
+            HostMessage::Run(_) => "run",
+            HostMessage::Start => "start",
+            _ => "input",
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_without_a_turn_is_started_with_its_request() {
+    let ran = run(
+        Script {
+            port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
+            waits_for_start: true,
+            ..Script::default()
+        },
+        Some(Duration::from_secs(20)),
+    );
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Completed(GuestStatus::Exited(0))
+    );
+    assert_eq!(kinds(&ran.request), ["prepare", "run", "start"]);
+}
+
+#[test]
+fn a_run_given_a_turn_starts_its_command_only_when_the_turn_comes() {
+    let turn = Turn::new().unwrap();
+    let given = std::time::Instant::now();
+    let ran = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            turn.open();
+        });
+        run_on_turn(
+            Script {
+                port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
+                ..Script::default()
+            },
+            Some(Duration::from_secs(20)),
+            &turn,
+        )
+    });
+    let (outcome, timings) = ran.result.unwrap();
+    assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(0)));
+    assert_eq!(kinds(&ran.request), ["prepare", "run", "start"]);
+    let came = timings.host.iter().find(|(name, _)| name == "turn came");
+    assert!(
+        came.is_some_and(|(_, at)| *at >= Duration::from_millis(250)),
+        "{timings:?}"
+    );
+    assert!(given.elapsed() >= Duration::from_millis(300));
+}
+
+#[test]
+fn the_timeout_of_a_run_waiting_for_its_turn_counts_from_the_turn() {
+    let turn = Turn::new().unwrap();
+    let ran = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(600));
+            turn.open();
+        });
+        run_on_turn(
+            Script {
+                port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
+                ..Script::default()
+            },
+            Some(Duration::from_millis(300)),
+            &turn,
+        )
+    });
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Completed(GuestStatus::Exited(0))
+    );
+    // And once started, the command has no more than its timeout.
+    let turn = Turn::new().unwrap();
+    turn.open();
+    let ran = run_on_turn(Script::default(), Some(Duration::from_millis(300)), &turn);
+    assert_eq!(ran.result.unwrap().0, Outcome::TimedOut);
+}
+
+#[test]
+fn a_run_whose_turn_is_cancelled_ends_without_starting_its_command() {
+    let turn = Turn::new().unwrap();
+    let ran = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            turn.cancel();
+        });
+        run_on_turn(
+            Script {
+                port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
+                ..Script::default()
+            },
+            Some(Duration::from_secs(20)),
+            &turn,
+        )
+    });
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Interrupted(signal_hook::consts::SIGTERM)
+    );
+}
+
 /// The request the guest got, after the clock and entropy that come first.
 fn run_request(sent: &[u8]) -> RunRequest {
     let mut decoder = Decoder::new();
@@ -911,6 +1076,7 @@ const ECHO: Script = Script {
     before_request: Vec::new(),
     dies_at_start: false,
     helper_dies: false,
+    waits_for_start: false,
 };
 
 #[test]
