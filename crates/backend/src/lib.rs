@@ -17,7 +17,9 @@ pub use machine::{
 };
 pub use marked::{ConsoleEvent, MarkedConsole};
 pub use rundir::{sweep_abandoned, RunDir};
-pub use session::{run_session, GuestChannel, Session, SessionError, Snapshotting, Timings};
+pub use session::{
+    run_session, GuestChannel, Session, SessionError, Snapshotting, Timings, RESTORED_ANSWER_LIMIT,
+};
 pub use signals::{StopHandle, StopSignals};
 pub use turn::{Turn, TurnWait};
 

@@ -69,8 +69,17 @@ pub enum Snapshotting {
     Restored {
         /// The saved boot console.
         console: Vec<u8>,
+        /// How long the restored init may take to say its root is ready; one that stays
+        /// silent longer was not restored whole (see [`RESTORED_ANSWER_LIMIT`]).
+        answer_within: Duration,
     },
 }
+
+/// How long a restored init may take to answer: it answers in well under a second, even
+/// under emulation. QEMU sometimes restores a guest whose timer interrupt never comes (seen
+/// on s390x under TCG: the CPU in an enabled wait for its clock comparator), and such a run
+/// must boot instead of hanging.
+pub const RESTORED_ANSWER_LIMIT: Duration = Duration::from_secs(20);
 
 /// How long a kernel that printed its panic line may take to finish the report and reset
 /// before the run is ended anyway.
@@ -157,7 +166,7 @@ fn run_session_with_input(
     input_fd: BorrowedFd<'_>,
 ) -> Result<(Outcome, Timings), SessionError> {
     let started = Instant::now();
-    if let Snapshotting::Restored { console } = &session.snapshot {
+    if let Snapshotting::Restored { console, .. } = &session.snapshot {
         let newline: &[u8] = if console.ends_with(b"\n") || console.is_empty() {
             b""
         } else {
@@ -214,6 +223,12 @@ fn run_session_with_input(
     // already have it; a guest that opens its port late (a serial port is no socket that
     // keeps what came before) gets it once it says it listens.
     let restored = matches!(session.snapshot, Snapshotting::Restored { .. });
+    let answer_deadline = match &session.snapshot {
+        Snapshotting::Restored { answer_within, .. } => {
+            Some((started + *answer_within, *answer_within))
+        }
+        _ => None,
+    };
     let (outgoing, held, save) = match session.snapshot {
         Snapshotting::Save {
             state,
@@ -242,6 +257,7 @@ fn run_session_with_input(
             .map(|t| started + t),
         timeout: session.timeout,
         awaiting,
+        answer_deadline,
         timings: Timings::default(),
         console_listener: Some(console_listener),
         port_listener,
@@ -333,6 +349,9 @@ struct Run<'a, 'fd> {
     timeout: Option<Duration>,
     /// The turn the command waits for; the timeout counts from when it comes.
     awaiting: Option<&'a Turn>,
+    /// When a restored guest that has sent nothing on its port counts as not restored, and
+    /// the limit that was.
+    answer_deadline: Option<(Instant, Duration)>,
     timings: Timings,
     console_listener: Option<UnixListener>,
     port_listener: Option<UnixListener>,
@@ -413,7 +432,14 @@ impl Run<'_, '_> {
             if self.panic_deadline.is_some_and(|d| d <= now) {
                 return Ok(self.panicked());
             }
-            let next = [self.deadline, self.panic_deadline]
+            if let Some((_, limit)) = self.answer_deadline.filter(|(at, _)| *at <= now) {
+                return Err(SessionError::RestoreFailed(format!(
+                    "the restored guest said nothing for {:.1} s",
+                    limit.as_secs_f64()
+                )));
+            }
+            let answer = self.answer_deadline.map(|(at, _)| at);
+            let next = [self.deadline, self.panic_deadline, answer]
                 .into_iter()
                 .flatten()
                 .min();
@@ -764,6 +790,7 @@ impl Run<'_, '_> {
             }
             Ok(n) => {
                 self.heard_from_vm = true;
+                self.answer_deadline = None;
                 self.decoder.push(&buf[..n]);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use vmlane_rootfs::{build, RootSpec, DEFAULT_SUITE};
+use vmlane_rootfs::{build, default_suite, RootSpec};
 use vmlane_spec::Arch;
 
 #[derive(Debug, Subcommand)]
@@ -11,12 +11,12 @@ pub enum RootfsCommand {
     /// Make a minimal Debian root of an architecture (or find it in the cache) and print its
     /// directory, for `--root`.
     Build {
-        /// Its architecture (amd64, arm64, s390x). Default: the host's.
+        /// Its architecture (amd64, arm64, riscv64, s390x). Default: the host's.
         #[arg(long, value_name = "ARCH")]
         arch: Option<Arch>,
-        /// The Debian release.
-        #[arg(long, default_value = DEFAULT_SUITE)]
-        suite: String,
+        /// The Debian release. Default: bookworm, or trixie for riscv64 (bookworm has none).
+        #[arg(long)]
+        suite: Option<String>,
         /// Packages beyond the essential ones, comma-separated (`--packages strace,kmod`).
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         packages: Vec<String>,
@@ -30,9 +30,10 @@ pub fn rootfs(command: RootfsCommand) -> Result<i32> {
             suite,
             packages,
         } => {
+            let arch = arch.unwrap_or_else(Arch::host);
             let spec = RootSpec {
-                arch: arch.unwrap_or_else(Arch::host),
-                suite,
+                arch,
+                suite: suite.unwrap_or_else(|| default_suite(arch).into()),
                 packages,
             };
             let dir = build(&vmlane_kernel::cache_dir(), &spec)?;

@@ -12,7 +12,7 @@ use crate::Error;
 use std::io::Write;
 use vmlane_backend::{
     run_session, Backend, ConsoleLog, GuestChannel, GuestRam, Machine, Session, SessionError,
-    Snapshotting, StopSignals, Timings, Turn, TurnWait,
+    Snapshotting, StopSignals, Timings, Turn, TurnWait, RESTORED_ANSWER_LIMIT,
 };
 use vmlane_qemu::QemuBackend;
 use vmlane_spec::Outcome;
@@ -161,6 +161,7 @@ impl Booter<'_> {
         };
         let snapshot = Snapshotting::Restored {
             console: saved.console.clone(),
+            answer_within: RESTORED_ANSWER_LIMIT,
         };
         self.session(restored, snapshot, io)
     }

@@ -134,6 +134,10 @@ pub(crate) mod fake {
                     Ok(PathBuf::from("/usr/bin/qemu-system-aarch64")),
                 ),
                 (Arch::S390x, Ok(PathBuf::from("/usr/bin/qemu-system-s390x"))),
+                (
+                    Arch::Riscv64,
+                    Ok(PathBuf::from("/usr/bin/qemu-system-riscv64")),
+                ),
             ]
             .into(),
             virtiofsd: Some("/usr/lib/qemu/virtiofsd".into()),

@@ -123,6 +123,7 @@ pub fn find(request: &Request) -> Result<GuestKernel, KernelError> {
         ImageFormat::BzImage
         | ImageFormat::Elf { .. }
         | ImageFormat::Arm64Image
+        | ImageFormat::RiscvImage
         | ImageFormat::S390Image => KernelTraits::Linux(linux(&kernel, request.gdb.is_some())?),
     };
     let debug_info = debug_info_file(&kernel);

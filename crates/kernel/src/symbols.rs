@@ -25,6 +25,7 @@ pub fn debug_info_file(kernel: &Kernel) -> Option<PathBuf> {
         ImageFormat::BzImage
         | ImageFormat::Elf { .. }
         | ImageFormat::Arm64Image
+        | ImageFormat::RiscvImage
         | ImageFormat::S390Image => candidates(kernel, Path::new("/")),
     };
     found

@@ -37,6 +37,7 @@ mod tests {
             Arch::X86_64 => (elf::EM_X86_64, elf::ELFDATA2LSB),
             Arch::Aarch64 => (elf::EM_AARCH64, elf::ELFDATA2LSB),
             Arch::S390x => (elf::EM_S390, elf::ELFDATA2MSB),
+            Arch::Riscv64 => (elf::EM_RISCV, elf::ELFDATA2LSB),
         };
         let big = order == elf::ELFDATA2MSB;
         let at = |at: usize, len: usize| {

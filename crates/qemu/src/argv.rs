@@ -62,6 +62,12 @@ pub const ARM_VIRT_KERNEL_ARGS: &[(&str, &str)] = &[(
     "kernel messages go to the PL011 serial port vmlane logs",
 )];
 
+/// Kernel arguments on riscv64's `virt`.
+pub const RISCV_VIRT_KERNEL_ARGS: &[(&str, &str)] = &[(
+    "console=ttyS0",
+    "kernel messages go to the 16550 serial port vmlane logs",
+)];
+
 /// Kernel arguments on s390x's `s390-ccw-virtio`.
 pub const S390_CCW_KERNEL_ARGS: &[(&str, &str)] = &[(
     "console=ttysclp0",
@@ -104,6 +110,7 @@ pub fn kernel_cmdline(
         MachineKind::Microvm => &[X86_KERNEL_ARGS, MICROVM_KERNEL_ARGS].concat(),
         MachineKind::ArmVirt => ARM_VIRT_KERNEL_ARGS,
         MachineKind::S390Ccw => S390_CCW_KERNEL_ARGS,
+        MachineKind::RiscvVirt => RISCV_VIRT_KERNEL_ARGS,
     };
     let tcg = if accel == AccelChoice::Tcg && x86 {
         TCG_KERNEL_ARGS
@@ -205,9 +212,8 @@ pub fn qemu_args_numa(
         "-no-reboot",
     ]);
     add_machine(&mut args, machine, kind, accel, numa, ram);
-    if kind == MachineKind::ArmVirt {
-        // virt's transports default to legacy virtio, which vhost-user devices (virtio-fs)
-        // refuse; every kernel vmlane boots there speaks virtio 1.0 over MMIO.
+    if kind.modern_mmio() {
+        // Every kernel vmlane boots there speaks virtio 1.0 over MMIO.
         args.pair("-global", "virtio-mmio.force-legacy=false");
     }
     args.pair("-kernel", machine.kernel.as_os_str());
@@ -248,7 +254,7 @@ fn add_machine(
         AccelChoice::Kvm => ("kvm", "host"),
         // kvm_pvm rejects the arch-capabilities MSR that `-cpu host` sets up.
         AccelChoice::KvmPvm => ("kvm", "host,-arch-capabilities"),
-        AccelChoice::Tcg => ("tcg", "max"),
+        AccelChoice::Tcg => ("tcg", kind.tcg_cpu()),
     };
     let memory_backend = machine
         .shares()

@@ -76,6 +76,10 @@ pub fn qemu_program(arch: vmlane_spec::Arch) -> (&'static str, &'static str) {
             "qemu-system-s390x",
             "install it with `apt-get install qemu-system-misc` (or run scripts/setup --arch s390x)",
         ),
+        vmlane_spec::Arch::Riscv64 => (
+            "qemu-system-riscv64",
+            "install it with `apt-get install qemu-system-misc` (or run scripts/setup --arch riscv64)",
+        ),
     }
 }
 

@@ -17,6 +17,9 @@ pub enum MachineKind {
     /// s390x's `s390-ccw-virtio`: devices on virtio-ccw (channel I/O, which every s390x guest
     /// kernel has built in), the SCLP console, powered off through SCLP.
     S390Ccw,
+    /// riscv64's `virt` behind the OpenSBI QEMU ships: devices on its virtio-mmio transports
+    /// (found from the device tree), a 16550 console, powered off through SBI.
+    RiscvVirt,
 }
 
 impl MachineKind {
@@ -28,6 +31,7 @@ impl MachineKind {
             MachineKind::Microvm => "microvm,acpi=off,pit=on,pic=on,rtc=on,isa-serial=on",
             MachineKind::ArmVirt => "virt,gic-version=3",
             MachineKind::S390Ccw => "s390-ccw-virtio",
+            MachineKind::RiscvVirt => "virt",
         }
     }
 
@@ -35,7 +39,7 @@ impl MachineKind {
     pub fn transport(self) -> &'static str {
         match self {
             MachineKind::Q35 => "pci",
-            MachineKind::Microvm | MachineKind::ArmVirt => "device",
+            MachineKind::Microvm | MachineKind::ArmVirt | MachineKind::RiscvVirt => "device",
             MachineKind::S390Ccw => "ccw",
         }
     }
@@ -45,7 +49,9 @@ impl MachineKind {
     pub fn transport_module(self) -> Option<&'static str> {
         match self {
             MachineKind::Q35 => Some("virtio_pci"),
-            MachineKind::Microvm | MachineKind::ArmVirt => Some("virtio_mmio"),
+            MachineKind::Microvm | MachineKind::ArmVirt | MachineKind::RiscvVirt => {
+                Some("virtio_mmio")
+            }
             MachineKind::S390Ccw => None,
         }
     }
@@ -56,6 +62,22 @@ impl MachineKind {
             MachineKind::Q35 | MachineKind::Microvm => Arch::X86_64,
             MachineKind::ArmVirt => Arch::Aarch64,
             MachineKind::S390Ccw => Arch::S390x,
+            MachineKind::RiscvVirt => Arch::Riscv64,
         }
+    }
+
+    /// The CPU model under TCG: every feature QEMU emulates, where the machine has `max`
+    /// (QEMU 7.2 has none for RISC-V; its `rv64` is the full RV64GC).
+    pub fn tcg_cpu(self) -> &'static str {
+        match self {
+            MachineKind::RiscvVirt => "rv64",
+            _ => "max",
+        }
+    }
+
+    /// Whether its virtio-mmio transports must be told to speak virtio 1.0: they default to
+    /// legacy virtio, which vhost-user devices (virtio-fs) refuse.
+    pub fn modern_mmio(self) -> bool {
+        matches!(self, MachineKind::ArmVirt | MachineKind::RiscvVirt)
     }
 }

@@ -8,8 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vmlane_spec::Arch;
 
-/// The Debian release roots are made of unless asked otherwise: the host's own.
-pub const DEFAULT_SUITE: &str = "bookworm";
+/// The Debian release roots are made of unless asked otherwise: the host's own, or for
+/// riscv64, which bookworm does not have, Debian 13.
+pub fn default_suite(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Riscv64 => "trixie",
+        _ => "bookworm",
+    }
+}
 
 /// What a root is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,7 +172,7 @@ mod tests {
     fn spec(packages: &[&str]) -> RootSpec {
         RootSpec {
             arch: Arch::Aarch64,
-            suite: DEFAULT_SUITE.into(),
+            suite: default_suite(Arch::Aarch64).into(),
             packages: packages.iter().map(|p| p.to_string()).collect(),
         }
     }
@@ -186,6 +192,12 @@ mod tests {
             .map(OsString::from)
         );
         assert_eq!(spec(&[]).mmdebstrap_args(Path::new("/r")).len(), 4);
+    }
+
+    #[test]
+    fn riscv64_roots_come_from_debian_13_which_has_riscv64() {
+        assert_eq!(default_suite(Arch::Riscv64), "trixie");
+        assert_eq!(default_suite(Arch::S390x), "bookworm");
     }
 
     #[test]

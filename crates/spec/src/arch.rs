@@ -12,11 +12,13 @@ pub enum Arch {
     Aarch64,
     /// IBM Z (`s390x` to Debian, `s390` to the kernel's `ARCH=`): the big-endian guest.
     S390x,
+    /// 64-bit RISC-V (`riscv64` to Debian, `riscv` to the kernel's `ARCH=`).
+    Riscv64,
 }
 
 impl Arch {
     /// Every architecture, in the order help texts list them.
-    pub const ALL: [Arch; 3] = [Arch::X86_64, Arch::Aarch64, Arch::S390x];
+    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::Aarch64, Arch::Riscv64, Arch::S390x];
 
     /// The architecture vmlane itself was built for: the default guest's.
     pub const fn host() -> Arch {
@@ -33,6 +35,7 @@ impl Arch {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
             Arch::S390x => "s390x",
+            Arch::Riscv64 => "riscv64",
         }
     }
 
@@ -42,6 +45,7 @@ impl Arch {
             Arch::X86_64 => "amd64",
             Arch::Aarch64 => "arm64",
             Arch::S390x => "s390x",
+            Arch::Riscv64 => "riscv64",
         }
     }
 
@@ -51,6 +55,7 @@ impl Arch {
             Arch::X86_64 => "x86_64-unknown-linux-gnu",
             Arch::Aarch64 => "aarch64-unknown-linux-gnu",
             Arch::S390x => "s390x-unknown-linux-gnu",
+            Arch::Riscv64 => "riscv64gc-unknown-linux-gnu",
         }
     }
 
@@ -93,6 +98,7 @@ impl FromStr for Arch {
             "x86_64" | "x86-64" | "amd64" | "x86" => Ok(Arch::X86_64),
             "aarch64" | "arm64" => Ok(Arch::Aarch64),
             "s390x" | "s390" => Ok(Arch::S390x),
+            "riscv64" | "riscv" => Ok(Arch::Riscv64),
             other => Err(UnknownArch(other.to_string())),
         }
     }
@@ -117,7 +123,7 @@ mod tests {
         let error = "sparc64".parse::<Arch>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "unknown architecture `sparc64`: vmlane boots amd64, arm64, s390x"
+            "unknown architecture `sparc64`: vmlane boots amd64, arm64, riscv64, s390x"
         );
     }
 

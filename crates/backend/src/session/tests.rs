@@ -592,6 +592,7 @@ fn a_restored_run_logs_the_saved_boot_then_its_own_console() {
         },
         Snapshotting::Restored {
             console: b"[    0.1] Linux version 6.1\n".to_vec(),
+            answer_within: RESTORED_ANSWER_LIMIT,
         },
     );
     assert_eq!(
@@ -613,6 +614,7 @@ fn a_guest_that_cannot_be_restored_is_an_error_of_its_own() {
         },
         Snapshotting::Restored {
             console: b"boot\n".to_vec(),
+            answer_within: RESTORED_ANSWER_LIMIT,
         },
     );
     assert!(
@@ -620,6 +622,27 @@ fn a_guest_that_cannot_be_restored_is_an_error_of_its_own() {
         "{:?}",
         ran.result
     );
+}
+
+#[test]
+fn a_restored_guest_that_never_answers_was_not_restored() {
+    let started = std::time::Instant::now();
+    // Up, printing, but silent on its port: as a guest whose timer interrupt never comes.
+    let ran = run_snapshot(
+        Script {
+            console: b"after\n".to_vec(),
+            ..Script::default()
+        },
+        Snapshotting::Restored {
+            console: b"boot\n".to_vec(),
+            answer_within: Duration::from_millis(300),
+        },
+    );
+    match ran.result {
+        Err(SessionError::RestoreFailed(said)) => assert!(said.contains("said nothing"), "{said}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
@@ -894,24 +917,34 @@ fn a_run_without_a_turn_is_started_with_its_request() {
     assert_eq!(kinds(&ran.request), ["prepare", "run", "start"]);
 }
 
-#[test]
-fn a_run_given_a_turn_starts_its_command_only_when_the_turn_comes() {
+/// A run whose command exits 0 once started, while another thread does `act` to its turn
+/// after `delay`.
+fn run_while_turn_is(delay: Duration, act: fn(&Turn), timeout: Duration) -> Ran {
     let turn = Turn::new().unwrap();
-    let given = std::time::Instant::now();
-    let ran = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(300));
-            turn.open();
+            std::thread::sleep(delay);
+            act(&turn);
         });
         run_on_turn(
             Script {
                 port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
                 ..Script::default()
             },
-            Some(Duration::from_secs(20)),
+            Some(timeout),
             &turn,
         )
-    });
+    })
+}
+
+#[test]
+fn a_run_given_a_turn_starts_its_command_only_when_the_turn_comes() {
+    let given = std::time::Instant::now();
+    let ran = run_while_turn_is(
+        Duration::from_millis(300),
+        Turn::open,
+        Duration::from_secs(20),
+    );
     let (outcome, timings) = ran.result.unwrap();
     assert_eq!(outcome, Outcome::Completed(GuestStatus::Exited(0)));
     assert_eq!(kinds(&ran.request), ["prepare", "run", "start"]);
@@ -925,21 +958,11 @@ fn a_run_given_a_turn_starts_its_command_only_when_the_turn_comes() {
 
 #[test]
 fn the_timeout_of_a_run_waiting_for_its_turn_counts_from_the_turn() {
-    let turn = Turn::new().unwrap();
-    let ran = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(600));
-            turn.open();
-        });
-        run_on_turn(
-            Script {
-                port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
-                ..Script::default()
-            },
-            Some(Duration::from_millis(300)),
-            &turn,
-        )
-    });
+    let ran = run_while_turn_is(
+        Duration::from_millis(600),
+        Turn::open,
+        Duration::from_millis(300),
+    );
     assert_eq!(
         ran.result.unwrap().0,
         Outcome::Completed(GuestStatus::Exited(0))
@@ -953,21 +976,11 @@ fn the_timeout_of_a_run_waiting_for_its_turn_counts_from_the_turn() {
 
 #[test]
 fn a_run_whose_turn_is_cancelled_ends_without_starting_its_command() {
-    let turn = Turn::new().unwrap();
-    let ran = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            turn.cancel();
-        });
-        run_on_turn(
-            Script {
-                port: frames(&[GuestMessage::Exit(GuestStatus::Exited(0))]),
-                ..Script::default()
-            },
-            Some(Duration::from_secs(20)),
-            &turn,
-        )
-    });
+    let ran = run_while_turn_is(
+        Duration::from_millis(200),
+        Turn::cancel,
+        Duration::from_secs(20),
+    );
     assert_eq!(
         ran.result.unwrap().0,
         Outcome::Interrupted(signal_hook::consts::SIGTERM)

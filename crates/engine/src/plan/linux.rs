@@ -69,6 +69,7 @@ pub(super) fn plan(
         Arch::X86_64 => choose_machine(request.machine, !request.numa.is_empty(), &traits)?,
         Arch::Aarch64 => only_machine(MachineKind::ArmVirt, request)?,
         Arch::S390x => only_machine(MachineKind::S390Ccw, request)?,
+        Arch::Riscv64 => only_machine(MachineKind::RiscvVirt, request)?,
     };
     let backend = qemu_for(host, arch)?;
     let virtiofsd = host.virtiofsd.is_some();
@@ -490,6 +491,26 @@ mod tests {
         };
         assert_eq!(guest.share, ShareTransport::NineP);
         assert!(guest.modules.iter().any(|m| m == "virtio_mmio"));
+    }
+
+    #[test]
+    fn a_riscv64_guest_runs_on_virt_with_a_16550_console_and_always_boots() {
+        let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
+        kernel.kernel.format = vmlane_kernel::ImageFormat::RiscvImage;
+        let mut asked = request();
+        asked.arch = Some(Arch::Riscv64);
+        let plan = planned(&asked, kernel, HostKvm::Pvm);
+        assert_eq!(plan.vm.machine, MachineKind::RiscvVirt);
+        let super::super::BackendPlan::Qemu { program, .. } = &plan.vm.backend else {
+            panic!("{:?}", plan.vm.backend);
+        };
+        assert!(program.ends_with("qemu-system-riscv64"), "{program:?}");
+        assert!(plan.vm.cmdline.starts_with("console=ttyS0 "));
+        assert_eq!(
+            plan.vm.warm,
+            Err(super::super::ColdReason::RiscvTimers),
+            "its timers are not in QEMU's saved state"
+        );
     }
 
     fn s390x_kernel() -> crate::kernel::GuestKernel {

@@ -130,6 +130,10 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
         (virtiofs, ColdReason::VirtioFs),
+        (
+            plan.kernel.format.arch() == vmlane_spec::Arch::Riscv64,
+            ColdReason::RiscvTimers,
+        ),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {
         Some((_, reason)) => Err(reason),

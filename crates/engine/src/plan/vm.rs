@@ -82,6 +82,9 @@ pub enum ColdReason {
     /// A backend that cannot save guests.
     #[error("the bhyve backend cannot save guests")]
     Bhyve,
+    /// RISC-V: QEMU leaves the timers out of the saved state.
+    #[error("QEMU does not save a RISC-V guest's timers (the ACLINT timer's offset, the CPU's stimecmp), so a restored riscv64 guest would never wake from a sleep")]
+    RiscvTimers,
 }
 
 /// The VMM that runs the VM.

@@ -57,8 +57,9 @@ use Scope::{All, Among, Only};
 const X86: Scope = Only(Arch::X86_64);
 const ARM64: Scope = Only(Arch::Aarch64);
 const S390X: Scope = Only(Arch::S390x);
+const RISCV64: Scope = Only(Arch::Riscv64);
 /// The machines with virtio-mmio transports (s390x has channel I/O, and no MMIO at all).
-const MMIO: Scope = Among(&[Arch::X86_64, Arch::Aarch64]);
+const MMIO: Scope = Among(&[Arch::X86_64, Arch::Aarch64, Arch::Riscv64]);
 
 /// Options vmlane turns on, grouped by what needs them. An x86 build's settings, in this
 /// order, are part of the cache key of every x86 kernel built so far: the x86 groups keep
@@ -78,7 +79,9 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     ("q35's pci bus", X86, &["PCI"]),
     ("virtio", All, &["VIRTIO_MENU", "VIRTIO"]),
     ("virtio on q35's pci", X86, &["VIRTIO_PCI"]),
-    ("virtio on mmio (microvm's and arm64 virt's transport)", MMIO, &["VIRTIO_MMIO"]),
+    ("virtio on mmio (microvm's, and arm64's and riscv64's virt's, transport)", MMIO, &[
+        "VIRTIO_MMIO",
+    ]),
     ("microvm's virtio-mmio devices, which only the command line describes", X86, &[
         "VIRTIO_MMIO_CMDLINE_DEVICES",
     ]),
@@ -109,6 +112,14 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     ("virtio over s390's channel I/O (s390-ccw-virtio's transport)", S390X, &["S390_GUEST"]),
     ("the SCLP VT220 console QEMU connects the serial chardev to (ttysclp0)", S390X, &[
         "SCLP_TTY", "SCLP_VT220_TTY", "SCLP_VT220_CONSOLE",
+    ]),
+    // tinyconfig turns off even the MMU and the FPU on RISC-V; Debian's userland needs both.
+    ("QEMU virt as its device tree describes it: paged memory, the PLIC, syscon to power off, \
+      and the FPU and compressed instructions of RV64GC", RISCV64, &[
+        "MMU", "SOC_VIRT", "FPU", "RISCV_ISA_C",
+    ]),
+    ("virt's 16550 as the console (ttyS0), found from the device tree", RISCV64, &[
+        "SERIAL_8250", "SERIAL_8250_CONSOLE", "SERIAL_OF_PLATFORM",
     ]),
 ];
 
@@ -280,6 +291,29 @@ mod tests {
         assert!(!has(Arch::S390x, "VIRTIO_MMIO"));
         assert!(has(Arch::Aarch64, "VIRTIO_MMIO") && has(Arch::X86_64, "VIRTIO_MMIO"));
         assert!(!has(Arch::X86_64, "S390_GUEST") && !has(Arch::Aarch64, "S390_GUEST"));
+    }
+
+    #[test]
+    fn the_riscv64_fragment_keeps_the_mmu_and_fpu_and_has_virts_console() {
+        for wanted in [
+            "MMU",
+            "FPU",
+            "SOC_VIRT",
+            "SERIAL_OF_PLATFORM",
+            "VIRTIO_MMIO",
+            "9P_FS",
+        ] {
+            assert!(has(Arch::Riscv64, wanted), "{wanted}");
+        }
+        for other in ["PVH", "ARM_GIC_V3", "S390_GUEST", "VIRTIO_PCI"] {
+            assert!(!has(Arch::Riscv64, other), "{other}");
+        }
+        assert!(!has(Arch::X86_64, "SOC_VIRT") && !has(Arch::Aarch64, "MMU"));
+        let riscv = names(Arch::Riscv64);
+        let mut unique = riscv.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), riscv.len(), "nothing asked for twice");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub fn kernel_arch(arch: Arch) -> &'static str {
         Arch::X86_64 => "x86",
         Arch::Aarch64 => "arm64",
         Arch::S390x => "s390",
+        Arch::Riscv64 => "riscv",
     }
 }
 
@@ -22,6 +23,8 @@ pub fn image_target(arch: Arch) -> &'static str {
         Arch::Aarch64 => "Image",
         // QEMU's s390-ccw-virtio loads it at its IPL entry, as it loads Debian's vmlinuz.
         Arch::S390x => "bzImage",
+        // As arm64's: uncompressed, loaded by QEMU's `virt` behind OpenSBI.
+        Arch::Riscv64 => "Image",
     }
 }
 
@@ -36,6 +39,7 @@ pub fn cross_prefix(arch: Arch) -> &'static str {
         Arch::X86_64 => "x86_64-linux-gnu-",
         Arch::Aarch64 => "aarch64-linux-gnu-",
         Arch::S390x => "s390x-linux-gnu-",
+        Arch::Riscv64 => "riscv64-linux-gnu-",
     }
 }
 
@@ -45,6 +49,7 @@ pub fn cross_package(arch: Arch) -> &'static str {
         Arch::X86_64 => "gcc-x86-64-linux-gnu",
         Arch::Aarch64 => "gcc-aarch64-linux-gnu",
         Arch::S390x => "gcc-s390x-linux-gnu",
+        Arch::Riscv64 => "gcc-riscv64-linux-gnu",
     }
 }
 
@@ -57,6 +62,7 @@ pub fn release_suffix(arch: Arch) -> &'static str {
         Arch::X86_64 => "",
         Arch::Aarch64 => "-arm64",
         Arch::S390x => "-s390x",
+        Arch::Riscv64 => "-riscv64",
     }
 }
 

@@ -2,7 +2,7 @@
 //! distro vmlinux is 50-70 MB and may be identified on every run.
 
 mod arch;
-mod arm64;
+mod boot_image;
 mod bzimage;
 mod elf;
 mod freebsd;
@@ -36,6 +36,9 @@ pub enum ImageFormat {
     Arm64Image,
     /// An s390x boot image (`arch/s390/boot/bzImage`, Debian's s390x vmlinuz).
     S390Image,
+    /// A RISC-V boot `Image` (`arch/riscv/boot/Image`; Debian's riscv64 package calls it
+    /// `vmlinux`).
+    RiscvImage,
 }
 
 impl ImageFormat {
@@ -45,6 +48,7 @@ impl ImageFormat {
             ImageFormat::BzImage | ImageFormat::Elf { .. } | ImageFormat::FreeBsd => Arch::X86_64,
             ImageFormat::Arm64Image => Arch::Aarch64,
             ImageFormat::S390Image => Arch::S390x,
+            ImageFormat::RiscvImage => Arch::Riscv64,
         }
     }
 }
@@ -76,10 +80,10 @@ pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelErro
             Ok((ImageFormat::FreeBsd, release))
         }
         // An uncompressed Image holds the banner as the vmlinux does.
-        ImageFormat::Arm64Image => {
+        format @ (ImageFormat::Arm64Image | ImageFormat::RiscvImage) => {
             let release = elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
                 .map_err(unreadable)?;
-            Ok((ImageFormat::Arm64Image, release))
+            Ok((format, release))
         }
         ImageFormat::S390Image => {
             let release = s390::release(&file, len).map_err(unreadable)?;
@@ -154,8 +158,13 @@ fn classify(path: &Path, head: &[u8], file: &File, len: u64) -> Result<ImageForm
     if s390::is_image(file) {
         return Ok(ImageFormat::S390Image);
     }
-    if arch::of_boot_image(head) == Some(Arch::Aarch64.uname()) {
-        if let Some(wanted) = arm64::described_len(head).filter(|&wanted| wanted > len) {
+    let boot_image = match arch::of_boot_image(head) {
+        Some(name) if name == Arch::Aarch64.uname() => Some(ImageFormat::Arm64Image),
+        Some(name) if name == Arch::Riscv64.uname() => Some(ImageFormat::RiscvImage),
+        _ => None,
+    };
+    if let Some(format) = boot_image {
+        if let Some(wanted) = boot_image::described_len(head).filter(|&wanted| wanted > len) {
             return Err(KernelError::Truncated {
                 path: path.to_path_buf(),
                 header: "PE section table",
@@ -163,7 +172,7 @@ fn classify(path: &Path, head: &[u8], file: &File, len: u64) -> Result<ImageForm
                 actual: len,
             });
         }
-        return Ok(ImageFormat::Arm64Image);
+        return Ok(format);
     }
     Err(KernelError::not_a_kernel(path, &unknown::describe(head)))
 }
@@ -396,7 +405,7 @@ mod tests {
             }
             identify(&kernel).unwrap_or_else(|e| panic!("{}: {e}", kernel.display()));
             let name = kernel.file_name().unwrap().to_string_lossy();
-            if arch::of_boot_image(&head).is_some() && arm64::described_len(&head).is_none() {
+            if arch::of_boot_image(&head).is_some() && boot_image::described_len(&head).is_none() {
                 // An arm64 Image without the EFI stub (vmlane's own builds) says nothing of
                 // its length: a cut copy is found only when it boots.
                 println!("{}: no length in its header", kernel.display());
@@ -515,8 +524,8 @@ mod tests {
         elf32[4] = 1;
         let mut aarch64_elf = fake_vmlinux("6.1", Note::Segment);
         aarch64_elf[18..20].copy_from_slice(&183u16.to_le_bytes());
-        let mut riscv = vec![0u8; 0x100];
-        riscv[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        let mut ppc64le_elf = fake_vmlinux("6.1", Note::Segment);
+        ppc64le_elf[18..20].copy_from_slice(&21u16.to_le_bytes());
         // Big-endian: e_machine is read in the header's own byte order.
         let mut s390x_elf = fake_vmlinux("6.1", Note::Segment);
         s390x_elf[5] = 2;
@@ -529,7 +538,7 @@ mod tests {
                 &b"!<arch>\ndebian-binary   1700000000"[..],
                 "Debian package",
             ),
-            (&riscv[..], "a kernel Image for riscv64"),
+            (&ppc64le_elf[..], "an ELF file for ppc64le"),
             (&elf32[..], "32-bit"),
             (
                 &aarch64_elf[..],
@@ -555,6 +564,21 @@ mod tests {
         assert_eq!(format, ImageFormat::Arm64Image);
         assert_eq!(format.arch(), Arch::Aarch64);
         assert_eq!(release.as_deref(), Some("6.1.0-57-arm64"));
+    }
+
+    #[test]
+    fn a_riscv64_image_is_identified_with_its_banner_release() {
+        let mut image = vec![0u8; 0x2000];
+        image[..2].copy_from_slice(b"MZ");
+        image[0x30..0x38].copy_from_slice(b"RISCV\0\0\0");
+        image[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        let banner = b"Linux version 6.12.117+deb13-riscv64 (debian-kernel@lists.debian.org)";
+        image[0x1000..0x1000 + banner.len()].copy_from_slice(banner);
+        let (_dir, path) = write_file("vmlinux", &image);
+        let (format, release) = identify(&path).unwrap();
+        assert_eq!(format, ImageFormat::RiscvImage);
+        assert_eq!(format.arch(), Arch::Riscv64);
+        assert_eq!(release.as_deref(), Some("6.12.117+deb13-riscv64"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! arm64 boot `Image`s: how much of the file the image says it holds, so a truncated copy is
-//! refused before a VM. Kernels with the EFI stub (Debian's, `defconfig`) carry a PE header
-//! whose section table ends where the file's data does.
+//! arm64 and RISC-V boot `Image`s: how much of the file the image says it holds, so a
+//! truncated copy is refused before a VM. Kernels with the EFI stub (Debian's, `defconfig`)
+//! carry a PE header whose section table ends where the file's data does.
 
-/// Where the PE header's offset is kept (`Documentation/arch/arm64/booting.rst`).
+/// Where the PE header's offset is kept (`Documentation/arch/arm64/booting.rst`,
+/// `Documentation/arch/riscv/boot-image-header.rst`).
 const PE_OFFSET_AT: usize = 0x3c;
 /// One PE section header.
 const SECTION_LEN: usize = 40;
