@@ -75,6 +75,12 @@ impl MachineKind {
         }
     }
 
+    /// Whether QEMU saves this machine's guests whole: riscv64's timers (the ACLINT timer's
+    /// offset, the CPU's stimecmp) are left out, and a restored guest never wakes from a sleep.
+    pub fn saves_guests(self) -> bool {
+        self != MachineKind::RiscvVirt
+    }
+
     /// Whether its virtio-mmio transports must be told to speak virtio 1.0: they default to
     /// legacy virtio, which vhost-user devices (virtio-fs) refuse.
     pub fn modern_mmio(self) -> bool {

@@ -80,7 +80,7 @@ pub(super) fn plan(
         virtiofsd,
         machine,
         accel,
-        !request.cold,
+        !request.cold && machine.saves_guests(),
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
@@ -510,6 +510,14 @@ mod tests {
             plan.vm.warm,
             Err(super::super::ColdReason::RiscvTimers),
             "its timers are not in QEMU's saved state"
+        );
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(
+            guest.share,
+            ShareTransport::VirtioFs,
+            "never saved, so no 9p modules to load for a save"
         );
     }
 
