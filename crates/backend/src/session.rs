@@ -223,8 +223,10 @@ fn run_session_with_input(
     // already have it; a guest that opens its port late (a serial port is no socket that
     // keeps what came before) gets it once it says it listens.
     let restored = matches!(session.snapshot, Snapshotting::Restored { .. });
+    // Linux's init answers (its root is ready) before its command starts; a FreeBSD guest's
+    // first frame may be its command's output, which may take any time.
     let answer_deadline = match &session.snapshot {
-        Snapshotting::Restored { answer_within, .. } => {
+        Snapshotting::Restored { answer_within, .. } if port_channel => {
             Some((started + *answer_within, *answer_within))
         }
         _ => None,
