@@ -43,11 +43,7 @@ pub fn boot(
     events: &dyn Fn(LaunchEvent),
 ) -> Result<Finished, Error> {
     if let Some(signal) = io.signals.received() {
-        return Ok(Finished {
-            outcome: Outcome::Interrupted(signal),
-            timings: Timings::default(),
-            debug_info: None,
-        });
+        return Ok(interrupted(signal));
     }
     let backend = backend(&plan.vm.backend, plan);
     let snapshots = Snapshots::new(&host.cache_dir);
@@ -57,12 +53,15 @@ pub fn boot(
         parts.push(("QEMU version".into(), version.unwrap_or_default()));
         Key::new(parts)
     });
-    let restorable = matches!(plan.guest, GuestPlan::Linux(_))
-        && plan.vm.warm.is_ok()
-        && key.as_ref().is_some_and(|key| snapshots.holds(key));
-    if !restorable {
-        if let Some(interrupted) = wait_for_turn(&io) {
-            return Ok(interrupted);
+    // A run with a turn gets ready before it only by restoring a saved guest.
+    let restorable = || {
+        matches!(plan.guest, GuestPlan::Linux(_))
+            && plan.vm.warm.is_ok()
+            && key.as_ref().is_some_and(|key| snapshots.holds(key))
+    };
+    if io.turn.is_some() && !restorable() {
+        if let Some(stopped) = wait_for_turn(&io) {
+            return Ok(stopped);
         }
     }
     let start = match (&plan.vm.warm, &key) {
@@ -97,8 +96,8 @@ pub fn boot(
                     path: io.console.path().to_path_buf(),
                     source,
                 })?;
-                if let Some(interrupted) = wait_for_turn(&io) {
-                    return Ok(interrupted);
+                if let Some(stopped) = wait_for_turn(&io) {
+                    return Ok(stopped);
                 }
                 // Saved again, to replace it.
                 let replace = key.as_ref().map_or(Start::Cold(String::new()), |key| {
@@ -127,11 +126,16 @@ pub fn boot(
 pub(crate) fn wait_for_turn(io: &Io<'_>) -> Option<Finished> {
     match io.turn?.wait(io.signals) {
         TurnWait::Go => None,
-        TurnWait::Stop(signal) => Some(Finished {
-            outcome: Outcome::Interrupted(signal),
-            timings: Timings::default(),
-            debug_info: None,
-        }),
+        TurnWait::Stop(signal) => Some(interrupted(signal)),
+    }
+}
+
+/// A run ended by `signal` before its VM started.
+fn interrupted(signal: i32) -> Finished {
+    Finished {
+        outcome: Outcome::Interrupted(signal),
+        timings: Timings::default(),
+        debug_info: None,
     }
 }
 

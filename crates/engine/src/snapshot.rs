@@ -141,7 +141,8 @@ impl Snapshots {
 
     /// Whether a saved guest for `key` is there to restore, touching nothing.
     pub fn holds(&self, key: &Key) -> bool {
-        load(&self.dir.join(&key.hash)).is_some()
+        let dir = self.dir.join(&key.hash);
+        dir.join(STATE).is_file() && dir.join(CONSOLE).is_file()
     }
 
     /// Whether to restore, boot and save, or just boot, for `key`.
