@@ -5,7 +5,7 @@
 //!
 //! The inits of the other architectures (arm64 guests on an x86-64 host) are built as well when
 //! their cross toolchain is installed: a rustc with the target's std, or with std's sources to
-//! build one (`-Zbuild-std`, for targets Debian ships no std for), and `<arch>-linux-gnu-gcc`
+//! build one (`-Zbuild-std`, for targets Debian ships no std for), and `<triple>-gcc`
 //! to link. Without one that init is left out and `init_for` says what to install.
 //! `VMLANE_GUEST_ARCHES` (`arm64`, `none`, ...) names the foreign ones to build instead; then a
 //! missing toolchain fails the build.
@@ -178,12 +178,12 @@ impl Toolchain {
     /// first, then Debian's; failing both, for one with std's sources.
     fn find(arch: Arch) -> Result<Toolchain, Missing> {
         let target = arch.rust_target();
-        let gcc = format!("{}-linux-gnu-gcc", arch.uname());
+        let gcc = format!("{}-gcc", arch.gnu_triple());
         let Some(linker) = on_path(&gcc) else {
             return Err(Missing {
                 what: format!(
-                    "there is no {gcc} on PATH (Debian: gcc-{}-linux-gnu and libc6-dev-{}-cross)",
-                    arch.uname().replace('_', "-"),
+                    "there is no {gcc} on PATH (Debian: gcc-{} and libc6-dev-{}-cross)",
+                    arch.gnu_triple().replace('_', "-"),
                     arch.debian()
                 ),
                 watch: existing_dir(Path::new(DEBIAN_BIN)).into_iter().collect(),

@@ -176,7 +176,7 @@ pub enum KernelCommand {
     Build(KernelBuildArgs),
     /// List the kernels in the cache.
     List {
-        /// Only the kernels of this architecture (amd64, arm64, riscv64, s390x).
+        /// Only the kernels of this architecture (amd64, arm64, ppc64, ppc64el, riscv64, s390x).
         #[arg(long, value_name = "ARCH")]
         arch: Option<vmlane_spec::Arch>,
     },
@@ -227,10 +227,11 @@ pub struct KernelBuildArgs {
     /// Build with clang and LLVM's tools (LLVM=1).
     #[arg(long)]
     pub clang: bool,
-    /// Linux: the architecture to build for, amd64 (x86_64), arm64 (aarch64), riscv64 or s390x;
-    /// another than the host's is cross-compiled (gcc-aarch64-linux-gnu, gcc-riscv64-linux-gnu,
-    /// gcc-s390x-linux-gnu, or LLVM with --clang). Their release ends in `-arm64`, `-riscv64` or
-    /// `-s390x`. Default: the host's.
+    /// Linux: the architecture to build for, amd64 (x86_64), arm64 (aarch64), ppc64,
+    /// ppc64el (ppc64le), riscv64 or s390x; another than the host's is cross-compiled
+    /// (gcc-aarch64-linux-gnu, gcc-powerpc64-linux-gnu, ..., or LLVM with --clang). Their
+    /// release ends in `-arm64`, `-powerpc64`, `-powerpc64le`, `-riscv64` or `-s390x`.
+    /// Default: the host's.
     #[arg(long, value_name = "ARCH", conflicts_with = "freebsd")]
     pub arch: Option<vmlane_spec::Arch>,
     /// Parallel jobs (default: the number of CPUs).
@@ -252,9 +253,10 @@ pub struct BootArgs {
     /// CPU accelerator: auto picks KVM only where it can boot stock kernels.
     #[arg(long, value_enum, default_value_t = AccelArg::Auto)]
     pub accel: AccelArg,
-    /// The guest's CPU architecture: amd64 (x86_64), arm64 (aarch64), riscv64 or s390x, emulated
-    /// when it is not the host's; a kernel built for another is refused. Default: the kernel's (-k), and
-    /// without -k the newest cached kernel of the host's.
+    /// The guest's CPU architecture: amd64 (x86_64), arm64 (aarch64), ppc64, ppc64el (ppc64le),
+    /// riscv64 or s390x, emulated when it is not the host's; a kernel built for another is
+    /// refused. Default: the kernel's (-k), and without -k the newest cached kernel of the
+    /// host's.
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<vmlane_spec::Arch>,
     /// Linux: run from this root filesystem (one of the guest's architecture, such as a Debian

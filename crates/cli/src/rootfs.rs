@@ -11,7 +11,8 @@ pub enum RootfsCommand {
     /// Make a minimal Debian root of an architecture (or find it in the cache) and print its
     /// directory, for `--root`.
     Build {
-        /// Its architecture (amd64, arm64, riscv64, s390x). Default: the host's.
+        /// Its architecture (amd64, arm64, ppc64el, riscv64, s390x; ppc64 has no Debian
+        /// userland). Default: the host's.
         #[arg(long, value_name = "ARCH")]
         arch: Option<Arch>,
         /// The Debian release. Default: bookworm, or trixie for riscv64 (bookworm has none).

@@ -138,6 +138,11 @@ pub(crate) mod fake {
                     Arch::Riscv64,
                     Ok(PathBuf::from("/usr/bin/qemu-system-riscv64")),
                 ),
+                (
+                    Arch::Ppc64le,
+                    Ok(PathBuf::from("/usr/bin/qemu-system-ppc64")),
+                ),
+                (Arch::Ppc64, Ok(PathBuf::from("/usr/bin/qemu-system-ppc64"))),
             ]
             .into(),
             virtiofsd: Some("/usr/lib/qemu/virtiofsd".into()),

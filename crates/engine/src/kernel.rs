@@ -122,6 +122,7 @@ pub fn find(request: &Request) -> Result<GuestKernel, KernelError> {
         ImageFormat::FreeBsd => KernelTraits::FreeBsd(freebsd(&kernel)?),
         ImageFormat::BzImage
         | ImageFormat::Elf { .. }
+        | ImageFormat::PowerElf { .. }
         | ImageFormat::Arm64Image
         | ImageFormat::RiscvImage
         | ImageFormat::S390Image => KernelTraits::Linux(linux(&kernel, request.gdb.is_some())?),

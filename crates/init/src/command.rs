@@ -61,9 +61,8 @@ pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure
         let error = io::Error::from_raw_os_error(errno);
         let why = match foreign_machine(&candidates).filter(|_| errno == libc::ENOEXEC) {
             Some(machine) => format!(
-                "a program for {machine}, and this guest is {}: run a static {} program, or boot a kernel of the program's architecture (--arch)",
-                std::env::consts::ARCH,
-                std::env::consts::ARCH
+                "a program for {machine}, and this guest is {guest}: run a static {guest} program, or boot a kernel of the program's architecture (--arch)",
+                guest = this_guest()
             ),
             None => error.to_string(),
         };
@@ -122,21 +121,53 @@ fn foreign_machine(candidates: &[CString]) -> Option<&'static str> {
     if !read || !head.starts_with(b"\x7fELF") {
         return None;
     }
-    let machine = match head[5] {
-        2 => u16::from_be_bytes([head[18], head[19]]),
-        _ => u16::from_le_bytes([head[18], head[19]]),
+    let big_endian = head[5] == 2;
+    let machine = match big_endian {
+        true => u16::from_be_bytes([head[18], head[19]]),
+        false => u16::from_le_bytes([head[18], head[19]]),
     };
-    let name = match machine {
-        3 => "i386",
-        40 => "arm",
-        62 => "x86_64",
-        183 => "aarch64",
-        243 => "riscv64",
-        22 => "s390x",
-        21 => "ppc64",
+    let own = (machine_of_this_init(), cfg!(target_endian = "big"));
+    if (machine, big_endian) == own {
+        return None;
+    }
+    Some(match (machine, big_endian) {
+        (3, _) => "i386",
+        (40, _) => "arm",
+        (62, _) => "x86_64",
+        (183, _) => "aarch64",
+        (243, _) => "riscv64",
+        (22, _) => "s390x",
+        (21, true) => "ppc64",
+        (21, false) => "ppc64le",
         _ => "another architecture",
-    };
-    (name != std::env::consts::ARCH).then_some(name)
+    })
+}
+
+/// This guest's architecture as `uname -m` names it (Rust calls both POWER byte orders
+/// `powerpc64`).
+fn this_guest() -> &'static str {
+    match (std::env::consts::ARCH, cfg!(target_endian = "big")) {
+        ("powerpc64", false) => "ppc64le",
+        ("powerpc64", true) => "ppc64",
+        (arch, _) => arch,
+    }
+}
+
+/// The ELF `e_machine` of the programs this guest runs: the init's own.
+const fn machine_of_this_init() -> u16 {
+    if cfg!(target_arch = "x86_64") {
+        62
+    } else if cfg!(target_arch = "aarch64") {
+        183
+    } else if cfg!(target_arch = "riscv64") {
+        243
+    } else if cfg!(target_arch = "s390x") {
+        22
+    } else if cfg!(target_arch = "powerpc64") {
+        21
+    } else {
+        0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

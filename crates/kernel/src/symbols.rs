@@ -24,6 +24,7 @@ pub fn debug_info_file(kernel: &Kernel) -> Option<PathBuf> {
         ImageFormat::FreeBsd => freebsd_candidates(kernel, Path::new("/")),
         ImageFormat::BzImage
         | ImageFormat::Elf { .. }
+        | ImageFormat::PowerElf { .. }
         | ImageFormat::Arm64Image
         | ImageFormat::RiscvImage
         | ImageFormat::S390Image => candidates(kernel, Path::new("/")),
@@ -64,7 +65,10 @@ fn freebsd_candidates(kernel: &Kernel, root: &Path) -> Vec<PathBuf> {
 
 fn candidates(kernel: &Kernel, root: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    if matches!(kernel.format, ImageFormat::Elf { .. }) {
+    if matches!(
+        kernel.format,
+        ImageFormat::Elf { .. } | ImageFormat::PowerElf { .. }
+    ) {
         found.push(kernel.image.clone());
     }
     if let Some(tree) = tree::containing(&kernel.image) {

@@ -48,12 +48,12 @@ pub enum PayloadError {
     /// The guest's architecture is not the host's, and no init for it was built into this
     /// vmlane: its cross toolchain was missing then, or `VMLANE_GUEST_ARCHES` left it out.
     #[error(
-        "this vmlane was built without the {arch} guest init: install gcc-{gcc}-linux-gnu, \
+        "this vmlane was built without the {arch} guest init: install gcc-{gcc}, \
          libc6-dev-{arch}-cross and a Rust std for {target} (`rustup target add {target}`, or \
          Debian's rustc-web with libstd-rust-web-dev:{arch} or rust-web-src to build one), then \
          rebuild vmlane; \
          `scripts/setup --arch {arch}` does all of it",
-        gcc = .arch.uname().replace('_', "-"),
+        gcc = .arch.gnu_triple().replace('_', "-"),
         target = .arch.rust_target()
     )]
     NoGuestInit {

@@ -38,6 +38,8 @@ mod tests {
             Arch::Aarch64 => (elf::EM_AARCH64, elf::ELFDATA2LSB),
             Arch::S390x => (elf::EM_S390, elf::ELFDATA2MSB),
             Arch::Riscv64 => (elf::EM_RISCV, elf::ELFDATA2LSB),
+            Arch::Ppc64le => (elf::EM_PPC64, elf::ELFDATA2LSB),
+            Arch::Ppc64 => (elf::EM_PPC64, elf::ELFDATA2MSB),
         };
         let big = order == elf::ELFDATA2MSB;
         let at = |at: usize, len: usize| {
@@ -88,7 +90,7 @@ mod tests {
                     assert!(matches!(error, PayloadError::NoGuestInit { arch: a } if a == arch));
                     let message = error.to_string();
                     for name in [
-                        format!("gcc-{}-linux-gnu", arch.uname().replace('_', "-")),
+                        format!("gcc-{}", arch.gnu_triple().replace('_', "-")),
                         format!("libc6-dev-{}-cross", arch.debian()),
                         format!("rustup target add {}", arch.rust_target()),
                     ] {

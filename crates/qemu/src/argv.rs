@@ -68,6 +68,12 @@ pub const RISCV_VIRT_KERNEL_ARGS: &[(&str, &str)] = &[(
     "kernel messages go to the 16550 serial port vmlane logs",
 )];
 
+/// Kernel arguments on ppc64's `pseries`.
+pub const PSERIES_KERNEL_ARGS: &[(&str, &str)] = &[(
+    "console=hvc0",
+    "kernel messages go to the hypervisor's virtual terminal QEMU connects vmlane's log to",
+)];
+
 /// Kernel arguments on s390x's `s390-ccw-virtio`.
 pub const S390_CCW_KERNEL_ARGS: &[(&str, &str)] = &[(
     "console=ttysclp0",
@@ -111,6 +117,7 @@ pub fn kernel_cmdline(
         MachineKind::ArmVirt => ARM_VIRT_KERNEL_ARGS,
         MachineKind::S390Ccw => S390_CCW_KERNEL_ARGS,
         MachineKind::RiscvVirt => RISCV_VIRT_KERNEL_ARGS,
+        MachineKind::Pseries { .. } => PSERIES_KERNEL_ARGS,
     };
     let tcg = if accel == AccelChoice::Tcg && x86 {
         TCG_KERNEL_ARGS
@@ -159,7 +166,7 @@ pub fn network_args(network: &Network, kind: MachineKind) -> Vec<OsString> {
         ));
     }
     // The PCI NIC's boot ROM is for network boots; vmlane boots with -kernel.
-    let rom = if kind == MachineKind::Q35 {
+    let rom = if kind.transport() == "pci" {
         ",romfile="
     } else {
         ""
@@ -1051,6 +1058,33 @@ mod tests {
         for x86 in ["ttyS0", "tsc", "noapictimer", "reboot=t", "pci=off"] {
             assert!(!cmdline.contains(x86), "{x86} in {cmdline}");
         }
+    }
+
+    #[test]
+    fn pseries_boots_through_its_virtual_firmware_with_pci_devices_and_hvc0() {
+        let m = machine(Some(ShareTransport::NineP));
+        for big_endian in [false, true] {
+            let kind = MachineKind::Pseries { big_endian };
+            let args = qemu_args(&m, kind, AccelChoice::Tcg);
+            assert_eq!(
+                value_after(&args, "-machine"),
+                ["pseries,x-vof=on,accel=tcg"]
+            );
+            assert_eq!(value_after(&args, "-cpu"), ["power10"]);
+            let devices: Vec<String> = value_after(&args, "-device")
+                .iter()
+                .map(|d| d.to_string_lossy().into_owned())
+                .collect();
+            for pci in ["virtio-serial-pci,", "virtio-9p-pci,"] {
+                assert!(devices.iter().any(|d| d.starts_with(pci)), "{devices:?}");
+            }
+            // QEMU makes the first serial chardev the hypervisor's virtual terminal.
+            assert_eq!(value_after(&args, "-serial"), ["chardev:console"]);
+            let cmdline = kernel_cmdline(kind, AccelChoice::Tcg, Some(2_445_404), &[]);
+            assert!(cmdline.starts_with("console=hvc0 panic=-1 "), "{cmdline}");
+            assert!(!cmdline.contains("tsc"), "{cmdline}");
+        }
+        assert!(!MachineKind::Pseries { big_endian: false }.saves_guests());
     }
 
     #[test]

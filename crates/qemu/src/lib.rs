@@ -80,6 +80,14 @@ pub fn qemu_program(arch: vmlane_spec::Arch) -> (&'static str, &'static str) {
             "qemu-system-riscv64",
             "install it with `apt-get install qemu-system-misc` (or run scripts/setup --arch riscv64)",
         ),
+        vmlane_spec::Arch::Ppc64le => (
+            "qemu-system-ppc64",
+            "install it with `apt-get install qemu-system-ppc` (or run scripts/setup --arch ppc64el)",
+        ),
+        vmlane_spec::Arch::Ppc64 => (
+            "qemu-system-ppc64",
+            "install it with `apt-get install qemu-system-ppc` (or run scripts/setup --arch ppc64)",
+        ),
     }
 }
 

@@ -20,6 +20,14 @@ pub enum MachineKind {
     /// riscv64's `virt` behind the OpenSBI QEMU ships: devices on its virtio-mmio transports
     /// (found from the device tree), a 16550 console, powered off through SBI.
     RiscvVirt,
+    /// ppc64's `pseries` (a PAPR logical partition) behind QEMU's Virtual Open Firmware, which
+    /// loads the ELF vmlinux at once where SLOF takes a second: devices on virtio-pci behind
+    /// its PCI host bridge, the hypervisor's virtual terminal as console (hvc0), powered off
+    /// through RTAS. One machine for both byte orders; the CPU switches at boot.
+    Pseries {
+        /// For a big-endian (ppc64) guest, else a little-endian (ppc64el) one.
+        big_endian: bool,
+    },
 }
 
 impl MachineKind {
@@ -32,13 +40,14 @@ impl MachineKind {
             MachineKind::ArmVirt => "virt,gic-version=3",
             MachineKind::S390Ccw => "s390-ccw-virtio",
             MachineKind::RiscvVirt => "virt",
+            MachineKind::Pseries { .. } => "pseries,x-vof=on",
         }
     }
 
     /// The suffix of virtio device names on this machine's transport.
     pub fn transport(self) -> &'static str {
         match self {
-            MachineKind::Q35 => "pci",
+            MachineKind::Q35 | MachineKind::Pseries { .. } => "pci",
             MachineKind::Microvm | MachineKind::ArmVirt | MachineKind::RiscvVirt => "device",
             MachineKind::S390Ccw => "ccw",
         }
@@ -48,7 +57,7 @@ impl MachineKind {
     /// kernels build virtio-ccw in whenever they can run as a guest (`S390_GUEST`).
     pub fn transport_module(self) -> Option<&'static str> {
         match self {
-            MachineKind::Q35 => Some("virtio_pci"),
+            MachineKind::Q35 | MachineKind::Pseries { .. } => Some("virtio_pci"),
             MachineKind::Microvm | MachineKind::ArmVirt | MachineKind::RiscvVirt => {
                 Some("virtio_mmio")
             }
@@ -63,22 +72,27 @@ impl MachineKind {
             MachineKind::ArmVirt => Arch::Aarch64,
             MachineKind::S390Ccw => Arch::S390x,
             MachineKind::RiscvVirt => Arch::Riscv64,
+            MachineKind::Pseries { big_endian: false } => Arch::Ppc64le,
+            MachineKind::Pseries { big_endian: true } => Arch::Ppc64,
         }
     }
 
     /// The CPU model under TCG: every feature QEMU emulates, where the machine has `max`
-    /// (QEMU 7.2 has none for RISC-V; its `rv64` is the full RV64GC).
+    /// (QEMU 7.2 has none for RISC-V, whose `rv64` is the full RV64GC, or for POWER, whose
+    /// newest is POWER10; pseries would pick POWER9).
     pub fn tcg_cpu(self) -> &'static str {
         match self {
             MachineKind::RiscvVirt => "rv64",
+            MachineKind::Pseries { .. } => "power10",
             _ => "max",
         }
     }
 
     /// Whether QEMU saves this machine's guests whole: riscv64's timers (the ACLINT timer's
-    /// offset, the CPU's stimecmp) are left out, and a restored guest never wakes from a sleep.
+    /// offset, the CPU's stimecmp) are left out, and a restored guest never wakes from a sleep;
+    /// a restored pseries guest never ran on under QEMU 7.2's TCG.
     pub fn saves_guests(self) -> bool {
-        self != MachineKind::RiscvVirt
+        !matches!(self, MachineKind::RiscvVirt | MachineKind::Pseries { .. })
     }
 
     /// Whether its virtio-mmio transports must be told to speak virtio 1.0: they default to

@@ -40,6 +40,9 @@ pub enum RootfsError {
         /// The root's architecture.
         arch: Arch,
     },
+    /// Debian has no release of the architecture's userland.
+    #[error("Debian has no {0} userland to make a root of: a {0} guest runs static programs from the host's files, without --root (build them with -static)")]
+    NoUserland(Arch),
     /// A package name mmdebstrap would take for an option or a list.
     #[error("`{0}` is not a Debian package name")]
     BadPackage(String),
@@ -101,6 +104,9 @@ impl RootSpec {
     }
 
     fn check(&self) -> Result<(), RootfsError> {
+        if !self.arch.has_debian_userland() {
+            return Err(RootfsError::NoUserland(self.arch));
+        }
         let valid = |name: &str| {
             name.len() > 1
                 && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -175,6 +181,18 @@ mod tests {
             suite: default_suite(Arch::Aarch64).into(),
             packages: packages.iter().map(|p| p.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_big_endian_ppc64_root_is_refused_before_mmdebstrap_saying_static_programs_run() {
+        let spec = RootSpec {
+            arch: Arch::Ppc64,
+            suite: default_suite(Arch::Ppc64).into(),
+            packages: Vec::new(),
+        };
+        let error = build(Path::new("/nonexistent-cache"), &spec).unwrap_err();
+        assert!(matches!(error, RootfsError::NoUserland(Arch::Ppc64)));
+        assert!(error.to_string().contains("static programs"), "{error}");
     }
 
     #[test]

@@ -14,11 +14,23 @@ pub enum Arch {
     S390x,
     /// 64-bit RISC-V (`riscv64` to Debian, `riscv` to the kernel's `ARCH=`).
     Riscv64,
+    /// Little-endian 64-bit POWER (`ppc64el` to Debian, `powerpc` to the kernel's `ARCH=`).
+    Ppc64le,
+    /// Big-endian 64-bit POWER (`ppc64`): no Debian release has its userland, so its guests
+    /// run static programs only.
+    Ppc64,
 }
 
 impl Arch {
     /// Every architecture, in the order help texts list them.
-    pub const ALL: [Arch; 4] = [Arch::X86_64, Arch::Aarch64, Arch::Riscv64, Arch::S390x];
+    pub const ALL: [Arch; 6] = [
+        Arch::X86_64,
+        Arch::Aarch64,
+        Arch::Ppc64,
+        Arch::Ppc64le,
+        Arch::Riscv64,
+        Arch::S390x,
+    ];
 
     /// The architecture vmlane itself was built for: the default guest's.
     pub const fn host() -> Arch {
@@ -36,6 +48,8 @@ impl Arch {
             Arch::Aarch64 => "aarch64",
             Arch::S390x => "s390x",
             Arch::Riscv64 => "riscv64",
+            Arch::Ppc64le => "ppc64le",
+            Arch::Ppc64 => "ppc64",
         }
     }
 
@@ -46,6 +60,8 @@ impl Arch {
             Arch::Aarch64 => "arm64",
             Arch::S390x => "s390x",
             Arch::Riscv64 => "riscv64",
+            Arch::Ppc64le => "ppc64el",
+            Arch::Ppc64 => "ppc64",
         }
     }
 
@@ -56,12 +72,31 @@ impl Arch {
             Arch::Aarch64 => "aarch64-unknown-linux-gnu",
             Arch::S390x => "s390x-unknown-linux-gnu",
             Arch::Riscv64 => "riscv64gc-unknown-linux-gnu",
+            Arch::Ppc64le => "powerpc64le-unknown-linux-gnu",
+            Arch::Ppc64 => "powerpc64-unknown-linux-gnu",
+        }
+    }
+
+    /// The GNU triple of Debian's cross toolchain for it (`<triple>-gcc`, `/usr/<triple>`).
+    pub const fn gnu_triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Aarch64 => "aarch64-linux-gnu",
+            Arch::S390x => "s390x-linux-gnu",
+            Arch::Riscv64 => "riscv64-linux-gnu",
+            Arch::Ppc64le => "powerpc64le-linux-gnu",
+            Arch::Ppc64 => "powerpc64-linux-gnu",
         }
     }
 
     /// Whether the architecture stores integers most significant byte first.
     pub const fn big_endian(self) -> bool {
-        matches!(self, Arch::S390x)
+        matches!(self, Arch::S390x | Arch::Ppc64)
+    }
+
+    /// Whether Debian has a userland of this architecture, for `--root` and `rootfs build`.
+    pub const fn has_debian_userland(self) -> bool {
+        !matches!(self, Arch::Ppc64)
     }
 }
 
@@ -99,6 +134,8 @@ impl FromStr for Arch {
             "aarch64" | "arm64" => Ok(Arch::Aarch64),
             "s390x" | "s390" => Ok(Arch::S390x),
             "riscv64" | "riscv" => Ok(Arch::Riscv64),
+            "ppc64le" | "ppc64el" | "powerpc64le" => Ok(Arch::Ppc64le),
+            "ppc64" | "powerpc64" => Ok(Arch::Ppc64),
             other => Err(UnknownArch(other.to_string())),
         }
     }
@@ -123,7 +160,7 @@ mod tests {
         let error = "sparc64".parse::<Arch>().unwrap_err().to_string();
         assert_eq!(
             error,
-            "unknown architecture `sparc64`: vmlane boots amd64, arm64, riscv64, s390x"
+            "unknown architecture `sparc64`: vmlane boots amd64, arm64, ppc64, ppc64el, riscv64, s390x"
         );
     }
 

@@ -21,7 +21,7 @@ pub enum PlanError {
         wanted: &'static str,
     },
     /// The kernel is built for another architecture than `--arch` names.
-    #[error("{kernel} is an {found} kernel, but --arch {wanted} was asked for: give an {wanted} kernel with -k (scripts/setup --arch {wanted} fetches Debian's), or drop --arch")]
+    #[error("{kernel} is a kernel for {found}, but --arch {wanted} was asked for: give a kernel for {wanted} with -k (scripts/setup --arch {wanted} fetches or builds one), or drop --arch")]
     WrongArch {
         /// The kernel image.
         kernel: PathBuf,
@@ -193,4 +193,7 @@ pub enum VirtioFsProblem {
     /// FUSE messages travel in the guest's byte order, and virtiofsd reads them in the host's.
     #[error("virtiofsd speaks FUSE in the host's byte order, and this {0} guest is big-endian (use --share 9p)")]
     OtherByteOrder(Arch),
+    /// Measured under QEMU 7.2: every exec from the share fails with EINVAL.
+    #[error("a pseries guest cannot run programs from a virtio-fs share (every exec fails with EINVAL; use --share 9p)")]
+    PseriesExec,
 }

@@ -70,6 +70,8 @@ pub(super) fn plan(
         Arch::Aarch64 => only_machine(MachineKind::ArmVirt, request)?,
         Arch::S390x => only_machine(MachineKind::S390Ccw, request)?,
         Arch::Riscv64 => only_machine(MachineKind::RiscvVirt, request)?,
+        Arch::Ppc64le => only_machine(MachineKind::Pseries { big_endian: false }, request)?,
+        Arch::Ppc64 => only_machine(MachineKind::Pseries { big_endian: true }, request)?,
     };
     let backend = qemu_for(host, arch)?;
     let virtiofsd = host.virtiofsd.is_some();
@@ -201,6 +203,8 @@ fn choose_share(
         Some(VirtioFsProblem::NoVirtiofsd)
     } else if machine.arch().big_endian() {
         Some(VirtioFsProblem::OtherByteOrder(machine.arch()))
+    } else if matches!(machine, MachineKind::Pseries { .. }) {
+        Some(VirtioFsProblem::PseriesExec)
     } else if machine == MachineKind::Microvm && accel == AccelChoice::Tcg {
         Some(VirtioFsProblem::MicrovmUnderTcg)
     } else {
@@ -521,6 +525,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_ppc64el_guest_runs_on_pseries_over_9p_and_pci_and_always_boots() {
+        let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
+        kernel.kernel.format = vmlane_kernel::ImageFormat::PowerElf { big_endian: false };
+        let mut asked = request();
+        asked.arch = Some(Arch::Ppc64le);
+        let plan = planned(&asked, kernel, HostKvm::Pvm);
+        assert_eq!(plan.vm.machine, MachineKind::Pseries { big_endian: false });
+        let super::super::BackendPlan::Qemu { program, .. } = &plan.vm.backend else {
+            panic!("{:?}", plan.vm.backend);
+        };
+        assert!(program.ends_with("qemu-system-ppc64"), "{program:?}");
+        assert!(plan.vm.cmdline.starts_with("console=hvc0 "));
+        assert_eq!(plan.vm.warm, Err(super::super::ColdReason::PseriesRestore));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(
+            guest.share,
+            ShareTransport::NineP,
+            "no program runs from virtio-fs on pseries"
+        );
+        assert!(guest.modules.iter().any(|m| m == "virtio_pci"));
+    }
+
     fn s390x_kernel() -> crate::kernel::GuestKernel {
         let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
         kernel.kernel.format = vmlane_kernel::ImageFormat::S390Image;
@@ -581,7 +610,7 @@ mod tests {
         let message = refused(&arm, linux(DISTRO, Some(DISTRO_MODULES)));
         assert!(
             message.contains(
-                "is an amd64 kernel, but --arch arm64 was asked for: give an arm64 kernel with -k"
+                "is a kernel for amd64, but --arch arm64 was asked for: give a kernel for arm64 with -k"
             ),
             "{message}"
         );
@@ -589,7 +618,7 @@ mod tests {
         x86.arch = Some(Arch::X86_64);
         let message = refused(&x86, arm64_kernel());
         assert!(
-            message.contains("is an arm64 kernel, but --arch amd64"),
+            message.contains("is a kernel for arm64, but --arch amd64"),
             "{message}"
         );
         arm.machine = MachineChoice::Microvm;

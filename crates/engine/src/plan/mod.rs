@@ -130,7 +130,12 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
         // Before the share: a riscv64 guest shares over virtio-fs because it is never saved.
-        (!plan.vm.machine.saves_guests(), ColdReason::RiscvTimers),
+        (
+            !plan.vm.machine.saves_guests()
+                && plan.vm.machine == vmlane_qemu::MachineKind::RiscvVirt,
+            ColdReason::RiscvTimers,
+        ),
+        (!plan.vm.machine.saves_guests(), ColdReason::PseriesRestore),
         (virtiofs, ColdReason::VirtioFs),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {

@@ -85,6 +85,11 @@ pub enum ColdReason {
     /// RISC-V: QEMU leaves the timers out of the saved state.
     #[error("QEMU does not save a RISC-V guest's timers (the ACLINT timer's offset, the CPU's stimecmp), so a restored riscv64 guest would never wake from a sleep")]
     RiscvTimers,
+    /// pseries: a restored guest never answered under QEMU 7.2's TCG.
+    #[error(
+        "a pseries guest restored by QEMU 7.2 under TCG never ran on, so ppc64 guests always boot"
+    )]
+    PseriesRestore,
 }
 
 /// The VMM that runs the VM.

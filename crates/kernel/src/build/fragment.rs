@@ -58,6 +58,7 @@ const X86: Scope = Only(Arch::X86_64);
 const ARM64: Scope = Only(Arch::Aarch64);
 const S390X: Scope = Only(Arch::S390x);
 const RISCV64: Scope = Only(Arch::Riscv64);
+const POWER: Scope = Among(&[Arch::Ppc64le, Arch::Ppc64]);
 /// The machines with virtio-mmio transports (s390x has channel I/O, and no MMIO at all).
 const MMIO: Scope = Among(&[Arch::X86_64, Arch::Aarch64, Arch::Riscv64]);
 
@@ -120,6 +121,16 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     ]),
     ("virt's 16550 as the console (ttyS0), found from the device tree", RISCV64, &[
         "SERIAL_8250", "SERIAL_8250_CONSOLE", "SERIAL_OF_PLATFORM",
+    ]),
+    // tinyconfig leaves powerpc 32-bit and drops the Open Firmware entry QEMU's firmware
+    // starts the kernel by; Debian's ppc64el programs assume POWER8's vector units.
+    ("a 64-bit server CPU on pseries, started through Open Firmware, with AltiVec and VSX", POWER, &[
+        "PPC64", "PPC_BOOK3S_64", "PPC_PSERIES", "PPC_OF_BOOT_TRAMPOLINE", "ALTIVEC", "VSX",
+    ]),
+    ("ppc64el's byte order", Only(Arch::Ppc64le), &["CPU_LITTLE_ENDIAN"]),
+    ("ppc64's byte order", Only(Arch::Ppc64), &["CPU_BIG_ENDIAN"]),
+    ("pseries' virtual terminal as the console (hvc0), virtio over its PCI host bridge", POWER, &[
+        "HVC_CONSOLE", "PCI", "VIRTIO_PCI",
     ]),
 ];
 

@@ -171,10 +171,8 @@ fn check_cross_compiler(arch: Arch, path: Option<&OsStr>) -> Result<(), BuildErr
         return Ok(());
     }
     let setup = match arch {
-        Arch::Aarch64 => " (scripts/setup --arch arm64 installs it too)",
-        Arch::S390x => " (scripts/setup --arch s390x installs it too)",
-        Arch::Riscv64 => " (scripts/setup --arch riscv64 installs it too)",
-        Arch::X86_64 => "",
+        Arch::X86_64 => String::new(),
+        other => format!(" (scripts/setup --arch {other} installs it too)"),
     };
     Err(BuildError::NoCrossCompiler {
         arch,

@@ -11,6 +11,7 @@ pub fn kernel_arch(arch: Arch) -> &'static str {
         Arch::Aarch64 => "arm64",
         Arch::S390x => "s390",
         Arch::Riscv64 => "riscv",
+        Arch::Ppc64le | Arch::Ppc64 => "powerpc",
     }
 }
 
@@ -25,12 +26,17 @@ pub fn image_target(arch: Arch) -> &'static str {
         Arch::S390x => "bzImage",
         // As arm64's: uncompressed, loaded by QEMU's `virt` behind OpenSBI.
         Arch::Riscv64 => "Image",
+        // The ELF file itself: QEMU's pseries loads it through its firmware's ELF loader.
+        Arch::Ppc64le | Arch::Ppc64 => "vmlinux",
     }
 }
 
-/// Where that image ends up in the object directory.
+/// Where that image ends up in the object directory: powerpc's vmlinux is the top-level one.
 pub fn image_path(arch: Arch) -> String {
-    format!("arch/{}/boot/{}", kernel_arch(arch), image_target(arch))
+    match arch {
+        Arch::Ppc64le | Arch::Ppc64 => image_target(arch).to_string(),
+        _ => format!("arch/{}/boot/{}", kernel_arch(arch), image_target(arch)),
+    }
 }
 
 /// The `CROSS_COMPILE=` prefix of Debian's GNU cross toolchain for `arch`.
@@ -40,6 +46,8 @@ pub fn cross_prefix(arch: Arch) -> &'static str {
         Arch::Aarch64 => "aarch64-linux-gnu-",
         Arch::S390x => "s390x-linux-gnu-",
         Arch::Riscv64 => "riscv64-linux-gnu-",
+        Arch::Ppc64le => "powerpc64le-linux-gnu-",
+        Arch::Ppc64 => "powerpc64-linux-gnu-",
     }
 }
 
@@ -50,6 +58,8 @@ pub fn cross_package(arch: Arch) -> &'static str {
         Arch::Aarch64 => "gcc-aarch64-linux-gnu",
         Arch::S390x => "gcc-s390x-linux-gnu",
         Arch::Riscv64 => "gcc-riscv64-linux-gnu",
+        Arch::Ppc64le => "gcc-powerpc64le-linux-gnu",
+        Arch::Ppc64 => "gcc-powerpc64-linux-gnu",
     }
 }
 
@@ -63,6 +73,8 @@ pub fn release_suffix(arch: Arch) -> &'static str {
         Arch::Aarch64 => "-arm64",
         Arch::S390x => "-s390x",
         Arch::Riscv64 => "-riscv64",
+        Arch::Ppc64le => "-powerpc64le",
+        Arch::Ppc64 => "-powerpc64",
     }
 }
 

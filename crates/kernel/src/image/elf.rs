@@ -24,16 +24,19 @@ pub fn is_elf(head: &[u8]) -> bool {
     head.starts_with(&elf::ELFMAG)
 }
 
-/// Rejects ELF files QEMU cannot boot as an x86-64 kernel, saying why.
-pub fn check_header(head: &[u8]) -> Result<(), String> {
+/// What vmlane boots, for refusals of what it does not.
+const BOOTS: &str = "vmlane boots x86-64 and 64-bit POWER ELF kernels, and arm64, riscv64 and \
+                     s390x boot images";
+
+/// Rejects ELF files QEMU cannot boot as a kernel, saying why: an x86-64 one is `None`, a
+/// 64-bit POWER one says whether it is big-endian.
+pub fn check_header(head: &[u8]) -> Result<Option<bool>, String> {
     match head.get(EI_CLASS) {
         Some(&elf::ELFCLASS64) => {}
         Some(&elf::ELFCLASS32) => {
             return Err(match super::arch::of_elf(head) {
-                Some(arch) => format!(
-                    "a 32-bit ELF file for {arch}; vmlane boots x86-64 kernels and arm64 Images"
-                ),
-                None => "a 32-bit ELF file; vmlane boots x86-64 kernels and arm64 Images".into(),
+                Some(arch) => format!("a 32-bit ELF file for {arch}; {BOOTS}"),
+                None => format!("a 32-bit ELF file; {BOOTS}"),
             })
         }
         _ => return Err("an ELF file of unknown class".into()),
@@ -41,16 +44,17 @@ pub fn check_header(head: &[u8]) -> Result<(), String> {
     let Some(machine) = super::arch::elf_machine(head) else {
         return Err("a truncated ELF file".into());
     };
-    if machine != elf::EM_X86_64 {
-        return Err(match super::arch::of_elf(head) {
+    match machine {
+        elf::EM_X86_64 => Ok(None),
+        elf::EM_PPC64 => Ok(Some(head.get(EI_DATA) == Some(&elf::ELFDATA2MSB))),
+        _ => Err(match super::arch::of_elf(head) {
             Some("aarch64") => "an arm64 ELF vmlinux; boot the arm64 Image beside it (arch/arm64/boot/Image) with --arch arm64".into(),
-            Some(arch) => format!("an ELF file for {arch}; vmlane boots x86-64 kernels and arm64 Images"),
-            None => format!(
-                "an ELF file for another architecture (e_machine {machine}); vmlane boots x86-64 kernels and arm64 Images"
-            ),
-        });
+            Some("riscv64") => "a riscv64 ELF vmlinux; boot the RISC-V Image beside it (arch/riscv/boot/Image) with --arch riscv64".into(),
+            Some("s390x") => "an s390x ELF vmlinux; boot the image beside it (arch/s390/boot/bzImage) with --arch s390x".into(),
+            Some(arch) => format!("an ELF file for {arch}; {BOOTS}"),
+            None => format!("an ELF file for another architecture (e_machine {machine}); {BOOTS}"),
+        }),
     }
-    Ok(())
 }
 
 /// Why an ELF file's headers describe more than the file holds.

@@ -39,6 +39,12 @@ pub enum ImageFormat {
     /// A RISC-V boot `Image` (`arch/riscv/boot/Image`; Debian's riscv64 package calls it
     /// `vmlinux`).
     RiscvImage,
+    /// A 64-bit POWER ELF vmlinux, as `make ARCH=powerpc` and Debian's ppc64el packages leave
+    /// it: QEMU's pseries firmware loads the ELF file itself.
+    PowerElf {
+        /// A ppc64 (big-endian) kernel, else a ppc64el one.
+        big_endian: bool,
+    },
 }
 
 impl ImageFormat {
@@ -49,6 +55,8 @@ impl ImageFormat {
             ImageFormat::Arm64Image => Arch::Aarch64,
             ImageFormat::S390Image => Arch::S390x,
             ImageFormat::RiscvImage => Arch::Riscv64,
+            ImageFormat::PowerElf { big_endian: false } => Arch::Ppc64le,
+            ImageFormat::PowerElf { big_endian: true } => Arch::Ppc64,
         }
     }
 }
@@ -89,7 +97,7 @@ pub fn identify(path: &Path) -> Result<(ImageFormat, Option<String>), KernelErro
             let release = s390::release(&file, len).map_err(unreadable)?;
             Ok((ImageFormat::S390Image, release))
         }
-        format @ ImageFormat::Elf { .. } => match elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
+        format @ (ImageFormat::Elf { .. } | ImageFormat::PowerElf { .. }) => match elf::banner_release(&mut file, elf::LINUX_BANNER, |_| true)
             .map_err(unreadable)?
         {
             Some(release) => Ok((format, Some(release))),
@@ -143,8 +151,12 @@ fn classify(path: &Path, head: &[u8], file: &File, len: u64) -> Result<ImageForm
         return Ok(ImageFormat::BzImage);
     }
     if elf::is_elf(head) {
-        elf::check_header(head).map_err(|reason| KernelError::not_a_kernel(path, &reason))?;
+        let power =
+            elf::check_header(head).map_err(|reason| KernelError::not_a_kernel(path, &reason))?;
         check_elf_extent(path, file, len)?;
+        if let Some(big_endian) = power {
+            return Ok(ImageFormat::PowerElf { big_endian });
+        }
         if freebsd::is_freebsd(head, file) {
             return Ok(ImageFormat::FreeBsd);
         }
@@ -519,13 +531,31 @@ mod tests {
     }
 
     #[test]
+    fn a_power_vmlinux_is_identified_in_either_byte_order_with_its_release() {
+        let little = fake_vmlinux("6.1.0-50-powerpc64le", Note::Segment);
+        let mut little = little;
+        little[18..20].copy_from_slice(&21u16.to_le_bytes());
+        let (_dir, path) = write_file("vmlinux", &little);
+        let (format, release) = identify(&path).unwrap();
+        assert_eq!(format, ImageFormat::PowerElf { big_endian: false });
+        assert_eq!(format.arch(), Arch::Ppc64le);
+        assert_eq!(release.as_deref(), Some("6.1.0-50-powerpc64le"));
+        // A big-endian header: only e_ident's byte order and e_machine are read before the
+        // extent check, which this little-endian body would fail, so ask the header alone.
+        let mut head = little[..64].to_vec();
+        head[5] = 2;
+        head[18..20].copy_from_slice(&21u16.to_be_bytes());
+        assert_eq!(elf::check_header(&head), Ok(Some(true)));
+    }
+
+    #[test]
     fn other_files_get_reasons_a_user_can_act_on() {
         let mut elf32 = fake_vmlinux("6.1", Note::Segment);
         elf32[4] = 1;
         let mut aarch64_elf = fake_vmlinux("6.1", Note::Segment);
         aarch64_elf[18..20].copy_from_slice(&183u16.to_le_bytes());
-        let mut ppc64le_elf = fake_vmlinux("6.1", Note::Segment);
-        ppc64le_elf[18..20].copy_from_slice(&21u16.to_le_bytes());
+        let mut mips_elf = fake_vmlinux("6.1", Note::Segment);
+        mips_elf[18..20].copy_from_slice(&8u16.to_le_bytes());
         // Big-endian: e_machine is read in the header's own byte order.
         let mut s390x_elf = fake_vmlinux("6.1", Note::Segment);
         s390x_elf[5] = 2;
@@ -538,13 +568,16 @@ mod tests {
                 &b"!<arch>\ndebian-binary   1700000000"[..],
                 "Debian package",
             ),
-            (&ppc64le_elf[..], "an ELF file for ppc64le"),
+            (&mips_elf[..], "an ELF file for mips; vmlane boots"),
             (&elf32[..], "32-bit"),
             (
                 &aarch64_elf[..],
                 "an arm64 ELF vmlinux; boot the arm64 Image beside it",
             ),
-            (&s390x_elf[..], "an ELF file for s390x"),
+            (
+                &s390x_elf[..],
+                "an s390x ELF vmlinux; boot the image beside it",
+            ),
             (&[0xffu8, 0x00, 0x13, 0x37, 0x80, 0x81][..], "no \"HdrS\""),
         ] {
             let (_dir, path) = write_file("kernel", bytes);
