@@ -481,3 +481,60 @@ fn vmlanes_own_foreign_kernel_boots_its_programs_and_a_debian_root() {
         sandbox.assert_nothing_left(&kernel);
     }
 }
+
+/// Big-endian ppc64: no Debian kernel or userland, so vmlane's own build
+/// (`vmlane kernel build --arch ppc64`) and static programs only.
+const PPC64: Guest = Guest {
+    debian: "ppc64",
+    release_suffix: "-powerpc64",
+    uname: "ppc64",
+    cc: "powerpc64-linux-gnu-gcc",
+    cc_package: "gcc-powerpc64-linux-gnu",
+    qemu: "qemu-system-ppc64",
+    qemu_package: "qemu-system-ppc",
+    never_saved: Some("a pseries guest restored by QEMU 7.2 under TCG never ran on"),
+    in_ci: false,
+};
+
+#[test]
+fn a_big_endian_ppc64_guest_runs_static_programs_and_refuses_a_root() {
+    let guest = &PPC64;
+    if !common::has_program(guest.cc) || !common::has_program(guest.qemu) {
+        skip(
+            guest,
+            format!(
+                "the ppc64 test needs {} ({}) and {} ({})",
+                guest.cc, guest.cc_package, guest.qemu, guest.qemu_package
+            ),
+        );
+        return;
+    }
+    let Some(kernel) = vmlane_kernel_of(guest) else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    std::fs::copy(guest.probe(), sandbox.work().join("probe")).unwrap();
+    let output = run(&sandbox, guest, &kernel, &["./probe", "7"]);
+    assert_exit(&output, 7);
+    assert_eq!(text(&output.stdout), "machine=ppc64\n");
+    let died = run(&sandbox, guest, &kernel, &["./probe", "segv"]);
+    assert_exit(&died, 128 + 11);
+    let host = run(&sandbox, guest, &kernel, &["true"]);
+    assert_exit(&host, 126);
+    assert!(
+        text(&host.stderr).contains("a program for x86_64, and this guest is ppc64:"),
+        "{}",
+        text(&host.stderr)
+    );
+    let root = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(["rootfs", "build", "--arch", "ppc64"])
+        .output()
+        .unwrap();
+    assert_exit(&root, 125);
+    assert!(
+        text(&root.stderr).contains("Debian has no ppc64 userland"),
+        "{}",
+        text(&root.stderr)
+    );
+    sandbox.assert_nothing_left(&kernel);
+}
