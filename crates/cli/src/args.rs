@@ -174,6 +174,9 @@ pub enum KernelCommand {
     /// Build a kernel from a source tree into the cache, with everything a test VM needs
     /// built in. Rebuilding an unchanged tree with the same options is instant.
     Build(KernelBuildArgs),
+    /// Download Debian's packaged kernel of an architecture, with its modules, into the cache
+    /// (through an apt of vmlane's own: the host's apt sources are not touched).
+    Fetch(KernelFetchArgs),
     /// List the kernels in the cache.
     List {
         /// Only the kernels of this architecture (amd64, arm64, ppc64, ppc64el, riscv64, s390x).
@@ -186,6 +189,19 @@ pub enum KernelCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct KernelFetchArgs {
+    /// The architecture: amd64, arm64, ppc64el, riscv64 or s390x (default: the host's).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<vmlane_spec::Arch>,
+    /// Debian's flavour of it, e.g. `cloud` for linux-image-cloud-amd64.
+    #[arg(long, value_name = "FLAVOUR")]
+    pub flavour: Option<String>,
+    /// Debian's release to take it from (default: bookworm; trixie for riscv64).
+    #[arg(long, value_name = "SUITE")]
+    pub suite: Option<String>,
 }
 
 #[derive(Debug, Args)]

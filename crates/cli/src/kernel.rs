@@ -1,6 +1,6 @@
 //! `vmlane kernel`: build kernels into the cache, list them, remove them.
 
-use crate::args::{KernelBuildArgs, KernelCommand};
+use crate::args::{KernelBuildArgs, KernelCommand, KernelFetchArgs};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,12 +10,14 @@ use vmlane_kernel::build::{
     build_linux, newest_llvm_bin, parse_config, BuiltKernel, FreeBsdBuild, FreeBsdHost, LinuxBuild,
     Progress, Setting,
 };
+use vmlane_kernel::fetch::{default_suite, fetch_debian, Wanted};
 use vmlane_kernel::{cache_dir, compare_releases, identify, kernels_dir};
 use vmlane_spec::Arch;
 
 pub fn kernel(command: KernelCommand) -> Result<i32> {
     match command {
         KernelCommand::Build(args) => build(args),
+        KernelCommand::Fetch(args) => fetch(args),
         KernelCommand::List { arch } => list(arch),
         KernelCommand::Rm { names } => remove(&names),
     }
@@ -46,6 +48,36 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
     let built = build_linux(&request, &cache, &mut progress);
     progress.finish();
     announce(&built?, started)
+}
+
+fn fetch(args: KernelFetchArgs) -> Result<i32> {
+    let arch = args.arch.unwrap_or(Arch::host());
+    let wanted = Wanted {
+        arch,
+        suite: args
+            .suite
+            .unwrap_or_else(|| default_suite(arch).to_string()),
+        flavour: args.flavour,
+    };
+    let started = Instant::now();
+    let fetched = fetch_debian(&wanted, &cache_dir(), &mut |step| {
+        eprintln!("vmlane: {step}")
+    })?;
+    if fetched.cached {
+        eprintln!(
+            "vmlane: {} ({}) is already in the cache",
+            fetched.name, fetched.package
+        );
+    } else {
+        eprintln!(
+            "vmlane: fetched {} into {} in {:.0?}",
+            fetched.package,
+            fetched.dir.display(),
+            started.elapsed()
+        );
+    }
+    println!("{}", fetched.name);
+    Ok(0)
 }
 
 /// Says what was built (or found) and prints its cache name, which `run -k` takes.

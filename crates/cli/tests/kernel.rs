@@ -113,3 +113,33 @@ fn a_listing_cut_off_by_a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+#[test]
+fn fetching_the_kernel_setup_fetched_finds_it_in_the_cache() {
+    let kernels = common::kernels();
+    let Some(cloud) = kernels.iter().find(|k| k.label == "debian-cloud") else {
+        eprintln!("skipped: no Debian cloud kernel (scripts/setup fetches one)");
+        return;
+    };
+    let output = vmlane(&["kernel", "fetch", "--arch", "amd64", "--flavour", "cloud"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let name = text(&output.stdout).trim().to_string();
+    assert_eq!(name, cloud.dir.file_name().unwrap().to_string_lossy());
+    assert!(
+        text(&output.stderr).contains("already in the cache"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(cloud.dir.join(format!("boot/vmlinux-{name}")).is_file());
+    assert!(cloud.dir.join(format!("lib/modules/{name}")).is_dir());
+}
+
+#[test]
+fn fetching_a_kernel_debian_does_not_build_names_the_way_to_one() {
+    let output = vmlane(&["kernel", "fetch", "--arch", "ppc64"]);
+    assert_eq!(output.status.code(), Some(125));
+    let said = text(&output.stderr);
+    assert!(said.contains("Debian has no ppc64"), "{said}");
+    assert!(said.contains("vmlane kernel build --arch ppc64"), "{said}");
+    assert!(text(&output.stdout).is_empty());
+}

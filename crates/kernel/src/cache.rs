@@ -36,12 +36,13 @@ pub(crate) const FREEBSD_KERNEL: &str = "boot/kernel/kernel";
 pub(crate) const BUILD_MARKER: &str = "vmlane-build";
 
 /// Stores a kernel as `kernels/<name>`: `fill` writes it into a hidden staging directory that
-/// is renamed into place, with `marker` as its [`BUILD_MARKER`], only once complete, so a
-/// half-written kernel is never found. A kernel of the same name is replaced.
+/// is renamed into place, with `marker` as its [`BUILD_MARKER`] (a kernel vmlane built), only
+/// once complete, so a half-written kernel is never found. A kernel of the same name is
+/// replaced.
 pub(crate) fn store(
     cache: &Path,
     name: &str,
-    marker: &str,
+    marker: Option<&str>,
     fill: impl FnOnce(&Path) -> io::Result<()>,
 ) -> io::Result<PathBuf> {
     if name.is_empty() || name.starts_with('.') || name.contains('/') {
@@ -55,7 +56,10 @@ pub(crate) fn store(
     let staging = kernels.join(format!(".{name}.partial"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
-    let filled = fill(&staging).and_then(|()| std::fs::write(staging.join(BUILD_MARKER), marker));
+    let filled = fill(&staging).and_then(|()| match marker {
+        Some(marker) => std::fs::write(staging.join(BUILD_MARKER), marker),
+        None => Ok(()),
+    });
     if let Err(e) = filled {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
@@ -315,7 +319,7 @@ mod tests {
         store(
             cache,
             name,
-            "os=freebsd\nrelease=15.1-RELEASE-p1\nkernconf=FIRECRACKER\n",
+            Some("os=freebsd\nrelease=15.1-RELEASE-p1\nkernconf=FIRECRACKER\n"),
             |dir| {
                 std::fs::create_dir_all(dir.join("boot/kernel"))?;
                 std::fs::write(
@@ -352,7 +356,7 @@ mod tests {
         let cache = host.path("cache");
         let name = "freebsd-15.1-RELEASE-p1-FIRECRACKER-0123456789ab";
         let dir = store_freebsd(&cache, name);
-        let error = store(&cache, name, "", |staging| {
+        let error = store(&cache, name, Some(""), |staging| {
             std::fs::write(staging.join("half"), "x")?;
             Err(io::Error::other("disk full"))
         })
@@ -363,7 +367,7 @@ mod tests {
             .join(format!(".{name}.partial"))
             .exists());
         for bad in ["", ".hidden", "a/b"] {
-            assert!(store(&cache, bad, "", |_| Ok(())).is_err(), "{bad:?}");
+            assert!(store(&cache, bad, Some(""), |_| Ok(())).is_err(), "{bad:?}");
         }
     }
 

@@ -8,6 +8,7 @@ pub mod build;
 mod cache;
 mod config;
 mod error;
+pub mod fetch;
 #[cfg(test)]
 mod fixtures;
 mod freebsd_traits;

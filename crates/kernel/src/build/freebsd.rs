@@ -116,11 +116,16 @@ pub fn build_freebsd(
         run_logged(&step.step, make, &log, progress)?;
     }
     let built = kernel_path(&request.source, &request.kernconf, &objdir);
-    let dir = cache::store(cache, &name, &marker(request, host, &release), |staging| {
-        let image = staging.join(FREEBSD_KERNEL);
-        std::fs::create_dir_all(image.parent().unwrap_or(staging))?;
-        std::fs::copy(&built, &image).map(drop)
-    })
+    let dir = cache::store(
+        cache,
+        &name,
+        Some(&marker(request, host, &release)),
+        |staging| {
+            let image = staging.join(FREEBSD_KERNEL);
+            std::fs::create_dir_all(image.parent().unwrap_or(staging))?;
+            std::fs::copy(&built, &image).map(drop)
+        },
+    )
     .map_err(BuildError::io(format!(
         "store {} in the cache as {name}",
         built.display()
@@ -578,7 +583,7 @@ mod tests {
         let release = "15.1-RELEASE-p1";
         let key = cache_key(&request, &linux(), release).unwrap();
         let name = cache_name(release, "FIRECRACKER", &key[..12]);
-        cache::store(cache.path(), &name, "os=freebsd\n", |dir| {
+        cache::store(cache.path(), &name, Some("os=freebsd\n"), |dir| {
             std::fs::create_dir_all(dir.join("boot/kernel"))?;
             std::fs::write(dir.join(FREEBSD_KERNEL), "kernel")
         })

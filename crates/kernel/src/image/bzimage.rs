@@ -54,6 +54,20 @@ pub fn described_len(head: &[u8]) -> u64 {
     wanted
 }
 
+/// The compressed kernel inside a whole image, where its header (protocol 2.08+) puts it.
+pub fn payload(image: &[u8]) -> Option<&[u8]> {
+    if !is_bzimage(image) || le16(image, PROTOCOL_AT)? < PROTOCOL_PAYLOAD {
+        return None;
+    }
+    let setup_sects = match image.get(SETUP_SECTS_AT)? {
+        0 => 4,
+        &sects => u64::from(sects),
+    };
+    let start = (setup_sects + 1) * 512 + le32(image, PAYLOAD_OFFSET_AT)?;
+    let end = start.checked_add(le32(image, PAYLOAD_LENGTH_AT)?)?;
+    image.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+}
+
 fn le16(head: &[u8], at: usize) -> Option<u16> {
     let bytes = head.get(at..at + 2)?.try_into().ok()?;
     Some(u16::from_le_bytes(bytes))

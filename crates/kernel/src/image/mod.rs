@@ -3,7 +3,7 @@
 
 mod arch;
 mod boot_image;
-mod bzimage;
+pub(crate) mod bzimage;
 mod elf;
 mod freebsd;
 mod s390;
