@@ -429,8 +429,10 @@ fn vmlane_kernel_of(guest: &Guest) -> Option<TestKernel> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            std::fs::read_to_string(p.join("vmlane-build"))
-                .is_ok_and(|marker| marker.lines().any(|l| l == marker_line))
+            // The plain build: one with options of its own (KUnit's) is not what setup made.
+            std::fs::read_to_string(p.join("vmlane-build")).is_ok_and(|marker| {
+                marker.lines().any(|l| l == marker_line) && marker.lines().any(|l| l == "extra=")
+            })
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok());
     if built.is_none() {
@@ -537,4 +539,87 @@ fn a_big_endian_ppc64_guest_runs_static_programs_and_refuses_a_root() {
         text(&root.stderr)
     );
     sandbox.assert_nothing_left(&kernel);
+}
+
+/// KUnit built into vmlane's own kernel of each architecture reports through `vmlane test` as
+/// `kunit.py run --arch` shows it: every subtest a result, `kunit.filter_glob` choosing them.
+/// The KUnit kernel is the user's command, a variant that starts from the plain build's objects.
+#[test]
+fn kunit_built_into_each_architectures_kernel_reports_its_subtests_through_vmlane_test() {
+    for guest in GUESTS.iter().chain([&PPC64]) {
+        if !common::has_program(guest.cc) || !common::has_program(guest.qemu) {
+            skip(
+                guest,
+                format!(
+                    "KUnit on {} needs {} ({}) and {} ({})",
+                    guest.debian, guest.cc, guest.cc_package, guest.qemu, guest.qemu_package
+                ),
+            );
+            continue;
+        }
+        if vmlane_kernel_of(guest).is_none() {
+            continue;
+        }
+        let build = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+            .args(["kernel", "build", "--arch", guest.debian, "--debian"])
+            .args(["-e", "KUNIT", "-e", "KUNIT_EXAMPLE_TEST"])
+            .output()
+            .unwrap();
+        assert_exit(&build, 0);
+        let kernel = vmlane_kernel::kernels_dir(&vmlane_kernel::cache_dir())
+            .join(text(&build.stdout).trim());
+
+        let sandbox = Sandbox::new();
+        std::fs::copy(guest.probe(), sandbox.work().join("probe")).unwrap();
+        let suite = sandbox.work().join("kunit.toml");
+        std::fs::write(
+            &suite,
+            "[[test]]\nname = \"kunit\"\ncommand = [\"./probe\", \"0\"]\nexpect.ktap = \"console\"\n\n\
+             [[test]]\nname = \"kunit-one\"\ncommand = [\"./probe\", \"0\"]\n\
+             append = [\"kunit.filter_glob=example.example_simple_test\"]\nexpect.ktap = \"console\"\n",
+        )
+        .unwrap();
+        let results = sandbox.work().join("results");
+        let output = sandbox
+            .vmlane_test(&suite, &["-k", kernel.to_str().unwrap(), "-j", "1"])
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap();
+        let shown = text(&output.stdout) + &text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{} {shown}", guest.debian);
+        let report = vmlane_report::read_run(&results.join("results.jsonl")).unwrap();
+        let subtests = |test: &str| -> Vec<(String, String)> {
+            let case = report.results.iter().find(|r| r.test == test).unwrap();
+            case.subtests
+                .iter()
+                .map(|s| (s.name.clone(), format!("{:?}", s.status)))
+                .collect()
+        };
+        let all = subtests("kunit");
+        for (name, status) in [
+            ("example.example_simple_test", "Ok"),
+            ("example.example_skip_test", "Skip"),
+            ("example", "Ok"),
+        ] {
+            assert!(
+                all.contains(&(name.to_string(), status.to_string())),
+                "{}: {name} {status} in {all:?}",
+                guest.debian
+            );
+        }
+        assert_eq!(
+            subtests("kunit-one"),
+            [
+                ("example.example_simple_test".to_string(), "Ok".to_string()),
+                ("example".to_string(), "Ok".to_string())
+            ],
+            "{}",
+            guest.debian
+        );
+        sandbox.assert_nothing_left(&TestKernel {
+            label: "vmlane-kunit",
+            dir: kernel,
+        });
+    }
 }

@@ -2,7 +2,7 @@
 //! applied and every value checked before anything boots.
 
 use crate::error::SuiteError;
-use crate::model::{ConsoleLine, RawTest, Suite, SuiteFile, Test};
+use crate::model::{ConsoleLine, KtapSource, RawTest, Suite, SuiteFile, Test};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use vmlane_checks::splat::SplatKind;
@@ -180,7 +180,9 @@ fn resolve(
         disks,
         rwdirs,
         profiles,
-        cold: raw.cold,
+        // KUnit built into the kernel reports while it boots; a restored guest's console only
+        // holds what came after its restore.
+        cold: raw.cold || expect.ktap == Some(KtapSource::Console),
         expect,
     })
 }
@@ -278,6 +280,24 @@ expect.substitutions = [{ regex = "cpu[0-9]+", replace = "cpuN" }]
 
     fn parsed() -> Suite {
         parse(SUITE, Path::new("/suites/probe.toml")).unwrap()
+    }
+
+    #[test]
+    fn kunit_read_from_the_console_always_boots() {
+        let suite = parse(
+            "[[test]]\nname = \"kunit\"\ncommand = [\"true\"]\nexpect.ktap = \"console\"\n\n\
+             [[test]]\nname = \"kselftest\"\ncommand = [\"./run\"]\nexpect.ktap = \"stdout\"\n",
+            Path::new("/suites/kunit.toml"),
+        )
+        .unwrap();
+        assert!(
+            suite.tests[0].cold,
+            "KUnit at boot is on the console of a boot"
+        );
+        assert!(
+            !suite.tests[1].cold,
+            "a command's own KTAP is there after a restore too"
+        );
     }
 
     #[test]

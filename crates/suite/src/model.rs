@@ -163,7 +163,8 @@ pub struct Expectations {
 pub enum KtapSource {
     /// The command's stdout (kselftest).
     Stdout,
-    /// The serial console (KUnit writes to the kernel log).
+    /// The serial console (KUnit writes to the kernel log). Such a test always boots: KUnit
+    /// built into the kernel runs before the guest could have been saved.
     Console,
 }
 

@@ -95,7 +95,7 @@ pub fn build_linux(
     };
     let mut wanted = vmlane_fragment(request.arch);
     wanted.extend(request.extra.iter().cloned());
-    let objects_key = objects_key(request, &wanted, llvm.as_ref());
+    let objects_key = objects_key_of(request, &wanted, llvm.as_ref());
     let key = cache_key(&objects_key, &request.source)?;
     let short = &key[..12];
     if let Some(found) = find_cached(cache, short) {
@@ -106,16 +106,25 @@ pub fn build_linux(
     }
     // Objects are kept per tree, config and toolchain, so an edited tree rebuilds
     // incrementally; the log goes with the cache key that `vmlane kernel rm` removes.
-    let build_dir = cache
-        .join("builds")
-        .join(format!("obj-{}", &objects_key[..12]));
+    let build_dir = objects_dir(cache, &objects_key);
     let log_dir = cache.join("builds").join(short);
-    for dir in [&build_dir, &log_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(BuildError::io(format!("create {}", dir.display())))?;
-    }
+    std::fs::create_dir_all(&log_dir)
+        .map_err(BuildError::io(format!("create {}", log_dir.display())))?;
     let log = log_dir.join("build.log");
     let _ = std::fs::remove_file(&log);
+    if !build_dir.exists() && !request.extra.is_empty() {
+        let plain = LinuxBuild {
+            extra: Vec::new(),
+            ..request.clone()
+        };
+        let plain_wanted = vmlane_fragment(request.arch);
+        let plain_dir = objects_dir(cache, &objects_key_of(&plain, &plain_wanted, llvm.as_ref()));
+        if plain_dir.join(target::image_path(request.arch)).is_file() {
+            seed_objects(&plain_dir, &build_dir, &log, progress)?;
+        }
+    }
+    std::fs::create_dir_all(&build_dir)
+        .map_err(BuildError::io(format!("create {}", build_dir.display())))?;
     let make = |targets: &[&str]| {
         let mut make = command("make");
         make.args(make_args(
@@ -188,7 +197,7 @@ fn check_cross_compiler(arch: Arch, path: Option<&OsStr>) -> Result<(), BuildErr
 /// The tree, the settings asked for, the toolchain and the architecture: what the object
 /// directory is kept by. x86 keys hash what they did before there were other architectures,
 /// so x86 kernels already in the cache stay found.
-fn objects_key(request: &LinuxBuild, wanted: &[Setting], llvm: Option<&Llvm>) -> String {
+fn objects_key_of(request: &LinuxBuild, wanted: &[Setting], llvm: Option<&Llvm>) -> String {
     let mut hash = Sha256::new();
     hash.update(b"vmlane-linux-build-v2\0");
     hash.update(canonical_bytes(&request.source));
@@ -206,6 +215,32 @@ fn objects_key(request: &LinuxBuild, wanted: &[Setting], llvm: Option<&Llvm>) ->
         hash.update(request.arch.debian().as_bytes());
     }
     hex(&hash.finalize())
+}
+
+/// Where the objects of one tree, config and toolchain are kept.
+fn objects_dir(cache: &Path, objects_key: &str) -> PathBuf {
+    cache
+        .join("builds")
+        .join(format!("obj-{}", &objects_key[..12]))
+}
+
+/// A build with options of its own (`-e KUNIT`) starts from a copy of the plain build's
+/// objects, timestamps kept: fixdep recorded which options each object reads, so Kbuild then
+/// recompiles only what the added options touch instead of the whole kernel.
+fn seed_objects(
+    plain: &Path,
+    build_dir: &Path,
+    log: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(), BuildError> {
+    let partial = build_dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    let mut copy = command("cp");
+    copy.arg("-a").arg(plain).arg(&partial);
+    let step = format!("start from the objects of {}", plain.display());
+    run_logged(&step, copy, log, progress)?;
+    std::fs::rename(&partial, build_dir)
+        .map_err(BuildError::io(format!("store {}", build_dir.display())))
 }
 
 /// The objects key plus the tree's contents: what a cached kernel is found by.
@@ -476,13 +511,13 @@ mod tests {
             jobs: 2,
         };
         let wanted = vmlane_fragment(Arch::X86_64);
-        let objects = objects_key(&request, &wanted, None);
-        assert_eq!(objects, objects_key(&request, &wanted, None), "stable");
+        let objects = objects_key_of(&request, &wanted, None);
+        assert_eq!(objects, objects_key_of(&request, &wanted, None), "stable");
         let llvm = Llvm::OnPath;
-        assert_ne!(objects, objects_key(&request, &wanted, Some(&llvm)));
+        assert_ne!(objects, objects_key_of(&request, &wanted, Some(&llvm)));
         let mut flipped = wanted.clone();
         flipped.push(Setting::new("KASAN", "y"));
-        assert_ne!(objects, objects_key(&request, &flipped, None));
+        assert_ne!(objects, objects_key_of(&request, &flipped, None));
 
         let key = cache_key(&objects, source.path()).unwrap();
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
@@ -500,7 +535,7 @@ mod tests {
         );
         assert_eq!(
             objects,
-            objects_key(&request, &wanted, None),
+            objects_key_of(&request, &wanted, None),
             "in the same object directory"
         );
     }
@@ -534,11 +569,11 @@ mod tests {
             ..x86.clone()
         };
         let x86_wanted = vmlane_fragment(Arch::X86_64);
-        let x86_key = objects_key(&x86, &x86_wanted, None);
+        let x86_key = objects_key_of(&x86, &x86_wanted, None);
         assert_eq!(x86_key, key_before_architectures(&x86, &x86_wanted));
         // Even with the same settings, the architecture alone separates the builds.
-        assert_ne!(x86_key, objects_key(&arm, &x86_wanted, None));
-        let arm_key = objects_key(&arm, &vmlane_fragment(Arch::Aarch64), None);
+        assert_ne!(x86_key, objects_key_of(&arm, &x86_wanted, None));
+        let arm_key = objects_key_of(&arm, &vmlane_fragment(Arch::Aarch64), None);
         assert_ne!(x86_key, arm_key);
         assert_ne!(
             cache_key(&x86_key, source.path()).unwrap(),
@@ -546,7 +581,7 @@ mod tests {
         );
         let llvm = Llvm::OnPath;
         assert_ne!(
-            objects_key(&arm, &vmlane_fragment(Arch::Aarch64), Some(&llvm)),
+            objects_key_of(&arm, &vmlane_fragment(Arch::Aarch64), Some(&llvm)),
             arm_key
         );
     }
@@ -606,5 +641,41 @@ mod tests {
         let found = find_cached(cache.path(), "abcdef123456").unwrap();
         assert_eq!((found.release.as_str(), found.cached), ("6.1.192", true));
         assert!(find_cached(cache.path(), "000000000000").is_none());
+    }
+
+    struct Quiet;
+
+    impl Progress for Quiet {
+        fn line(&mut self, _step: &str, _line: &str) {}
+    }
+
+    #[test]
+    fn a_variant_starts_from_the_plain_builds_objects_with_their_times() {
+        let cache = tempfile::tempdir().unwrap();
+        let plain = cache.path().join("builds/obj-plain");
+        std::fs::create_dir_all(plain.join("kernel")).unwrap();
+        let object = plain.join("kernel/fork.o");
+        std::fs::write(&object, "object").unwrap();
+        let built_at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+        std::fs::File::options()
+            .write(true)
+            .open(&object)
+            .unwrap()
+            .set_modified(built_at)
+            .unwrap();
+        let variant = cache.path().join("builds/obj-variant");
+        let log = cache.path().join("build.log");
+        seed_objects(&plain, &variant, &log, &mut Quiet).unwrap();
+        let copied = variant.join("kernel/fork.o");
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "object");
+        assert_eq!(
+            copied.metadata().unwrap().modified().unwrap(),
+            built_at,
+            "make must see the objects as old as their sources"
+        );
+        assert!(object.is_file(), "the plain build keeps its objects");
+        assert!(!variant.with_extension("partial").exists());
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(logged.contains("start from the objects of"), "{logged}");
     }
 }
