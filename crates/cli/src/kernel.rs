@@ -1,4 +1,4 @@
-//! `vmlane kernel`: build kernels into the cache, list them, remove them.
+//! `vmlane kernel`: build or fetch kernels into the cache, list them, remove them.
 
 use crate::args::{KernelBuildArgs, KernelCommand, KernelFetchArgs};
 use anyhow::{bail, Context, Result};
