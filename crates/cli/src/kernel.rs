@@ -10,7 +10,7 @@ use vmlane_kernel::build::{
     build_linux, newest_llvm_bin, parse_config, BuiltKernel, FreeBsdBuild, FreeBsdHost, LinuxBuild,
     Progress, Setting,
 };
-use vmlane_kernel::fetch::{default_suite, fetch_debian, Wanted};
+use vmlane_kernel::fetch::{fetch_debian, Wanted};
 use vmlane_kernel::{cache_dir, compare_releases, identify, kernels_dir};
 use vmlane_spec::Arch;
 
@@ -56,7 +56,7 @@ fn fetch(args: KernelFetchArgs) -> Result<i32> {
         arch,
         suite: args
             .suite
-            .unwrap_or_else(|| default_suite(arch).to_string()),
+            .unwrap_or_else(|| arch.debian_suite().to_string()),
         flavour: args.flavour,
     };
     let started = Instant::now();

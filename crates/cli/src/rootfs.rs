@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use vmlane_rootfs::{build, default_suite, RootSpec};
+use vmlane_rootfs::{build, RootSpec};
 use vmlane_spec::Arch;
 
 #[derive(Debug, Subcommand)]
@@ -34,7 +34,7 @@ pub fn rootfs(command: RootfsCommand) -> Result<i32> {
             let arch = arch.unwrap_or_else(Arch::host);
             let spec = RootSpec {
                 arch,
-                suite: suite.unwrap_or_else(|| default_suite(arch).into()),
+                suite: suite.unwrap_or_else(|| arch.debian_suite().into()),
                 packages,
             };
             let dir = build(&vmlane_kernel::cache_dir(), &spec)?;

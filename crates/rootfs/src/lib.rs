@@ -8,15 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use vmlane_spec::Arch;
 
-/// The Debian release roots are made of unless asked otherwise: the host's own, or for
-/// riscv64, which bookworm does not have, Debian 13.
-pub fn default_suite(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Riscv64 => "trixie",
-        _ => "bookworm",
-    }
-}
-
 /// What a root is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootSpec {
@@ -178,7 +169,7 @@ mod tests {
     fn spec(packages: &[&str]) -> RootSpec {
         RootSpec {
             arch: Arch::Aarch64,
-            suite: default_suite(Arch::Aarch64).into(),
+            suite: Arch::Aarch64.debian_suite().into(),
             packages: packages.iter().map(|p| p.to_string()).collect(),
         }
     }
@@ -187,7 +178,7 @@ mod tests {
     fn a_big_endian_ppc64_root_is_refused_before_mmdebstrap_saying_static_programs_run() {
         let spec = RootSpec {
             arch: Arch::Ppc64,
-            suite: default_suite(Arch::Ppc64).into(),
+            suite: Arch::Ppc64.debian_suite().into(),
             packages: Vec::new(),
         };
         let error = build(Path::new("/nonexistent-cache"), &spec).unwrap_err();
@@ -214,8 +205,8 @@ mod tests {
 
     #[test]
     fn riscv64_roots_come_from_debian_13_which_has_riscv64() {
-        assert_eq!(default_suite(Arch::Riscv64), "trixie");
-        assert_eq!(default_suite(Arch::S390x), "bookworm");
+        assert_eq!(Arch::Riscv64.debian_suite(), "trixie");
+        assert_eq!(Arch::S390x.debian_suite(), "bookworm");
     }
 
     #[test]

@@ -65,6 +65,15 @@ impl Arch {
         }
     }
 
+    /// The Debian release vmlane takes this architecture's kernels and roots from: bookworm,
+    /// or Debian 13 for riscv64, which bookworm does not have.
+    pub const fn debian_suite(self) -> &'static str {
+        match self {
+            Arch::Riscv64 => "trixie",
+            _ => "bookworm",
+        }
+    }
+
     /// Rust's target triple for a static Linux program of this architecture.
     pub const fn rust_target(self) -> &'static str {
         match self {

@@ -5,7 +5,7 @@ mod apt;
 mod package;
 mod unpack;
 
-pub use package::{default_suite, Wanted};
+pub use package::Wanted;
 
 use crate::cache::{self, kernels_dir};
 use crate::image::identify;

@@ -14,15 +14,6 @@ pub struct Wanted {
     pub flavour: Option<String>,
 }
 
-/// The suite a kernel comes from when none is asked for: bookworm, as Debian's own amd64
-/// kernels on this host; riscv64 became a Debian release architecture only in trixie.
-pub fn default_suite(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Riscv64 => "trixie",
-        _ => "bookworm",
-    }
-}
-
 /// How a package's image becomes what vmlane boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageKind {
@@ -114,7 +105,7 @@ mod tests {
     fn wanted(arch: Arch, flavour: Option<&str>) -> Wanted {
         Wanted {
             arch,
-            suite: default_suite(arch).into(),
+            suite: arch.debian_suite().into(),
             flavour: flavour.map(Into::into),
         }
     }
