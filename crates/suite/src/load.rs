@@ -180,8 +180,8 @@ fn resolve(
         disks,
         rwdirs,
         profiles,
-        // KUnit built into the kernel reports while it boots; a restored guest's console only
-        // holds what came after its restore.
+        // KUnit built into the kernel runs while it boots: a restored guest would report the
+        // saved boot's results again instead of running the tests.
         cold: raw.cold || expect.ktap == Some(KtapSource::Console),
         expect,
     })

@@ -164,7 +164,8 @@ pub enum KtapSource {
     /// The command's stdout (kselftest).
     Stdout,
     /// The serial console (KUnit writes to the kernel log). Such a test always boots: KUnit
-    /// built into the kernel runs before the guest could have been saved.
+    /// built into the kernel runs before the guest could have been saved, so a restored one
+    /// would only repeat the saved boot's results.
     Console,
 }
 
