@@ -132,6 +132,9 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     ("pseries' virtual terminal as the console (hvc0), virtio over its PCI host bridge", POWER, &[
         "HVC_CONSOLE", "PCI", "VIRTIO_PCI",
     ]),
+    // CONFIG_KUNIT adds a field to task_struct, which nearly every object sees: built in from
+    // the start, a kernel with KUnit tests (`-e KUNIT_EXAMPLE_TEST`) recompiles only the tests.
+    ("KUnit's core, which runs no tests until some are built in", All, &["KUNIT"]),
 ];
 
 /// Options vmlane turns off: a test VM does not need them and they cost boot time (virtual
@@ -235,9 +238,9 @@ mod tests {
         }
         assert_eq!(
             super::super::source::hex(&hash.finalize()),
-            "8b357ccfd9c65659a227ef3a697e1322fe0fbf1fad2887b19c628a9b81f0688e"
+            "2eb7fc9c2b247f35cd5c43bac1a206c4c70e2cc062b06fefd16f3308c4f65ff7"
         );
-        assert_eq!(vmlane_fragment(Arch::X86_64).len(), 76);
+        assert_eq!(vmlane_fragment(Arch::X86_64).len(), 77);
     }
 
     #[test]

@@ -349,6 +349,29 @@ fn ktap_on_the_console_passes_when_all_ok() {
 }
 
 #[test]
+fn a_kernel_that_ran_no_kunit_tests_fails_a_console_ktap_test_saying_what_to_build() {
+    let test = test_with("expect.ktap = \"console\"");
+    let console = format!("{BOOT}[    0.300000] KTAP version 1\n[    0.300001] 1..0\n");
+    let v = verdict(&test, &EXITED_0, &console, "");
+    assert_eq!(v.status, Status::Failed, "{v:?}");
+    assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].contains("ran no KUnit tests"),
+        "{:?}",
+        v.reasons
+    );
+    assert!(
+        v.reasons[0].contains("KUNIT_EXAMPLE_TEST"),
+        "{:?}",
+        v.reasons
+    );
+    // A command's own empty KTAP (a kselftest with nothing to run) is its business.
+    let test = test_with("expect.ktap = \"stdout\"");
+    let v = verdict(&test, &EXITED_0, BOOT, "KTAP version 1\n1..0\n");
+    assert_eq!(v.status, Status::Passed, "{v:?}");
+}
+
+#[test]
 fn kunit_ktap_printed_at_boot_gives_one_verdict_cold_and_warm() {
     // KUnit's built-in tests print their KTAP while the kernel boots: in a warm run's log that
     // is the saved boot, before the restore line and the run's own console.
