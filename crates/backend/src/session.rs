@@ -75,10 +75,10 @@ pub enum Snapshotting {
     },
 }
 
-/// How long a restored init may take to answer: it answers in well under a second, even
-/// under emulation. QEMU sometimes restores a guest whose timer interrupt never comes (seen
-/// on s390x under TCG: the CPU in an enabled wait for its clock comparator), and such a run
-/// must boot instead of hanging.
+/// How long a restored init may take to start its command once its turn came: it does in well
+/// under a second, even under emulation. QEMU sometimes restores a guest whose timer interrupt
+/// never comes (seen on s390x under TCG: the CPU in an enabled wait for its clock comparator),
+/// and such a run must boot instead of hanging.
 pub const RESTORED_ANSWER_LIMIT: Duration = Duration::from_secs(20);
 
 /// How long a kernel that printed its panic line may take to finish the report and reset
@@ -223,8 +223,8 @@ fn run_session_with_input(
     // already have it; a guest that opens its port late (a serial port is no socket that
     // keeps what came before) gets it once it says it listens.
     let restored = matches!(session.snapshot, Snapshotting::Restored { .. });
-    // Linux's init answers (its root is ready) before its command starts; a FreeBSD guest's
-    // first frame may be its command's output, which may take any time.
+    // Linux's init answers (its root is ready, then its command started) over its port; a
+    // FreeBSD guest's first frame may be its command's output, which may take any time.
     let answer_deadline = match &session.snapshot {
         Snapshotting::Restored { answer_within, .. } if port_channel => {
             Some((started + *answer_within, *answer_within))
@@ -269,6 +269,7 @@ fn run_session_with_input(
         held,
         save,
         restored,
+        answer_within: answer_deadline.map(|(_, limit)| limit),
         heard_from_vm: false,
         decoder: Decoder::new(),
         marked,
@@ -351,8 +352,8 @@ struct Run<'a, 'fd> {
     timeout: Option<Duration>,
     /// The turn the command waits for; the timeout counts from when it comes.
     awaiting: Option<&'a Turn>,
-    /// When a restored guest that has sent nothing on its port counts as not restored, and
-    /// the limit that was.
+    /// When a restored guest whose command has not started counts as not restored, and the
+    /// limit that was; paused while its command waits for the run's turn.
     answer_deadline: Option<(Instant, Duration)>,
     timings: Timings,
     console_listener: Option<UnixListener>,
@@ -366,6 +367,8 @@ struct Run<'a, 'fd> {
     save: Option<SaveTo>,
     /// Whether the VM was restored from a saved guest.
     restored: bool,
+    /// How long a restored guest may take to start its command once its turn came.
+    answer_within: Option<Duration>,
     /// Whether the VM has sent anything, on the console or the port.
     heard_from_vm: bool,
     decoder: Decoder,
@@ -436,7 +439,7 @@ impl Run<'_, '_> {
             }
             if let Some((_, limit)) = self.answer_deadline.filter(|(at, _)| *at <= now) {
                 return Err(SessionError::RestoreFailed(format!(
-                    "the restored guest said nothing for {:.1} s",
+                    "the restored guest did not start its command within {:.1} s",
                     limit.as_secs_f64()
                 )));
             }
@@ -494,10 +497,13 @@ impl Run<'_, '_> {
             for fd in input.resize_fds() {
                 entries.push((fd, PollFlags::IN, Ready::Resize));
             }
-            // Input waits while the request does, so it cannot pile up unbounded.
+            // Input waits while the request does, so it cannot pile up unbounded, and until a
+            // restored guest's command starts: a guest that stalls before then is booted
+            // again, and the input must still be there for it.
             if input.open
                 && self.held.is_none()
                 && self.awaiting.is_none()
+                && self.answer_deadline.is_none()
                 && self.outgoing.len() < MAX_OUTGOING
             {
                 entries.push((input.fd(), PollFlags::IN, Ready::Input));
@@ -577,6 +583,11 @@ impl Run<'_, '_> {
             TurnWait::Go => {
                 self.mark("turn came");
                 self.deadline = self.timeout.map(|t| Instant::now() + t);
+                if self.restored {
+                    self.answer_deadline = self
+                        .answer_within
+                        .map(|limit| (Instant::now() + limit, limit));
+                }
                 self.send(&HostMessage::Start);
                 None
             }
@@ -792,7 +803,10 @@ impl Run<'_, '_> {
             }
             Ok(n) => {
                 self.heard_from_vm = true;
-                self.answer_deadline = None;
+                // Its root is ready; the limit starts again when its turn does.
+                if self.awaiting.is_some() {
+                    self.answer_deadline = None;
+                }
                 self.decoder.push(&buf[..n]);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
@@ -818,6 +832,14 @@ impl Run<'_, '_> {
     }
 
     fn on_message(&mut self, message: GuestMessage) -> Result<Option<Outcome>, SessionError> {
+        let command_under_way = match &message {
+            GuestMessage::Mark { name, .. } => name == vmlane_proto::COMMAND_STARTED,
+            GuestMessage::Ready => false,
+            _ => true,
+        };
+        if command_under_way {
+            self.answer_deadline = None;
+        }
         match message {
             // A bounded number: the guest decides how many it sends.
             GuestMessage::Mark { name, boot_ns } if self.timings.guest.len() < MAX_GUEST_MARKS => {

@@ -75,7 +75,7 @@ pub fn run(request: &RunRequest, port: &mut Port) -> Result<GuestStatus, Failure
             GuestStatus::NotExecutable
         });
     }
-    port.mark("command started")?;
+    port.mark(vmlane_proto::COMMAND_STARTED)?;
     Relay {
         port,
         port_open: true,

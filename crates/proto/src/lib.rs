@@ -21,7 +21,8 @@ mod message;
 pub use codec::{encode, DecodeError, Decoder, Frame, MAX_FRAME};
 pub use marker::{new_token, parse_marker, Marker, MARKER_PREFIX, UNKNOWN_TOKEN};
 pub use message::{
-    DirMount, GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize, MAX_ENTROPY,
+    DirMount, GuestMessage, HostMessage, Input, RunRequest, ShareMount, WindowSize,
+    COMMAND_STARTED, MAX_ENTROPY,
 };
 
 /// The name of the virtio-serial port the guest init looks for.

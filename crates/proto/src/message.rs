@@ -100,6 +100,10 @@ pub enum HostMessage {
     WindowSize(WindowSize),
 }
 
+/// The mark the init sends once the command runs: a restored guest that has not sent it
+/// within its limit is booted again instead.
+pub const COMMAND_STARTED: &str = "command started";
+
 /// A message from the guest to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestMessage {

@@ -639,10 +639,75 @@ fn a_restored_guest_that_never_answers_was_not_restored() {
         },
     );
     match ran.result {
-        Err(SessionError::RestoreFailed(said)) => assert!(said.contains("said nothing"), "{said}"),
+        Err(SessionError::RestoreFailed(said)) => {
+            assert!(said.contains("did not start its command"), "{said}")
+        }
         other => panic!("{other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+fn mark(name: &str) -> GuestMessage {
+    GuestMessage::Mark {
+        name: name.into(),
+        boot_ns: 1,
+    }
+}
+
+#[test]
+fn a_restored_guest_that_stalls_before_its_command_starts_was_not_restored() {
+    // Its root ready, then silent: the run boots again, its command never having run.
+    let ran = run_snapshot(
+        Script {
+            port: frames(&[mark("root ready")]),
+            ..Script::default()
+        },
+        Snapshotting::Restored {
+            console: b"boot\n".to_vec(),
+            answer_within: Duration::from_millis(300),
+        },
+    );
+    match ran.result {
+        Err(SessionError::RestoreFailed(said)) => {
+            assert!(said.contains("did not start its command"), "{said}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_restored_guest_waiting_for_its_turn_has_its_whole_limit_once_the_turn_comes() {
+    let turn = Turn::new().unwrap();
+    let input = io::stdin();
+    let ran = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(600));
+            turn.open();
+        });
+        run_session_turn(
+            Script {
+                before_request: frames(&[mark("root ready")]),
+                waits_for_start: true,
+                port: frames(&[
+                    mark(vmlane_proto::COMMAND_STARTED),
+                    GuestMessage::Exit(GuestStatus::Exited(0)),
+                ]),
+                ..Script::default()
+            },
+            Some(Duration::from_secs(20)),
+            run_true(),
+            input.as_fd(),
+            Snapshotting::Restored {
+                console: b"boot\n".to_vec(),
+                answer_within: Duration::from_millis(300),
+            },
+            Some(&turn),
+        )
+    });
+    assert_eq!(
+        ran.result.unwrap().0,
+        Outcome::Completed(GuestStatus::Exited(0))
+    );
 }
 
 #[test]
