@@ -230,7 +230,9 @@ impl Booter<'_> {
 
 fn backend(plan: &BackendPlan, whole: &Plan) -> Box<dyn Backend> {
     match plan {
-        BackendPlan::Qemu { program, virtiofsd } => Box::new(QemuBackend {
+        BackendPlan::Qemu {
+            program, virtiofsd, ..
+        } => Box::new(QemuBackend {
             qemu: program.clone(),
             accel: whole.vm.accel,
             virtiofsd: virtiofsd.clone(),

@@ -20,7 +20,7 @@ pub struct Host {
     /// QEMU, or what to install.
     pub qemu: Result<QemuBinary, Missing>,
     /// The QEMU of each other architecture vmlane boots guests of, or what it needs.
-    pub foreign_qemu: BTreeMap<Arch, Result<PathBuf, Missing>>,
+    pub foreign_qemu: BTreeMap<Arch, Result<QemuBinary, Missing>>,
     /// A virtiofsd to serve virtio-fs shares with.
     pub virtiofsd: Option<PathBuf>,
     /// bhyve (FreeBSD hosts), or what it needs.
@@ -88,7 +88,13 @@ impl Host {
         let foreign_qemu = Arch::ALL
             .into_iter()
             .filter(|&arch| arch != Arch::host())
-            .map(|arch| (arch, find_qemu_for(arch).ok_or_else(|| missing_qemu(arch))))
+            .map(|arch| {
+                let found = find_qemu_for(arch).map(|path| QemuBinary {
+                    version: qemu_version(&path, &cache_dir),
+                    path,
+                });
+                (arch, found.ok_or_else(|| missing_qemu(arch)))
+            })
             .collect();
         Host {
             kvm: HostKvm::probe(Path::new("/")),
@@ -120,7 +126,7 @@ pub(crate) mod fake {
     //! A made-up host for planning tests.
     use super::*;
 
-    /// A Linux host with QEMU, virtiofsd and `ip`, no bhyve, and this KVM.
+    /// A Linux host with QEMU 7.2 (Debian 12's), virtiofsd and `ip`, no bhyve, and this KVM.
     pub fn host(kvm: HostKvm) -> Host {
         Host {
             kvm,
@@ -129,21 +135,19 @@ pub(crate) mod fake {
                 version: Some("QEMU emulator version 7.2.19".into()),
             }),
             foreign_qemu: [
-                (
-                    Arch::Aarch64,
-                    Ok(PathBuf::from("/usr/bin/qemu-system-aarch64")),
-                ),
-                (Arch::S390x, Ok(PathBuf::from("/usr/bin/qemu-system-s390x"))),
-                (
-                    Arch::Riscv64,
-                    Ok(PathBuf::from("/usr/bin/qemu-system-riscv64")),
-                ),
-                (
-                    Arch::Ppc64le,
-                    Ok(PathBuf::from("/usr/bin/qemu-system-ppc64")),
-                ),
-                (Arch::Ppc64, Ok(PathBuf::from("/usr/bin/qemu-system-ppc64"))),
+                (Arch::Aarch64, "qemu-system-aarch64"),
+                (Arch::S390x, "qemu-system-s390x"),
+                (Arch::Riscv64, "qemu-system-riscv64"),
+                (Arch::Ppc64le, "qemu-system-ppc64"),
+                (Arch::Ppc64, "qemu-system-ppc64"),
             ]
+            .map(|(arch, program)| {
+                let qemu = QemuBinary {
+                    path: Path::new("/usr/bin").join(program),
+                    version: Some("QEMU emulator version 7.2.19".into()),
+                };
+                (arch, Ok(qemu))
+            })
             .into(),
             virtiofsd: Some("/usr/lib/qemu/virtiofsd".into()),
             bhyve: Err(Missing {

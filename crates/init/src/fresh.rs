@@ -1,6 +1,7 @@
 //! What a guest restored from a snapshot would otherwise keep from the moment the snapshot
-//! was taken: its wall clock and its random generator's state. Both come from the host with
-//! every request, so cold and restored guests alike start from the host's.
+//! was taken: its wall clock, its random generator's state and timers QEMU never re-armed.
+//! The clock and entropy come from the host with every request, so cold and restored guests
+//! alike start from the host's, and the timers are programmed again then.
 
 use crate::console::{Failure, StepContext};
 use crate::sys::check;
@@ -35,6 +36,47 @@ pub fn set_wall_clock(ns: u64) -> Result<(), Failure> {
     check(unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) })
         .map(drop)
         .step(|| "set the wall clock".into())
+}
+
+/// Has every CPU program its timer afresh. QEMU does not re-arm the timer device of a
+/// restored guest (seen on riscv64's ACLINT): an event set before the save never fires, and
+/// a later one is never programmed, so the guest's next sleep never ends. A sleep shorter
+/// than any pending event is programmed at once, on each CPU in turn.
+pub fn rearm_timers() -> Result<(), Failure> {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `cpu_set_t` is plain data, valid zeroed.
+    let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `allowed` is a writable `cpu_set_t` of `size` bytes.
+    check(unsafe { libc::sched_getaffinity(0, size, &mut allowed) })
+        .step(|| "read the CPUs the init may run on".into())?;
+    for cpu in 0..libc::CPU_SETSIZE as usize {
+        // SAFETY: `cpu` is below CPU_SETSIZE, the size of the set.
+        if !unsafe { libc::CPU_ISSET(cpu, &allowed) } {
+            continue;
+        }
+        // SAFETY: as above.
+        let mut only: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::CPU_SET(cpu, &mut only) };
+        // SAFETY: `only` is a valid `cpu_set_t` of `size` bytes.
+        check(unsafe { libc::sched_setaffinity(0, size, &only) })
+            .step(|| format!("move the init to CPU {cpu}"))?;
+        sleep_a_microsecond();
+    }
+    // SAFETY: `allowed` is the set read above.
+    check(unsafe { libc::sched_setaffinity(0, size, &allowed) })
+        .map(drop)
+        .step(|| "let the init run on every CPU again".into())
+}
+
+/// A sleep cut short by a signal has still programmed the timer, so its result is no matter.
+fn sleep_a_microsecond() {
+    let microsecond = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 1_000,
+    };
+    // SAFETY: `microsecond` is a valid timespec; no remainder is asked for.
+    unsafe { libc::nanosleep(&microsecond, std::ptr::null_mut()) };
 }
 
 /// Mixes the host's bytes into the kernel's pool and reseeds from it.

@@ -1084,7 +1084,16 @@ mod tests {
             assert!(cmdline.starts_with("console=hvc0 panic=-1 "), "{cmdline}");
             assert!(!cmdline.contains("tsc"), "{cmdline}");
         }
-        assert!(!MachineKind::Pseries { big_endian: false }.saves_guests());
+        let release = |line| crate::QemuRelease::parse(line);
+        let pseries = MachineKind::Pseries { big_endian: false };
+        assert!(!pseries.saves_guests(release("QEMU emulator version 7.2.22")));
+        assert!(!pseries.saves_guests(None), "a QEMU that did not say");
+        assert!(pseries.saves_guests(release("QEMU emulator version 10.0.2")));
+        assert!(pseries.saves_guests(release("QEMU emulator version 10.1.0")));
+        assert!(!pseries.saves_guests(release("QEMU emulator version 9.2.0")));
+        assert!(MachineKind::RiscvVirt.saves_guests(release("QEMU emulator version 7.2.22")));
+        assert!(MachineKind::ArmVirt.saves_guests(release("QEMU emulator version 7.2.22")));
+        assert!(MachineKind::Microvm.saves_guests(None));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use freebsd::{
 };
 pub use machine::MachineKind;
 pub use tsc::host_tsc_khz;
-pub use version::qemu_version;
+pub use version::{qemu_version, QemuRelease};
 pub use virtiofsd::find_virtiofsd;
 
 use std::path::PathBuf;

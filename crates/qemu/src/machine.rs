@@ -1,5 +1,6 @@
 //! The QEMU machine types vmlane boots, and what each means for devices and guest drivers.
 
+use crate::QemuRelease;
 use vmlane_spec::Arch;
 
 /// A QEMU machine type.
@@ -79,20 +80,33 @@ impl MachineKind {
 
     /// The CPU model under TCG: every feature QEMU emulates, where the machine has `max`
     /// (QEMU 7.2 has none for RISC-V, whose `rv64` is the full RV64GC, or for POWER, whose
-    /// newest is POWER10; pseries would pick POWER9).
+    /// newest is POWER10; pseries would pick POWER9). RISC-V's without Sstc: QEMU (7.2 and
+    /// 10.0 alike) leaves its stimecmp out of a saved guest, which then never wakes from a
+    /// sleep; without it the kernel sets its timer through SBI, on the ACLINT QEMU does save.
     pub fn tcg_cpu(self) -> &'static str {
         match self {
-            MachineKind::RiscvVirt => "rv64",
+            MachineKind::RiscvVirt => "rv64,sstc=off",
             MachineKind::Pseries { .. } => "power10",
             _ => "max",
         }
     }
 
-    /// Whether QEMU saves this machine's guests whole: riscv64's timers (the ACLINT timer's
-    /// offset, the CPU's stimecmp) are left out, and a restored guest never wakes from a sleep;
-    /// a restored pseries guest never ran on under QEMU 7.2's TCG.
-    pub fn saves_guests(self) -> bool {
-        !matches!(self, MachineKind::RiscvVirt | MachineKind::Pseries { .. })
+    /// The oldest QEMU trusted to save this machine's guests, where not every one is: 7.2
+    /// (Debian 12's) once left a restored pseries guest stalled under TCG; 10.0 (Debian 13's,
+    /// bookworm-backports') restores them.
+    pub fn oldest_saving_qemu(self) -> Option<QemuRelease> {
+        matches!(self, MachineKind::Pseries { .. }).then_some(QemuRelease {
+            major: 10,
+            minor: 0,
+        })
+    }
+
+    /// Whether `qemu` (its release, if it told) saves this machine's guests.
+    pub fn saves_guests(self, qemu: Option<QemuRelease>) -> bool {
+        match self.oldest_saving_qemu() {
+            None => true,
+            Some(oldest) => qemu.is_some_and(|release| release >= oldest),
+        }
     }
 
     /// Whether its virtio-mmio transports must be told to speak virtio 1.0: they default to

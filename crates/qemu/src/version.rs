@@ -5,8 +5,35 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// A QEMU release, as `--version` names it: it decides which machines' guests are saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QemuRelease {
+    /// `10` of 10.0.2.
+    pub major: u32,
+    /// `0` of 10.0.2.
+    pub minor: u32,
+}
+
+impl QemuRelease {
+    /// The release in `--version`'s first line (`QEMU emulator version 10.0.2 (Debian ...)`).
+    pub fn parse(version_line: &str) -> Option<QemuRelease> {
+        let (_, rest) = version_line.split_once("version ")?;
+        let mut numbers = rest.split(|c: char| !c.is_ascii_digit());
+        Some(QemuRelease {
+            major: numbers.next()?.parse().ok()?,
+            minor: numbers.next()?.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for QemuRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
 /// The first line `qemu --version` prints (`QEMU emulator version 7.2.19 (Debian ...)`),
-/// remembered under `cache_dir` for as long as the binary is the same file.
+/// remembered under `cache_dir`, one file per program, for as long as it is the same file.
 pub fn qemu_version(qemu: &Path, cache_dir: &Path) -> Option<String> {
     let meta = qemu.metadata().ok()?;
     let identity = format!(
@@ -16,7 +43,8 @@ pub fn qemu_version(qemu: &Path, cache_dir: &Path) -> Option<String> {
         meta.len(),
         meta.mtime()
     );
-    let cache = cache_dir.join("host").join("qemu-version");
+    let name = qemu.file_name()?.to_string_lossy();
+    let cache = cache_dir.join("host").join(format!("{name}.version"));
     if let Some(version) = std::fs::read_to_string(&cache)
         .ok()
         .and_then(|text| cached(&text, &identity))
@@ -71,7 +99,28 @@ mod tests {
         let cache = dir.path().join("cache");
         let version = qemu_version(&fake, &cache);
         assert_eq!(version.as_deref(), Some("QEMU emulator version 9.9.9"));
-        let text = std::fs::read_to_string(cache.join("host/qemu-version")).unwrap();
+        let text = std::fs::read_to_string(cache.join("host/qemu.version")).unwrap();
         assert!(text.ends_with("QEMU emulator version 9.9.9\n"), "{text}");
+    }
+
+    #[test]
+    fn the_release_is_read_from_the_version_line() {
+        let release = |line| QemuRelease::parse(line).map(|r| r.to_string());
+        assert_eq!(
+            release("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)").as_deref(),
+            Some("7.2")
+        );
+        assert_eq!(
+            release("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)")
+                .as_deref(),
+            Some("10.0")
+        );
+        assert_eq!(release("QEMU emulator version 9.1").as_deref(), Some("9.1"));
+        assert_eq!(release("QEMU emulator version x"), None);
+        assert_eq!(release("something else"), None);
+        assert!(
+            QemuRelease::parse("version 10.0").unwrap()
+                > QemuRelease::parse("version 9.2").unwrap()
+        );
     }
 }

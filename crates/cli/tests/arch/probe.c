@@ -1,6 +1,7 @@
 /* A static test program for guests of another architecture: prints the machine the kernel
  * reports and exits as its argument says (a number, or "segv" to die by SIGSEGV); "fresh"
- * prints a random UUID and the wall clock instead. */
+ * prints a random UUID and the wall clock instead, "sleep" sleeps a fifth of a second, so a
+ * guest whose timer never fires hangs. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,13 @@ int main(int argc, char **argv) {
     fflush(stdout);
     if (argc > 1 && strcmp(argv[1], "segv") == 0)
         raise(SIGSEGV);
+    if (argc > 1 && strcmp(argv[1], "sleep") == 0) {
+        struct timespec fifth = {0, 200000000};
+        if (nanosleep(&fifth, NULL) != 0)
+            return 102;
+        printf("slept\n");
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "fresh") == 0) {
         /* What a restored guest must not repeat: its random numbers and its clock. */
         char uuid[64] = "";

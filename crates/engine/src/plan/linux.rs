@@ -82,7 +82,7 @@ pub(super) fn plan(
         virtiofsd,
         machine,
         accel,
-        !request.cold && machine.saves_guests(),
+        !request.cold && backend.saves_guests_of(machine),
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
@@ -498,7 +498,7 @@ mod tests {
     }
 
     #[test]
-    fn a_riscv64_guest_runs_on_virt_with_a_16550_console_and_always_boots() {
+    fn a_riscv64_guest_runs_on_virt_with_a_16550_console_and_is_saved_over_9p() {
         let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
         kernel.kernel.format = vmlane_kernel::ImageFormat::RiscvImage;
         let mut asked = request();
@@ -512,17 +512,13 @@ mod tests {
         assert!(plan.vm.cmdline.starts_with("console=ttyS0 "));
         assert_eq!(
             plan.vm.warm,
-            Err(super::super::ColdReason::RiscvTimers),
-            "its timers are not in QEMU's saved state"
+            Ok(()),
+            "its timer is the ACLINT's, which QEMU saves"
         );
         let super::super::GuestPlan::Linux(guest) = &plan.guest else {
             unreachable!()
         };
-        assert_eq!(
-            guest.share,
-            ShareTransport::VirtioFs,
-            "never saved, so no 9p modules to load for a save"
-        );
+        assert_eq!(guest.share, ShareTransport::NineP, "saved as it is");
     }
 
     #[test]
@@ -548,6 +544,50 @@ mod tests {
             "no program runs from virtio-fs on pseries"
         );
         assert!(guest.modules.iter().any(|m| m == "virtio_pci"));
+    }
+
+    #[test]
+    fn pseries_guests_are_saved_by_qemu_10_and_their_cold_reason_names_it() {
+        let mut host = fake::host(HostKvm::Pvm);
+        for arch in [Arch::Ppc64le, Arch::Ppc64] {
+            let qemu = host.foreign_qemu.get_mut(&arch).unwrap().as_mut().unwrap();
+            qemu.version = Some("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)".into());
+        }
+        let cases = [
+            (
+                Arch::Ppc64le,
+                vmlane_kernel::ImageFormat::PowerElf { big_endian: false },
+            ),
+            (
+                Arch::Ppc64,
+                vmlane_kernel::ImageFormat::PowerElf { big_endian: true },
+            ),
+        ];
+        for (arch, format) in cases {
+            let kernel = || {
+                let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
+                kernel.kernel.format = format;
+                kernel
+            };
+            let mut asked = request();
+            asked.arch = Some(arch);
+            let plan = super::super::plan(&asked, kernel(), &host, "t").unwrap();
+            assert_eq!(plan.vm.warm, Ok(()), "{arch:?}");
+            let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+                unreachable!()
+            };
+            assert_eq!(
+                guest.share,
+                ShareTransport::NineP,
+                "saved as it is: {arch:?}"
+            );
+
+            // Debian 12's QEMU: they boot, and the reason says what saves them.
+            let cold = planned(&asked, kernel(), HostKvm::Pvm).vm.warm.unwrap_err();
+            let said = cold.to_string();
+            assert!(said.contains("QEMU 10.0 or newer"), "{said}");
+            assert!(said.contains("bookworm-backports"), "{said}");
+        }
     }
 
     fn s390x_kernel() -> crate::kernel::GuestKernel {

@@ -116,6 +116,7 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         share.transport == vmlane_backend::ShareTransport::VirtioFs && !share.plugged_later
     });
     let image = |disk: &DiskSpec| matches!(disk, DiskSpec::Image { .. });
+    let saves = plan.vm.backend.saves_guests_of(plan.vm.machine);
     let rules = [
         (request.cold, ColdReason::Asked),
         (
@@ -129,13 +130,7 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.gdb.is_some(), ColdReason::Debugger),
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
-        // Before the share: a riscv64 guest shares over virtio-fs because it is never saved.
-        (
-            !plan.vm.machine.saves_guests()
-                && plan.vm.machine == vmlane_qemu::MachineKind::RiscvVirt,
-            ColdReason::RiscvTimers,
-        ),
-        (!plan.vm.machine.saves_guests(), ColdReason::PseriesRestore),
+        (!saves, ColdReason::PseriesRestore),
         (virtiofs, ColdReason::VirtioFs),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vmlane_backend::Share;
 use vmlane_bhyve::BhyveBackend;
-use vmlane_qemu::{AccelChoice, MachineKind};
+use vmlane_qemu::{AccelChoice, MachineKind, QemuRelease};
 use vmlane_spec::{Arch, DiskSpec, Network, NumaNode};
 
 /// The tag the host root is shared under, and mounted by, for every guest OS.
@@ -82,13 +82,8 @@ pub enum ColdReason {
     /// A backend that cannot save guests.
     #[error("the bhyve backend cannot save guests")]
     Bhyve,
-    /// RISC-V: QEMU leaves the timers out of the saved state.
-    #[error("QEMU does not save a RISC-V guest's timers (the ACLINT timer's offset, the CPU's stimecmp), so a restored riscv64 guest would never wake from a sleep")]
-    RiscvTimers,
-    /// pseries: a restored guest never answered under QEMU 7.2's TCG.
-    #[error(
-        "a pseries guest restored by QEMU 7.2 under TCG never ran on, so ppc64 guests always boot"
-    )]
+    /// pseries: QEMU older than 10.0 once left a restored guest stalled under TCG.
+    #[error("QEMU older than 10.0 is not trusted to restore a pseries guest (7.2 once left one stalled under TCG); QEMU 10.0 or newer saves ppc64 guests (Debian 13's, or Debian 12's bookworm-backports)")]
     PseriesRestore,
 }
 
@@ -99,11 +94,23 @@ pub enum BackendPlan {
     Qemu {
         /// The QEMU program.
         program: PathBuf,
+        /// Its release, when it told: which machines' guests it saves.
+        release: Option<QemuRelease>,
         /// The virtiofsd, if any.
         virtiofsd: Option<PathBuf>,
     },
     /// bhyve on a FreeBSD host.
     Bhyve(BhyveBackend),
+}
+
+impl BackendPlan {
+    /// Whether this backend saves guests of `machine` whole.
+    pub fn saves_guests_of(&self, machine: MachineKind) -> bool {
+        match self {
+            BackendPlan::Qemu { release, .. } => machine.saves_guests(*release),
+            BackendPlan::Bhyve(_) => false,
+        }
+    }
 }
 
 /// A host port the VM will listen on, and the option that asked for it.
@@ -141,8 +148,12 @@ impl<Guest> Decided<Guest> {
 
 /// QEMU, as the host has it.
 pub(super) fn qemu(host: &Host) -> Result<BackendPlan, PlanError> {
-    let qemu = host.qemu.clone()?;
+    backend_of(host.qemu.clone()?, host)
+}
+
+fn backend_of(qemu: crate::host::QemuBinary, host: &Host) -> Result<BackendPlan, PlanError> {
     Ok(BackendPlan::Qemu {
+        release: qemu.version.as_deref().and_then(QemuRelease::parse),
         program: qemu.path,
         virtiofsd: host.virtiofsd.clone(),
     })
@@ -153,13 +164,10 @@ pub(super) fn qemu_for(host: &Host, arch: Arch) -> Result<BackendPlan, PlanError
     if arch == Arch::host() {
         return qemu(host);
     }
-    let program = host
+    let qemu = host
         .foreign_qemu
         .get(&arch)
         .cloned()
         .unwrap_or_else(|| Err(crate::host::missing_qemu(arch)))?;
-    Ok(BackendPlan::Qemu {
-        program,
-        virtiofsd: host.virtiofsd.clone(),
-    })
+    backend_of(qemu, host)
 }
