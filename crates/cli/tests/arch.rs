@@ -9,6 +9,7 @@ mod common;
 use common::{text, Sandbox, TestKernel};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use vmlane_qemu::{MachineKind, QemuRelease};
 
 /// What one foreign architecture's tests need, in its own names.
 struct Guest {
@@ -24,6 +25,8 @@ struct Guest {
     /// The QEMU of the architecture, and its package.
     qemu: &'static str,
     qemu_package: &'static str,
+    /// The machine vmlane boots its guests on.
+    machine: MachineKind,
     /// Why its guests always boot, as `-v` says it, where QEMU older than 10.0 is not trusted
     /// to save them.
     never_saved: Option<&'static str>,
@@ -41,6 +44,7 @@ const GUESTS: [Guest; 4] = [
         cc_package: "gcc-aarch64-linux-gnu",
         qemu: "qemu-system-aarch64",
         qemu_package: "qemu-system-arm",
+        machine: MachineKind::ArmVirt,
         never_saved: None,
         in_ci: true,
     },
@@ -52,6 +56,7 @@ const GUESTS: [Guest; 4] = [
         cc_package: "gcc-s390x-linux-gnu",
         qemu: "qemu-system-s390x",
         qemu_package: "qemu-system-misc",
+        machine: MachineKind::S390Ccw,
         never_saved: None,
         in_ci: true,
     },
@@ -63,6 +68,7 @@ const GUESTS: [Guest; 4] = [
         cc_package: "gcc-riscv64-linux-gnu",
         qemu: "qemu-system-riscv64",
         qemu_package: "qemu-system-misc",
+        machine: MachineKind::RiscvVirt,
         never_saved: None,
         in_ci: true,
     },
@@ -74,6 +80,7 @@ const GUESTS: [Guest; 4] = [
         cc_package: "gcc-powerpc64le-linux-gnu",
         qemu: "qemu-system-ppc64",
         qemu_package: "qemu-system-ppc",
+        machine: MachineKind::Pseries { big_endian: false },
         never_saved: Some("is not trusted to restore a pseries guest"),
         in_ci: false,
     },
@@ -131,19 +138,18 @@ impl Guest {
         None
     }
 
-    /// Whether this machine's QEMU for the architecture saves its guests: every release does
-    /// for most machines, 10.0 and later for pseries'.
+    /// Whether this machine's QEMU for the architecture saves its guests, by vmlane's rule
+    /// for the machine and the release the QEMU names.
     fn qemu_saves_its_guests(&self) -> bool {
-        let Ok(output) = Command::new(self.qemu).arg("--version").output() else {
-            return false;
-        };
-        let first = text(&output.stdout)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let release = vmlane_qemu::QemuRelease::parse(&first);
-        self.never_saved.is_none() || release >= vmlane_qemu::QemuRelease::parse("version 10.0")
+        let release = Command::new(self.qemu)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|output| {
+                let first = text(&output.stdout).lines().next()?.to_string();
+                QemuRelease::parse(&first)
+            });
+        self.machine.saves_guests(release)
     }
 
     /// The static test program, built once per architecture and test binary.
@@ -528,6 +534,7 @@ const PPC64: Guest = Guest {
     cc_package: "gcc-powerpc64-linux-gnu",
     qemu: "qemu-system-ppc64",
     qemu_package: "qemu-system-ppc",
+    machine: MachineKind::Pseries { big_endian: true },
     never_saved: Some("is not trusted to restore a pseries guest"),
     in_ci: false,
 };
