@@ -36,6 +36,9 @@ pub struct LinuxGuest {
     pub run: RunRequest,
     /// The vmlinux a debugger attaches with, when `--gdb` was asked for and one was found.
     pub symbols: Option<PathBuf>,
+    /// Whether a restored guest can be made to program its timer again (see
+    /// [`timers_rearm`]).
+    pub timers_rearm: bool,
 }
 
 impl LinuxGuest {
@@ -74,6 +77,7 @@ pub(super) fn plan(
         Arch::Ppc64 => only_machine(MachineKind::Pseries { big_endian: true }, request)?,
     };
     let backend = qemu_for(host, arch)?;
+    let timers_rearm = timers_rearm(machine, &traits);
     let virtiofsd = host.virtiofsd.is_some();
     let share = choose_share(
         request.linux.share,
@@ -82,7 +86,7 @@ pub(super) fn plan(
         virtiofsd,
         machine,
         accel,
-        !request.cold && backend.saves_guests_of(machine),
+        !request.cold && backend.saves_guests_of(machine) && timers_rearm,
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
@@ -137,8 +141,16 @@ pub(super) fn plan(
             run: run_request(request, share, &rwdirs, ip, host.term.as_ref()),
             symbols: request.gdb.and(traits.symbols),
             index: traits.modules,
+            timers_rearm,
         },
     })
+}
+
+/// QEMU does not re-arm riscv64's timer when it restores a guest, so the init's short sleep
+/// on each CPU programs it again; with a periodic tick and no high-resolution timers (as
+/// tinyconfig leaves them) that sleep waits for the lost tick, and the restore stalls.
+fn timers_rearm(machine: MachineKind, traits: &LinuxKernel) -> bool {
+    machine != MachineKind::RiscvVirt || traits.built_in("HIGH_RES_TIMERS")
 }
 
 /// microvm boots fastest but only kernels that take virtio-mmio devices from the command line
@@ -499,11 +511,15 @@ mod tests {
 
     #[test]
     fn a_riscv64_guest_runs_on_virt_with_a_16550_console_and_is_saved_over_9p() {
-        let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
-        kernel.kernel.format = vmlane_kernel::ImageFormat::RiscvImage;
+        let riscv = |config: &str| {
+            let mut kernel = linux(config, Some(DISTRO_MODULES));
+            kernel.kernel.format = vmlane_kernel::ImageFormat::RiscvImage;
+            kernel
+        };
         let mut asked = request();
         asked.arch = Some(Arch::Riscv64);
-        let plan = planned(&asked, kernel, HostKvm::Pvm);
+        let hres = format!("{DISTRO}CONFIG_HIGH_RES_TIMERS=y\n");
+        let plan = planned(&asked, riscv(&hres), HostKvm::Pvm);
         assert_eq!(plan.vm.machine, MachineKind::RiscvVirt);
         let super::super::BackendPlan::Qemu { program, .. } = &plan.vm.backend else {
             panic!("{:?}", plan.vm.backend);
@@ -519,6 +535,23 @@ mod tests {
             unreachable!()
         };
         assert_eq!(guest.share, ShareTransport::NineP, "saved as it is");
+
+        // A periodic tick alone: the init could not program the lost timer again.
+        let plan = planned(&asked, riscv(DISTRO), HostKvm::Pvm);
+        assert_eq!(
+            plan.vm.warm,
+            Err(super::super::ColdReason::RiscvPeriodicTick)
+        );
+        assert!(plan
+            .vm
+            .warm
+            .unwrap_err()
+            .to_string()
+            .contains("-e HIGH_RES_TIMERS"));
+        let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+            unreachable!()
+        };
+        assert_eq!(guest.share, ShareTransport::VirtioFs, "never saved");
     }
 
     #[test]

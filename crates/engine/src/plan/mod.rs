@@ -131,6 +131,10 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
         (!saves, ColdReason::PseriesRestore),
+        (
+            matches!(&plan.guest, GuestPlan::Linux(guest) if !guest.timers_rearm),
+            ColdReason::RiscvPeriodicTick,
+        ),
         (virtiofs, ColdReason::VirtioFs),
     ];
     match rules.into_iter().find(|(applies, _)| *applies) {

@@ -82,6 +82,9 @@ pub enum ColdReason {
     /// A backend that cannot save guests.
     #[error("the bhyve backend cannot save guests")]
     Bhyve,
+    /// riscv64 without high-resolution timers: its lost timer cannot be programmed again.
+    #[error("this riscv64 kernel has no high-resolution timers (CONFIG_HIGH_RES_TIMERS), and QEMU does not re-arm a restored guest's timer, which only a kernel with them can be made to program again; build it with -e HIGH_RES_TIMERS to have its guests saved")]
+    RiscvPeriodicTick,
     /// pseries: QEMU older than 10.0 once left a restored guest stalled under TCG.
     #[error("QEMU older than 10.0 is not trusted to restore a pseries guest (7.2 once left one stalled under TCG); QEMU 10.0 or newer saves ppc64 guests (Debian 13's, or Debian 12's bookworm-backports)")]
     PseriesRestore,
