@@ -40,8 +40,9 @@ pub fn set_wall_clock(ns: u64) -> Result<(), Failure> {
 
 /// Has every CPU program its timer afresh. QEMU does not re-arm the timer device of a
 /// restored guest (seen on riscv64's ACLINT): an event set before the save never fires, and
-/// a later one is never programmed, so the guest's next sleep never ends. A sleep shorter
-/// than any pending event is programmed at once, on each CPU in turn.
+/// a later one is never programmed, so the guest's next sleep never ends. A sleep until a
+/// moment long past is earlier than any pending event, even one the restore left behind the
+/// clock, so each CPU in turn programs its timer at once and runs what had expired.
 pub fn rearm_timers() -> Result<(), Failure> {
     let size = std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: `cpu_set_t` is plain data, valid zeroed.
@@ -61,7 +62,7 @@ pub fn rearm_timers() -> Result<(), Failure> {
         // SAFETY: `only` is a valid `cpu_set_t` of `size` bytes.
         check(unsafe { libc::sched_setaffinity(0, size, &only) })
             .step(|| format!("move the init to CPU {cpu}"))?;
-        sleep_a_microsecond();
+        sleep_until_long_past();
     }
     // SAFETY: `allowed` is the set read above.
     check(unsafe { libc::sched_setaffinity(0, size, &allowed) })
@@ -70,13 +71,22 @@ pub fn rearm_timers() -> Result<(), Failure> {
 }
 
 /// A sleep cut short by a signal has still programmed the timer, so its result is no matter.
-fn sleep_a_microsecond() {
-    let microsecond = libc::timespec {
+/// A relative sleep is not enough: if the restored clock has passed the lost event, a sleep
+/// ending after it is queued behind it and never programmed.
+fn sleep_until_long_past() {
+    let boot = libc::timespec {
         tv_sec: 0,
-        tv_nsec: 1_000,
+        tv_nsec: 1,
     };
-    // SAFETY: `microsecond` is a valid timespec; no remainder is asked for.
-    unsafe { libc::nanosleep(&microsecond, std::ptr::null_mut()) };
+    // SAFETY: `boot` is a valid timespec; an absolute sleep has no remainder.
+    unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &boot,
+            std::ptr::null_mut(),
+        )
+    };
 }
 
 /// Mixes the host's bytes into the kernel's pool and reseeds from it.
