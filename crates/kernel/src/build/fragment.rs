@@ -135,6 +135,11 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     // CONFIG_KUNIT adds a field to task_struct, which nearly every object sees: built in from
     // the start, a kernel with KUnit tests (`-e KUNIT_EXAMPLE_TEST`) recompiles only the tests.
     ("KUnit's core, which runs no tests until some are built in", All, &["KUNIT"]),
+    // vmlane's init re-arms each CPU's timer in a restored riscv64 guest, which QEMU leaves
+    // unarmed; a periodic-tick kernel never programs it again and the restored guest hangs.
+    ("high-resolution timers, so a restored guest's timer can be re-armed", RISCV64, &[
+        "HIGH_RES_TIMERS",
+    ]),
 ];
 
 /// Options vmlane turns off: a test VM does not need them and they cost boot time (virtual
@@ -316,6 +321,7 @@ mod tests {
             "SERIAL_OF_PLATFORM",
             "VIRTIO_MMIO",
             "9P_FS",
+            "HIGH_RES_TIMERS",
         ] {
             assert!(has(Arch::Riscv64, wanted), "{wanted}");
         }
