@@ -209,7 +209,8 @@ pub struct KernelBuildArgs {
     /// The source tree (default: the current directory). Never written to.
     #[arg(value_name = "SRC")]
     pub source: Option<PathBuf>,
-    /// Build Debian's packaged source (linux-source), installing it if needed.
+    /// Build Debian's packaged source (linux-source; for ppc64, linux-source-6.12, whose
+    /// big-endian kernels are ELFv2), installing it if needed.
     #[arg(long, conflicts_with_all = ["source", "freebsd"])]
     pub debian: bool,
     /// Build a FreeBSD kernel (amd64, no modules) from this FreeBSD source tree, with FreeBSD's

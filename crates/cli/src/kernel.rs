@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use vmlane_kernel::build::{
-    build_linux, newest_llvm_bin, parse_config, BuiltKernel, FreeBsdBuild, FreeBsdHost, LinuxBuild,
-    Progress, Setting,
+    build_linux, debian_source, newest_llvm_bin, parse_config, BuiltKernel, FreeBsdBuild,
+    FreeBsdHost, LinuxBuild, Progress, Setting,
 };
 use vmlane_kernel::fetch::{fetch_debian, Wanted};
-use vmlane_kernel::{cache_dir, compare_releases, identify, kernels_dir};
+use vmlane_kernel::{cache_dir, identify, kernels_dir};
 use vmlane_spec::Arch;
 
 pub fn kernel(command: KernelCommand) -> Result<i32> {
@@ -32,7 +32,7 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
         return build_freebsd(source, &args.conf, &cache, jobs);
     }
     let source = match (&args.source, args.debian) {
-        (_, true) => debian_source(&cache)?,
+        (_, true) => debian_source(&cache, args.arch.unwrap_or(Arch::host()))?,
         (Some(source), false) => source.clone(),
         (None, false) => std::env::current_dir().context("failed to read the current directory")?,
     };
@@ -112,23 +112,24 @@ fn extra_settings(args: &KernelBuildArgs) -> Result<Vec<Setting>> {
     Ok(settings)
 }
 
-/// Debian's `linux-source` tarball, unpacked once into the cache.
-fn debian_source(cache: &Path) -> Result<PathBuf> {
-    let tarball = find_debian_tarball();
-    let tarball = match tarball {
+/// Debian's `linux-source` tarball for `arch`, unpacked once into the cache.
+fn debian_source(cache: &Path, arch: Arch) -> Result<PathBuf> {
+    let tarball = match find_debian_tarball(arch) {
         Some(tarball) => tarball,
         None => {
-            eprintln!("vmlane: installing Debian's linux-source package");
+            let package = debian_source::source_package(arch);
+            eprintln!("vmlane: installing Debian's {package} package");
             let status = Command::new("apt-get")
-                .args(["install", "-y", "-qq", "linux-source"])
+                .args(["install", "-y", "-qq", &package])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status()
                 .context("failed to run apt-get")?;
             if !status.success() {
-                bail!("`apt-get install linux-source` failed; run it as root, then try again");
+                bail!("`apt-get install {package}` failed; run it as root, then try again");
             }
-            find_debian_tarball()
-                .context("linux-source is installed but /usr/src has no linux-source-*.tar.xz")?
+            find_debian_tarball(arch).with_context(|| {
+                format!("{package} is installed but /usr/src has no linux-source-*.tar.xz for it")
+            })?
         }
     };
     let stem = tarball
@@ -162,28 +163,14 @@ fn debian_source(cache: &Path) -> Result<PathBuf> {
     Ok(tree)
 }
 
-fn find_debian_tarball() -> Option<PathBuf> {
-    last_entry(Path::new("/usr/src"), |path| {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        name.starts_with("linux-source-") && name.ends_with(".tar.xz")
-    })
-}
-
-/// The entry of `dir` with the highest version in its name among those `keep` accepts
-/// (`llvm-19` over `llvm-9`).
-fn last_entry(dir: &Path, keep: impl Fn(&Path) -> bool) -> Option<PathBuf> {
-    let name = |p: &PathBuf| {
-        p.file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    };
-    std::fs::read_dir(dir)
+fn find_debian_tarball(arch: Arch) -> Option<PathBuf> {
+    let dir = Path::new("/usr/src");
+    let names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| keep(p))
-        .max_by(|a, b| compare_releases(&name(a), &name(b)))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    debian_source::pick_tarball(names.iter().map(String::as_str), arch).map(|name| dir.join(name))
 }
 
 fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Result<i32> {

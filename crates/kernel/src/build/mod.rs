@@ -1,6 +1,7 @@
 //! Building kernels into vmlane's cache: Linux with a minimal config that boots without
 //! modules, and FreeBSD through its own build system.
 
+pub mod debian_source;
 mod fragment;
 mod freebsd;
 mod kconfig;
