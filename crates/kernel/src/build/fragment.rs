@@ -135,8 +135,8 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     // CONFIG_KUNIT adds a field to task_struct, which nearly every object sees: built in from
     // the start, a kernel with KUnit tests (`-e KUNIT_EXAMPLE_TEST`) recompiles only the tests.
     ("KUnit's core, which runs no tests until some are built in", All, &["KUNIT"]),
-    // vmlane's init re-arms each CPU's timer in a restored riscv64 guest, which QEMU leaves
-    // unarmed; a periodic-tick kernel never programs it again and the restored guest hangs.
+    // QEMU leaves a restored riscv64 guest's timer unarmed, and the init's re-arm programs it
+    // only in a kernel with high-resolution timers: with a periodic tick alone the guest hangs.
     ("high-resolution timers, so a restored guest's timer can be re-armed", RISCV64, &[
         "HIGH_RES_TIMERS",
     ]),
