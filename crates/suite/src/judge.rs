@@ -193,7 +193,9 @@ pub fn judge(test: &Test, run: &Finished<'_>, bless: bool) -> Result<Verdict, Ju
         if source == KtapSource::Console && ktap.problems.is_empty() && ktap.results.is_empty() {
             // vmlane's kernels have KUnit's core built in, which prints `1..0` without tests.
             failures.push(
-                "ktap: the kernel ran no KUnit tests (its plan is 1..0): build some in                  (`vmlane kernel build -e KUNIT_EXAMPLE_TEST`, or --config with a .kunitconfig),                  or widen kunit.filter_glob"
+                "ktap: the kernel ran no KUnit tests (its plan is 1..0): build some in \
+                 (`vmlane kernel build -e KUNIT_EXAMPLE_TEST`, or --config with a .kunitconfig), \
+                 or widen kunit.filter_glob"
                     .into(),
             );
         }

@@ -365,6 +365,12 @@ fn a_kernel_that_ran_no_kunit_tests_fails_a_console_ktap_test_saying_what_to_bui
         "{:?}",
         v.reasons
     );
+    assert!(
+        v.reasons[0].contains("build some in (`vmlane kernel build")
+            && !v.reasons[0].contains("  "),
+        "one line, single-spaced: {:?}",
+        v.reasons
+    );
     // A command's own empty KTAP (a kselftest with nothing to run) is its business.
     let test = test_with("expect.ktap = \"stdout\"");
     let v = verdict(&test, &EXITED_0, BOOT, "KTAP version 1\n1..0\n");
