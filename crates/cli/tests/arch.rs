@@ -31,7 +31,7 @@ struct Guest {
     /// to save them.
     never_saved: Option<&'static str>,
     /// Whether `VMLANE_E2E_REQUIRED` makes a missing set-up a failure: CI sets up every
-    /// architecture but ppc64el and ppc64, which `scripts/setup --arch ...` adds on demand.
+    /// architecture but ppc64el, which `scripts/setup --arch ppc64el` adds on demand.
     in_ci: bool,
 }
 

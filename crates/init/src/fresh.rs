@@ -38,6 +38,11 @@ pub fn set_wall_clock(ns: u64) -> Result<(), Failure> {
         .step(|| "set the wall clock".into())
 }
 
+/// Whether QEMU restores this architecture's guests with their timers unarmed: riscv64's
+/// ACLINT. Elsewhere the re-arm is not needed, and on a kernel with a periodic tick alone it
+/// waits for each CPU's next tick (0.5-4 ms a CPU on vmlane's x86-64 kernel, on every run).
+pub const TIMERS_LOST_IN_RESTORE: bool = cfg!(target_arch = "riscv64");
+
 /// Has every CPU program its timer afresh. QEMU does not re-arm the timer device of a
 /// restored guest (seen on riscv64's ACLINT): an event set before the save never fires, and
 /// a later one is never programmed, so the guest's next sleep never ends. A sleep until a

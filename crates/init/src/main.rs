@@ -63,7 +63,9 @@ fn receive_request(port: &mut Port) -> Result<vmlane_proto::RunRequest, Failure>
             } => {
                 fresh::set_wall_clock(wall_clock_ns)?;
                 fresh::reseed(&entropy)?;
-                fresh::rearm_timers()?;
+                if fresh::TIMERS_LOST_IN_RESTORE {
+                    fresh::rearm_timers()?;
+                }
             }
             HostMessage::Run(request) => return Ok(request),
             _ => {
