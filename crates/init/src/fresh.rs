@@ -39,15 +39,18 @@ pub fn set_wall_clock(ns: u64) -> Result<(), Failure> {
 }
 
 /// Whether QEMU restores this architecture's guests with their timers unarmed: riscv64's
-/// ACLINT. Elsewhere the re-arm is not needed, and on a kernel with a periodic tick alone it
-/// waits for each CPU's next tick (0.5-4 ms a CPU on vmlane's x86-64 kernel, on every run).
-pub const TIMERS_LOST_IN_RESTORE: bool = cfg!(target_arch = "riscv64");
+/// ACLINT, and POWER's decrementer before QEMU 10.0. Elsewhere the re-arm is not needed, and
+/// on a kernel with a periodic tick alone it waits for each CPU's next tick (0.5-4 ms a CPU
+/// on vmlane's x86-64 kernel, on every run).
+pub const TIMERS_LOST_IN_RESTORE: bool =
+    cfg!(any(target_arch = "riscv64", target_arch = "powerpc64"));
 
 /// Has every CPU program its timer afresh. QEMU does not re-arm the timer device of a
-/// restored guest (seen on riscv64's ACLINT): an event set before the save never fires, and
-/// a later one is never programmed, so the guest's next sleep never ends. A sleep until a
-/// moment long past is earlier than any pending event, even one the restore left behind the
-/// clock, so each CPU in turn programs its timer at once and runs what had expired.
+/// restored guest (seen on riscv64's ACLINT, and on POWER's decrementer with QEMU 7.2): an
+/// event set before the save never fires, and a later one is never programmed, so the
+/// guest's next sleep never ends. A sleep until a moment long past is earlier than any
+/// pending event, even one the restore left behind the clock, so each CPU in turn programs
+/// its timer at once and runs what had expired.
 pub fn rearm_timers() -> Result<(), Failure> {
     let size = std::mem::size_of::<libc::cpu_set_t>();
     // SAFETY: `cpu_set_t` is plain data, valid zeroed.

@@ -1086,14 +1086,14 @@ mod tests {
         }
         let release = |line| crate::QemuRelease::parse(line);
         let pseries = MachineKind::Pseries { big_endian: false };
-        assert!(!pseries.saves_guests(release("QEMU emulator version 7.2.22")));
-        assert!(!pseries.saves_guests(None), "a QEMU that did not say");
-        assert!(pseries.saves_guests(release("QEMU emulator version 10.0.2")));
-        assert!(pseries.saves_guests(release("QEMU emulator version 10.1.0")));
-        assert!(!pseries.saves_guests(release("QEMU emulator version 9.2.0")));
-        assert!(MachineKind::RiscvVirt.saves_guests(release("QEMU emulator version 7.2.22")));
-        assert!(MachineKind::ArmVirt.saves_guests(release("QEMU emulator version 7.2.22")));
-        assert!(MachineKind::Microvm.saves_guests(None));
+        assert!(!pseries.restores_timers(release("QEMU emulator version 7.2.22")));
+        assert!(!pseries.restores_timers(None), "a QEMU that did not say");
+        assert!(pseries.restores_timers(release("QEMU emulator version 10.0.2")));
+        assert!(pseries.restores_timers(release("QEMU emulator version 10.1.0")));
+        assert!(!pseries.restores_timers(release("QEMU emulator version 9.2.0")));
+        assert!(!MachineKind::RiscvVirt.restores_timers(release("QEMU emulator version 10.0.2")));
+        assert!(MachineKind::ArmVirt.restores_timers(release("QEMU emulator version 7.2.22")));
+        assert!(MachineKind::Microvm.restores_timers(None));
     }
 
     #[test]

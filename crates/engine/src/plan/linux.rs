@@ -2,7 +2,7 @@
 //! vmlane's init is asked to run.
 
 use super::error::{PlanError, ShareError, VirtioFsProblem};
-use super::vm::{qemu_for, Decided, VmPlan, RWDIR_TAG_PREFIX, SHARE_TAG};
+use super::vm::{qemu_for, BackendPlan, Decided, VmPlan, RWDIR_TAG_PREFIX, SHARE_TAG};
 use crate::host::Host;
 use crate::kernel::LinuxKernel;
 use crate::request::{MachineChoice, Request};
@@ -36,9 +36,9 @@ pub struct LinuxGuest {
     pub run: RunRequest,
     /// The vmlinux a debugger attaches with, when `--gdb` was asked for and one was found.
     pub symbols: Option<PathBuf>,
-    /// Whether a restored guest can be made to program its timer again (see
-    /// [`timers_rearm`]).
-    pub timers_rearm: bool,
+    /// Whether a restored guest's timer fires: QEMU re-arms it, or the init can make the
+    /// kernel program it again (see [`timers_survive_restore`]).
+    pub timers_survive_restore: bool,
 }
 
 impl LinuxGuest {
@@ -77,7 +77,7 @@ pub(super) fn plan(
         Arch::Ppc64 => only_machine(MachineKind::Pseries { big_endian: true }, request)?,
     };
     let backend = qemu_for(host, arch)?;
-    let timers_rearm = timers_rearm(machine, &traits);
+    let timers_survive_restore = timers_survive_restore(&backend, machine, &traits);
     let virtiofsd = host.virtiofsd.is_some();
     let share = choose_share(
         request.linux.share,
@@ -86,7 +86,7 @@ pub(super) fn plan(
         virtiofsd,
         machine,
         accel,
-        !request.cold && backend.saves_guests_of(machine) && timers_rearm,
+        !request.cold && timers_survive_restore,
     )?;
     let ip = check_network(&request.network, &traits, kernel, host)?;
     check_modules(&request.linux.modules, &traits, kernel)?;
@@ -141,16 +141,20 @@ pub(super) fn plan(
             run: run_request(request, share, &rwdirs, ip, host.term.as_ref()),
             symbols: request.gdb.and(traits.symbols),
             index: traits.modules,
-            timers_rearm,
+            timers_survive_restore,
         },
     })
 }
 
-/// QEMU does not re-arm riscv64's timer when it restores a guest, so the init's short sleep
-/// on each CPU programs it again; with a periodic tick and no high-resolution timers (as
-/// tinyconfig leaves them) that sleep waits for the lost tick, and the restore stalls.
-fn timers_rearm(machine: MachineKind, traits: &LinuxKernel) -> bool {
-    machine != MachineKind::RiscvVirt || traits.built_in("HIGH_RES_TIMERS")
+/// Where QEMU does not re-arm a restored guest's timer, the init's sleep on each CPU programs
+/// it again; with a periodic tick and no high-resolution timers (as tinyconfig leaves them)
+/// that sleep waits for the lost tick, and the restore stalls.
+fn timers_survive_restore(
+    backend: &BackendPlan,
+    machine: MachineKind,
+    traits: &LinuxKernel,
+) -> bool {
+    backend.restores_timers_of(machine) || traits.built_in("HIGH_RES_TIMERS")
 }
 
 /// microvm boots fastest but only kernels that take virtio-mmio devices from the command line
@@ -555,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ppc64el_guest_runs_on_pseries_over_9p_and_pci_and_always_boots() {
+    fn a_ppc64el_guest_runs_on_pseries_over_9p_and_pci() {
         let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
         kernel.kernel.format = vmlane_kernel::ImageFormat::PowerElf { big_endian: false };
         let mut asked = request();
@@ -567,7 +571,6 @@ mod tests {
         };
         assert!(program.ends_with("qemu-system-ppc64"), "{program:?}");
         assert!(plan.vm.cmdline.starts_with("console=hvc0 "));
-        assert_eq!(plan.vm.warm, Err(super::super::ColdReason::PseriesRestore));
         let super::super::GuestPlan::Linux(guest) = &plan.guest else {
             unreachable!()
         };
@@ -580,12 +583,18 @@ mod tests {
     }
 
     #[test]
-    fn pseries_guests_are_saved_by_qemu_10_and_their_cold_reason_names_it() {
-        let mut host = fake::host(HostKvm::Pvm);
+    fn pseries_guests_are_saved_where_their_restored_timer_fires() {
+        let mut qemu_10 = fake::host(HostKvm::Pvm);
         for arch in [Arch::Ppc64le, Arch::Ppc64] {
-            let qemu = host.foreign_qemu.get_mut(&arch).unwrap().as_mut().unwrap();
+            let qemu = qemu_10
+                .foreign_qemu
+                .get_mut(&arch)
+                .unwrap()
+                .as_mut()
+                .unwrap();
             qemu.version = Some("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)".into());
         }
+        let qemu_7 = fake::host(HostKvm::Pvm);
         let cases = [
             (
                 Arch::Ppc64le,
@@ -596,30 +605,42 @@ mod tests {
                 vmlane_kernel::ImageFormat::PowerElf { big_endian: true },
             ),
         ];
+        let hres = format!("{DISTRO}CONFIG_HIGH_RES_TIMERS=y\n");
         for (arch, format) in cases {
-            let kernel = || {
-                let mut kernel = linux(DISTRO, Some(DISTRO_MODULES));
+            let kernel = |config: &str| {
+                let mut kernel = linux(config, Some(DISTRO_MODULES));
                 kernel.kernel.format = format;
                 kernel
             };
             let mut asked = request();
             asked.arch = Some(arch);
-            let plan = super::super::plan(&asked, kernel(), &host, "t").unwrap();
-            assert_eq!(plan.vm.warm, Ok(()), "{arch:?}");
-            let super::super::GuestPlan::Linux(guest) = &plan.guest else {
-                unreachable!()
-            };
-            assert_eq!(
-                guest.share,
-                ShareTransport::NineP,
-                "saved as it is: {arch:?}"
-            );
+            let plan_on = |host, config| super::super::plan(&asked, kernel(config), host, "t");
+            // QEMU 10.0 re-arms the decrementer; on 7.2 the init has the kernel do it.
+            for (host, config) in [(&qemu_10, DISTRO), (&qemu_10, &hres), (&qemu_7, &hres)] {
+                let plan = plan_on(host, config).unwrap();
+                assert_eq!(plan.vm.warm, Ok(()), "{arch:?} {config}");
+                let super::super::GuestPlan::Linux(guest) = &plan.guest else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    guest.share,
+                    ShareTransport::NineP,
+                    "saved as it is: {arch:?}"
+                );
+            }
 
-            // Debian 12's QEMU: they boot, and the reason says what saves them.
-            let cold = planned(&asked, kernel(), HostKvm::Pvm).vm.warm.unwrap_err();
+            // Debian 12's QEMU and a periodic tick alone: they boot, and the reason says what
+            // saves them.
+            let cold = plan_on(&qemu_7, DISTRO).unwrap().vm.warm.unwrap_err();
+            assert_eq!(cold, super::super::ColdReason::PseriesPeriodicTick);
             let said = cold.to_string();
-            assert!(said.contains("QEMU 10.0 or newer"), "{said}");
-            assert!(said.contains("bookworm-backports"), "{said}");
+            for fix in [
+                "-e HIGH_RES_TIMERS",
+                "QEMU 10.0 or newer",
+                "bookworm-backports",
+            ] {
+                assert!(said.contains(fix), "{said}");
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use crate::kernel::{GuestKernel, KernelTraits};
 use crate::request::{BackendChoice, OsChoice, Request};
 use vmlane_backend::GuestOs;
 use vmlane_kernel::Kernel;
-use vmlane_qemu::resolve_accel;
+use vmlane_qemu::{resolve_accel, MachineKind};
 use vmlane_spec::{DiskSpec, Network};
 
 /// Everything decided about one run.
@@ -116,7 +116,10 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         share.transport == vmlane_backend::ShareTransport::VirtioFs && !share.plugged_later
     });
     let image = |disk: &DiskSpec| matches!(disk, DiskSpec::Image { .. });
-    let saves = plan.vm.backend.saves_guests_of(plan.vm.machine);
+    let lost_timer = match plan.vm.machine {
+        MachineKind::Pseries { .. } => ColdReason::PseriesPeriodicTick,
+        _ => ColdReason::RiscvPeriodicTick,
+    };
     let rules = [
         (request.cold, ColdReason::Asked),
         (
@@ -130,10 +133,9 @@ fn warmth(request: &Request, plan: &Plan) -> Result<(), ColdReason> {
         (request.gdb.is_some(), ColdReason::Debugger),
         (request.network != Network::None, ColdReason::Network),
         (request.disks.iter().any(image), ColdReason::DiskImage),
-        (!saves, ColdReason::PseriesRestore),
         (
-            matches!(&plan.guest, GuestPlan::Linux(guest) if !guest.timers_rearm),
-            ColdReason::RiscvPeriodicTick,
+            matches!(&plan.guest, GuestPlan::Linux(guest) if !guest.timers_survive_restore),
+            lost_timer,
         ),
         (virtiofs, ColdReason::VirtioFs),
     ];

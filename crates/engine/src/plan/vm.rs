@@ -85,9 +85,9 @@ pub enum ColdReason {
     /// riscv64 without high-resolution timers: its lost timer cannot be programmed again.
     #[error("this riscv64 kernel has no high-resolution timers (CONFIG_HIGH_RES_TIMERS), and QEMU does not re-arm a restored guest's timer, which only a kernel with them can be made to program again; build it with -e HIGH_RES_TIMERS to have its guests saved")]
     RiscvPeriodicTick,
-    /// pseries: QEMU older than 10.0 once left a restored guest stalled under TCG.
-    #[error("QEMU older than 10.0 is not trusted to restore a pseries guest (7.2 once left one stalled under TCG); QEMU 10.0 or newer saves ppc64 guests (Debian 13's, or Debian 12's bookworm-backports)")]
-    PseriesRestore,
+    /// pseries without high-resolution timers, on a QEMU that leaves a restored timer unarmed.
+    #[error("this pseries kernel has no high-resolution timers (CONFIG_HIGH_RES_TIMERS), and QEMU older than 10.0 does not re-arm a restored guest's timer, which only a kernel with them can be made to program again; build it with -e HIGH_RES_TIMERS, or use QEMU 10.0 or newer (Debian 13's, or Debian 12's bookworm-backports), to have its guests saved")]
+    PseriesPeriodicTick,
 }
 
 /// The VMM that runs the VM.
@@ -107,11 +107,11 @@ pub enum BackendPlan {
 }
 
 impl BackendPlan {
-    /// Whether this backend saves guests of `machine` whole.
-    pub fn saves_guests_of(&self, machine: MachineKind) -> bool {
+    /// Whether this backend re-arms the timer of a guest of `machine` it restores.
+    pub fn restores_timers_of(&self, machine: MachineKind) -> bool {
         match self {
-            BackendPlan::Qemu { release, .. } => machine.saves_guests(*release),
-            BackendPlan::Bhyve(_) => false,
+            BackendPlan::Qemu { release, .. } => machine.restores_timers(*release),
+            BackendPlan::Bhyve(_) => true,
         }
     }
 }

@@ -59,6 +59,8 @@ const ARM64: Scope = Only(Arch::Aarch64);
 const S390X: Scope = Only(Arch::S390x);
 const RISCV64: Scope = Only(Arch::Riscv64);
 const POWER: Scope = Among(&[Arch::Ppc64le, Arch::Ppc64]);
+/// The machines whose restored guests QEMU may leave with their timer unarmed.
+const TIMER_LOST: Scope = Among(&[Arch::Riscv64, Arch::Ppc64le, Arch::Ppc64]);
 /// The machines with virtio-mmio transports (s390x has channel I/O, and no MMIO at all).
 const MMIO: Scope = Among(&[Arch::X86_64, Arch::Aarch64, Arch::Riscv64]);
 
@@ -135,9 +137,10 @@ const FRAGMENT: &[(&str, Scope, &[&str])] = &[
     // CONFIG_KUNIT adds a field to task_struct, which nearly every object sees: built in from
     // the start, a kernel with KUnit tests (`-e KUNIT_EXAMPLE_TEST`) recompiles only the tests.
     ("KUnit's core, which runs no tests until some are built in", All, &["KUNIT"]),
-    // QEMU leaves a restored riscv64 guest's timer unarmed, and the init's re-arm programs it
-    // only in a kernel with high-resolution timers: with a periodic tick alone the guest hangs.
-    ("high-resolution timers, so a restored guest's timer can be re-armed", RISCV64, &[
+    // QEMU leaves a restored riscv64 guest's timer unarmed (and a pseries guest's, before
+    // QEMU 10.0), and the init's re-arm programs it only in a kernel with high-resolution
+    // timers: with a periodic tick alone the guest hangs.
+    ("high-resolution timers, so a restored guest's timer can be re-armed", TIMER_LOST, &[
         "HIGH_RES_TIMERS",
     ]),
 ];
@@ -334,6 +337,26 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), riscv.len(), "nothing asked for twice");
+    }
+
+    #[test]
+    fn the_power_fragments_boot_pseries_with_re_armable_timers() {
+        for arch in [Arch::Ppc64, Arch::Ppc64le] {
+            for wanted in [
+                "PPC_PSERIES",
+                "HVC_CONSOLE",
+                "VIRTIO_PCI",
+                "HIGH_RES_TIMERS",
+            ] {
+                assert!(has(arch, wanted), "{arch:?} {wanted}");
+            }
+        }
+        assert!(has(Arch::Ppc64, "CPU_BIG_ENDIAN") && !has(Arch::Ppc64, "CPU_LITTLE_ENDIAN"));
+        assert!(has(Arch::Ppc64le, "CPU_LITTLE_ENDIAN") && !has(Arch::Ppc64le, "CPU_BIG_ENDIAN"));
+        // Where QEMU restores the timer, the re-arm is not run and a periodic tick stays.
+        for arch in [Arch::X86_64, Arch::Aarch64, Arch::S390x] {
+            assert!(!has(arch, "HIGH_RES_TIMERS"), "{arch:?}");
+        }
     }
 
     #[test]
