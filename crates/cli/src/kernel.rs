@@ -1,6 +1,7 @@
 //! `vmlane kernel`: build or fetch kernels into the cache, list them, remove them.
 
 use crate::args::{KernelBuildArgs, KernelCommand, KernelFetchArgs};
+use crate::interrupt::ride_out;
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,12 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
         return build_freebsd(source, &args.conf, &cache, jobs);
     }
     let source = match (&args.source, args.debian) {
-        (_, true) => debian_source(&cache, args.arch.unwrap_or(Arch::host()))?,
+        (_, true) => match ride_out(KEPT, || {
+            debian_source(&cache, args.arch.unwrap_or(Arch::host()))
+        })? {
+            Ok(source) => source,
+            Err(code) => return Ok(code),
+        },
         (Some(source), false) => source.clone(),
         (None, false) => std::env::current_dir().context("failed to read the current directory")?,
     };
@@ -45,10 +51,16 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
     };
     let mut progress = TerminalProgress::new();
     let started = Instant::now();
-    let built = build_linux(&request, &cache, &mut progress);
+    let built = ride_out(KEPT, || Ok(build_linux(&request, &cache, &mut progress)?));
     progress.finish();
-    announce(&built?, started)
+    match built? {
+        Ok(built) => announce(&built, started),
+        Err(code) => Ok(code),
+    }
 }
+
+/// What an interrupted fetch or build leaves: objects a later build reuses, nothing else.
+const KEPT: &str = "nothing half-made was kept in the cache";
 
 fn fetch(args: KernelFetchArgs) -> Result<i32> {
     let arch = args.arch.unwrap_or(Arch::host());
@@ -60,9 +72,15 @@ fn fetch(args: KernelFetchArgs) -> Result<i32> {
         flavour: args.flavour,
     };
     let started = Instant::now();
-    let fetched = fetch_debian(&wanted, &cache_dir(), &mut |step| {
-        eprintln!("vmlane: {step}")
+    let fetched = ride_out(KEPT, || {
+        Ok(fetch_debian(&wanted, &cache_dir(), &mut |step| {
+            eprintln!("vmlane: {step}")
+        })?)
     })?;
+    let fetched = match fetched {
+        Ok(fetched) => fetched,
+        Err(code) => return Ok(code),
+    };
     if fetched.cached {
         eprintln!(
             "vmlane: {} ({}) is already in the cache",
@@ -157,6 +175,8 @@ fn debian_source(cache: &Path, arch: Arch) -> Result<PathBuf> {
         .arg(&sources)
         .status()?;
     if !status.success() {
+        // Half a tree is a gigabyte the next build would unpack over anyway.
+        let _ = std::fs::remove_dir_all(&tree);
         bail!("failed to unpack {}", tarball.display());
     }
     std::fs::write(tree.join(".vmlane-unpacked"), "")?;
@@ -196,9 +216,19 @@ fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Resu
     };
     let mut progress = TerminalProgress::new();
     let started = Instant::now();
-    let built = vmlane_kernel::build::build_freebsd(&request, &host, cache, &mut progress);
+    let built = ride_out(KEPT, || {
+        Ok(vmlane_kernel::build::build_freebsd(
+            &request,
+            &host,
+            cache,
+            &mut progress,
+        )?)
+    });
     progress.finish();
-    announce(&built?, started)
+    match built? {
+        Ok(built) => announce(&built, started),
+        Err(code) => Ok(code),
+    }
 }
 
 /// The Debian packages FreeBSD's make.py needs that this host lacks, checked up front so a

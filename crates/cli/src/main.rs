@@ -4,6 +4,7 @@ mod args;
 mod completions;
 mod image;
 mod image_check;
+mod interrupt;
 mod kernel;
 mod profile;
 mod report;

@@ -1,6 +1,7 @@
 //! `vmlane rootfs`: root filesystems of other architectures for `--root`, made by mmdebstrap
 //! into vmlane's cache.
 
+use crate::interrupt::ride_out;
 use anyhow::Result;
 use clap::Subcommand;
 use vmlane_rootfs::{build, RootSpec};
@@ -37,8 +38,13 @@ pub fn rootfs(command: RootfsCommand) -> Result<i32> {
                 suite: suite.unwrap_or_else(|| arch.debian_suite().into()),
                 packages,
             };
-            let dir = build(&vmlane_kernel::cache_dir(), &spec)?;
-            println!("{}", dir.display());
+            let built = ride_out("nothing half-made was kept in the cache", || {
+                Ok(build(&vmlane_kernel::cache_dir(), &spec)?)
+            })?;
+            match built {
+                Ok(dir) => println!("{}", dir.display()),
+                Err(code) => return Ok(code),
+            }
         }
     }
     Ok(0)

@@ -143,3 +143,65 @@ fn fetching_a_kernel_debian_does_not_build_names_the_way_to_one() {
     assert!(said.contains("vmlane kernel build --arch ppc64"), "{said}");
     assert!(text(&output.stdout).is_empty());
 }
+
+/// Ctrl-C as a terminal sends it, to vmlane and the apt-get it runs, mid-download: apt stops,
+/// and vmlane removes the half-downloaded package before it exits as interrupted.
+#[test]
+fn ctrl_c_during_a_fetch_leaves_nothing_half_downloaded_in_the_cache() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&bin).unwrap();
+    // apt as vmlane's fetch uses it: the metapackage names a kernel, and the download
+    // writes part of the package, says so, and takes its time.
+    let fakes = [
+        (
+            "apt-cache",
+            "#!/bin/sh\necho linux-image-amd64\necho '  Depends: linux-image-6.1.0-99-amd64'\n",
+        ),
+        (
+            "apt-get",
+            "#!/bin/sh\ncase \" $* \" in *' download '*) : > half.deb; echo started >&2; exec sleep 60;; esac\n",
+        ),
+    ];
+    for (name, script) in fakes {
+        let path = bin.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let child = Command::new(env!("CARGO_BIN_EXE_vmlane"))
+        .args(["kernel", "fetch", "--arch", "amd64"])
+        .env("VMLANE_CACHE_DIR", &cache)
+        .env("PATH", path)
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let scratch = cache.join(".fetch-6.1.0-99-amd64.partial");
+    let started = std::time::Instant::now();
+    while !scratch.join("half.deb").exists() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the download never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The whole process group, as the terminal's Ctrl-C reaches it.
+    let group = -(child.id() as i32);
+    // SAFETY: kill() with a process group this test started.
+    assert_eq!(unsafe { libc::kill(group, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by signal 2"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("apt-"))
+        .collect();
+    assert!(left.is_empty(), "left in the cache: {left:?}");
+}

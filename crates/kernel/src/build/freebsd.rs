@@ -4,6 +4,7 @@
 //! unchanged rebuild is a lookup.
 
 use super::linux::BuiltKernel;
+use super::lock::BuildLock;
 use super::process::{command, run_logged, Progress};
 use super::source::{canonical_bytes, hex, source_identity};
 use super::BuildError;
@@ -88,15 +89,30 @@ pub fn build_freebsd(
     let short = &key[..12];
     let name = cache_name(&release, &request.kernconf, short);
     let dir = kernels_dir(cache).join(&name);
-    if dir.join(FREEBSD_KERNEL).is_file() {
-        return Ok(BuiltKernel {
-            name,
-            release,
-            dir,
+    let cached = || {
+        dir.join(FREEBSD_KERNEL).is_file().then(|| BuiltKernel {
+            name: name.clone(),
+            release: release.clone(),
+            dir: dir.clone(),
             cached: true,
-        });
+        })
+    };
+    if let Some(found) = cached() {
+        return Ok(found);
     }
     let objdir = cache.join("freebsd-obj");
+    // Every FreeBSD build shares the one object directory.
+    let _lock = BuildLock::take(&objdir, || {
+        progress.line(
+            "wait for another vmlane FreeBSD build",
+            "another vmlane process is building a FreeBSD kernel in the same cache",
+        )
+    })
+    .map_err(BuildError::io(format!("lock {}", objdir.display())))?;
+    // The build waited for may have stored this very kernel.
+    if let Some(found) = cached() {
+        return Ok(found);
+    }
     let log_dir = cache.join("builds").join(short);
     for needed in [&objdir, &log_dir] {
         std::fs::create_dir_all(needed)

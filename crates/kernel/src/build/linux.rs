@@ -6,6 +6,7 @@
 use super::fragment::{unmet, vmlane_fragment, Setting};
 use super::kconfig;
 use super::llvm::Llvm;
+use super::lock::BuildLock;
 use super::process::{command, run_logged, Progress};
 use super::source::{canonical_bytes, hex, source_identity};
 use super::target;
@@ -107,6 +108,17 @@ pub fn build_linux(
     // Objects are kept per tree, config and toolchain, so an edited tree rebuilds
     // incrementally; the log goes with the cache key that `vmlane kernel rm` removes.
     let build_dir = objects_dir(cache, &objects_key);
+    let _lock = BuildLock::take(&build_dir, || {
+        progress.line(
+            "wait for another vmlane build of this kernel",
+            "another vmlane process is building it in the same cache",
+        )
+    })
+    .map_err(BuildError::io(format!("lock {}", build_dir.display())))?;
+    // The build waited for may have stored this very kernel.
+    if let Some(found) = find_cached(cache, short) {
+        return Ok(found);
+    }
     let log_dir = cache.join("builds").join(short);
     std::fs::create_dir_all(&log_dir)
         .map_err(BuildError::io(format!("create {}", log_dir.display())))?;
@@ -238,7 +250,10 @@ fn seed_objects(
     let mut copy = command("cp");
     copy.arg("-a").arg(plain).arg(&partial);
     let step = format!("start from the objects of {}", plain.display());
-    run_logged(&step, copy, log, progress)?;
+    if let Err(error) = run_logged(&step, copy, log, progress) {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(error);
+    }
     std::fs::rename(&partial, build_dir)
         .map_err(BuildError::io(format!("store {}", build_dir.display())))
 }

@@ -7,6 +7,7 @@ mod freebsd;
 mod kconfig;
 mod linux;
 mod llvm;
+mod lock;
 mod process;
 mod source;
 mod target;
