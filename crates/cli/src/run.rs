@@ -143,10 +143,15 @@ pub(crate) fn report(
         eprintln!("vmlane: console log: {}", console.path().display());
     } else if !splats.is_empty() {
         eprintln!("vmlane: console log: {}", console.path().display());
-    } else if verbose {
+    } else if verbose && (log_requested || !clean) {
         eprintln!(
             "vmlane: {outcome}; console log: {}",
             console.path().display()
+        );
+    } else if verbose {
+        // Named only where it stays: a clean run's log is removed just below.
+        eprintln!(
+            "vmlane: {outcome}; the console log of a clean run is not kept (--log FILE keeps it)"
         );
     }
     if clean && !log_requested {

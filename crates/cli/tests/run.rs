@@ -490,3 +490,29 @@ fn a_run_killed_outright_leaves_its_run_dir_for_the_next_run_to_remove() {
     assert_code(&kernel, &output, 0);
     // sandbox.run checked that nothing is left: the killed run's directory went too.
 }
+
+/// `-v` names the console log only where it stays: a clean run's is removed, and `-v` says
+/// so instead of naming a file that is gone.
+#[test]
+fn verbose_names_a_console_log_only_where_it_is_kept() {
+    // Skipped, said by kernels(), where none is set up.
+    let Some(kernel) = kernels().into_iter().find(|k| k.label == "vmlane-built") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let clean = sandbox.run(&kernel, &["-v"], &["true"]);
+    assert_code(&kernel, &clean, 0);
+    let said = text(&clean.stderr);
+    assert!(!said.contains("console log: "), "{said}");
+    assert!(said.contains("is not kept (--log FILE keeps it)"), "{said}");
+    let failed = sandbox.run(&kernel, &["-v"], &["false"]);
+    assert_code(&kernel, &failed, 1);
+    let said = text(&failed.stderr);
+    let log = said
+        .lines()
+        .find_map(|line| line.split_once("; console log: "))
+        .map(|(_, path)| path.to_owned())
+        .unwrap_or_else(|| panic!("no console log named: {said}"));
+    assert!(std::path::Path::new(&log).is_file(), "{log}");
+    std::fs::remove_file(log).unwrap();
+}
