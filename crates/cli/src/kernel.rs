@@ -33,12 +33,7 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
         return build_freebsd(source, &args.conf, &cache, jobs);
     }
     let source = match (&args.source, args.debian) {
-        (_, true) => match ride_out(KEPT, || {
-            debian_source(&cache, args.arch.unwrap_or(Arch::host()))
-        })? {
-            Ok(source) => source,
-            Err(code) => return Ok(code),
-        },
+        (_, true) => ride_out(|| debian_source(&cache, args.arch.unwrap_or(Arch::host())))?,
         (Some(source), false) => source.clone(),
         (None, false) => std::env::current_dir().context("failed to read the current directory")?,
     };
@@ -51,16 +46,10 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
     };
     let mut progress = TerminalProgress::new();
     let started = Instant::now();
-    let built = ride_out(KEPT, || Ok(build_linux(&request, &cache, &mut progress)?));
+    let built = ride_out(|| Ok(build_linux(&request, &cache, &mut progress)?));
     progress.finish();
-    match built? {
-        Ok(built) => announce(&built, started),
-        Err(code) => Ok(code),
-    }
+    announce(&built?, started)
 }
-
-/// What an interrupted fetch or build leaves: objects a later build reuses, nothing else.
-const KEPT: &str = "nothing half-made was kept in the cache";
 
 fn fetch(args: KernelFetchArgs) -> Result<i32> {
     let arch = args.arch.unwrap_or(Arch::host());
@@ -72,15 +61,11 @@ fn fetch(args: KernelFetchArgs) -> Result<i32> {
         flavour: args.flavour,
     };
     let started = Instant::now();
-    let fetched = ride_out(KEPT, || {
+    let fetched = ride_out(|| {
         Ok(fetch_debian(&wanted, &cache_dir(), &mut |step| {
             eprintln!("vmlane: {step}")
         })?)
     })?;
-    let fetched = match fetched {
-        Ok(fetched) => fetched,
-        Err(code) => return Ok(code),
-    };
     if fetched.cached {
         eprintln!(
             "vmlane: {} ({}) is already in the cache",
@@ -216,7 +201,7 @@ fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Resu
     };
     let mut progress = TerminalProgress::new();
     let started = Instant::now();
-    let built = ride_out(KEPT, || {
+    let built = ride_out(|| {
         Ok(vmlane_kernel::build::build_freebsd(
             &request,
             &host,
@@ -225,10 +210,7 @@ fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Resu
         )?)
     });
     progress.finish();
-    match built? {
-        Ok(built) => announce(&built, started),
-        Err(code) => Ok(code),
-    }
+    announce(&built?, started)
 }
 
 /// The Debian packages FreeBSD's make.py needs that this host lacks, checked up front so a

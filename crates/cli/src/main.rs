@@ -48,10 +48,17 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(error) => {
-            eprintln!("vmlane: error: {error:#}");
-            ExitCode::from(exit_code::VMLANE_FAILED as u8)
-        }
+        Err(error) => match error.downcast_ref::<interrupt::Interrupted>() {
+            // Ctrl-C is how the user ended it, not a failure of vmlane's.
+            Some(interrupted) => {
+                eprintln!("vmlane: {interrupted}");
+                ExitCode::from(interrupted.code() as u8)
+            }
+            None => {
+                eprintln!("vmlane: error: {error:#}");
+                ExitCode::from(exit_code::VMLANE_FAILED as u8)
+            }
+        },
     }
 }
 

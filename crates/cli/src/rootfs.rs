@@ -38,13 +38,8 @@ pub fn rootfs(command: RootfsCommand) -> Result<i32> {
                 suite: suite.unwrap_or_else(|| arch.debian_suite().into()),
                 packages,
             };
-            let built = ride_out("nothing half-made was kept in the cache", || {
-                Ok(build(&vmlane_kernel::cache_dir(), &spec)?)
-            })?;
-            match built {
-                Ok(dir) => println!("{}", dir.display()),
-                Err(code) => return Ok(code),
-            }
+            let dir = ride_out(|| Ok(build(&vmlane_kernel::cache_dir(), &spec)?))?;
+            println!("{}", dir.display());
         }
     }
     Ok(0)
