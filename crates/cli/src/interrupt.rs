@@ -3,8 +3,11 @@
 //! what they left half-written, then exits as a shell reports a command a signal ended.
 
 use anyhow::{Context, Result};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::SigId;
 use std::fmt;
-use vmlane_backend::StopSignals;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A step ended by a signal, its half-made work removed; `main` exits with [`Interrupted::code`].
 #[derive(Debug)]
@@ -31,15 +34,56 @@ impl fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// Runs `step` with SIGINT and SIGTERM caught. A step that fails after one arrived is
-/// [`Interrupted`]; one that finished anyway stands.
-pub fn ride_out<T>(step: impl FnOnce() -> Result<T>) -> Result<T> {
-    let signals = StopSignals::register().context("failed to catch Ctrl-C")?;
-    let result = step();
-    match (result, signals.received()) {
-        (Err(_), Some(signal)) => Err(Interrupted { signal }.into()),
-        (result, _) => result,
+/// SIGINT and SIGTERM caught, the last one's number kept, for as long as this lives.
+#[derive(Debug)]
+pub struct Caught {
+    signal: Arc<AtomicUsize>,
+    ids: Vec<SigId>,
+}
+
+impl Caught {
+    /// Starts catching them.
+    pub fn register() -> Result<Caught> {
+        let signal = Arc::new(AtomicUsize::new(0));
+        let ids = [SIGINT, SIGTERM]
+            .into_iter()
+            .map(|sig| signal_hook::flag::register_usize(sig, signal.clone(), sig as usize))
+            .collect::<std::io::Result<_>>()
+            .context("failed to catch Ctrl-C")?;
+        Ok(Caught { signal, ids })
     }
+
+    /// The signal caught so far, if any.
+    pub fn signal(&self) -> Option<i32> {
+        match self.signal.load(Ordering::Relaxed) {
+            0 => None,
+            caught => Some(caught as i32),
+        }
+    }
+
+    /// A step's result: [`Interrupted`] if it failed after a signal; as it is otherwise, so
+    /// a step that finished anyway stands.
+    pub fn settle<T>(&self, result: Result<T>) -> Result<T> {
+        match (result, self.signal()) {
+            (Err(_), Some(signal)) => Err(Interrupted { signal }.into()),
+            (result, _) => result,
+        }
+    }
+}
+
+impl Drop for Caught {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// Runs `step` with SIGINT and SIGTERM caught, settling its result.
+pub fn ride_out<T>(step: impl FnOnce() -> Result<T>) -> Result<T> {
+    let caught = Caught::register()?;
+    let result = step();
+    caught.settle(result)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `vmlane kernel`: build or fetch kernels into the cache, list them, remove them.
 
 use crate::args::{KernelBuildArgs, KernelCommand, KernelFetchArgs};
-use crate::interrupt::ride_out;
+use crate::interrupt::{ride_out, Caught};
 use anyhow::{bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -32,8 +32,9 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
     if let Some(source) = &args.freebsd {
         return build_freebsd(source, &args.conf, &cache, jobs);
     }
+    let caught = Caught::register()?;
     let source = match (&args.source, args.debian) {
-        (_, true) => ride_out(|| debian_source(&cache, args.arch.unwrap_or(Arch::host())))?,
+        (_, true) => caught.settle(debian_source(&cache, args.arch.unwrap_or(Arch::host())))?,
         (Some(source), false) => source.clone(),
         (None, false) => std::env::current_dir().context("failed to read the current directory")?,
     };
@@ -44,9 +45,9 @@ fn build(args: KernelBuildArgs) -> Result<i32> {
         arch: args.arch.unwrap_or(Arch::host()),
         jobs,
     };
-    let mut progress = TerminalProgress::new();
+    let mut progress = TerminalProgress::new(&caught);
     let started = Instant::now();
-    let built = ride_out(|| Ok(build_linux(&request, &cache, &mut progress)?));
+    let built = caught.settle(build_linux(&request, &cache, &mut progress).map_err(Into::into));
     progress.finish();
     announce(&built?, started)
 }
@@ -199,16 +200,11 @@ fn build_freebsd(source: &Path, kernconf: &str, cache: &Path, jobs: u32) -> Resu
         kernconf: kernconf.to_string(),
         jobs,
     };
-    let mut progress = TerminalProgress::new();
+    let caught = Caught::register()?;
+    let mut progress = TerminalProgress::new(&caught);
     let started = Instant::now();
-    let built = ride_out(|| {
-        Ok(vmlane_kernel::build::build_freebsd(
-            &request,
-            &host,
-            cache,
-            &mut progress,
-        )?)
-    });
+    let built = vmlane_kernel::build::build_freebsd(&request, &host, cache, &mut progress);
+    let built = caught.settle(built.map_err(Into::into));
     progress.finish();
     announce(&built?, started)
 }
@@ -430,14 +426,16 @@ fn remove(names: &[String]) -> Result<i32> {
 }
 
 /// A one-line progress display on a terminal; plain step lines otherwise.
-struct TerminalProgress {
+struct TerminalProgress<'a> {
     bar: Option<indicatif::ProgressBar>,
     step: String,
     lines: u64,
+    /// Ctrl-C, which ends a build waiting for another.
+    caught: &'a Caught,
 }
 
-impl TerminalProgress {
-    fn new() -> Self {
+impl<'a> TerminalProgress<'a> {
+    fn new(caught: &'a Caught) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -447,6 +445,7 @@ impl TerminalProgress {
             bar,
             step: String::new(),
             lines: 0,
+            caught,
         }
     }
 
@@ -457,7 +456,7 @@ impl TerminalProgress {
     }
 }
 
-impl Progress for TerminalProgress {
+impl Progress for TerminalProgress<'_> {
     fn line(&mut self, step: &str, line: &str) {
         self.lines += 1;
         if step != self.step {
@@ -470,6 +469,10 @@ impl Progress for TerminalProgress {
             let shown: String = line.trim().chars().take(70).collect();
             bar.set_message(format!("{step} [{} lines] {shown}", self.lines));
         }
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.caught.signal().is_some()
     }
 }
 

@@ -102,13 +102,8 @@ pub fn build_freebsd(
     }
     let objdir = cache.join("freebsd-obj");
     // Every FreeBSD build shares the one object directory.
-    let _lock = BuildLock::take(&objdir, || {
-        progress.line(
-            "wait for another vmlane FreeBSD build",
-            "another vmlane process is building a FreeBSD kernel in the same cache",
-        )
-    })
-    .map_err(BuildError::io(format!("lock {}", objdir.display())))?;
+    let _lock = BuildLock::take(&objdir, "a FreeBSD kernel", progress)
+        .map_err(BuildError::io(format!("lock {}", objdir.display())))?;
     // The build waited for may have stored this very kernel.
     if let Some(found) = cached() {
         return Ok(found);

@@ -108,13 +108,8 @@ pub fn build_linux(
     // Objects are kept per tree, config and toolchain, so an edited tree rebuilds
     // incrementally; the log goes with the cache key that `vmlane kernel rm` removes.
     let build_dir = objects_dir(cache, &objects_key);
-    let _lock = BuildLock::take(&build_dir, || {
-        progress.line(
-            "wait for another vmlane build of this kernel",
-            "another vmlane process is building it in the same cache",
-        )
-    })
-    .map_err(BuildError::io(format!("lock {}", build_dir.display())))?;
+    let _lock = BuildLock::take(&build_dir, "this kernel", progress)
+        .map_err(BuildError::io(format!("lock {}", build_dir.display())))?;
     // The build waited for may have stored this very kernel.
     if let Some(found) = find_cached(cache, short) {
         return Ok(found);

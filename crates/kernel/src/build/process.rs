@@ -17,6 +17,12 @@ const STANDARD_SIGNALS_END: libc::c_int = 32;
 pub trait Progress {
     /// A new line of build output.
     fn line(&mut self, step: &str, line: &str);
+
+    /// Whether the user asked the build to stop (Ctrl-C), asked while it waits on its own,
+    /// with no program of its running to receive the signal.
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
 }
 
 /// A command for a program the build runs (make, make.py, git): every child of a build is
