@@ -49,7 +49,9 @@ pub fn kernels() -> Vec<TestKernel> {
         let entry = dir.join(name);
         let marker = std::fs::read_to_string(entry.join("vmlane-build")).unwrap_or_default();
         let foreign = |line: &str| line.starts_with("arch=") && line != "arch=amd64";
-        if marker.lines().any(foreign) {
+        // A build with options of its own (`-e KUNIT_EXAMPLE_TEST`) is not what setup made.
+        let variant = |line: &str| line.starts_with("extra=") && line != "extra=";
+        if marker.lines().any(|line| foreign(line) || variant(line)) {
             return false;
         }
         let has_vmlinuz = std::fs::read_dir(entry.join("boot")).is_ok_and(|files| {
