@@ -52,6 +52,7 @@ const POLL: Duration = Duration::from_millis(100);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::sync::mpsc;
 
     /// Says each line on a channel, and stops after `patience` questions.
@@ -76,8 +77,8 @@ mod tests {
         (Waiter { lines, patience }, heard)
     }
 
-    #[test]
-    fn a_second_build_of_the_same_objects_waits_for_the_first() {
+    /// A cache whose objects a first build has locked, without a word of waiting.
+    fn held() -> (tempfile::TempDir, PathBuf, BuildLock) {
         let dir = tempfile::tempdir().unwrap();
         let objects = dir.path().join("builds/obj-0123456789ab");
         let (mut quiet, said) = waiter(usize::MAX);
@@ -86,6 +87,12 @@ mod tests {
             said.try_recv().is_err(),
             "nothing held it, nothing was said"
         );
+        (dir, objects, first)
+    }
+
+    #[test]
+    fn a_second_build_of_the_same_objects_waits_for_the_first() {
+        let (dir, objects, first) = held();
         let objects_again = objects.clone();
         let (mut patient, heard) = waiter(usize::MAX);
         let second = std::thread::spawn(move || {
@@ -104,16 +111,14 @@ mod tests {
         assert!(heard.try_recv().is_err(), "the wait is said once");
         // Other objects are another build's, which need not wait.
         let other = dir.path().join("builds/obj-ba9876543210");
+        let (mut quiet, said) = waiter(usize::MAX);
         BuildLock::take(&other, "this kernel", &mut quiet).unwrap();
         assert!(said.try_recv().is_err(), "another kernel's build waited");
     }
 
     #[test]
     fn a_wait_the_user_stops_ends_interrupted() {
-        let dir = tempfile::tempdir().unwrap();
-        let objects = dir.path().join("builds/obj-0123456789ab");
-        let (mut quiet, _) = waiter(usize::MAX);
-        let _first = BuildLock::take(&objects, "this kernel", &mut quiet).unwrap();
+        let (_dir, objects, _first) = held();
         let (mut stopping, _) = waiter(3);
         let given_up = BuildLock::take(&objects, "this kernel", &mut stopping);
         assert_eq!(given_up.unwrap_err().kind(), io::ErrorKind::Interrupted);
